@@ -1,0 +1,76 @@
+"""The read side's composition root: consumers of the services' streams, views, HTTP API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import uvicorn
+from fastapi import FastAPI
+
+from services.projections.api import ProjectionProgress, router
+from services.projections.views import open_issue_status_view
+from shared.auth import Authenticator
+from shared.consumer import StreamConsumer
+from shared.messaging import INTAKE_STREAM, connect, ensure_stream_with_retry
+from shared.settings import ProjectionsSettings, Settings
+from shared.web import health_router
+
+
+def create_app(settings: Settings) -> FastAPI:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    view = open_issue_status_view(str(settings.data_dir / "projections.sqlite"))
+    progress = ProjectionProgress()
+    state: dict[str, StreamConsumer] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        nc = await connect(settings.nats_url, "projections")
+        js = nc.jetstream()
+        # The upstream stream may not exist yet if this service starts first.
+        await ensure_stream_with_retry(
+            js, INTAKE_STREAM, settings.stream_replicas, settings.duplicate_window_seconds
+        )
+        consumer = StreamConsumer(js, INTAKE_STREAM, view, on_applied=progress.applied)
+        state["intake"] = consumer
+        task = asyncio.create_task(consumer.run())
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await nc.close()
+            view.datastore.close()
+
+    def not_ready() -> str | None:
+        return None if "intake" in state else "consumers not started"
+
+    app = FastAPI(
+        title="Shangliang projections · 查询统计",
+        description="Issue status and yearly statistics (问题状态、年度统计), read-only.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.view = view
+    app.state.progress = progress
+    app.state.authenticator = Authenticator(settings)
+    app.include_router(health_router(not_ready))
+    app.include_router(router)
+    return app
+
+
+def main() -> None:
+    service = ProjectionsSettings()
+    uvicorn.run(
+        create_app(Settings()),
+        host=service.host,
+        port=service.port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""Bearer tokens (访问令牌): signed JWTs naming an office, its roles and a department."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated
+
+import jwt
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+
+from shared.settings import Settings
+
+ROLES = ("clerk", "leader", "meetings", "supervisor", "department", "viewer", "admin")
+
+
+class Principal(BaseModel):
+    """Who calls: a user of one office (政协) with some roles."""
+
+    subject: str
+    office: str
+    roles: frozenset[str]
+    department: str | None = None
+    is_prefecture: bool = False
+
+    def can_read(self, office: str) -> bool:
+        """A county office reads its own data; the prefecture office reads everything."""
+        return self.is_prefecture or office == self.office
+
+
+class TokenError(ValueError):
+    pass
+
+
+class Authenticator:
+    """Mints and verifies tokens with the keys from settings (the first key signs)."""
+
+    algorithm = "HS256"
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def mint(
+        self,
+        office: str,
+        roles: list[str],
+        subject: str | None = None,
+        department: str | None = None,
+        ttl_seconds: int | None = None,
+    ) -> str:
+        if office not in self._settings.offices:
+            known = ", ".join(self._settings.offices)
+            raise TokenError(f"未知的政协 / unknown office {office!r}; known: {known}")
+        unknown = sorted(set(roles) - set(ROLES))
+        if not roles or unknown:
+            raise TokenError(
+                f"未知的角色 / unknown role(s) {unknown or roles}; known: {', '.join(ROLES)}"
+            )
+        if "department" in roles and not department:
+            raise TokenError("部门用户需要 --department / role department needs a department")
+        now = int(time.time())
+        claims = {
+            "sub": subject or f"{office}-{uuid.uuid4().hex[:8]}",
+            "office": office,
+            "roles": sorted(set(roles)),
+            "iss": self._settings.token_issuer,
+            "aud": self._settings.token_audience,
+            "iat": now,
+            "exp": now + (ttl_seconds or self._settings.token_ttl_seconds),
+        }
+        if department:
+            claims["department"] = department
+        return jwt.encode(claims, self._settings.signing_keys[0], algorithm=self.algorithm)
+
+    def verify(self, token: str) -> Principal:
+        last_error: Exception | None = None
+        for key in self._settings.signing_keys:
+            try:
+                claims = jwt.decode(
+                    token,
+                    key,
+                    algorithms=[self.algorithm],
+                    audience=self._settings.token_audience,
+                    issuer=self._settings.token_issuer,
+                    options={"require": ["exp", "iss", "aud", "sub"]},
+                )
+                break
+            except jwt.InvalidSignatureError as error:
+                last_error = error
+            except jwt.PyJWTError as error:
+                raise TokenError(str(error)) from error
+        else:
+            raise TokenError(str(last_error))
+        office = claims.get("office")
+        roles = claims.get("roles")
+        if office not in self._settings.offices or not isinstance(roles, list):
+            raise TokenError("token names no known office or no roles")
+        return Principal(
+            subject=claims["sub"],
+            office=office,
+            roles=frozenset(str(r) for r in roles),
+            department=claims.get("department"),
+            is_prefecture=office == self._settings.prefecture_office,
+        )
+
+
+_bearer = HTTPBearer(auto_error=False, description="`shangliang token --office yanji --role clerk`")
+
+
+def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "需要访问令牌 / a bearer token is required",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    try:
+        return request.app.state.authenticator.verify(credentials.credentials)
+    except TokenError as error:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            f"访问令牌无效 / invalid token: {error}",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        ) from error
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require_role(principal: Principal, role: str) -> None:
+    if role not in principal.roles:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, f"需要角色 {role} / this needs the role {role!r}"
+        )

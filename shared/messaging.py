@@ -1,0 +1,98 @@
+"""NATS plumbing (消息总线): connections that never give up; one JetStream stream per service."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """One service's stream: `intake` owns stream `INTAKE` with subjects `intake.>`."""
+
+    service: str
+
+    @property
+    def name(self) -> str:
+        return self.service.upper()
+
+    @property
+    def subjects(self) -> list[str]:
+        return [f"{self.service}.>"]
+
+    def config(self, replicas: int = 1, duplicate_window: float = 120.0) -> StreamConfig:
+        return StreamConfig(
+            name=self.name,
+            subjects=self.subjects,
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.OLD,
+            num_replicas=replicas,
+            duplicate_window=duplicate_window,
+        )
+
+
+INTAKE_STREAM = StreamSpec("intake")
+MEETINGS_STREAM = StreamSpec("meetings")
+SUPERVISION_STREAM = StreamSpec("supervision")
+
+
+async def connect(url: str, name: str) -> Client:
+    """Connect and keep reconnecting forever: a service outlives any NATS outage."""
+
+    async def on_error(error: Exception) -> None:
+        log.warning("NATS error (%s): %s", name, error)
+
+    async def on_disconnected() -> None:
+        log.warning("NATS disconnected (%s)", name)
+
+    async def on_reconnected() -> None:
+        log.info("NATS reconnected (%s)", name)
+
+    return await nats.connect(
+        url,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        connect_timeout=2,
+        allow_reconnect=True,
+        error_cb=on_error,
+        disconnected_cb=on_disconnected,
+        reconnected_cb=on_reconnected,
+    )
+
+
+async def ensure_stream(
+    js: JetStreamContext, spec: StreamSpec, replicas: int = 1, duplicate_window: float = 120.0
+) -> None:
+    """Create the stream, or bring an existing one to the current configuration."""
+    config = spec.config(replicas, duplicate_window)
+    try:
+        await js.add_stream(config)
+    except BadRequestError:
+        # The stream exists with another configuration (e.g. a new duplicate window).
+        await js.update_stream(config)
+
+
+async def ensure_stream_with_retry(
+    js: JetStreamContext, spec: StreamSpec, replicas: int = 1, duplicate_window: float = 120.0
+) -> None:
+    """Keep trying while JetStream is not yet reachable (e.g. a cluster still electing)."""
+    delay = 0.2
+    while True:
+        try:
+            await ensure_stream(js, spec, replicas, duplicate_window)
+            return
+        except (TimeoutError, nats.errors.Error) as error:
+            log.warning("stream %s not ready yet: %s", spec.name, error)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)

@@ -1,0 +1,191 @@
+"""The outbox relay (事件转发): from an application's notification log to its JetStream stream.
+
+Each stored event is published once and in the order of the notification log:
+
+- every message carries `Nats-Msg-Id` = the event's stable id, so a re-publish inside the
+  duplicate window is dropped by the server;
+- every message carries `Nats-Expected-Last-Sequence`, so the stream accepts it only
+  directly after the message before it. A message lost in an outage makes all later ones
+  bounce instead of overtaking it, and a second relay racing this one is refused;
+- every message carries its notification id (`Shangliang-Position`), so after any failure
+  or restart the relay reads the stream's last message and resumes right after it, whether
+  or not the duplicate window still remembers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import Notification
+from nats.js import JetStreamContext
+from nats.js.api import Header
+
+from shared.contracts import Contract, Envelope
+from shared.messaging import StreamSpec
+
+log = logging.getLogger(__name__)
+
+POSITION_HEADER = "Shangliang-Position"
+
+Translate = Callable[[Any], tuple[str, Contract] | None]
+"""Maps a stored domain event to (office, contract), or None if it is not published."""
+
+
+def event_id(originator_id: UUID, originator_version: int) -> str:
+    """A stable id per stored event: the same event always gets the same message id."""
+    return str(uuid5(NAMESPACE_URL, f"shangliang:{originator_id}:{originator_version}"))
+
+
+class StreamBehind(Exception):
+    """The stream did not take a message right after the previous one; resync from it."""
+
+
+@dataclass
+class _Outgoing:
+    position: int
+    subject: str
+    payload: bytes
+    msg_id: str
+
+
+class Relay:
+    """Follows one application's notification log and publishes it to the service's stream."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        stream: StreamSpec,
+        application: Application[Any],
+        translate: Translate,
+        batch_size: int = 500,
+        idle_poll_seconds: float = 1.0,
+        ack_timeout_seconds: float = 5.0,
+    ) -> None:
+        self._js = js
+        self._stream = stream
+        self._app = application
+        self._translate = translate
+        self._batch_size = batch_size
+        self._idle_poll = idle_poll_seconds
+        self._ack_timeout = ack_timeout_seconds
+        self._news = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.position = 0
+        """Notification id of the last event that is in the stream (or was skipped)."""
+        self._last_seq = 0
+        self.synced = False
+
+    def wake(self) -> None:
+        """Tell the relay that new events were stored; safe to call from any thread."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._news.set)
+
+    async def run(self) -> None:
+        """Publish forever; any failure leads back to a resync with the stream."""
+        self._loop = asyncio.get_running_loop()
+        delay = 0.1
+        while True:
+            try:
+                await self.resync()
+                while True:
+                    self._news.clear()
+                    if await self.publish_batch() == 0:
+                        await self._wait_for_news()
+                    delay = 0.1
+            except asyncio.CancelledError:
+                raise
+            except StreamBehind as error:
+                log.info("relay %s resyncs: %s", self._stream.name, error)
+            except Exception as error:
+                self.synced = False
+                log.warning(
+                    "relay %s failed, retrying in %.1fs: %r", self._stream.name, delay, error
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def publish_all(self) -> int:
+        """Resync, then publish until the stream holds every stored event (tests, tools)."""
+        await self.resync()
+        total = 0
+        while count := await self.publish_batch():
+            total += count
+        return total
+
+    async def resync(self) -> None:
+        """Learn from the stream itself how far publishing got."""
+        name = self._stream.name
+        info = await self._js.stream_info(name)
+        self._last_seq = info.state.last_seq
+        self.position = 0
+        if info.state.messages:
+            message = await self._js.get_msg(name, seq=self._last_seq)
+            headers = message.headers or {}
+            if POSITION_HEADER not in headers:
+                raise RuntimeError(f"last message of {name} has no {POSITION_HEADER} header")
+            self.position = int(headers[POSITION_HEADER])
+        self.synced = True
+
+    async def publish_batch(self) -> int:
+        """Publish the next batch of stored events; returns how many were read."""
+        notifications = await asyncio.to_thread(
+            self._app.recorder.select_notifications,
+            self.position,
+            self._batch_size,
+            inclusive_of_start=False,
+        )
+        if not notifications:
+            return 0
+        outgoing = [o for n in notifications if (o := self._prepare(n)) is not None]
+        if outgoing:
+            await self._publish(outgoing)
+        self.position = notifications[-1].id
+        return len(notifications)
+
+    def _prepare(self, notification: Notification) -> _Outgoing | None:
+        domain_event = self._app.mapper.to_domain_event(notification)
+        translated = self._translate(domain_event)
+        if translated is None:
+            return None
+        office, contract = translated
+        msg_id = event_id(domain_event.originator_id, domain_event.originator_version)
+        envelope = Envelope.wrap(
+            msg_id, domain_event.timestamp, str(domain_event.originator_id), contract
+        )
+        return _Outgoing(notification.id, contract.subject(office), envelope.to_bytes(), msg_id)
+
+    async def _publish(self, outgoing: list[_Outgoing]) -> None:
+        futures = []
+        for offset, message in enumerate(outgoing):
+            headers = {
+                Header.MSG_ID: message.msg_id,
+                Header.EXPECTED_LAST_SEQUENCE: str(self._last_seq + offset),
+                POSITION_HEADER: str(message.position),
+            }
+            futures.append(
+                await self._js.publish_async(message.subject, message.payload, headers=headers)
+            )
+        try:
+            acks = await asyncio.wait_for(
+                asyncio.gather(*futures, return_exceptions=True), self._ack_timeout
+            )
+        except TimeoutError:
+            for future in futures:
+                future.cancel()
+            raise StreamBehind("no acknowledgement in time") from None
+        for offset, ack in enumerate(acks):
+            expected = self._last_seq + offset + 1
+            if isinstance(ack, BaseException) or ack.duplicate or ack.seq != expected:
+                raise StreamBehind(f"message {offset} of the batch: {ack!r}")
+        self._last_seq += len(outgoing)
+
+    async def _wait_for_news(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._news.wait(), self._idle_poll)

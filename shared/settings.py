@@ -1,0 +1,93 @@
+"""Configuration from the environment (配置). The embedded default needs no variable at all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SIGNING_KEY = "shangliang-embedded-development-key-change-me"
+"""The placeholder key of the embedded default; production mode refuses it."""
+
+COUNTY_OFFICES = (
+    "yanji",
+    "tumen",
+    "dunhua",
+    "hunchun",
+    "longjing",
+    "helong",
+    "wangqing",
+    "antu",
+)
+
+
+class Settings(BaseSettings):
+    """Settings every service shares, read from `SHANGLIANG_*` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="SHANGLIANG_", extra="ignore")
+
+    mode: Literal["embedded", "production"] = "embedded"
+    data_dir: Path = Path("data")
+    nats_url: str = "nats://127.0.0.1:4222"
+    stream_replicas: int = Field(default=1, ge=1, le=5)
+    duplicate_window_seconds: float = Field(default=120.0, gt=0)
+
+    signing_keys: list[str] = Field(default_factory=lambda: [DEV_SIGNING_KEY])
+    """HS256 keys; the first signs, all verify (so a key can be rotated)."""
+    token_issuer: str = "shangliang"
+    token_audience: str = "shangliang"
+    token_ttl_seconds: int = Field(default=8 * 3600, gt=0)
+
+    prefecture_office: str = "yanbian"
+    county_offices: list[str] = Field(default_factory=lambda: list(COUNTY_OFFICES))
+
+    @property
+    def offices(self) -> list[str]:
+        return [self.prefecture_office, *self.county_offices]
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_key_in_production(self) -> Settings:
+        if self.mode == "production" and (
+            DEV_SIGNING_KEY in self.signing_keys or any(len(k) < 32 for k in self.signing_keys)
+        ):
+            raise ValueError(
+                "生产模式需要设置 SHANGLIANG_SIGNING_KEYS（至少 32 个字符，且不是示例密钥）/ "
+                "production mode needs real SHANGLIANG_SIGNING_KEYS (32+ characters, not the "
+                "placeholder)"
+            )
+        return self
+
+    def event_store_env(self, application: str) -> dict[str, str]:
+        """The eventsourcing environment for one application: one SQLite file each."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": str(self.data_dir / f"{application}.sqlite"),
+            "SQLITE_LOCK_TIMEOUT": "10",
+        }
+
+
+class ServiceSettings(BaseSettings):
+    """Where one service listens; each service subclasses it with its own prefix."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8100, ge=0, le=65535)
+
+
+class IntakeSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SHANGLIANG_INTAKE_", extra="ignore")
+    port: int = 8101
+
+
+class ProjectionsSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SHANGLIANG_PROJECTIONS_", extra="ignore")
+    port: int = 8104
+
+
+def data_path(settings: Settings, name: str) -> Path:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return settings.data_dir / name
