@@ -1,0 +1,1 @@
+"""The project's common package: event contracts, NATS plumbing, settings, auth."""
