@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     mode: Literal["embedded", "production"] = "embedded"
     data_dir: Path = Path("data")
     nats_url: str = "nats://127.0.0.1:4222"
+    embedded_nats_port: int = Field(default=0, ge=0, le=65535)
+    """Port of the nats-server that `shangliang up` starts; 0 picks a free one."""
     stream_replicas: int = Field(default=1, ge=1, le=5)
     duplicate_window_seconds: float = Field(default=120.0, gt=0)
 

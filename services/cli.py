@@ -1,0 +1,195 @@
+"""The `shangliang` command (命令行): mint tokens, start the stack, load the demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+# Only light imports here: the heavy ones (pydantic, FastAPI, httpx) load inside `main`, where a
+# Ctrl-C pressed during start-up is caught instead of ending in a traceback.
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from services.launcher import Stack
+    from shared.settings import Settings
+
+OK, FAILED, BAD_INPUT, INTERRUPTED = 0, 1, 2, 130
+
+
+def _error(message: str) -> None:
+    print(f"错误 / error: {message}", file=sys.stderr)
+
+
+def _settings_problem(error: ValidationError) -> str:
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in e['loc']) or 'settings'}: {e['msg']}"
+        for e in error.errors()
+    )
+    return f"配置无效 / invalid configuration ({error.title}, SHANGLIANG_* variables): {problems}"
+
+
+def token(args: argparse.Namespace) -> int:
+    """Print a signed bearer token alone on stdout, so `TOKEN=$(shangliang token ...)` works."""
+    from pydantic import ValidationError
+
+    from shared.auth import Authenticator, TokenError
+    from shared.settings import Settings
+
+    if args.ttl is not None and args.ttl <= 0:
+        _error("--ttl 必须大于 0 / --ttl must be a positive number of seconds")
+        return BAD_INPUT
+    try:
+        minted = Authenticator(Settings()).mint(
+            args.office,
+            args.role,
+            subject=args.subject,
+            department=args.department,
+            ttl_seconds=args.ttl,
+        )
+    except ValidationError as error:
+        _error(_settings_problem(error))
+        return BAD_INPUT
+    except TokenError as error:
+        _error(str(error))
+        return BAD_INPUT
+    print(minted)
+    return OK
+
+
+def up(args: argparse.Namespace) -> int:
+    """Start everything; with `demo`, also load the scenario and print the statistics."""
+    from pydantic import ValidationError
+
+    from services.demo import DemoError, DemoInterrupted
+    from services.launcher import SERVICES, Interrupted, LaunchError, Stack
+    from shared.settings import Settings
+
+    demo = args.command == "demo"
+    try:
+        settings = Settings()
+        stack = Stack(settings, SERVICES)
+    except ValidationError as error:
+        _error(_settings_problem(error))
+        return BAD_INPUT
+    stack.stop_on_signals()
+    try:
+        stack.start()
+        _print_addresses(stack)
+        if demo:
+            _run_demo(stack, settings)
+            if args.once:
+                return OK
+        print("按 Ctrl-C 停止 / press Ctrl-C to stop", flush=True)
+        stack.watch()
+        return OK
+    except (Interrupted, DemoInterrupted):
+        return OK
+    except (LaunchError, DemoError) as error:
+        _error(str(error))
+        return FAILED
+    finally:
+        if stack.started:
+            print("正在停止 / stopping ...", flush=True)
+            stack.stop()
+            print("已停止 / stopped", flush=True)
+
+
+def _print_addresses(stack: Stack) -> None:
+    lines = ["", "已启动 / started:"]
+    for service in stack.services:
+        lines += [
+            f"  {service.spec.name} {service.spec.label}",
+            f"    API   {service.url}",
+            f"    docs  {service.url}/docs",
+        ]
+    lines += [
+        f"  NATS    {stack.nats.url}",
+        f"  数据 / data   {stack.data_dir}",
+        f"  日志 / logs   {stack.data_dir / 'logs'}",
+        "",
+        "获取令牌 / get a token:  shangliang token --office yanji --role clerk",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def _run_demo(stack: Stack, settings: Settings) -> None:
+    from services.demo import YEAR, format_statistics, load_scenario
+    from shared.auth import Authenticator
+
+    print(f"正在载入演示数据 / loading the {YEAR} demo scenario ...", flush=True)
+    result = load_scenario(
+        Authenticator(settings),
+        stack.service("intake").url,
+        stack.service("projections").url,
+        interrupted=stack.stopping.is_set,
+    )
+    print(
+        f"已提交 {result.new + result.existing} 个问题（新增 {result.new}，已存在 "
+        f"{result.existing}）/ submitted {result.new + result.existing} issues "
+        f"({result.new} new, {result.existing} already there)\n",
+        flush=True,
+    )
+    print(format_statistics(result.statistics) + "\n", flush=True)
+
+
+def parser() -> argparse.ArgumentParser:
+    from services.demo import YEAR
+    from shared.auth import ROLES
+
+    root = argparse.ArgumentParser(
+        prog="shangliang",
+        description="有事来商量 / Shangliang: 问题收集、协商、督办 / "
+        "issues, consultation, supervision",
+    )
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    mint = commands.add_parser(
+        "token", help="签发访问令牌 / mint a bearer token", description=token.__doc__
+    )
+    mint.add_argument("--office", required=True, help="政协 / office, e.g. yanji, yanbian")
+    mint.add_argument(
+        "--role",
+        required=True,
+        action="append",
+        help=f"角色，可重复 / role, repeatable: {', '.join(ROLES)}",
+    )
+    mint.add_argument("--department", help="承办单位 / department (for role department)")
+    mint.add_argument("--subject", help="用户标识 / user id (default: generated)")
+    mint.add_argument("--ttl", type=int, help="有效秒数 / lifetime in seconds")
+    mint.set_defaults(run=token)
+
+    start = commands.add_parser(
+        "up",
+        help="启动全部服务 / start nats-server and all services",
+        description="启动 nats-server 和各服务，Ctrl-C 停止 / start everything; Ctrl-C stops it",
+    )
+    start.set_defaults(run=up)
+
+    demo = commands.add_parser(
+        "demo",
+        help="启动并载入演示数据 / start and load the demo scenario",
+        description=f"启动全部服务，提交演示问题，打印 {YEAR} 年统计 / start everything, submit "
+        f"the demo issues, print the {YEAR} statistics",
+    )
+    demo.add_argument(
+        "--once", action="store_true", help="打印后停止 / stop everything after printing"
+    )
+    demo.set_defaults(run=up)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser().parse_args(arguments)
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        # Only before `up` has installed its own handlers, i.e. before anything was started.
+        return OK if arguments[:1] in (["up"], ["demo"]) else INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

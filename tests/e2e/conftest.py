@@ -1,0 +1,205 @@
+"""End-to-end fixtures: `shangliang up` as a real process, driven over HTTP as a user would."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.auth import Authenticator
+from shared.embedded import die_with_parent, free_port
+from shared.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+SHANGLIANG = Path(sys.executable).parent / "shangliang"
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 15.0
+
+
+def shangliang(*args: str) -> list[str]:
+    """The installed console script, or the module when the project is not installed."""
+    if SHANGLIANG.exists():
+        return [str(SHANGLIANG), *args]
+    return [sys.executable, "-m", "services.cli", *args]
+
+
+def stack_environment(data_dir: Path) -> dict[str, str]:
+    """A stack of its own: a fresh data folder and free ports for every server."""
+    return {
+        **os.environ,
+        "SHANGLIANG_DATA_DIR": str(data_dir),
+        "SHANGLIANG_EMBEDDED_NATS_PORT": str(free_port()),
+        "SHANGLIANG_INTAKE_HOST": "127.0.0.1",
+        "SHANGLIANG_INTAKE_PORT": str(free_port()),
+        "SHANGLIANG_PROJECTIONS_HOST": "127.0.0.1",
+        "SHANGLIANG_PROJECTIONS_PORT": str(free_port()),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+# --- processes, read from /proc (no psutil) ---------------------------------------------------
+
+
+def _stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, parent pid, start time) of a process, or None if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name may hold spaces and parentheses: the fields start after the last ')'.
+    fields = text.rsplit(")", 1)[1].split()
+    return fields[0], int(fields[1]), int(fields[19])
+
+
+def descendants(root: int) -> set[tuple[int, int]]:
+    """Every process below `root`, as (pid, start time) so that a reused pid is not mistaken."""
+    parents: dict[int, list[tuple[int, int]]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := _stat(int(entry.name))) is not None:
+            parents.setdefault(stat[1], []).append((int(entry.name), stat[2]))
+    found: set[tuple[int, int]] = set()
+    todo = [root]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child[0])
+    return found
+
+
+def still_running(processes: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    alive = set()
+    for pid, started in processes:
+        stat = _stat(pid)
+        if stat is not None and stat[2] == started and stat[0] != "Z":
+            alive.add((pid, started))
+    return alive
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Processes whose command line or environment names `text` (e.g. a stack's data folder)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            blob = (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if text.encode() in blob and (stat := _stat(int(entry.name))) and stat[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+# --- the running stack --------------------------------------------------------------------------
+
+
+@dataclass
+class RunningStack:
+    process: subprocess.Popen[bytes]
+    output: Path
+    data_dir: Path
+    intake: str
+    projections: str
+
+    def launcher_output(self) -> str:
+        return self.output.read_text(errors="replace")
+
+
+def wait_ready(stack: RunningStack, timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    waiting = [stack.intake, stack.projections]
+    while waiting:
+        if stack.process.poll() is not None:
+            code = stack.process.returncode
+            pytest.fail(f"shangliang up exited with {code}:\n{stack.launcher_output()}")
+        for url in list(waiting):
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    waiting.remove(url)
+            except httpx.HTTPError:
+                pass
+        if waiting and time.monotonic() > deadline:
+            pytest.fail(f"not ready within {timeout}s: {waiting}\n{stack.launcher_output()}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    """`python -m services.cli up` on free ports; at the end it must stop cleanly, leaving no
+    process behind."""
+    folder = tmp_path_factory.mktemp("stack")
+    env = stack_environment(folder / "data")
+    output = folder / "launcher.out"
+    with output.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "up"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+        )
+    running = RunningStack(
+        process=process,
+        output=output,
+        data_dir=folder / "data",
+        intake=f"http://127.0.0.1:{env['SHANGLIANG_INTAKE_PORT']}",
+        projections=f"http://127.0.0.1:{env['SHANGLIANG_PROJECTIONS_PORT']}",
+    )
+    try:
+        wait_ready(running)
+        yield running
+    finally:
+        children = descendants(process.pid)
+        process.send_signal(signal.SIGTERM)
+        try:
+            code = process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            for pid, _ in still_running(children):
+                os.kill(pid, signal.SIGKILL)
+            pytest.fail(f"shangliang up did not stop within {STOP_TIMEOUT}s")
+        assert code == 0, running.launcher_output()
+        assert len(children) >= 3, f"expected nats-server, intake, projections: {children}"
+        assert still_running(children) == set(), "child processes outlived the launcher"
+
+
+# --- tokens and requests ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def mint() -> Callable[..., str]:
+    """Tokens signed with the keys the stack reads from the same environment."""
+    authenticator = Authenticator(Settings())
+
+    def mint(office: str, *roles: str) -> str:
+        return authenticator.mint(office, list(roles), subject=f"e2e-{office}")
+
+    return mint
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def issue_body(office: str = "yanji", year: int = 2020, **changes: Any) -> dict[str, Any]:
+    body = {
+        "office": office,
+        "title": "小区路灯损坏",
+        "description": f"进学街道某小区路灯夜间不亮 ({uuid.uuid4().hex[:8]})",
+        "category": "城市管理",
+        "submitted_at": f"{year}-06-04T15:30:00+08:00",
+    }
+    body.update(changes)
+    return body
