@@ -49,6 +49,11 @@ class IssueStatusView(SQLiteTrackingRecorder):
             " step TEXT NOT NULL,"
             " event_id TEXT NOT NULL,"
             " PRIMARY KEY (issue_id, stream, sequence))",
+            # An event the relay published again (after a purge or a lossy server crash)
+            # arrives at a new stream position: one step per issue and event, whatever its
+            # position.
+            "CREATE UNIQUE INDEX IF NOT EXISTS issue_timeline_by_event"
+            " ON issue_timeline (issue_id, event_id)",
         ]
 
     def apply(self, messages: Sequence[Delivered], tracking: Tracking) -> None:

@@ -1,0 +1,74 @@
+"""Integration tier: a real nats-server of each test's own, real SQLite files."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from services.intake.application import IntakeApplication
+from services.projections.views import IssueStatusView, open_issue_status_view
+from shared.messaging import INTAKE_STREAM, ensure_stream
+from tests.integration.support import open_intake
+
+
+@pytest.fixture(autouse=True)
+def _no_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in os.environ:
+        if name.startswith("SHANGLIANG_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+async def js(nats_client: Client) -> JetStreamContext:
+    """JetStream with intake's stream created."""
+    context = nats_client.jetstream()
+    await ensure_stream(context, INTAKE_STREAM)
+    return context
+
+
+@pytest.fixture
+def intake(tmp_path: Path) -> Iterator[IntakeApplication]:
+    """Intake's event store in a SQLite file of this test's own."""
+    app = open_intake(tmp_path / "intake.sqlite")
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+@pytest.fixture
+def open_view(tmp_path: Path) -> Iterator[Callable[[str], IssueStatusView]]:
+    """Opens issue status views in SQLite files of this test's own; closes them at the end."""
+    opened: list[IssueStatusView] = []
+
+    def open_one(name: str) -> IssueStatusView:
+        opened.append(open_issue_status_view(str(tmp_path / f"{name}.sqlite")))
+        return opened[-1]
+
+    try:
+        yield open_one
+    finally:
+        for view in opened:
+            view.datastore.close()
+
+
+async def stop(*tasks: asyncio.Task[object]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@pytest.fixture
+async def background() -> AsyncIterator[list[asyncio.Task[object]]]:
+    """Tasks a test starts (relays, consumers); cancelled at the end whatever happens."""
+    tasks: list[asyncio.Task[object]] = []
+    try:
+        yield tasks
+    finally:
+        await stop(*tasks)

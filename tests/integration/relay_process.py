@@ -1,0 +1,32 @@
+"""Intake's relay in a process of its own, so that a test can SIGKILL it in mid-batch.
+
+    python relay_process.py INTAKE_SQLITE_FILE NATS_URL BATCH_SIZE
+
+Publishes everything the store holds, then exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from services.intake.application import IntakeApplication, to_contract
+from shared.messaging import INTAKE_STREAM, connect
+from shared.relay import Relay
+
+
+async def relay_everything(db_path: str, nats_url: str, batch_size: int) -> None:
+    app = IntakeApplication(
+        env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": db_path}
+    )
+    nc = await connect(nats_url, "relay-process")
+    try:
+        relay = Relay(nc.jetstream(), INTAKE_STREAM, app, to_contract, batch_size=batch_size)
+        await relay.publish_all()
+    finally:
+        await nc.close()
+        app.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(relay_everything(sys.argv[1], sys.argv[2], int(sys.argv[3])))

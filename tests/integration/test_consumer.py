@@ -1,0 +1,188 @@
+"""The stream consumer (事件消费) and the issue status view: each message applied once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+import pytest
+from eventsourcing.persistence import IntegrityError, Tracking
+from nats.js import JetStreamContext
+
+from services.intake.application import IntakeApplication, to_contract
+from services.intake.domain import issue_id_for
+from services.projections.views import IssueStatusView
+from shared.consumer import Delivered, StreamConsumer
+from shared.contracts import Envelope, IssueSubmittedV1
+from shared.embedded import EmbeddedNats
+from shared.messaging import INTAKE_STREAM, ensure_stream
+from shared.relay import Relay
+from tests.integration.support import OFFICES, store_issues, wait_until
+
+
+def delivered(sequence: int) -> Delivered:
+    office = OFFICES[sequence % len(OFFICES)]
+    contract = IssueSubmittedV1(
+        issue_id=issue_id_for(office, f"k{sequence}"),
+        office=office,
+        title=f"问题 {sequence}",
+        description="描述",
+        category="城市管理",
+        submitted_at=datetime(2020, 12, 31, 16, sequence % 60, tzinfo=UTC),
+    )
+    envelope = Envelope.wrap(
+        f"event-{sequence}", datetime(2021, 1, 2, tzinfo=UTC), str(contract.issue_id), contract
+    )
+    return Delivered(sequence, envelope, contract)
+
+
+class SequenceLog:
+    """A view that also notes which stream sequences were handed to it."""
+
+    def __init__(self, view: IssueStatusView) -> None:
+        self.view = view
+        self.sequences: list[int] = []
+
+    def max_tracking_id(self, application_name: str) -> int | None:
+        return self.view.max_tracking_id(application_name)
+
+    def apply(self, messages: Sequence[Delivered], tracking: Tracking) -> None:
+        self.view.apply(messages, tracking)
+        self.sequences.extend(m.sequence for m in messages)
+
+
+def collected(view: IssueStatusView) -> int:
+    return sum(view.issues_collected(2020).values()) + sum(view.issues_collected(2021).values())
+
+
+@pytest.fixture
+def view(open_view: Callable[[str], IssueStatusView]) -> IssueStatusView:
+    return open_view("projections")
+
+
+def test_a_redelivered_batch_raises_integrity_error_and_changes_nothing(
+    view: IssueStatusView,
+) -> None:
+    batch = [delivered(n) for n in range(1, 11)]
+    view.apply(batch, Tracking("INTAKE", 10))
+    before = view.dump()
+
+    with pytest.raises(IntegrityError):
+        view.apply(batch, Tracking("INTAKE", 10))
+    with pytest.raises(IntegrityError):
+        view.apply(batch[:5], Tracking("INTAKE", 5))
+
+    assert view.dump() == before
+    assert len(before["issue_status"]) == 10
+    assert view.max_tracking_id("INTAKE") == 10
+
+
+def test_a_refused_batch_leaves_no_part_of_itself_behind(view: IssueStatusView) -> None:
+    view.apply([delivered(1)], Tracking("INTAKE", 1))
+    before = view.dump()
+
+    with pytest.raises(IntegrityError):
+        view.apply([delivered(2), delivered(3)], Tracking("INTAKE", 1))
+
+    assert view.dump() == before
+
+
+def test_the_view_counts_an_issue_in_its_year_in_china(view: IssueStatusView) -> None:
+    late = delivered(1).contract
+    assert isinstance(late, IssueSubmittedV1)
+    view.apply([delivered(1)], Tracking("INTAKE", 1))  # 2020-12-31T16:01Z is 2021 in China
+
+    assert view.issues_collected(2021) == {late.office: 1}
+    assert view.issues_collected(2020) == {}
+    row = view.issue(str(late.issue_id))
+    assert row is not None
+    assert row["status"] == "submitted"
+    assert [step["sequence"] for step in row["timeline"]] == [1]
+
+
+async def test_a_restarted_consumer_resumes_after_its_tracking_record(
+    js: JetStreamContext, intake: IntakeApplication, view: IssueStatusView
+) -> None:
+    relay = Relay(js, INTAKE_STREAM, intake, to_contract)
+    store_issues(intake, 300)
+    await relay.publish_all()
+    assert await StreamConsumer(js, INTAKE_STREAM, view, max_batch=64).catch_up() == 300
+    store_issues(intake, 200, start=300)
+    await relay.publish_all()
+
+    resumed = SequenceLog(view)
+    assert await StreamConsumer(js, INTAKE_STREAM, resumed, max_batch=64).catch_up() == 500
+
+    assert resumed.sequences == list(range(301, 501))
+    assert collected(view) == 500
+    assert len(view.dump()["issue_timeline"]) == 500
+    assert view.max_tracking_id("INTAKE") == 500
+
+
+async def test_two_consumers_on_one_view_apply_each_message_once(
+    js: JetStreamContext, intake: IntakeApplication, view: IssueStatusView
+) -> None:
+    store_issues(intake, 2000)
+    await Relay(js, INTAKE_STREAM, intake, to_contract).publish_all()
+
+    await asyncio.gather(
+        StreamConsumer(js, INTAKE_STREAM, view, max_batch=50).catch_up(),
+        StreamConsumer(js, INTAKE_STREAM, view, max_batch=70).catch_up(),
+    )
+
+    assert view.max_tracking_id("INTAKE") == 2000
+    assert collected(view) == 2000
+    assert len(view.dump()["issue_timeline"]) == 2000
+
+
+async def test_the_consumer_follows_the_stream_across_a_nats_server_crash(
+    js: JetStreamContext,
+    intake: IntakeApplication,
+    view: IssueStatusView,
+    nats_server: EmbeddedNats,
+    background: list[asyncio.Task[object]],
+) -> None:
+    relay = Relay(js, INTAKE_STREAM, intake, to_contract, ack_timeout_seconds=1)
+    intake.saved_listeners.append(relay.wake)
+    consumer = StreamConsumer(js, INTAKE_STREAM, view, stall_seconds=0.5)
+    background.append(asyncio.create_task(relay.run()))
+    background.append(asyncio.create_task(consumer.run()))
+    store_issues(intake, 300)
+    await wait_until(lambda: consumer.position == 300, what="first 300 applied")
+
+    await asyncio.to_thread(nats_server.kill)
+    await asyncio.to_thread(store_issues, intake, 200, 300)  # stored during the outage
+    await asyncio.to_thread(nats_server.start)
+    await asyncio.to_thread(store_issues, intake, 100, 500)  # stored after the restart
+
+    await wait_until(lambda: consumer.position == 600, timeout=30, what="all 600 applied")
+    assert view.max_tracking_id("INTAKE") == 600
+    assert collected(view) == 600
+    dump = view.dump()
+    assert len(dump["issue_status"]) == len(dump["issue_timeline"]) == 600
+    assert [row[2] for row in sorted(dump["issue_timeline"], key=lambda r: r[2])] == list(
+        range(1, 601)
+    )
+
+
+async def test_a_view_following_a_purged_and_healed_stream_records_each_event_once(
+    js: JetStreamContext,
+    intake: IntakeApplication,
+    view: IssueStatusView,
+    background: list[asyncio.Task[object]],
+) -> None:
+    await ensure_stream(js, INTAKE_STREAM, duplicate_window=1)
+    store_issues(intake, 100)
+    await Relay(js, INTAKE_STREAM, intake, to_contract).publish_all()
+    consumer = StreamConsumer(js, INTAKE_STREAM, view, stall_seconds=0.5)
+    background.append(asyncio.create_task(consumer.run()))
+    await wait_until(lambda: consumer.position == 100, what="100 applied")
+    before = view.dump()
+
+    await js.purge_stream(INTAKE_STREAM.name)
+    relay = Relay(js, INTAKE_STREAM, intake, to_contract, ack_timeout_seconds=1)
+    background.append(asyncio.create_task(relay.run()))
+    await wait_until(lambda: consumer.position == 200, timeout=15, what="healed stream applied")
+
+    assert view.dump() == before

@@ -1,0 +1,115 @@
+"""The outbox relay (事件转发) publishes every stored event once, in notification order."""
+
+from __future__ import annotations
+
+import asyncio
+
+from nats.js import JetStreamContext
+
+from services.intake.application import IntakeApplication, to_contract
+from shared.contracts import IssueSubmittedV1, decode
+from shared.messaging import INTAKE_STREAM, ensure_stream
+from shared.relay import Relay
+from tests.integration.support import (
+    assert_stream_holds_each_event_once_in_order,
+    read_stream,
+    store_issues,
+    stream_holds,
+    stream_messages,
+    wait_until,
+)
+
+
+async def test_publishes_every_event_exactly_once_in_notification_order(
+    js: JetStreamContext, intake: IntakeApplication
+) -> None:
+    store_issues(intake, 1000, chunk=300)
+    relay = Relay(js, INTAKE_STREAM, intake, to_contract, batch_size=64)
+
+    published = await relay.publish_all()
+
+    assert published == 1000
+    messages = await read_stream(js, INTAKE_STREAM)
+    assert_stream_holds_each_event_once_in_order(messages, intake)
+    assert [m.metadata.sequence.stream for m in messages] == list(range(1, 1001))
+    envelope, contract = decode(messages[0].data)
+    assert isinstance(contract, IssueSubmittedV1)
+    assert envelope.id == messages[0].headers["Nats-Msg-Id"]  # type: ignore[index]
+    assert messages[0].subject == f"intake.{contract.office}.IssueSubmitted.v1"
+
+
+async def test_publishing_again_adds_nothing(
+    js: JetStreamContext, intake: IntakeApplication
+) -> None:
+    store_issues(intake, 100)
+    await Relay(js, INTAKE_STREAM, intake, to_contract).publish_all()
+
+    again = await Relay(js, INTAKE_STREAM, intake, to_contract).publish_all()
+
+    assert again == 0
+    assert await stream_messages(js, INTAKE_STREAM) == 100
+
+
+async def test_a_new_relay_resumes_after_the_last_message_of_the_stream(
+    js: JetStreamContext, intake: IntakeApplication
+) -> None:
+    store_issues(intake, 150)
+    await Relay(js, INTAKE_STREAM, intake, to_contract).publish_all()
+    store_issues(intake, 50, start=150)
+
+    relay = Relay(js, INTAKE_STREAM, intake, to_contract)
+    await relay.resync()
+    assert relay.position == 150
+    assert await relay.publish_all() == 50
+
+    assert_stream_holds_each_event_once_in_order(await read_stream(js, INTAKE_STREAM), intake)
+
+
+async def test_resync_on_an_empty_stream_starts_at_position_zero(
+    js: JetStreamContext, intake: IntakeApplication
+) -> None:
+    store_issues(intake, 10)
+    relay = Relay(js, INTAKE_STREAM, intake, to_contract)
+
+    await relay.resync()
+
+    assert relay.position == 0
+    assert relay.synced
+
+
+async def test_a_running_relay_publishes_events_as_they_are_stored(
+    js: JetStreamContext, intake: IntakeApplication, background: list[asyncio.Task[object]]
+) -> None:
+    relay = Relay(js, INTAKE_STREAM, intake, to_contract, idle_poll_seconds=30)
+    intake.saved_listeners.append(relay.wake)
+    background.append(asyncio.create_task(relay.run()))
+    await wait_until(lambda: relay.synced, what="relay in step with the stream")
+
+    for burst in range(3):
+        await asyncio.to_thread(store_issues, intake, 40, start=40 * burst)
+        await wait_until(
+            stream_holds(js, INTAKE_STREAM, 40 * (burst + 1)),
+            what="burst published (woken, not polled)",
+        )
+
+    assert_stream_holds_each_event_once_in_order(await read_stream(js, INTAKE_STREAM), intake)
+
+
+async def test_a_purged_stream_is_published_again_from_the_store(
+    js: JetStreamContext, intake: IntakeApplication, background: list[asyncio.Task[object]]
+) -> None:
+    # The server remembers message ids through a purge, for its duplicate window: the stream
+    # can heal only once the window has passed. A short window keeps the test short.
+    await ensure_stream(js, INTAKE_STREAM, duplicate_window=1)
+    store_issues(intake, 200)
+    await Relay(js, INTAKE_STREAM, intake, to_contract).publish_all()
+    await js.purge_stream(INTAKE_STREAM.name)
+    assert await stream_messages(js, INTAKE_STREAM) == 0
+
+    relay = Relay(js, INTAKE_STREAM, intake, to_contract, batch_size=64, ack_timeout_seconds=1)
+    background.append(asyncio.create_task(relay.run()))
+
+    await wait_until(stream_holds(js, INTAKE_STREAM, 200), timeout=15, what="stream healed")
+    messages = await read_stream(js, INTAKE_STREAM)
+    assert_stream_holds_each_event_once_in_order(messages, intake)
+    assert messages[0].metadata.sequence.stream == 201
