@@ -263,10 +263,6 @@ class Stack:
             dead = [s for s in self.services if not s.running]
             if nats_code is None and not dead:
                 continue
-            # Ctrl-C reaches nats-server too (it shares the terminal's process group); its exit
-            # is then part of the stop the signal handler is about to ask for.
-            if self.stopping.wait(0.5):
-                return
             for service in dead:
                 self._raise_if_dead(service)
             raise LaunchError(

@@ -68,7 +68,7 @@ class Authenticator:
             "iss": self._settings.token_issuer,
             "aud": self._settings.token_audience,
             "iat": now,
-            "exp": now + (ttl_seconds or self._settings.token_ttl_seconds),
+            "exp": now + (self._settings.token_ttl_seconds if ttl_seconds is None else ttl_seconds),
         }
         if department:
             claims["department"] = department

@@ -73,6 +73,9 @@ class EmbeddedNats:
             stdout=log_file,
             stderr=subprocess.STDOUT,
             preexec_fn=die_with_parent,
+            # Its own process group: Ctrl-C in a terminal reaches only the launcher, which
+            # stops the services before the server they publish to.
+            process_group=0,
         )  # fmt: skip
         log_file.close()
         self._wait_ready(timeout)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,8 +26,9 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
-from nats.js import JetStreamContext
-from nats.js.api import Header
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js.api import Header, PubAck
 
 from shared.contracts import Contract, Envelope
 from shared.messaging import StreamSpec
@@ -60,7 +63,7 @@ class Relay:
 
     def __init__(
         self,
-        js: JetStreamContext,
+        nc: Client,
         stream: StreamSpec,
         application: Application[Any],
         translate: Translate,
@@ -68,7 +71,8 @@ class Relay:
         idle_poll_seconds: float = 1.0,
         ack_timeout_seconds: float = 5.0,
     ) -> None:
-        self._js = js
+        self._nc = nc
+        self._js = nc.jetstream()
         self._stream = stream
         self._app = application
         self._translate = translate
@@ -81,6 +85,9 @@ class Relay:
         """Notification id of the last event that is in the stream (or was skipped)."""
         self._last_seq = 0
         self.synced = False
+        self._inbox: str | None = None
+        self._replies: dict[str, asyncio.Future[Msg]] = {}
+        self._reply_numbers = itertools.count()
 
     def wake(self) -> None:
         """Tell the relay that new events were stored; safe to call from any thread."""
@@ -102,7 +109,11 @@ class Relay:
             except asyncio.CancelledError:
                 raise
             except StreamBehind as error:
+                # E.g. a purged stream whose duplicate window still remembers the events:
+                # retry calmly until the window has forgotten them.
                 log.info("relay %s resyncs: %s", self._stream.name, error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
             except Exception as error:
                 self.synced = False
                 log.warning(
@@ -162,29 +173,57 @@ class Relay:
         return _Outgoing(notification.id, contract.subject(office), envelope.to_bytes(), msg_id)
 
     async def _publish(self, outgoing: list[_Outgoing]) -> None:
-        futures = []
-        for offset, message in enumerate(outgoing):
-            headers = {
-                Header.MSG_ID: message.msg_id,
-                Header.EXPECTED_LAST_SEQUENCE: str(self._last_seq + offset),
-                POSITION_HEADER: str(message.position),
-            }
-            futures.append(
-                await self._js.publish_async(message.subject, message.payload, headers=headers)
-            )
+        """Pipeline the batch, then check each acknowledgement in order.
+
+        nats-py's `publish_async` leaves the future of a refused message unresolved (the
+        refusal only reaches `error_cb`), so the relay reads the replies on its own inbox.
+        """
+        inbox = await self._reply_inbox()
+        waiting: list[asyncio.Future[Msg]] = []
+        loop = asyncio.get_running_loop()
         try:
-            acks = await asyncio.wait_for(
-                asyncio.gather(*futures, return_exceptions=True), self._ack_timeout
-            )
+            for offset, message in enumerate(outgoing):
+                reply = f"{inbox}.{next(self._reply_numbers)}"
+                waiting.append(self._replies.setdefault(reply, loop.create_future()))
+                headers = {
+                    Header.MSG_ID: message.msg_id,
+                    Header.EXPECTED_LAST_SEQUENCE: str(self._last_seq + offset),
+                    POSITION_HEADER: str(message.position),
+                }
+                await self._nc.publish(message.subject, message.payload, reply, headers)
+            async with asyncio.timeout(self._ack_timeout):
+                for offset, future in enumerate(waiting):
+                    self._check_ack(offset, await future)
         except TimeoutError:
-            for future in futures:
-                future.cancel()
             raise StreamBehind("no acknowledgement in time") from None
-        for offset, ack in enumerate(acks):
-            expected = self._last_seq + offset + 1
-            if isinstance(ack, BaseException) or ack.duplicate or ack.seq != expected:
-                raise StreamBehind(f"message {offset} of the batch: {ack!r}")
+        finally:
+            for future in waiting:
+                future.cancel()
+            self._replies.clear()
         self._last_seq += len(outgoing)
+
+    def _check_ack(self, offset: int, reply: Msg) -> None:
+        if reply.headers and reply.headers.get("Status") == "503":
+            raise StreamBehind(f"no stream {self._stream.name} answers")
+        response = json.loads(reply.data)
+        if "error" in response:
+            raise StreamBehind(f"message {offset} of the batch refused: {response['error']}")
+        ack = PubAck.from_response(response)
+        if ack.duplicate or ack.seq != self._last_seq + offset + 1:
+            raise StreamBehind(f"message {offset} of the batch: {ack}")
+
+    async def _reply_inbox(self) -> str:
+        if self._inbox is None:
+            inbox = self._nc.new_inbox()
+
+            async def on_reply(msg: Msg) -> None:
+                future = self._replies.get(msg.subject)
+                if future is not None and not future.done():
+                    future.set_result(msg)
+
+            await self._nc.subscribe(f"{inbox}.*", cb=on_reply)
+            self._inbox = inbox
+        return self._inbox
 
     async def _wait_for_news(self) -> None:
         with contextlib.suppress(TimeoutError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -45,10 +46,14 @@ class IntakeApplication(ServiceApplication):
     ) -> tuple[Issue, bool]:
         """Record an issue; returns it and whether it is new (False for a retried request)."""
         issue_id = issue_id_for(office, idempotency_key)
-        if idempotency_key is not None:
-            existing = self._previous_submission(
+
+        def previous_submission() -> Issue | None:
+            return self._previous_submission(
                 issue_id, office, title, description, category, submitted_at
             )
+
+        if idempotency_key is not None:
+            existing = await asyncio.to_thread(previous_submission)
             if existing is not None:
                 return existing, False
         issue = Issue.submit(
@@ -65,9 +70,7 @@ class IntakeApplication(ServiceApplication):
             await self.group_commit.save(issue)
         except IntegrityError:
             # A concurrent retry with the same key won the race.
-            existing = self._previous_submission(
-                issue_id, office, title, description, category, submitted_at
-            )
+            existing = await asyncio.to_thread(previous_submission)
             if existing is None:
                 raise
             return existing, False

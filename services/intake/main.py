@@ -29,7 +29,7 @@ def create_app(settings: Settings) -> FastAPI:
         await ensure_stream_with_retry(
             js, INTAKE_STREAM, settings.stream_replicas, settings.duplicate_window_seconds
         )
-        relay = Relay(js, INTAKE_STREAM, intake, to_contract)
+        relay = Relay(nc, INTAKE_STREAM, intake, to_contract)
         intake.saved_listeners.append(relay.wake)
         state["relay"] = relay
         tasks = [asyncio.create_task(relay.run()), asyncio.create_task(intake.group_commit.run())]

@@ -34,7 +34,6 @@ class TimelineStep(BaseModel):
     at: str
     step: str
     stream: str
-    sequence: int
     event_id: str
 
 

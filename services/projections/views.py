@@ -41,19 +41,16 @@ class IssueStatusView(SQLiteTrackingRecorder):
             " year INTEGER NOT NULL,"
             " updated_at TEXT NOT NULL)",
             "CREATE INDEX IF NOT EXISTS issue_status_by_year ON issue_status (year, office)",
+            # Keyed by event, not by stream position: an event the relay published again
+            # (after a purge or a lossy server crash) sits at a new position, and a rebuilt
+            # view must equal the live one whatever the stream's history.
             "CREATE TABLE IF NOT EXISTS issue_timeline ("
             " issue_id TEXT NOT NULL,"
+            " event_id TEXT NOT NULL,"
             " stream TEXT NOT NULL,"
-            " sequence INTEGER NOT NULL,"
             " at TEXT NOT NULL,"
             " step TEXT NOT NULL,"
-            " event_id TEXT NOT NULL,"
-            " PRIMARY KEY (issue_id, stream, sequence))",
-            # An event the relay published again (after a purge or a lossy server crash)
-            # arrives at a new stream position: one step per issue and event, whatever its
-            # position.
-            "CREATE UNIQUE INDEX IF NOT EXISTS issue_timeline_by_event"
-            " ON issue_timeline (issue_id, event_id)",
+            " PRIMARY KEY (issue_id, event_id))",
         ]
 
     def apply(self, messages: Sequence[Delivered], tracking: Tracking) -> None:
@@ -85,15 +82,8 @@ class IssueStatusView(SQLiteTrackingRecorder):
         c: SQLiteCursor, issue_id: str, stream: str, message: Delivered, step: str
     ) -> None:
         c.execute(
-            "INSERT OR IGNORE INTO issue_timeline VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                issue_id,
-                stream,
-                message.sequence,
-                message.envelope.time.isoformat(),
-                step,
-                message.envelope.id,
-            ),
+            "INSERT OR IGNORE INTO issue_timeline VALUES (?, ?, ?, ?, ?)",
+            (issue_id, message.envelope.id, stream, message.envelope.time.isoformat(), step),
         )
 
     def issue(self, issue_id: str) -> dict[str, Any] | None:
@@ -103,8 +93,8 @@ class IssueStatusView(SQLiteTrackingRecorder):
             if row is None:
                 return None
             c.execute(
-                "SELECT at, step, stream, sequence, event_id FROM issue_timeline "
-                "WHERE issue_id = ? ORDER BY at, stream, sequence",
+                "SELECT at, step, stream, event_id FROM issue_timeline "
+                "WHERE issue_id = ? ORDER BY at, stream, event_id",
                 (issue_id,),
             )
             timeline = [dict(step) for step in c.fetchall()]
@@ -126,7 +116,7 @@ class IssueStatusView(SQLiteTrackingRecorder):
             tables: dict[str, list[tuple[Any, ...]]] = {}
             for table, order in (
                 ("issue_status", "issue_id"),
-                ("issue_timeline", "issue_id, stream, sequence"),
+                ("issue_timeline", "issue_id, event_id"),
             ):
                 c.execute(f"SELECT * FROM {table} ORDER BY {order}")
                 tables[table] = [tuple(row) for row in c.fetchall()]

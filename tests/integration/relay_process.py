@@ -21,7 +21,7 @@ async def relay_everything(db_path: str, nats_url: str, batch_size: int) -> None
     )
     nc = await connect(nats_url, "relay-process")
     try:
-        relay = Relay(nc.jetstream(), INTAKE_STREAM, app, to_contract, batch_size=batch_size)
+        relay = Relay(nc, INTAKE_STREAM, app, to_contract, batch_size=batch_size)
         await relay.publish_all()
     finally:
         await nc.close()

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 from eventsourcing.persistence import IntegrityError, Tracking
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from services.intake.application import IntakeApplication, to_contract
@@ -98,13 +99,13 @@ def test_the_view_counts_an_issue_in_its_year_in_china(view: IssueStatusView) ->
     row = view.issue(str(late.issue_id))
     assert row is not None
     assert row["status"] == "submitted"
-    assert [step["sequence"] for step in row["timeline"]] == [1]
+    assert [step["event_id"] for step in row["timeline"]] == ["event-1"]
 
 
 async def test_a_restarted_consumer_resumes_after_its_tracking_record(
-    js: JetStreamContext, intake: IntakeApplication, view: IssueStatusView
+    js: JetStreamContext, intake: IntakeApplication, view: IssueStatusView, nats_client: Client
 ) -> None:
-    relay = Relay(js, INTAKE_STREAM, intake, to_contract)
+    relay = Relay(nats_client, INTAKE_STREAM, intake, to_contract)
     store_issues(intake, 300)
     await relay.publish_all()
     assert await StreamConsumer(js, INTAKE_STREAM, view, max_batch=64).catch_up() == 300
@@ -121,10 +122,10 @@ async def test_a_restarted_consumer_resumes_after_its_tracking_record(
 
 
 async def test_two_consumers_on_one_view_apply_each_message_once(
-    js: JetStreamContext, intake: IntakeApplication, view: IssueStatusView
+    js: JetStreamContext, intake: IntakeApplication, view: IssueStatusView, nats_client: Client
 ) -> None:
     store_issues(intake, 2000)
-    await Relay(js, INTAKE_STREAM, intake, to_contract).publish_all()
+    await Relay(nats_client, INTAKE_STREAM, intake, to_contract).publish_all()
 
     await asyncio.gather(
         StreamConsumer(js, INTAKE_STREAM, view, max_batch=50).catch_up(),
@@ -142,8 +143,9 @@ async def test_the_consumer_follows_the_stream_across_a_nats_server_crash(
     view: IssueStatusView,
     nats_server: EmbeddedNats,
     background: list[asyncio.Task[object]],
+    nats_client: Client,
 ) -> None:
-    relay = Relay(js, INTAKE_STREAM, intake, to_contract, ack_timeout_seconds=1)
+    relay = Relay(nats_client, INTAKE_STREAM, intake, to_contract, ack_timeout_seconds=1)
     intake.saved_listeners.append(relay.wake)
     consumer = StreamConsumer(js, INTAKE_STREAM, view, stall_seconds=0.5)
     background.append(asyncio.create_task(relay.run()))
@@ -161,9 +163,7 @@ async def test_the_consumer_follows_the_stream_across_a_nats_server_crash(
     assert collected(view) == 600
     dump = view.dump()
     assert len(dump["issue_status"]) == len(dump["issue_timeline"]) == 600
-    assert [row[2] for row in sorted(dump["issue_timeline"], key=lambda r: r[2])] == list(
-        range(1, 601)
-    )
+    assert len({event_id for _, event_id, *_ in dump["issue_timeline"]}) == 600
 
 
 async def test_a_view_following_a_purged_and_healed_stream_records_each_event_once(
@@ -171,17 +171,18 @@ async def test_a_view_following_a_purged_and_healed_stream_records_each_event_on
     intake: IntakeApplication,
     view: IssueStatusView,
     background: list[asyncio.Task[object]],
+    nats_client: Client,
 ) -> None:
     await ensure_stream(js, INTAKE_STREAM, duplicate_window=1)
     store_issues(intake, 100)
-    await Relay(js, INTAKE_STREAM, intake, to_contract).publish_all()
+    await Relay(nats_client, INTAKE_STREAM, intake, to_contract).publish_all()
     consumer = StreamConsumer(js, INTAKE_STREAM, view, stall_seconds=0.5)
     background.append(asyncio.create_task(consumer.run()))
     await wait_until(lambda: consumer.position == 100, what="100 applied")
     before = view.dump()
 
     await js.purge_stream(INTAKE_STREAM.name)
-    relay = Relay(js, INTAKE_STREAM, intake, to_contract, ack_timeout_seconds=1)
+    relay = Relay(nats_client, INTAKE_STREAM, intake, to_contract, ack_timeout_seconds=1)
     background.append(asyncio.create_task(relay.run()))
     await wait_until(lambda: consumer.position == 200, timeout=15, what="healed stream applied")
 

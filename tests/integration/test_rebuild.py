@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from services.intake.application import IntakeApplication, to_contract
@@ -20,9 +21,10 @@ async def test_a_view_rebuilt_from_sequence_one_equals_the_live_view(
     intake: IntakeApplication,
     open_view: Callable[[str], IssueStatusView],
     background: list[asyncio.Task[object]],
+    nats_client: Client,
 ) -> None:
     live = open_view("live")
-    relay = Relay(js, INTAKE_STREAM, intake, to_contract, batch_size=100)
+    relay = Relay(nats_client, INTAKE_STREAM, intake, to_contract, batch_size=100)
     intake.saved_listeners.append(relay.wake)
     consumer = StreamConsumer(js, INTAKE_STREAM, live, max_batch=64)
     background.append(asyncio.create_task(relay.run()))

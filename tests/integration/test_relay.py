@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from services.intake.application import IntakeApplication, to_contract
@@ -21,10 +22,10 @@ from tests.integration.support import (
 
 
 async def test_publishes_every_event_exactly_once_in_notification_order(
-    js: JetStreamContext, intake: IntakeApplication
+    js: JetStreamContext, intake: IntakeApplication, nats_client: Client
 ) -> None:
     store_issues(intake, 1000, chunk=300)
-    relay = Relay(js, INTAKE_STREAM, intake, to_contract, batch_size=64)
+    relay = Relay(nats_client, INTAKE_STREAM, intake, to_contract, batch_size=64)
 
     published = await relay.publish_all()
 
@@ -39,25 +40,25 @@ async def test_publishes_every_event_exactly_once_in_notification_order(
 
 
 async def test_publishing_again_adds_nothing(
-    js: JetStreamContext, intake: IntakeApplication
+    js: JetStreamContext, intake: IntakeApplication, nats_client: Client
 ) -> None:
     store_issues(intake, 100)
-    await Relay(js, INTAKE_STREAM, intake, to_contract).publish_all()
+    await Relay(nats_client, INTAKE_STREAM, intake, to_contract).publish_all()
 
-    again = await Relay(js, INTAKE_STREAM, intake, to_contract).publish_all()
+    again = await Relay(nats_client, INTAKE_STREAM, intake, to_contract).publish_all()
 
     assert again == 0
     assert await stream_messages(js, INTAKE_STREAM) == 100
 
 
 async def test_a_new_relay_resumes_after_the_last_message_of_the_stream(
-    js: JetStreamContext, intake: IntakeApplication
+    js: JetStreamContext, intake: IntakeApplication, nats_client: Client
 ) -> None:
     store_issues(intake, 150)
-    await Relay(js, INTAKE_STREAM, intake, to_contract).publish_all()
+    await Relay(nats_client, INTAKE_STREAM, intake, to_contract).publish_all()
     store_issues(intake, 50, start=150)
 
-    relay = Relay(js, INTAKE_STREAM, intake, to_contract)
+    relay = Relay(nats_client, INTAKE_STREAM, intake, to_contract)
     await relay.resync()
     assert relay.position == 150
     assert await relay.publish_all() == 50
@@ -66,10 +67,10 @@ async def test_a_new_relay_resumes_after_the_last_message_of_the_stream(
 
 
 async def test_resync_on_an_empty_stream_starts_at_position_zero(
-    js: JetStreamContext, intake: IntakeApplication
+    js: JetStreamContext, intake: IntakeApplication, nats_client: Client
 ) -> None:
     store_issues(intake, 10)
-    relay = Relay(js, INTAKE_STREAM, intake, to_contract)
+    relay = Relay(nats_client, INTAKE_STREAM, intake, to_contract)
 
     await relay.resync()
 
@@ -78,9 +79,12 @@ async def test_resync_on_an_empty_stream_starts_at_position_zero(
 
 
 async def test_a_running_relay_publishes_events_as_they_are_stored(
-    js: JetStreamContext, intake: IntakeApplication, background: list[asyncio.Task[object]]
+    js: JetStreamContext,
+    intake: IntakeApplication,
+    background: list[asyncio.Task[object]],
+    nats_client: Client,
 ) -> None:
-    relay = Relay(js, INTAKE_STREAM, intake, to_contract, idle_poll_seconds=30)
+    relay = Relay(nats_client, INTAKE_STREAM, intake, to_contract, idle_poll_seconds=30)
     intake.saved_listeners.append(relay.wake)
     background.append(asyncio.create_task(relay.run()))
     await wait_until(lambda: relay.synced, what="relay in step with the stream")
@@ -96,17 +100,22 @@ async def test_a_running_relay_publishes_events_as_they_are_stored(
 
 
 async def test_a_purged_stream_is_published_again_from_the_store(
-    js: JetStreamContext, intake: IntakeApplication, background: list[asyncio.Task[object]]
+    js: JetStreamContext,
+    intake: IntakeApplication,
+    background: list[asyncio.Task[object]],
+    nats_client: Client,
 ) -> None:
     # The server remembers message ids through a purge, for its duplicate window: the stream
     # can heal only once the window has passed. A short window keeps the test short.
     await ensure_stream(js, INTAKE_STREAM, duplicate_window=1)
     store_issues(intake, 200)
-    await Relay(js, INTAKE_STREAM, intake, to_contract).publish_all()
+    await Relay(nats_client, INTAKE_STREAM, intake, to_contract).publish_all()
     await js.purge_stream(INTAKE_STREAM.name)
     assert await stream_messages(js, INTAKE_STREAM) == 0
 
-    relay = Relay(js, INTAKE_STREAM, intake, to_contract, batch_size=64, ack_timeout_seconds=1)
+    relay = Relay(
+        nats_client, INTAKE_STREAM, intake, to_contract, batch_size=64, ack_timeout_seconds=1
+    )
     background.append(asyncio.create_task(relay.run()))
 
     await wait_until(stream_holds(js, INTAKE_STREAM, 200), timeout=15, what="stream healed")

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from services.intake.application import IntakeApplication, to_contract
@@ -80,10 +81,13 @@ async def test_the_relay_publishes_each_event_once_in_order_across_a_nats_server
     intake: IntakeApplication,
     nats_server: EmbeddedNats,
     background: list[asyncio.Task[object]],
+    nats_client: Client,
 ) -> None:
     # Acks of messages sent into the dying connection never come: a short wait for them
     # keeps the test short (the relay's default is 5 s).
-    relay = Relay(js, INTAKE_STREAM, intake, to_contract, batch_size=50, ack_timeout_seconds=1)
+    relay = Relay(
+        nats_client, INTAKE_STREAM, intake, to_contract, batch_size=50, ack_timeout_seconds=1
+    )
     intake.saved_listeners.append(relay.wake)
     background.append(asyncio.create_task(relay.run()))
 
