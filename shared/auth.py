@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import OrderedDict
 from typing import Annotated
 
 import jwt
@@ -38,9 +39,13 @@ class Authenticator:
     """Mints and verifies tokens with the keys from settings (the first key signs)."""
 
     algorithm = "HS256"
+    cache_size = 4096
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        # A user sends many requests with one token: checking its signature once is enough,
+        # as long as the cached answer is not kept past the token's expiry.
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
 
     def mint(
         self,
@@ -75,6 +80,17 @@ class Authenticator:
         return jwt.encode(claims, self._settings.signing_keys[0], algorithm=self.algorithm)
 
     def verify(self, token: str) -> Principal:
+        cached = self._verified.get(token)
+        if cached is not None and cached[1] > time.time():
+            self._verified.move_to_end(token)
+            return cached[0]
+        principal, expires = self._decode(token)
+        self._verified[token] = (principal, expires)
+        if len(self._verified) > self.cache_size:
+            self._verified.popitem(last=False)
+        return principal
+
+    def _decode(self, token: str) -> tuple[Principal, float]:
         last_error: Exception | None = None
         for key in self._settings.signing_keys:
             try:
@@ -97,19 +113,20 @@ class Authenticator:
         roles = claims.get("roles")
         if office not in self._settings.offices or not isinstance(roles, list):
             raise TokenError("token names no known office or no roles")
-        return Principal(
+        principal = Principal(
             subject=claims["sub"],
             office=office,
             roles=frozenset(str(r) for r in roles),
             department=claims.get("department"),
             is_prefecture=office == self._settings.prefecture_office,
         )
+        return principal, float(claims["exp"])
 
 
 _bearer = HTTPBearer(auto_error=False, description="`shangliang token --office yanji --role clerk`")
 
 
-def current_principal(
+async def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:

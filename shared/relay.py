@@ -146,19 +146,21 @@ class Relay:
 
     async def publish_batch(self) -> int:
         """Publish the next batch of stored events; returns how many were read."""
-        notifications = await asyncio.to_thread(
-            self._app.recorder.select_notifications,
-            self.position,
-            self._batch_size,
-            inclusive_of_start=False,
-        )
-        if not notifications:
-            return 0
-        outgoing = [o for n in notifications if (o := self._prepare(n)) is not None]
+        # Reading and encoding happen off the event loop, which also serves HTTP requests.
+        count, last_position, outgoing = await asyncio.to_thread(self._read_batch)
         if outgoing:
             await self._publish(outgoing)
-        self.position = notifications[-1].id
-        return len(notifications)
+        self.position = last_position
+        return count
+
+    def _read_batch(self) -> tuple[int, int, list[_Outgoing]]:
+        notifications = self._app.recorder.select_notifications(
+            self.position, self._batch_size, inclusive_of_start=False
+        )
+        if not notifications:
+            return 0, self.position, []
+        outgoing = [o for n in notifications if (o := self._prepare(n)) is not None]
+        return len(notifications), notifications[-1].id, outgoing
 
     def _prepare(self, notification: Notification) -> _Outgoing | None:
         domain_event = self._app.mapper.to_domain_event(notification)

@@ -51,7 +51,9 @@ class IssueView(BaseModel):
         )
 
 
-def intake(request: Request) -> IntakeApplication:
+# Dependencies are `async def` because FastAPI runs a plain `def` one in the thread pool:
+# a round trip per request for what is only an attribute look-up.
+async def intake(request: Request) -> IntakeApplication:
     return request.app.state.intake
 
 

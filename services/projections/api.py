@@ -19,15 +19,20 @@ class ProjectionProgress:
     """Lets a reader wait until the consumers have applied something new."""
 
     def __init__(self) -> None:
-        self._applied = asyncio.Event()
+        self._next = asyncio.Event()
 
     def applied(self, _position: int) -> None:
-        self._applied.set()
-        self._applied = asyncio.Event()
+        self._next.set()
+        self._next = asyncio.Event()
 
-    async def wait(self, timeout: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._applied.wait(), timeout)
+    def next_apply(self) -> asyncio.Event:
+        """Take this before reading: it is set by the first apply after the read began."""
+        return self._next
+
+
+async def wait_for(event: asyncio.Event, timeout: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout)
 
 
 class TimelineStep(BaseModel):
@@ -61,11 +66,13 @@ class YearlyStatistics(BaseModel):
     total: OfficeFigures
 
 
-def view(request: Request) -> IssueStatusView:
+# `async def`: FastAPI would run a plain `def` dependency in the thread pool, a round trip
+# per request for an attribute look-up.
+async def view(request: Request) -> IssueStatusView:
     return request.app.state.view
 
 
-def progress(request: Request) -> ProjectionProgress:
+async def progress(request: Request) -> ProjectionProgress:
     return request.app.state.progress
 
 
@@ -88,11 +95,12 @@ async def issue_status(
     """Where an issue is now (问题当前状态), with its timeline."""
     deadline = time.monotonic() + wait
     while True:
+        applied = progress.next_apply()
         row: dict[str, Any] | None = await run_in_threadpool(issues.issue, issue_id)
         remaining = deadline - time.monotonic()
         if row is not None or remaining <= 0:
             break
-        await progress.wait(remaining)
+        await wait_for(applied, remaining)
     if row is None or not principal.can_read(row["office"]):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "没有这个问题 / no such issue")
     return IssueStatus(**row, status_label=STATUS_LABELS[row["status"]])

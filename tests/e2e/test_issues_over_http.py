@@ -7,6 +7,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,6 +15,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from services.intake.domain import issue_id_for
 from shared.auth import Authenticator
 from shared.settings import Settings
 from tests.e2e.conftest import ROOT, RunningStack, bearer, issue_body, shangliang
@@ -299,3 +301,28 @@ def test_the_same_idempotency_key_with_a_different_body_gets_422(
         f"{stack.intake}/issues/{first.json()['id']}", headers=bearer(yanji_clerk), timeout=5
     )
     assert kept.json()["title"] == body["title"]
+
+
+def test_a_reader_waiting_for_an_issue_gets_it_as_soon_as_it_is_projected(
+    stack: RunningStack, yanji_clerk: str
+) -> None:
+    key = f"wait-{uuid.uuid4()}"
+    issue_id = issue_id_for("yanji", key)  # known before it is submitted
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(
+            httpx.get,
+            f"{stack.projections}/issues/{issue_id}",
+            params={"wait": 20},
+            headers=bearer(yanji_clerk),
+            timeout=30,
+        )
+        time.sleep(0.3)  # let the reader start waiting before the issue exists
+        assert not waiting.done()
+        submitted = time.monotonic()
+        assert submit(stack, yanji_clerk, issue_body(), key=key).status_code == 201
+        answer = waiting.result(timeout=25)
+        elapsed = time.monotonic() - submitted
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["issue_id"] == str(issue_id)
+    assert elapsed < 2.0, f"the waiting reader got the issue only after {elapsed:.2f}s"

@@ -52,6 +52,19 @@ def test_an_expired_token_is_refused() -> None:
         auth.verify(token)
 
 
+def test_a_token_verified_once_is_refused_after_it_expires() -> None:
+    auth = authenticator()
+    token = auth.mint("yanji", ["clerk"], ttl_seconds=1)
+    assert auth.verify(token).office == "yanji"  # now in the cache of verified tokens
+
+    expires = jwt.decode(token, options={"verify_signature": False})["exp"]
+    while time.time() <= expires:
+        time.sleep(0.05)
+
+    with pytest.raises(TokenError, match="expired"):
+        auth.verify(token)
+
+
 def test_a_token_for_another_audience_is_refused() -> None:
     token = authenticator(token_audience="another-system").mint("yanji", ["clerk"])
 
