@@ -1,0 +1,109 @@
+"""The naive baseline (对照组): one FastAPI `def` endpoint, one SQLite transaction per request.
+
+What a first version of intake would look like: the same request body and the same `Issue`
+aggregate, saved by the plain eventsourcing `Application` on SQLite, one aggregate per
+request, on FastAPI's thread pool. No token check, no group commit, no relay, no NATS.
+
+    python -m bench.baseline_app --port 8200 --db /tmp/baseline.sqlite
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
+
+import uvicorn
+from eventsourcing.application import Application
+from fastapi import FastAPI, status
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from services.intake.domain import Issue
+
+
+class IssueSubmission(BaseModel):
+    """The same body shape as intake's `POST /issues`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    office: str = Field(min_length=1, max_length=40)
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field(min_length=1, max_length=5000)
+    category: str = Field(min_length=1, max_length=40)
+    submitted_at: AwareDatetime
+
+
+class IssueView(BaseModel):
+    """The same response shape as intake's `POST /issues`."""
+
+    id: UUID
+    office: str
+    title: str
+    description: str
+    category: str
+    submitted_at: datetime
+    recorded_at: datetime
+    version: int
+
+
+def create_app(db_path: str) -> FastAPI:
+    store = Application[UUID](
+        env={
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": db_path,
+            "SQLITE_LOCK_TIMEOUT": "10",
+        }
+    )
+    app = FastAPI(title="baseline: one aggregate per request")
+
+    @app.post("/issues", status_code=status.HTTP_201_CREATED, response_model=IssueView)
+    def submit_issue(body: IssueSubmission) -> IssueView:
+        """Save one issue in its own transaction."""
+        issue = Issue.submit(
+            uuid4(),
+            body.office,
+            body.title,
+            body.description,
+            body.category,
+            body.submitted_at,
+            now=datetime.now(UTC),
+        )
+        store.save(issue)
+        return IssueView(
+            id=issue.id,
+            office=issue.office,
+            title=issue.title,
+            description=issue.description,
+            category=issue.category,
+            submitted_at=issue.submitted_at,
+            recorded_at=issue.created_on,
+            version=issue.version,
+        )
+
+    @app.get("/readyz")
+    def readyz() -> dict[str, str]:
+        """Ready as soon as it answers."""
+        return {"status": "ready"}
+
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="The naive baseline for bench.run.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--db", required=True, help="SQLite file of the event store")
+    args = parser.parse_args()
+    uvicorn.run(
+        create_app(args.db),
+        host=args.host,
+        port=args.port,
+        workers=1,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,329 @@
+"""The walking skeleton's benchmark: `python -m bench.run` (or `make bench`).
+
+1. POST /issues throughput and latency under closed-loop load (wrk), the full pipeline
+   (nats-server + intake + projections, consuming during the load) beside a naive baseline
+   (bench/baseline_app.py: one SQLite transaction per request), in the same run.
+2. Submission-to-projection latency at a steady open-loop rate.
+
+Every process is started fresh in a temporary folder and stopped again, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import uvloop
+
+from bench import latency, processes
+from bench.processes import Target, cpu_seconds, machine_busy_seconds
+from bench.wrk import run_wrk, write_script, wrk_version
+from shared.auth import Authenticator
+from shared.settings import Settings
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+OFFICE = "yanji"
+CATCH_UP_TIMEOUT_SECONDS = 120.0
+
+ISSUE = {
+    "office": OFFICE,
+    "title": "小区路灯损坏",
+    "description": (
+        "进学街道某小区3号楼至7号楼之间的路灯已连续两周夜间不亮，居民晚归时行走不便，"
+        "老人和孩子曾在台阶处摔倒。居民多次向物业反映未果，希望有关部门尽快维修，"
+        "并建立定期巡检机制。"
+    ),
+    "category": "城市管理",
+    "submitted_at": "2024-06-04T15:30:00+08:00",
+}
+"""The one body every request sends, to both targets (titles may repeat; no Idempotency-Key)."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--part", choices=["all", "throughput", "latency"], default="all")
+    parser.add_argument("--duration", type=int, default=15, help="measured seconds per target")
+    parser.add_argument("--warmup", type=int, default=3, help="warm-up seconds before each")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--rate", type=float, default=200.0, help="latency part: requests/s")
+    parser.add_argument("--latency-duration", type=float, default=20.0)
+    parser.add_argument("--latency-warmup", type=float, default=2.0)
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=120.0,
+        help="before each target, wait up to this many seconds for the machine to be idle",
+    )
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    return parser.parse_args(argv)
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+
+    def git(*args: str) -> str:
+        completed = subprocess.run(
+            ["git", *args], cwd=processes.REPO, capture_output=True, text=True, check=False
+        )
+        return completed.stdout.strip()
+
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "wrk": wrk_version(),
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "work_tree_changed": bool(git("status", "--porcelain", "--", "shared", "services")),
+    }
+
+
+def cpu_window(pids: dict[str, int]) -> Callable[[], dict[str, float]]:
+    """Start measuring CPU time; the returned function gives the seconds used since, per
+    process and by the whole machine (`machine`: also the generator and anything else)."""
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    machine_before = machine_busy_seconds()
+
+    def used() -> dict[str, float]:
+        seconds = {name: round(cpu_seconds(pid) - before[name], 2) for name, pid in pids.items()}
+        seconds["machine"] = round(machine_busy_seconds() - machine_before, 2)
+        return seconds
+
+    return used
+
+
+def wait_for_quiet(max_wait_s: float, threshold_cores: float = 0.2) -> dict[str, float]:
+    """The cores are shared with whatever else runs here: wait (a while) until it is idle."""
+    started = time.monotonic()
+    while True:
+        before = machine_busy_seconds()
+        time.sleep(1.0)
+        busy = machine_busy_seconds() - before
+        waited = time.monotonic() - started
+        if busy <= threshold_cores or waited >= max_wait_s:
+            if busy > threshold_cores:
+                print(f"warning: {busy:.2f} cores busy with other work; measuring anyway")
+            return {"busy_cores": round(busy, 2), "waited_s": round(waited, 1)}
+        print(f"{busy:.2f} cores busy with other work; waiting for the machine to be idle …")
+
+
+def throughput(args: argparse.Namespace, body: bytes, token: str) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for name, start in (("baseline", processes.baseline), ("pipeline", processes.pipeline)):
+        quiet = wait_for_quiet(args.quiet_wait)
+        with tempfile.TemporaryDirectory(prefix=f"shangliang-bench-{name}-") as tmp:
+            workdir = Path(tmp)
+            script = write_script(workdir / "post_issue.lua", body, token)
+            with start(workdir) as target:
+                url = f"{target.base_url}/issues"
+                if args.warmup > 0:
+                    print(f"{name}: warm-up {args.warmup} s …", flush=True)
+                    run_wrk(
+                        url,
+                        script,
+                        connections=args.connections,
+                        threads=args.threads,
+                        duration_s=args.warmup,
+                    )
+                print(f"{name}: measuring {args.duration} s …", flush=True)
+                used = cpu_window(target.pids)
+                result = run_wrk(
+                    url,
+                    script,
+                    connections=args.connections,
+                    threads=args.threads,
+                    duration_s=args.duration,
+                )
+                cpu = used()
+                machine_cpu = cpu.pop("machine")
+                entry = result.as_dict()
+                entry["idle_check_before_start"] = quiet
+                entry["server_cpu_s"] = cpu
+                entry["other_cpu_s"] = round(
+                    machine_cpu - sum(cpu.values()) - result.generator_cpu_s, 2
+                )
+                if target.projections_db is not None:
+                    stored = target.stored_events()
+                    entry["projection"] = {
+                        "stored_events": stored,
+                        "backlog_at_end_of_load": stored - target.projected_issues(),
+                        **_catch_up(target),
+                    }
+                else:
+                    entry["stored_events"] = target.stored_events()
+                results[name] = entry
+    baseline_rps = results["baseline"]["requests_per_second"]
+    results["ratio"] = round(results["pipeline"]["requests_per_second"] / baseline_rps, 2)
+    return results
+
+
+def _catch_up(target: Target) -> dict[str, Any]:
+    """How long after the load the projection held every stored issue."""
+    started = time.monotonic()
+    while time.monotonic() - started < CATCH_UP_TIMEOUT_SECONDS:
+        if target.projected_issues() >= target.stored_events():
+            return {"caught_up_after_s": round(time.monotonic() - started, 2)}
+        time.sleep(0.05)
+    return {"caught_up_after_s": None}
+
+
+def projection_latency(args: argparse.Namespace, body: bytes, token: str) -> dict[str, Any]:
+    quiet = wait_for_quiet(args.quiet_wait)
+    with (
+        tempfile.TemporaryDirectory(prefix="shangliang-bench-latency-") as tmp,
+        processes.pipeline(Path(tmp)) as target,
+    ):
+        assert target.projections_url is not None
+        print(
+            f"latency: {args.rate:g} req/s, warm-up {args.latency_warmup:g} s, "
+            f"measuring {args.latency_duration:g} s …",
+            flush=True,
+        )
+        used = cpu_window({**target.pids, "generator": os.getpid()})
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            result = runner.run(
+                latency.measure(
+                    target.base_url,
+                    target.projections_url,
+                    token,
+                    body,
+                    rate=args.rate,
+                    duration_s=args.latency_duration,
+                    warmup_s=args.latency_warmup,
+                )
+            )
+        cpu = used()
+        entry = result.as_dict()
+        entry["idle_check_before_start"] = quiet
+        entry["cpu_s_incl_warmup"] = cpu
+        return entry
+
+
+def report(results: dict[str, Any]) -> str:
+    lines = [
+        f"Shangliang bench · {results['date']} · {results['machine']['nproc']} cores "
+        f"({results['machine']['cpu_model']}), shared by the load generator and the servers",
+    ]
+    params = results["parameters"]
+    if "throughput" in results:
+        tp = results["throughput"]
+        lines += [
+            "",
+            f"POST /issues · wrk -t{params['threads']} -c{params['connections']} "
+            f"-d{params['duration']}s (after {params['warmup']} s warm-up)",
+            f"{'target':<10}{'req/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+            f"{'requests':>10}{'non-2xx':>9}{'sock err':>9}  CPU seconds while measured",
+        ]
+        for name in ("baseline", "pipeline"):
+            r = tp[name]
+            lat = r["latency_ms"]
+            cpu = ", ".join(f"{k} {v}" for k, v in r["server_cpu_s"].items())
+            cpu += f", wrk {r['generator_cpu_s']}, other {r['other_cpu_s']}"
+            lines.append(
+                f"{name:<10}{r['requests_per_second']:>9.1f}{lat['p50']:>9.2f}{lat['p90']:>9.2f}"
+                f"{lat['p99']:>9.2f}{lat['max']:>9.2f}{r['requests']:>10}{r['non_2xx']:>9}"
+                f"{sum(r['socket_errors'].values()):>9}  {cpu}"
+            )
+        verdict = "met" if tp["ratio"] >= 1.0 else "MISSED"
+        lines.append(f"pipeline / baseline: {tp['ratio']:.2f}x (target >= 1.0x: {verdict})")
+        projection = tp["pipeline"]["projection"]
+        caught_up = projection["caught_up_after_s"]
+        lines.append(
+            f"projection: {projection['backlog_at_end_of_load']} of "
+            f"{projection['stored_events']} issues not yet projected when the load stopped; "
+            + (
+                f"caught up {caught_up} s later"
+                if caught_up is not None
+                else f"NOT caught up after {CATCH_UP_TIMEOUT_SECONDS:g} s"
+            )
+        )
+    if "latency" in results:
+        la = results["latency"]
+        total = la["submit_to_projection_ms"]
+        post = la["post_only_ms"]
+        verdict = "met" if total and total["p99"] < 100 else "MISSED"
+        lines += [
+            "",
+            f"Submission to projection · open loop {la['target_rate']:g} req/s for "
+            f"{la['duration_s']:g} s: {la['ok']} of {la['requests']} ok, errors {la['errors']}",
+        ]
+        if total:
+            lines += [
+                f"  POST + GET ?wait=5 ms: p50 {total['p50']}  p95 {total['p95']}  "
+                f"p99 {total['p99']}  max {total['max']}  (target p99 < 100 ms: {verdict})",
+                f"  POST alone ms:         p50 {post['p50']}  p95 {post['p95']}  "
+                f"p99 {post['p99']}  max {post['max']}",
+                f"  generator's max send lag: {la['max_send_lag_ms']} ms",
+            ]
+    return "\n".join(lines)
+
+
+def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    body = json.dumps(ISSUE, ensure_ascii=False).encode()
+    token = Authenticator(Settings()).mint(OFFICE, ["clerk"], subject="bench")
+    started = datetime.now(UTC)
+    results: dict[str, Any] = {
+        "date": started.strftime("%Y-%m-%d %H:%M UTC"),
+        "command": " ".join(["python -m bench.run", *(argv or sys.argv[1:])]),
+        "machine": machine(),
+        "parameters": {**vars(args), "results_dir": str(args.results_dir), "body_bytes": len(body)},
+    }
+    try:
+        if args.part in ("all", "throughput"):
+            results["throughput"] = throughput(args, body, token)
+        if args.part in ("all", "latency"):
+            results["latency"] = projection_latency(args, body, token)
+    except KeyboardInterrupt:
+        print("interrupted; every process was stopped", file=sys.stderr)
+        return 130
+    print()
+    print(report(results))
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    path = args.results_dir / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.write_text(json.dumps(results, ensure_ascii=False, indent=2) + "\n")
+    print(f"\nwritten to {path}")
+    if failed_requests(results):
+        print("some requests failed: the figures above are not valid", file=sys.stderr)
+        return 1
+    return 0
+
+
+def failed_requests(results: dict[str, Any]) -> int:
+    """Non-2xx answers, socket errors and failed latency probes, all targets together."""
+    failed = 0
+    for name in ("baseline", "pipeline"):
+        if entry := results.get("throughput", {}).get(name):
+            failed += entry["non_2xx"] + sum(entry["socket_errors"].values())
+    if latency_entry := results.get("latency"):
+        failed += latency_entry["requests"] - latency_entry["ok"]
+    return failed
+
+
+if __name__ == "__main__":
+    sys.exit(main())
