@@ -128,7 +128,10 @@ class StreamConsumer:
 
     async def _next_batch(self, buffer: asyncio.Queue[Msg]) -> list[Msg] | None:
         try:
-            first = await asyncio.wait_for(buffer.get(), self._stall)
+            # Not asyncio.wait_for: on Python 3.11 it loses a cancellation that arrives
+            # together with a message, and a consumer told to stop would go on forever.
+            async with asyncio.timeout(self._stall):
+                first = await buffer.get()
         except TimeoutError:
             return None
         batch = [first]

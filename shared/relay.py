@@ -228,5 +228,7 @@ class Relay:
         return self._inbox
 
     async def _wait_for_news(self) -> None:
+        # asyncio.timeout, not wait_for, which on Python 3.11 can swallow a cancellation.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._news.wait(), self._idle_poll)
+            async with asyncio.timeout(self._idle_poll):
+                await self._news.wait()

@@ -32,7 +32,8 @@ class ProjectionProgress:
 
 async def wait_for(event: asyncio.Event, timeout: float) -> None:
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await event.wait()
 
 
 class TimelineStep(BaseModel):

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from eventsourcing.persistence import InfrastructureFactory, Tracking
-from eventsourcing.sqlite import SQLiteCursor, SQLiteTrackingRecorder
+from eventsourcing.persistence import InfrastructureFactory
+from eventsourcing.sqlite import SQLiteCursor
 from eventsourcing.utils import Environment
 
 from shared.consumer import Delivered
 from shared.contracts import IssueSubmittedV1
+from shared.views import SQLiteView
 
 CHINA = ZoneInfo("Asia/Shanghai")
 
@@ -25,7 +25,7 @@ def china_year(moment: datetime) -> int:
     return moment.astimezone(CHINA).year
 
 
-class IssueStatusView(SQLiteTrackingRecorder):
+class IssueStatusView(SQLiteView):
     """问题状态: one row per issue with its combined status, and its timeline across services."""
 
     def construct_create_table_statements(self) -> list[str]:
@@ -53,13 +53,7 @@ class IssueStatusView(SQLiteTrackingRecorder):
             " PRIMARY KEY (issue_id, event_id))",
         ]
 
-    def apply(self, messages: Sequence[Delivered], tracking: Tracking) -> None:
-        with self.datastore.transaction(commit=True) as c:
-            for message in messages:
-                self._apply_one(c, tracking.application_name, message)
-            self._insert_tracking(c, tracking)
-
-    def _apply_one(self, c: SQLiteCursor, stream: str, message: Delivered) -> None:
+    def apply_message(self, c: SQLiteCursor, stream: str, message: Delivered) -> None:
         event = message.contract
         if isinstance(event, IssueSubmittedV1):
             c.execute(
@@ -123,7 +117,9 @@ class IssueStatusView(SQLiteTrackingRecorder):
             return tables
 
 
-def open_issue_status_view(db_path: str) -> IssueStatusView:
+def open_issue_status_view(
+    db_path: str, view_class: type[IssueStatusView] = IssueStatusView
+) -> IssueStatusView:
     """The view in its own SQLite file (created on first use)."""
     factory = InfrastructureFactory.construct(
         Environment(
@@ -131,6 +127,6 @@ def open_issue_status_view(db_path: str) -> IssueStatusView:
             {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": db_path},
         )
     )
-    view = factory.tracking_recorder(IssueStatusView)
+    view = factory.tracking_recorder(view_class)
     assert isinstance(view, IssueStatusView)
     return view

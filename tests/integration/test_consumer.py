@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from eventsourcing.persistence import IntegrityError, Tracking
+from eventsourcing.sqlite import SQLiteCursor
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from services.intake.application import IntakeApplication, to_contract
 from services.intake.domain import issue_id_for
-from services.projections.views import IssueStatusView
+from services.projections.views import IssueStatusView, open_issue_status_view
 from shared.consumer import Delivered, StreamConsumer
 from shared.contracts import Envelope, IssueSubmittedV1
 from shared.embedded import EmbeddedNats
@@ -121,20 +123,38 @@ async def test_a_restarted_consumer_resumes_after_its_tracking_record(
     assert view.max_tracking_id("INTAKE") == 500
 
 
+class CountingView(IssueStatusView):
+    """Notes each message it applies (in the same transaction, so a rolled-back batch
+    would have shown up as a repeat)."""
+
+    applied: list[int]
+
+    def apply_message(self, c: SQLiteCursor, stream: str, message: Delivered) -> None:
+        self.applied.append(message.sequence)
+        super().apply_message(c, stream, message)
+
+
 async def test_two_consumers_on_one_view_apply_each_message_once(
-    js: JetStreamContext, intake: IntakeApplication, view: IssueStatusView, nats_client: Client
+    js: JetStreamContext, intake: IntakeApplication, tmp_path: Path, nats_client: Client
 ) -> None:
     store_issues(intake, 2000)
     await Relay(nats_client, INTAKE_STREAM, intake, to_contract).publish_all()
+    view = open_issue_status_view(str(tmp_path / "shared-view.sqlite"), CountingView)
+    assert isinstance(view, CountingView)
+    view.applied = []
 
-    await asyncio.gather(
-        StreamConsumer(js, INTAKE_STREAM, view, max_batch=50).catch_up(),
-        StreamConsumer(js, INTAKE_STREAM, view, max_batch=70).catch_up(),
-    )
+    try:
+        await asyncio.gather(
+            StreamConsumer(js, INTAKE_STREAM, view, max_batch=50).catch_up(),
+            StreamConsumer(js, INTAKE_STREAM, view, max_batch=70).catch_up(),
+        )
 
-    assert view.max_tracking_id("INTAKE") == 2000
-    assert collected(view) == 2000
-    assert len(view.dump()["issue_timeline"]) == 2000
+        assert sorted(view.applied) == list(range(1, 2001))
+        assert view.max_tracking_id("INTAKE") == 2000
+        assert collected(view) == 2000
+        assert len(view.dump()["issue_timeline"]) == 2000
+    finally:
+        view.datastore.close()
 
 
 async def test_the_consumer_follows_the_stream_across_a_nats_server_crash(
