@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -10,6 +11,14 @@ from nats.aio.client import Client
 
 from shared.embedded import EmbeddedNats
 from shared.messaging import connect
+
+
+@pytest.fixture(autouse=True)
+def _no_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings come from each test, not from whatever shell runs the suite."""
+    for name in os.environ:
+        if name.startswith("SHANGLIANG_"):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture

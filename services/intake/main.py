@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-import uvicorn
 from fastapi import FastAPI
 
 from services.intake.api import router
@@ -15,7 +14,7 @@ from shared.auth import Authenticator
 from shared.messaging import INTAKE_STREAM, connect, ensure_stream_with_retry
 from shared.relay import Relay
 from shared.settings import IntakeSettings, Settings
-from shared.web import health_router
+from shared.web import health_router, serve
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -61,15 +60,7 @@ def create_app(settings: Settings) -> FastAPI:
 
 
 def main() -> None:
-    service = IntakeSettings()
-    uvicorn.run(
-        create_app(Settings()),
-        host=service.host,
-        port=service.port,
-        loop="uvloop",
-        http="httptools",
-        log_level="warning",
-    )
+    serve(create_app(Settings()), IntakeSettings())
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -15,13 +14,6 @@ from services.intake.application import IntakeApplication
 from services.projections.views import IssueStatusView, open_issue_status_view
 from shared.messaging import INTAKE_STREAM, ensure_stream
 from tests.integration.support import open_intake
-
-
-@pytest.fixture(autouse=True)
-def _no_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in os.environ:
-        if name.startswith("SHANGLIANG_"):
-            monkeypatch.delenv(name)
 
 
 @pytest.fixture

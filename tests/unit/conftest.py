@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 
 import pytest
@@ -11,14 +10,6 @@ import pytest
 from services.intake.application import IntakeApplication
 
 IN_MEMORY = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
-
-
-@pytest.fixture(autouse=True)
-def _no_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Settings come from each test, not from whatever shell runs the suite."""
-    for name in os.environ:
-        if name.startswith("SHANGLIANG_"):
-            monkeypatch.delenv(name)
 
 
 @pytest.fixture
