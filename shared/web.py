@@ -1,11 +1,14 @@
-"""What every service's HTTP side shares: health and readiness probes."""
+"""What every service's HTTP side shares: health and readiness probes, error bodies, serving."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import uvicorn
-from fastapi import APIRouter, FastAPI, Response, status
+from fastapi import APIRouter, FastAPI, Request, Response, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 from shared.settings import ServiceSettings
 
@@ -42,3 +45,23 @@ def serve(app: FastAPI, service: ServiceSettings) -> None:
         http="httptools",
         log_level="warning",
     )
+
+
+async def _invalid_request(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    errors = error.errors()
+    fields = "; ".join(
+        f"{'.'.join(str(part) for part in e['loc'][1:]) or e['loc'][0]}: {e['msg']}" for e in errors
+    )
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        content={
+            "message": f"请求数据无效 / invalid request: {fields}",
+            "detail": jsonable_encoder(errors),
+        },
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """A 422 keeps FastAPI's per-field `detail` and adds a one-line bilingual `message`."""
+    app.add_exception_handler(RequestValidationError, _invalid_request)

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from services.intake.application import IdempotencyConflict, IntakeApplication, IssueNotFound
@@ -71,13 +72,6 @@ IdempotencyKey = Annotated[
 router = APIRouter(prefix="/issues", tags=["issues"])
 
 
-def unprocessable(field: str, reason: str) -> HTTPException:
-    return HTTPException(
-        status.HTTP_422_UNPROCESSABLE_CONTENT,
-        [{"loc": ["body", field], "msg": reason, "type": "value_error"}],
-    )
-
-
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=IssueView)
 async def submit_issue(
     body: IssueSubmission,
@@ -103,7 +97,10 @@ async def submit_issue(
             idempotency_key=idempotency_key,
         )
     except IssueRuleBroken as error:
-        raise unprocessable(error.field, error.reason) from error
+        # Answered like a malformed field: the same 422 body whichever check refused it.
+        raise RequestValidationError(
+            [{"loc": ("body", error.field), "msg": error.reason, "type": "value_error"}]
+        ) from error
     except IdempotencyConflict as error:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,

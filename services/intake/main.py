@@ -14,7 +14,7 @@ from shared.auth import Authenticator
 from shared.messaging import INTAKE_STREAM, connect, ensure_stream_with_retry
 from shared.relay import Relay
 from shared.settings import IntakeSettings, Settings
-from shared.web import health_router, serve
+from shared.web import health_router, install_error_handlers, serve
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -54,6 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.intake = intake
     app.state.authenticator = Authenticator(settings)
+    install_error_handlers(app)
     app.include_router(health_router(not_ready))
     app.include_router(router)
     return app

@@ -238,6 +238,8 @@ def test_a_malformed_submission_gets_422_naming_the_field_and_stores_nothing(
             body[name] = value
     response = refused_and_nothing_stored(stack, mint, mint("yanji", "clerk"), body, 422)
     assert field in fields_named(response)
+    message = response.json()["message"]
+    assert message.startswith("请求数据无效 / invalid request") and field in message
 
 
 @pytest.mark.parametrize(
