@@ -16,34 +16,10 @@ from uuid import UUID, uuid4
 import uvicorn
 from eventsourcing.application import Application
 from fastapi import FastAPI, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+# The same request and response models as intake's `POST /issues`.
+from services.intake.api import IssueSubmission, IssueView
 from services.intake.domain import Issue
-
-
-class IssueSubmission(BaseModel):
-    """The same body shape as intake's `POST /issues`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    office: str = Field(min_length=1, max_length=40)
-    title: str = Field(min_length=1, max_length=200)
-    description: str = Field(min_length=1, max_length=5000)
-    category: str = Field(min_length=1, max_length=40)
-    submitted_at: AwareDatetime
-
-
-class IssueView(BaseModel):
-    """The same response shape as intake's `POST /issues`."""
-
-    id: UUID
-    office: str
-    title: str
-    description: str
-    category: str
-    submitted_at: datetime
-    recorded_at: datetime
-    version: int
 
 
 def create_app(db_path: str) -> FastAPI:
@@ -69,16 +45,7 @@ def create_app(db_path: str) -> FastAPI:
             now=datetime.now(UTC),
         )
         store.save(issue)
-        return IssueView(
-            id=issue.id,
-            office=issue.office,
-            title=issue.title,
-            description=issue.description,
-            category=issue.category,
-            submitted_at=issue.submitted_at,
-            recorded_at=issue.created_on,
-            version=issue.version,
-        )
+        return IssueView.of(issue)
 
     @app.get("/readyz")
     def readyz() -> dict[str, str]:
