@@ -72,6 +72,7 @@ class StreamConsumer:
         """Follow the stream forever, resubscribing after any failure or stall."""
         delay = 0.1
         while True:
+            started_at = self.position
             try:
                 await self._follow()
             except asyncio.CancelledError:
@@ -79,6 +80,8 @@ class StreamConsumer:
             except IntegrityError:
                 log.info("%s: position taken by another writer; resubscribing", self.tracking_name)
             except Exception as error:
+                if self.position > started_at:
+                    delay = 0.1  # it worked for a while: a new failure, not the same one
                 log.warning("consumer of %s failed: %r; retrying", self.tracking_name, error)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
