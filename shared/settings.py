@@ -61,12 +61,16 @@ class Settings(BaseSettings):
             )
         return self
 
+    def data_file(self, name: str) -> Path:
+        """A file in the data folder, which is created on first use."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return self.data_dir / name
+
     def event_store_env(self, application: str) -> dict[str, str]:
         """The eventsourcing environment for one application: one SQLite file each."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-            "SQLITE_DBNAME": str(self.data_dir / f"{application}.sqlite"),
+            "SQLITE_DBNAME": str(self.data_file(f"{application}.sqlite")),
             "SQLITE_LOCK_TIMEOUT": "10",
         }
 
@@ -88,8 +92,3 @@ class IntakeSettings(ServiceSettings):
 class ProjectionsSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SHANGLIANG_PROJECTIONS_", extra="ignore")
     port: int = 8104
-
-
-def data_path(settings: Settings, name: str) -> Path:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return settings.data_dir / name

@@ -18,8 +18,7 @@ from shared.web import health_router, install_error_handlers, serve
 
 
 def create_app(settings: Settings) -> FastAPI:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    view = open_issue_status_view(str(settings.data_dir / "projections.sqlite"))
+    view = open_issue_status_view(str(settings.data_file("projections.sqlite")))
     progress = ProjectionProgress()
     state: dict[str, StreamConsumer] = {}
 
