@@ -5,12 +5,32 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import IntegrityError, Recording
+from eventsourcing.persistence import (
+    IntegrityError,
+    JSONTranscoder,
+    ProcessRecorder,
+    Recording,
+    Transcoding,
+)
+
+
+class DateAsISO(Transcoding):
+    """Deadlines and activity days are dates; the library transcodes only datetimes."""
+
+    type = date
+    name = "date_iso"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)
 
 
 class ServiceApplication(Application[UUID]):
@@ -22,11 +42,23 @@ class ServiceApplication(Application[UUID]):
         self.saved_listeners: list[Callable[[], None]] = []
         self.group_commit = GroupCommit(self)
 
+    def construct_recorder(self) -> ProcessRecorder:
+        # A process recorder stores new events and an upstream tracking record in one
+        # transaction: what `shared.process.UpstreamProcessor` needs to apply each once.
+        return self.factory.process_recorder()
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(DateAsISO())
+
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
         recordings = super().save(*objs, **kwargs)
+        self.tell_saved()
+        return recordings
+
+    def tell_saved(self) -> None:
         for listener in self.saved_listeners:
             listener()
-        return recordings
 
 
 @dataclass

@@ -89,6 +89,16 @@ class IntakeSettings(ServiceSettings):
     port: int = 8101
 
 
+class MeetingsSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SHANGLIANG_MEETINGS_", extra="ignore")
+    port: int = 8102
+
+
+class SupervisionSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SHANGLIANG_SUPERVISION_", extra="ignore")
+    port: int = 8103
+
+
 class ProjectionsSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SHANGLIANG_PROJECTIONS_", extra="ignore")
     port: int = 8104
