@@ -33,6 +33,15 @@ class Settings(BaseSettings):
     nats_url: str = "nats://127.0.0.1:4222"
     embedded_nats_port: int = Field(default=0, ge=0, le=65535)
     """Port of the nats-server that `shangliang up` starts; 0 picks a free one."""
+    event_store: Literal["sqlite", "postgres"] = "sqlite"
+    """Where event stores live: one SQLite file per service, or PostgreSQL to scale out."""
+    postgres_host: str = "127.0.0.1"
+    postgres_port: int = Field(default=5432, ge=1, le=65535)
+    postgres_user: str = "postgres"
+    postgres_password: str = ""
+    postgres_dbname: str = "shangliang"
+    postgres_schema: str = "public"
+    postgres_pool_size: int = Field(default=5, ge=1)
     stream_replicas: int = Field(default=1, ge=1, le=5)
     duplicate_window_seconds: float = Field(default=120.0, gt=0)
 
@@ -67,7 +76,20 @@ class Settings(BaseSettings):
         return self.data_dir / name
 
     def event_store_env(self, application: str) -> dict[str, str]:
-        """The eventsourcing environment for one application: one SQLite file each."""
+        """The eventsourcing environment for one application: one SQLite file each, or
+        PostgreSQL tables prefixed with the application's name."""
+        if self.event_store == "postgres":
+            return {
+                "PERSISTENCE_MODULE": "eventsourcing.postgres",
+                "POSTGRES_HOST": self.postgres_host,
+                "POSTGRES_PORT": str(self.postgres_port),
+                "POSTGRES_USER": self.postgres_user,
+                "POSTGRES_PASSWORD": self.postgres_password,
+                "POSTGRES_DBNAME": self.postgres_dbname,
+                "POSTGRES_SCHEMA": self.postgres_schema,
+                "POSTGRES_POOL_SIZE": str(self.postgres_pool_size),
+                "POSTGRES_LOCK_TIMEOUT": "10",
+            }
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": str(self.data_file(f"{application}.sqlite")),

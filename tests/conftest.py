@@ -1,16 +1,29 @@
-"""Fixtures shared by every tier: real nats-server processes, real SQLite files."""
+"""Fixtures shared by every tier: real nats-server processes, real SQLite files, a real
+PostgreSQL (a schema of each test's own, dropped after)."""
 
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from nats.aio.client import Client
 
 from shared.embedded import EmbeddedNats
 from shared.messaging import connect
+from shared.settings import Settings
+
+POSTGRES = {
+    "host": os.environ.get("SHANGLIANG_TEST_POSTGRES_HOST", "127.0.0.1"),
+    "port": int(os.environ.get("SHANGLIANG_TEST_POSTGRES_PORT", "5432")),
+    "user": os.environ.get("SHANGLIANG_TEST_POSTGRES_USER", "postgres"),
+    "dbname": os.environ.get("SHANGLIANG_TEST_POSTGRES_DBNAME", "test"),
+}
+REQUIRE_POSTGRES = os.environ.get("SHANGLIANG_TEST_REQUIRE_POSTGRES") == "1"
+"""CI sets it: there, a PostgreSQL that cannot be reached fails the run instead of skipping."""
 
 
 @pytest.fixture(autouse=True)
@@ -38,3 +51,39 @@ async def nats_client(nats_server: EmbeddedNats) -> AsyncIterator[Client]:
         yield nc
     finally:
         await nc.close()
+
+
+@pytest.fixture
+def postgres_schema() -> Iterator[str]:
+    """A fresh schema in the test database, dropped with everything in it afterwards."""
+    try:
+        admin = psycopg.connect(**POSTGRES, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as error:
+        message = f"PostgreSQL at {POSTGRES['host']}:{POSTGRES['port']} unreachable: {error}"
+        if REQUIRE_POSTGRES:
+            pytest.fail(message)
+        pytest.skip(message)
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    with admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+        try:
+            yield schema
+        finally:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings for one persistence: each test that takes this runs on both."""
+    if request.param == "sqlite":
+        return Settings(data_dir=tmp_path / "data")
+    schema = request.getfixturevalue("postgres_schema")
+    return Settings(
+        data_dir=tmp_path / "data",
+        event_store="postgres",
+        postgres_host=POSTGRES["host"],
+        postgres_port=POSTGRES["port"],
+        postgres_user=POSTGRES["user"],
+        postgres_dbname=POSTGRES["dbname"],
+        postgres_schema=schema,
+    )

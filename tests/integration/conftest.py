@@ -13,7 +13,7 @@ from nats.js import JetStreamContext
 from services.intake.application import IntakeApplication
 from services.projections.views import IssueStatusView, open_issue_status_view
 from shared.messaging import INTAKE_STREAM, ensure_stream
-from tests.integration.support import open_intake
+from shared.settings import Settings
 
 
 @pytest.fixture
@@ -25,9 +25,9 @@ async def js(nats_client: Client) -> JetStreamContext:
 
 
 @pytest.fixture
-def intake(tmp_path: Path) -> Iterator[IntakeApplication]:
-    """Intake's event store in a SQLite file of this test's own."""
-    app = open_intake(tmp_path / "intake.sqlite")
+def intake(store_settings: Settings) -> Iterator[IntakeApplication]:
+    """Intake's event store of this test's own: a SQLite file, then a PostgreSQL schema."""
+    app = IntakeApplication(env=store_settings.event_store_env("intake"))
     try:
         yield app
     finally:

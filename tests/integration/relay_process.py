@@ -1,6 +1,6 @@
 """Intake's relay in a process of its own, so that a test can SIGKILL it in mid-batch.
 
-    python relay_process.py INTAKE_SQLITE_FILE NATS_URL BATCH_SIZE
+    python relay_process.py EVENT_STORE_ENV_JSON NATS_URL BATCH_SIZE
 
 Publishes everything the store holds, then exits 0.
 """
@@ -8,6 +8,7 @@ Publishes everything the store holds, then exits 0.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 
 from services.intake.application import IntakeApplication, to_contract
@@ -15,10 +16,8 @@ from shared.messaging import INTAKE_STREAM, connect
 from shared.relay import Relay
 
 
-async def relay_everything(db_path: str, nats_url: str, batch_size: int) -> None:
-    app = IntakeApplication(
-        env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": db_path}
-    )
+async def relay_everything(store_env: dict[str, str], nats_url: str, batch_size: int) -> None:
+    app = IntakeApplication(env=store_env)
     nc = await connect(nats_url, "relay-process")
     try:
         relay = Relay(nc, INTAKE_STREAM, app, to_contract, batch_size=batch_size)
@@ -29,4 +28,4 @@ async def relay_everything(db_path: str, nats_url: str, batch_size: int) -> None
 
 
 if __name__ == "__main__":
-    asyncio.run(relay_everything(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+    asyncio.run(relay_everything(json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3])))

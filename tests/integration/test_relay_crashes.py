@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -15,6 +16,7 @@ from services.intake.application import IntakeApplication, to_contract
 from shared.embedded import EmbeddedNats, die_with_parent
 from shared.messaging import INTAKE_STREAM, ensure_stream
 from shared.relay import Relay
+from shared.settings import Settings
 from tests.integration.support import (
     assert_stream_holds_each_event_once_in_order,
     read_stream,
@@ -36,24 +38,29 @@ RELAY_PROCESS = Path(__file__).with_name("relay_process.py")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_relay_process(db_path: Path, nats_url: str, batch_size: int) -> subprocess.Popen[bytes]:
+def start_relay_process(
+    store_env: dict[str, str], nats_url: str, batch_size: int
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, str(RELAY_PROCESS), str(db_path), nats_url, str(batch_size)],
+        [sys.executable, str(RELAY_PROCESS), json.dumps(store_env), nats_url, str(batch_size)],
         cwd=ROOT,
         preexec_fn=die_with_parent,
     )
 
 
 async def test_a_relay_killed_in_mid_batch_and_restarted_publishes_each_event_once_in_order(
-    js: JetStreamContext, intake: IntakeApplication, nats_server: EmbeddedNats, tmp_path: Path
+    js: JetStreamContext,
+    intake: IntakeApplication,
+    nats_server: EmbeddedNats,
+    store_settings: Settings,
 ) -> None:
     total = 10_000
     # A duplicate window far shorter than the outage: resuming must not depend on it.
     await ensure_stream(js, INTAKE_STREAM, duplicate_window=1)
     store_issues(intake, total)
-    db_path = tmp_path / "intake.sqlite"
+    store_env = store_settings.event_store_env("intake")
 
-    first = start_relay_process(db_path, nats_server.url, batch_size=97)
+    first = start_relay_process(store_env, nats_server.url, batch_size=97)
     try:
         await wait_until(stream_reaches(js, 1000), timeout=20, what="relay well under way")
         first.kill()
@@ -64,7 +71,7 @@ async def test_a_relay_killed_in_mid_batch_and_restarted_publishes_each_event_on
     assert 0 < published_before_kill < total
     await asyncio.sleep(1.2)  # let the duplicate window (1 s) pass: a deliberate wait
 
-    second = start_relay_process(db_path, nats_server.url, batch_size=97)
+    second = start_relay_process(store_env, nats_server.url, batch_size=97)
     try:
         returncode = await asyncio.wait_for(asyncio.to_thread(second.wait), 30)
     finally:
