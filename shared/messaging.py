@@ -47,7 +47,11 @@ SUPERVISION_STREAM = StreamSpec("supervision")
 
 
 async def connect(url: str, name: str) -> Client:
-    """Connect and keep reconnecting forever: a service outlives any NATS outage."""
+    """Connect and keep reconnecting forever: a service outlives any NATS outage.
+
+    `url` may list several servers, comma-separated (the nodes of a cluster), so that a
+    service starts while any one of them is down.
+    """
 
     async def on_error(error: Exception) -> None:
         log.warning("NATS error (%s): %s", name, error)
@@ -59,7 +63,7 @@ async def connect(url: str, name: str) -> Client:
         log.info("NATS reconnected (%s)", name)
 
     return await nats.connect(
-        url,
+        [server.strip() for server in url.split(",") if server.strip()],
         name=name,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
