@@ -21,6 +21,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from shared.contracts import Contract, Envelope, UndecodableMessage, decode
 from shared.messaging import StreamSpec
+from shared.observability import CONSUMER_LAG, CONSUMER_POSITION
 
 log = logging.getLogger(__name__)
 
@@ -170,5 +171,8 @@ class StreamConsumer:
             return
         await asyncio.to_thread(self._view.apply, delivered, Tracking(self.tracking_name, last))
         self.position = last
+        view = type(self._view).__name__
+        CONSUMER_POSITION.labels(self.tracking_name, view).set(last)
+        CONSUMER_LAG.labels(self.tracking_name, view).set(batch[-1].metadata.num_pending)
         if self._on_applied is not None:
             self._on_applied(last)

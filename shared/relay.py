@@ -32,6 +32,7 @@ from nats.js.api import Header, PubAck
 
 from shared.contracts import Contract, Envelope
 from shared.messaging import StreamSpec
+from shared.observability import EVENTS_RELAYED, RELAY_POSITION
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,9 @@ class Relay:
         count, last_position, outgoing = await asyncio.to_thread(self._read_batch)
         if outgoing:
             await self._publish(outgoing)
+            EVENTS_RELAYED.labels(self._stream.name).inc(len(outgoing))
         self.position = last_position
+        RELAY_POSITION.labels(self._stream.name).set(last_position)
         return count
 
     def _read_batch(self) -> tuple[int, int, list[_Outgoing]]:
