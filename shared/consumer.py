@@ -19,6 +19,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from shared.aio import check_cancelled
 from shared.contracts import Contract, Envelope, UndecodableMessage, decode
 from shared.messaging import StreamSpec
 from shared.observability import CONSUMER_LAG, CONSUMER_POSITION
@@ -73,6 +74,7 @@ class StreamConsumer:
         """Follow the stream forever, resubscribing after any failure or stall."""
         delay = 0.1
         while True:
+            check_cancelled()
             started_at = self.position
             try:
                 await self._follow()
@@ -118,6 +120,7 @@ class StreamConsumer:
         )
         try:
             while True:
+                check_cancelled()
                 batch = await self._next_batch(buffer)
                 if batch is None:
                     if await self._stalled():
@@ -126,7 +129,10 @@ class StreamConsumer:
                 await self._apply(batch)
         finally:
             try:
-                await subscription.unsubscribe()
+                # Bounded: an ordered consumer being reset by nats-py can leave this waiting
+                # forever, and a consumer told to stop must stop.
+                async with asyncio.timeout(2):
+                    await subscription.unsubscribe()
             except Exception as error:
                 log.debug("unsubscribe failed: %r", error)
 

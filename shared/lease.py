@@ -22,6 +22,8 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from shared.aio import check_cancelled
+
 log = logging.getLogger(__name__)
 
 BUCKET = "shangliang_leases"
@@ -96,6 +98,7 @@ class Lease:
 
     async def _acquire(self) -> None:
         while True:
+            check_cancelled()
             try:
                 kv = await self._bucket()
                 try:
@@ -119,6 +122,7 @@ class Lease:
         """Renew until a renewal fails or the job ends (its failure is raised)."""
         kv = await self._bucket()
         while True:
+            check_cancelled()
             done, _ = await asyncio.wait({task}, timeout=self._ttl / 3)
             if done:
                 task.result()

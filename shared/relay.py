@@ -10,6 +10,13 @@ Each stored event is published once and in the order of the notification log:
 - every message carries its notification id (`Shangliang-Position`), so after any failure
   or restart the relay reads the stream's last message and resumes right after it, whether
   or not the duplicate window still remembers.
+
+The store heals the stream: a stream that was deleted is created again, and one that lost
+messages (purged, or truncated by a node that had not fsynced) is refilled from the store.
+When the server's duplicate window still remembers the lost messages' ids it answers
+"duplicate" without storing them; the relay then publishes them under ids qualified by the
+stream's new first sequence, which the window has never seen. Consumers recognise events by
+the envelope's id, which never changes.
 """
 
 from __future__ import annotations
@@ -29,9 +36,11 @@ from eventsourcing.persistence import Notification
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import Header, PubAck
+from nats.js.errors import NotFoundError
 
+from shared.aio import check_cancelled
 from shared.contracts import Contract, Envelope
-from shared.messaging import StreamSpec
+from shared.messaging import StreamSpec, ensure_stream
 from shared.observability import EVENTS_RELAYED, RELAY_POSITION
 
 log = logging.getLogger(__name__)
@@ -49,6 +58,11 @@ def event_id(originator_id: UUID, originator_version: int) -> str:
 
 class StreamBehind(Exception):
     """The stream did not take a message right after the previous one; resync from it."""
+
+    def __init__(self, reason: str, duplicate_of: int | None = None) -> None:
+        super().__init__(reason)
+        self.duplicate_of = duplicate_of
+        """For a message the server called a duplicate: the sequence it named."""
 
 
 @dataclass
@@ -71,6 +85,8 @@ class Relay:
         batch_size: int = 500,
         idle_poll_seconds: float = 1.0,
         ack_timeout_seconds: float = 5.0,
+        replicas: int = 1,
+        duplicate_window_seconds: float = 120.0,
     ) -> None:
         self._nc = nc
         self._js = nc.jetstream()
@@ -80,6 +96,9 @@ class Relay:
         self._batch_size = batch_size
         self._idle_poll = idle_poll_seconds
         self._ack_timeout = ack_timeout_seconds
+        self._replicas = replicas
+        self._duplicate_window = duplicate_window_seconds
+        self._msg_id_suffix = ""
         self._news = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.position = 0
@@ -100,9 +119,11 @@ class Relay:
         self._loop = asyncio.get_running_loop()
         delay = 0.1
         while True:
+            check_cancelled()
             try:
                 await self.resync()
                 while True:
+                    check_cancelled()
                     self._news.clear()
                     if await self.publish_batch() == 0:
                         await self._wait_for_news()
@@ -110,9 +131,9 @@ class Relay:
             except asyncio.CancelledError:
                 raise
             except StreamBehind as error:
-                # E.g. a purged stream whose duplicate window still remembers the events:
-                # retry calmly until the window has forgotten them.
                 log.info("relay %s resyncs: %s", self._stream.name, error)
+                if error.duplicate_of is not None and await self._lost(error.duplicate_of):
+                    continue  # republish at once, under ids the duplicate window never saw
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
             except Exception as error:
@@ -134,7 +155,12 @@ class Relay:
     async def resync(self) -> None:
         """Learn from the stream itself how far publishing got."""
         name = self._stream.name
-        info = await self._js.stream_info(name)
+        try:
+            info = await self._js.stream_info(name)
+        except NotFoundError:
+            log.warning("relay %s: the stream is gone; creating it again", name)
+            await ensure_stream(self._js, self._stream, self._replicas, self._duplicate_window)
+            info = await self._js.stream_info(name)
         self._last_seq = info.state.last_seq
         self.position = 0
         if info.state.messages:
@@ -144,6 +170,19 @@ class Relay:
                 raise RuntimeError(f"last message of {name} has no {POSITION_HEADER} header")
             self.position = int(headers[POSITION_HEADER])
         self.synced = True
+
+    async def _lost(self, sequence: int) -> bool:
+        """Is the message the server called a duplicate missing from the stream? If so, the
+        stream lost it: qualify message ids by the stream's current first sequence."""
+        state = (await self._js.stream_info(self._stream.name)).state
+        if state.first_seq <= sequence <= state.last_seq:
+            return False
+        self._msg_id_suffix = f"~{state.first_seq}"
+        log.warning(
+            "relay %s: the stream lost messages the server still remembers; republishing",
+            self._stream.name,
+        )
+        return True
 
     async def publish_batch(self) -> int:
         """Publish the next batch of stored events; returns how many were read."""
@@ -191,7 +230,7 @@ class Relay:
                 reply = f"{inbox}.{next(self._reply_numbers)}"
                 waiting.append(self._replies.setdefault(reply, loop.create_future()))
                 headers = {
-                    Header.MSG_ID: message.msg_id,
+                    Header.MSG_ID: message.msg_id + self._msg_id_suffix,
                     Header.EXPECTED_LAST_SEQUENCE: str(self._last_seq + offset),
                     POSITION_HEADER: str(message.position),
                 }
@@ -214,7 +253,9 @@ class Relay:
         if "error" in response:
             raise StreamBehind(f"message {offset} of the batch refused: {response['error']}")
         ack = PubAck.from_response(response)
-        if ack.duplicate or ack.seq != self._last_seq + offset + 1:
+        if ack.duplicate:
+            raise StreamBehind(f"message {offset} of the batch: {ack}", duplicate_of=ack.seq)
+        if ack.seq != self._last_seq + offset + 1:
             raise StreamBehind(f"message {offset} of the batch: {ack}")
 
     async def _reply_inbox(self) -> str:

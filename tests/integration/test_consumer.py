@@ -19,7 +19,7 @@ from services.projections.views import IssueStatusView, open_issue_status_view
 from shared.consumer import Delivered, StreamConsumer
 from shared.contracts import Envelope, IssueSubmittedV1
 from shared.embedded import EmbeddedNats
-from shared.messaging import INTAKE_STREAM, ensure_stream
+from shared.messaging import INTAKE_STREAM
 from shared.relay import Relay
 from tests.integration.support import OFFICES, store_issues, wait_until
 
@@ -193,7 +193,6 @@ async def test_a_view_following_a_purged_and_healed_stream_records_each_event_on
     background: list[asyncio.Task[object]],
     nats_client: Client,
 ) -> None:
-    await ensure_stream(js, INTAKE_STREAM, duplicate_window=1)
     store_issues(intake, 100)
     await Relay(nats_client, INTAKE_STREAM, intake, to_contract).publish_all()
     consumer = StreamConsumer(js, INTAKE_STREAM, view, stall_seconds=0.5)
@@ -204,6 +203,6 @@ async def test_a_view_following_a_purged_and_healed_stream_records_each_event_on
     await js.purge_stream(INTAKE_STREAM.name)
     relay = Relay(nats_client, INTAKE_STREAM, intake, to_contract, ack_timeout_seconds=1)
     background.append(asyncio.create_task(relay.run()))
-    await wait_until(lambda: consumer.position == 200, timeout=15, what="healed stream applied")
+    await wait_until(lambda: consumer.position == 200, timeout=5, what="healed stream applied")
 
     assert view.dump() == before

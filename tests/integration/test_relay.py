@@ -9,7 +9,7 @@ from nats.js import JetStreamContext
 
 from services.intake.application import IntakeApplication, to_contract
 from shared.contracts import IssueSubmittedV1, decode
-from shared.messaging import INTAKE_STREAM, ensure_stream
+from shared.messaging import INTAKE_STREAM
 from shared.relay import Relay
 from tests.integration.support import (
     assert_stream_holds_each_event_once_in_order,
@@ -99,15 +99,14 @@ async def test_a_running_relay_publishes_events_as_they_are_stored(
     assert_stream_holds_each_event_once_in_order(await read_stream(js, INTAKE_STREAM), intake)
 
 
-async def test_a_purged_stream_is_published_again_from_the_store(
+async def test_a_purged_stream_is_published_again_from_the_store_at_once(
     js: JetStreamContext,
     intake: IntakeApplication,
     background: list[asyncio.Task[object]],
     nats_client: Client,
 ) -> None:
-    # The server remembers message ids through a purge, for its duplicate window: the stream
-    # can heal only once the window has passed. A short window keeps the test short.
-    await ensure_stream(js, INTAKE_STREAM, duplicate_window=1)
+    # The server remembers the purged messages' ids for its duplicate window (120 s): the
+    # relay must not wait for it to pass.
     store_issues(intake, 200)
     await Relay(nats_client, INTAKE_STREAM, intake, to_contract).publish_all()
     await js.purge_stream(INTAKE_STREAM.name)
@@ -118,7 +117,27 @@ async def test_a_purged_stream_is_published_again_from_the_store(
     )
     background.append(asyncio.create_task(relay.run()))
 
-    await wait_until(stream_holds(js, INTAKE_STREAM, 200), timeout=15, what="stream healed")
+    await wait_until(stream_holds(js, INTAKE_STREAM, 200), timeout=5, what="stream healed")
     messages = await read_stream(js, INTAKE_STREAM)
     assert_stream_holds_each_event_once_in_order(messages, intake)
     assert messages[0].metadata.sequence.stream == 201
+    assert messages[0].headers["Nats-Msg-Id"].endswith("~201")  # type: ignore[index]
+
+
+async def test_a_deleted_stream_is_created_again_and_refilled_while_the_relay_runs(
+    js: JetStreamContext,
+    intake: IntakeApplication,
+    background: list[asyncio.Task[object]],
+    nats_client: Client,
+) -> None:
+    relay = Relay(nats_client, INTAKE_STREAM, intake, to_contract, ack_timeout_seconds=1)
+    intake.saved_listeners.append(relay.wake)
+    background.append(asyncio.create_task(relay.run()))
+    store_issues(intake, 300)
+    await wait_until(stream_holds(js, INTAKE_STREAM, 300), what="300 published")
+
+    await js.delete_stream(INTAKE_STREAM.name)
+    store_issues(intake, 100, start=300)  # the relay learns of the loss by publishing these
+
+    await wait_until(stream_holds(js, INTAKE_STREAM, 400), timeout=10, what="stream refilled")
+    assert_stream_holds_each_event_once_in_order(await read_stream(js, INTAKE_STREAM), intake)
