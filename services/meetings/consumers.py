@@ -34,6 +34,8 @@ def intake_policy(app: MeetingsApplication) -> Policy:
                         event.key_problem,
                         event.screened_at,
                     )
+                elif topic.accepted and topic.screened_at == event.screened_at:
+                    return  # the same decision published again (e.g. after the dedupe window)
                 else:
                     topic.accept_again(
                         event.title, event.category, event.key_problem, event.screened_at

@@ -18,6 +18,7 @@ from services.meetings.application import MeetingsApplication
 from services.meetings.consumers import intake_policy
 from services.meetings.domain import SHANGHAI
 from services.meetings.main import create_app
+from services.meetings.seed import seed_requests
 from shared.auth import Authenticator
 from shared.consumer import Delivered
 from shared.contracts import Envelope, IssueScreenedV1
@@ -301,3 +302,17 @@ async def test_two_bookings_of_one_hall_are_answered_with_a_named_conflict(api: 
     )
     assert answer.status_code == 409
     assert "先定的会" in answer.json()["detail"] and first["id"] in answer.json()["detail"]
+
+
+async def test_the_yanji_seed_loads_once_with_the_29_expert_panel(api: Api) -> None:
+    requests = seed_requests()
+    first = [(await api.post(path, body)).status_code for path, body in requests]
+    second = [(await api.post(path, body)).status_code for path, body in requests]
+    experts = await api.client.get(
+        "/people?kind=expert&page_size=200", headers=api.headers("yanji", "viewer")
+    )
+    halls = await api.client.get("/venues", headers=api.headers("yanji", "viewer"))
+
+    assert set(first) == {201, 200} and set(second) == {200}  # the hall was registered before
+    assert experts.json()["total"] == 29
+    assert "延吉市政协委员协商议事厅" in {v["name"] for v in halls.json()["items"]}
