@@ -213,8 +213,9 @@ class MeetingsApplication(ServiceApplication):
                             "already used for a different meeting"
                         )
                     return (existing, False), []
-            rosters = [self.roster(o) for o in offices if o in self.known_offices]
-            venues = {name: r.office for r in rosters for name in r.venues}
+            # Reversed: a venue both offices registered is booked as the organiser's, the
+            # same one `_schedules_of` finds later.
+            venues = {name: o for o in reversed(offices) for name in self.roster(o).venues}
             meeting = Meeting.plan(
                 meeting_id,
                 office,
@@ -452,10 +453,8 @@ class MeetingsApplication(ServiceApplication):
             self._schedule("person", p["office"], p["person_id"]) for p in meeting.booked_people()
         ]
         if meeting.venue is not None:
-            for office in meeting.offices:
-                if meeting.venue in self.roster(office).venues:
-                    schedules.append(self._schedule("venue", office, meeting.venue))
-                    break
+            office = next(o for o in meeting.offices if meeting.venue in self.roster(o).venues)
+            schedules.append(self._schedule("venue", office, meeting.venue))
         return [s for s in schedules if str(meeting.id) in s.bookings]
 
     def _free_topics(self, meeting: Meeting) -> list[Aggregate]:
