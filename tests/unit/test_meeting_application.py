@@ -353,3 +353,44 @@ async def test_meetings_are_listed_for_the_offices_that_may_read_them(
     assert ids(app.meetings(lambda o: True, kind="written")) == {joint.id}
     assert ids(app.meetings(lambda o: True, office="tumen")) == {tumen.id}
     assert app.meetings(lambda o: True, date_from=date(2021, 1, 1)) == []
+
+
+async def test_every_meeting_event_is_published_under_the_organising_office(
+    app: MeetingsApplication,
+) -> None:
+    issue = uuid4()
+    Intake(app).deliver(screened(issue))
+    joint = await plan(app, office="yanbian", joint_offices=["yanji"])
+    await app.add_topic(joint.id, issue, None, None)
+    await app.remove_topic(joint.id, issue, None, None)
+    await app.postpone(
+        joint.id, START + timedelta(days=1), END + timedelta(days=1), None, "改期", None, None
+    )
+    await app.cancel(joint.id, "取消", None, None)
+
+    events = [app.mapper.to_domain_event(n) for n in app.recorder.select_notifications(1, 1000)]
+    published = [t for e in events if e.originator_id == joint.id and (t := to_contract(e))]
+
+    assert [type(c).__name__ for _, c in published] == [
+        "MeetingPlannedV1",
+        "TopicAddedV1",
+        "TopicRemovedV1",
+        "MeetingPostponedV1",
+        "MeetingCancelledV1",
+    ]
+    assert {office for office, _ in published} == {"yanbian"}
+    assert all(c.offices == ["yanbian", "yanji"] for _, c in published)  # type: ignore[attr-defined]
+    assert published[2][1].issue_office == "yanji"  # type: ignore[attr-defined]
+    assert to_contract(events[0]) is None  # reference data stays inside the service
+
+
+async def test_a_written_consultation_takes_nobodys_time_slot(app: MeetingsApplication) -> None:
+    thematic = await plan(app)
+    written = await plan(
+        app, kind="written", venue=None, submission_deadline=END + timedelta(days=3)
+    )
+    await app.invite(thematic.id, "m1", None, None)
+
+    invited, _ = await app.invite(written.id, "m1", None, None)
+
+    assert "m1" in invited.invitations
