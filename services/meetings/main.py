@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from services.meetings.api import router
 from services.meetings.application import MeetingsApplication, to_contract
@@ -20,6 +22,16 @@ from shared.process import UpstreamProcessor
 from shared.relay import Relay
 from shared.settings import MeetingsSettings, Settings
 from shared.web import health_router, install_error_handlers, serve
+
+
+async def _refused(_: Request, error: Exception) -> JSONResponse:
+    """docs/API.md: a 4xx other than 422 carries the bilingual `message` beside `detail`."""
+    assert isinstance(error, HTTPException)
+    return JSONResponse(
+        {"message": error.detail, "detail": error.detail},
+        status_code=error.status_code,
+        headers=error.headers,
+    )
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -72,6 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.meetings = meetings
     app.state.authenticator = Authenticator(settings)
     install_error_handlers(app)
+    app.add_exception_handler(HTTPException, _refused)
     app.include_router(health_router(not_ready))
     app.include_router(router)
     app.include_router(reference_router)

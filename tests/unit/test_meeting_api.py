@@ -180,7 +180,7 @@ async def test_changing_a_cancelled_meeting_is_a_409_naming_its_state(api: Api) 
     answer = await api.post(f"/meetings/{meeting}/invitations", {"person_id": "m1"})
 
     assert answer.status_code == 409
-    assert "cancelled" in answer.json()["detail"]
+    assert "cancelled" in answer.json()["detail"] and "已取消" in answer.json()["message"]
 
 
 async def test_an_issue_intake_has_not_accepted_is_a_409_with_the_reason(api: Api) -> None:
@@ -316,3 +316,23 @@ async def test_the_yanji_seed_loads_once_with_the_29_expert_panel(api: Api) -> N
     assert set(first) == {201, 200} and set(second) == {200}  # the hall was registered before
     assert experts.json()["total"] == 29
     assert "延吉市政协委员协商议事厅" in {v["name"] for v in halls.json()["items"]}
+
+
+async def test_two_simultaneous_invitations_of_one_person_give_one_200_and_one_409(
+    api: Api,
+) -> None:
+    await api.post("/venues", {"name": "河南街道（现场）"})
+    first = (await api.post("/meetings", plan_body(title="第一场"))).json()["id"]
+    second = (
+        await api.post(
+            "/meetings", plan_body(title="第二场", kind="onsite", venue="河南街道（现场）")
+        )
+    ).json()["id"]
+
+    answers = await asyncio.gather(
+        *[api.post(f"/meetings/{m}/invitations", {"person_id": "m1"}) for m in (first, second)]
+    )
+
+    assert sorted(a.status_code for a in answers) == [200, 409]
+    refused = next(a for a in answers if a.status_code == 409).json()["detail"]
+    assert "第一场" in refused or "第二场" in refused
