@@ -7,7 +7,7 @@ from uuid import UUID
 from eventsourcing.application import ProcessingEvent
 
 from services.meetings.application import MeetingsApplication
-from services.meetings.domain import AcceptedTopic
+from services.meetings.bookings import AcceptedTopic
 from shared.contracts import IssueReopenedV1, IssueScreenedV1
 from shared.process import Policy, Upstream
 

@@ -11,8 +11,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from services.meetings.api import router
-from services.meetings.application import MeetingsApplication, to_contract
+from services.meetings.application import MeetingsApplication
 from services.meetings.consumers import intake_policy
+from services.meetings.publishing import to_contract
 from services.meetings.reference_api import calendar_router
 from services.meetings.reference_api import router as reference_router
 from shared.auth import Authenticator

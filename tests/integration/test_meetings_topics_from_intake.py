@@ -13,9 +13,10 @@ from eventsourcing.persistence import Tracking
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from services.meetings.application import MeetingsApplication, to_contract
+from services.meetings.application import MeetingsApplication
 from services.meetings.consumers import intake_policy
 from services.meetings.domain import SHANGHAI, MeetingConflict
+from services.meetings.publishing import to_contract
 from shared.consumer import Delivered, StreamConsumer
 from shared.contracts import Envelope, IssueScreenedV1, decode
 from shared.messaging import INTAKE_STREAM, MEETINGS_STREAM, ensure_stream

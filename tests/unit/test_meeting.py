@@ -8,13 +8,12 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from services.meetings.bookings import AcceptedTopic, Schedule
 from services.meetings.domain import (
     SHANGHAI,
-    AcceptedTopic,
     Meeting,
     MeetingConflict,
     MeetingRuleBroken,
-    Schedule,
     outcome_id_for,
 )
 from services.meetings.reference import Roster

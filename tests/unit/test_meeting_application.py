@@ -11,15 +11,16 @@ from uuid import UUID, uuid4
 import pytest
 from eventsourcing.persistence import Tracking
 
-from services.meetings.application import MeetingsApplication, to_contract
+from services.meetings.application import MeetingsApplication
+from services.meetings.bookings import AcceptedTopic
 from services.meetings.consumers import intake_policy
 from services.meetings.domain import (
     SHANGHAI,
-    AcceptedTopic,
     MeetingConflict,
     MeetingRuleBroken,
     outcome_id_for,
 )
+from services.meetings.publishing import to_contract
 from shared.consumer import Delivered
 from shared.contracts import (
     Envelope,
