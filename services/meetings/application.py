@@ -140,26 +140,55 @@ class MeetingsApplication(ServiceApplication):
             generated = stable_id("person", office, idempotency_key) if idempotency_key else uuid4()
             person_id = f"{office}-{generated.hex[:12]}"
         chosen = person_id
-
-        def decide() -> Decision[tuple[dict[str, Any], bool]]:
-            roster = self.roster(office)
-            return roster.record_person(chosen, name, kind, department), [roster]
-
-        return await self._decide_and_save(decide)
+        return await self._register(
+            office,
+            ["person", chosen, name, kind, department],
+            idempotency_key,
+            lambda roster: roster.record_person(chosen, name, kind, department),
+            lambda roster: roster.people[chosen],
+        )
 
     async def record_venue(
-        self, office: str, name: str, address: str | None
+        self, office: str, name: str, address: str | None, idempotency_key: str | None = None
     ) -> tuple[dict[str, Any], bool]:
+        return await self._register(
+            office,
+            ["venue", name, address],
+            idempotency_key,
+            lambda roster: roster.record_venue(name, address),
+            lambda roster: roster.venues[name.strip()],
+        )
+
+    async def record_department(
+        self, office: str, name: str, idempotency_key: str | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        return await self._register(
+            office,
+            ["department", name],
+            idempotency_key,
+            lambda roster: roster.record_department(name),
+            lambda roster: roster.departments[name.strip()],
+        )
+
+    async def _register(
+        self,
+        office: str,
+        payload: list[Any],
+        key: str | None,
+        record: Callable[[Roster], tuple[dict[str, Any], bool]],
+        recorded: Callable[[Roster], dict[str, Any]],
+    ) -> tuple[dict[str, Any], bool]:
+        """Register reference data once per Idempotency-Key (a retry answers what is there)."""
+        request = fingerprint("reference", {"args": payload})
+
         def decide() -> Decision[tuple[dict[str, Any], bool]]:
             roster = self.roster(office)
-            return roster.record_venue(name, address), [roster]
-
-        return await self._decide_and_save(decide)
-
-    async def record_department(self, office: str, name: str) -> tuple[dict[str, Any], bool]:
-        def decide() -> Decision[tuple[dict[str, Any], bool]]:
-            roster = self.roster(office)
-            return roster.record_department(name), [roster]
+            if key is not None and roster.answered_before(key, request):
+                return (recorded(roster), False), []
+            answer = record(roster)
+            if key is not None:
+                roster.remember(key, request)
+            return answer, [roster]
 
         return await self._decide_and_save(decide)
 

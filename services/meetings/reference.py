@@ -10,7 +10,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from services.meetings.domain import MeetingRuleBroken, stable_id
+from services.meetings.domain import MeetingConflict, MeetingRuleBroken, stable_id
 
 PERSON_KINDS = ("member", "expert", "department_head")
 """政协委员 · 协商议事专家团成员 · 承办单位负责人."""
@@ -31,6 +31,7 @@ class Roster(Aggregate):
         self.people: dict[str, dict[str, Any]] = {}
         self.venues: dict[str, dict[str, Any]] = {}
         self.departments: dict[str, dict[str, Any]] = {}
+        self.answered: dict[str, str] = {}
 
     @classmethod
     def open(cls, office: str) -> Roster:
@@ -105,3 +106,19 @@ class Roster(Aggregate):
     @event("DepartmentRecorded")
     def _department_recorded(self, name: str) -> None:
         self.departments[name] = {"name": name}
+
+    def answered_before(self, key: str, fingerprint: str) -> bool:
+        """Whether this registration was already made; the same key for another → 409."""
+        seen = self.answered.get(key)
+        if seen is None:
+            return False
+        if seen != fingerprint:
+            raise MeetingConflict(
+                "Idempotency-Key 已用于另一个不同的请求 / this Idempotency-Key was already used "
+                "for a different request"
+            )
+        return True
+
+    @event("RequestAnswered")
+    def remember(self, key: str, fingerprint: str) -> None:
+        self.answered[key] = fingerprint

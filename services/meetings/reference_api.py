@@ -59,23 +59,31 @@ async def record_person(
 
 @router.post("/venues", status_code=status.HTTP_201_CREATED)
 async def record_venue(
-    body: v.VenueRegistration, principal: CurrentPrincipal, app: Meetings, response: Response
+    body: v.VenueRegistration,
+    principal: CurrentPrincipal,
+    app: Meetings,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Register a venue: a consultation hall (协商议事厅) or an on-site address."""
     require_role(principal, "meetings")
     with domain_errors():
-        result = await app.record_venue(principal.office, body.name, body.address)
+        result = await app.record_venue(principal.office, body.name, body.address, idempotency_key)
     return _created(response, result)
 
 
 @router.post("/departments", status_code=status.HTTP_201_CREATED)
 async def record_department(
-    body: v.DepartmentRegistration, principal: CurrentPrincipal, app: Meetings, response: Response
+    body: v.DepartmentRegistration,
+    principal: CurrentPrincipal,
+    app: Meetings,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Register a responsible department (承办单位)."""
     require_role(principal, "meetings")
     with domain_errors():
-        result = await app.record_department(principal.office, body.name)
+        result = await app.record_department(principal.office, body.name, idempotency_key)
     return _created(response, result)
 
 

@@ -336,3 +336,19 @@ async def test_two_simultaneous_invitations_of_one_person_give_one_200_and_one_4
     assert sorted(a.status_code for a in answers) == [200, 409]
     refused = next(a for a in answers if a.status_code == 409).json()["detail"]
     assert "第一场" in refused or "第二场" in refused
+
+
+async def test_reference_data_registrations_honour_the_idempotency_key(api: Api) -> None:
+    person = {"name": "崔委员", "kind": "member"}
+    first = await api.post("/people", person, key="p-1")
+    retried = await api.post("/people", person, key="p-1")
+    other = await api.post("/venues", {"name": "新会场"}, key="p-1")
+    venue = await api.post("/venues", {"name": "新会场"}, key="v-1")
+    reused = await api.post("/venues", {"name": "另一个会场"}, key="v-1")
+
+    assert (first.status_code, retried.status_code) == (201, 200)
+    assert first.json()["person_id"] == retried.json()["person_id"]
+    assert other.status_code == 409  # the key was used for the person
+    assert (venue.status_code, reused.status_code) == (201, 409)
+    names = await api.client.get("/venues", headers=api.headers("yanji", "viewer"))
+    assert "另一个会场" not in {v["name"] for v in names.json()["items"]}
