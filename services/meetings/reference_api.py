@@ -16,6 +16,7 @@ from services.meetings.api import (
     domain_errors,
     page_of,
 )
+from services.meetings.application import MeetingsApplication
 from services.meetings.calendar import feed
 from shared.auth import CurrentPrincipal, Principal, TokenError, require_role
 
@@ -28,9 +29,9 @@ def _created(response: Response, result: tuple[dict[str, Any], bool]) -> dict[st
     return item
 
 
-def _office_to_read(principal: Principal, office: str | None) -> str:
+def _office_to_read(app: MeetingsApplication, principal: Principal, office: str | None) -> str:
     wanted = office or principal.office
-    if not principal.can_read(wanted):
+    if wanted not in app.known_offices or not principal.can_read(wanted):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "没有这个政协的资料 / no such office")
     return wanted
 
@@ -97,7 +98,7 @@ async def list_people(
     page_size: PageSize = 50,
 ) -> v.Page:
     """The office's members, experts and department heads."""
-    roster = await run_in_threadpool(app.roster, _office_to_read(principal, office))
+    roster = await run_in_threadpool(app.roster, _office_to_read(app, principal, office))
     people = [p for p in roster.people.values() if kind is None or p["kind"] == kind]
     return page_of(people, page, page_size)
 
@@ -111,7 +112,7 @@ async def list_venues(
     page_size: PageSize = 50,
 ) -> v.Page:
     """The office's venues."""
-    roster = await run_in_threadpool(app.roster, _office_to_read(principal, office))
+    roster = await run_in_threadpool(app.roster, _office_to_read(app, principal, office))
     return page_of(list(roster.venues.values()), page, page_size)
 
 
@@ -124,7 +125,7 @@ async def list_departments(
     page_size: PageSize = 200,
 ) -> v.Page:
     """The office's responsible departments."""
-    roster = await run_in_threadpool(app.roster, _office_to_read(principal, office))
+    roster = await run_in_threadpool(app.roster, _office_to_read(app, principal, office))
     return page_of(list(roster.departments.values()), page, page_size)
 
 

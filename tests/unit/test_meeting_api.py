@@ -217,6 +217,11 @@ async def test_reference_data_is_per_office_and_paged(api: Api) -> None:
 
     assert people.json()["total"] == 2 and len(people.json()["items"]) == 1
     assert tumen.json()["total"] == 0
+    for office in ("tumen", "atlantis"):
+        hidden = await api.client.get(
+            f"/people?office={office}", headers=api.headers("yanji", "viewer")
+        )
+        assert hidden.status_code == 404
     assert head.status_code == 422 and head.json()["detail"][0]["loc"] == ["body", "department"]
 
 
