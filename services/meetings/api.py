@@ -149,8 +149,9 @@ async def list_meetings(
 async def get_meeting(
     meeting_id: UUID, principal: CurrentPrincipal, app: Meetings
 ) -> v.MeetingView:
-    """One meeting with its agenda, participants, outcomes and postponements."""
-    return v.MeetingView.of(await readable_meeting(app, principal, meeting_id))
+    """One meeting with its agenda, participants, outcomes, postponements and history."""
+    meeting = await readable_meeting(app, principal, meeting_id)
+    return v.MeetingView.of(meeting, await run_in_threadpool(app.history, meeting_id))
 
 
 @router.post("/{meeting_id}/topics", response_model=v.MeetingView)

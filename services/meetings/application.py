@@ -65,6 +65,28 @@ class MeetingsApplication(ServiceApplication):
             raise MeetingNotFound(meeting_id) from None
         return meeting
 
+    def history(self, meeting_id: UUID) -> list[dict[str, Any]]:
+        """What happened to a meeting, event by event, with when each was recorded."""
+        entries = []
+        for domain_event in self.repository.event_store.get(meeting_id):
+            name = type(domain_event).__name__
+            if name == "RequestAnswered":
+                continue  # bookkeeping of retries, not a happening
+            fields = {
+                k: v
+                for k, v in vars(domain_event).items()
+                if k not in ("originator_id", "originator_version", "timestamp", "originator_topic")
+            }
+            entries.append(
+                {
+                    "event": name,
+                    "version": domain_event.originator_version,
+                    "recorded_at": domain_event.timestamp,
+                    **fields,
+                }
+            )
+        return entries
+
     def roster(self, office: str) -> Roster:
         """The office's reference data (empty if nothing was registered yet)."""
         try:

@@ -147,10 +147,13 @@ class MeetingView(BaseModel):
     postponements: list[dict[str, Any]]
     sequence: int
     version: int
+    history: list[dict[str, Any]] | None = None
+    """Only on `GET /meetings/{id}`: every event with when it was recorded."""
 
     @classmethod
-    def of(cls, meeting: Meeting) -> MeetingView:
+    def of(cls, meeting: Meeting, history: list[dict[str, Any]] | None = None) -> MeetingView:
         return cls(
+            history=history,
             id=meeting.id,
             office=meeting.office,
             offices=meeting.offices,

@@ -139,6 +139,15 @@ async def test_a_meeting_is_planned_filled_held_and_concluded_over_http(api: Api
     assert concluded.json()["status"] == "concluded"
     assert again.status_code == 200 and again.json()["version"] == concluded.json()["version"]
     assert len(concluded.json()["outcomes"]) == 1
+    read = await api.client.get(f"/meetings/{meeting}", headers=api.headers("yanbian", "viewer"))
+    assert [h["event"] for h in read.json()["history"]] == [
+        "Planned",
+        "TopicAdded",
+        "ParticipantInvited",
+        "InvitationAnswered",
+        "Held",
+        "Concluded",
+    ]
 
 
 async def test_a_window_that_ends_before_it_starts_is_a_422_naming_the_field(api: Api) -> None:
