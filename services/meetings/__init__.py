@@ -1,7 +1,9 @@
 """Meetings (“有事来商量”协商会议): thematic, on-site and written consultations.
 
-Filled by its own issue, in the same shape as `services/intake/`: `domain.py` (the Meeting
-aggregate), `application.py`, `api.py`, `consumers.py` (intake's accepted topics, tracked)
-and `main.py` (the composition root). It publishes on stream `MEETINGS`
-(`shared.messaging.MEETINGS_STREAM`).
+`domain.py` (the Meeting aggregate), `bookings.py` (the topics intake accepted, the schedules
+of people and venues), `reference.py` (members, experts, departments, venues per office),
+`application.py`, `consumers.py` (intake's topic decisions, tracked), `publishing.py` (events
+to contracts), `api.py` and `reference_api.py` (HTTP, calendar feeds in `calendar.py`),
+`seed.py` (the demo's reference data) and `main.py` (the composition root). It publishes on
+stream `MEETINGS` (`shared.messaging.MEETINGS_STREAM`).
 """
