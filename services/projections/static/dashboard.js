@@ -584,6 +584,16 @@
     return apiUrl(path, { ...params, format });
   }
 
+  /** Links to the API's spreadsheet and CSV of a list; a click fetches them with the token. */
+  const exportLinks = (name, path, params) =>
+    ["xlsx", "csv"]
+      .map(
+        (format) =>
+          `<a class="export" data-format="${format}" data-filename="shangliang-${esc(name)}-${state.year}.${format}"` +
+          ` href="${esc(exportHref(path, params, format))}">${format === "xlsx" ? "Excel" : "CSV"}</a>`,
+      )
+      .join("");
+
   function renderFigures() {
     const { figures, office } = selectedFigures();
     $("#cards").innerHTML = [
@@ -631,16 +641,17 @@
 
   async function loadKeyProblems() {
     const body = $("#key-problems .table-body");
-    const answer = await getOptional("/issues", {
-      key_problem: "true", year: state.year, office: state.office, page_size: PAGE_SIZE,
-    });
+    const params = { key_problem: "true", year: state.year, office: state.office };
+    const answer = await getOptional("/issues", { ...params, page_size: PAGE_SIZE });
     if (!answer || !Array.isArray(answer.items)) {
+      $("#key-exports").innerHTML = "";
       body.innerHTML = empty(t("unavailable"));
       body.dataset.available = "false";
       $("#key-count").textContent = "";
       return;
     }
     body.dataset.available = "true";
+    $("#key-exports").innerHTML = exportLinks("key-problems", "/issues", params);
     const solved = answer.items.filter((i) => SOLVED.has(i.status)).length;
     $("#key-count").textContent = t("keyCount", answer.total, solved);
     body.innerHTML = itemsTable(answer.items) + (answer.total > answer.items.length ? `<p class="muted">${esc(t("moreItems", answer.items.length))}</p>` : "");
@@ -716,9 +727,7 @@
     $("#drawer").dataset.available = "true";
     $("#drawer").dataset.total = String(answer.total);
     const pages = Math.max(1, Math.ceil(answer.total / (answer.page_size || LIST_PAGE_SIZE)));
-    const exports = ["xlsx", "csv"]
-      .map((format) => `<a class="export" data-format="${format}" data-filename="shangliang-${esc(list.name)}-${state.year}.${format}" href="${esc(exportHref(list.path, list.params, format))}">${format === "xlsx" ? "Excel" : "CSV"}</a>`)
-      .join("");
+    const exports = exportLinks(list.name, list.path, list.params);
     body.innerHTML =
       `<div class="list-head"><span class="muted">${esc(t("pageOf", list.page, pages, answer.total))}</span><span class="exports">${exports}</span></div>` +
       itemsTable(answer.items) +
