@@ -61,6 +61,9 @@ ISSUES_2020 = [
     ("tumen", "2020-12-31T23:30:00+08:00", "其他", "社区活动室开放时间短"),
 ]
 ISSUES_2021 = [("yanji", "2021-04-08T15:00:00+08:00", "城市管理", "积雪清理不及时")]
+# A title that would run script if the page put it into HTML unescaped; a year of its own.
+MARKUP_TITLE = '<img src="x" onerror="window.injected = 1">路灯'
+ISSUES_2019 = [("yanji", "2019-10-10T10:00:00+08:00", "其他", MARKUP_TITLE)]
 
 
 class ServerThread:
@@ -159,7 +162,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
             return authenticator.mint(office, list(roles), subject=f"dashboard-{office}")
 
         running = Services(intake.url, projections.url, mint("yanbian", "viewer"), mint)
-        submit_issues(running, ISSUES_2020 + ISSUES_2021)
+        submit_issues(running, ISSUES_2019 + ISSUES_2020 + ISSUES_2021)
         wait_until(
             lambda: (
                 running.statistics(2020)["total"]["issues_collected"] == 9
@@ -416,6 +419,41 @@ def test_an_issue_link_opens_its_timeline_directly(visit, services):
     page.wait_for_selector("#drawer [data-issue-title]")
     assert page.inner_text("#drawer [data-issue-title]") == "学校门口上下学时段拥堵"
     assert "延吉市政协" in page.inner_text("#drawer-body")
+
+
+def test_text_from_the_data_is_shown_as_text_never_run(visit, services):
+    issue_id = services.issue_ids[MARKUP_TITLE]
+    opened = open_ready(visit, services, f"year=2019#/issue/{issue_id}")
+    page = opened.page
+    page.wait_for_selector("#drawer [data-issue-title]")
+    assert page.inner_text("#drawer [data-issue-title]") == MARKUP_TITLE
+    assert page.eval_on_selector_all("#drawer img", "imgs => imgs.length") == 0
+    assert page.evaluate("window.injected") is None
+    assert opened.errors == []
+
+
+def test_issue_rows_are_counted_by_china_month_and_as_of(visit, services):
+    """The charts' fallback when the API has no breakdown: counting the issue list's rows."""
+    page = open_ready(visit, services, "year=2020").page
+    rows = [
+        # 17:00 UTC on 31 May is 01:00 on 1 June in China.
+        {"submitted_at": "2020-05-31T17:00:00+00:00", "category": "城市管理", "status": "submitted",
+         "status_label": "已收集", "community": "丹英社区"},
+        {"submitted_at": "2020-06-20T09:00:00+08:00", "category": "城市管理", "status": "overdue",
+         "department": "市城市管理局"},
+        {"submitted_at": "2020-07-01T09:00:00+08:00", "category": "物业管理", "status": "referred",
+         "overdue": True, "department": "市住房和城乡建设局", "community": "丹英社区"},
+        {"submitted_at": "2020-09-01T09:00:00+08:00", "category": "其他", "status": "resolved"},
+    ]  # fmt: skip
+    counted = page.evaluate(
+        "([rows, asOf]) => window.ShangliangDashboard.countIssues(rows, asOf)", [rows, "2020-07-01"]
+    )
+    assert {k: v for k, v in counted["by_month"].items() if v} == {"6": 2, "7": 1}
+    assert counted["by_category"] == {"城市管理": 2, "物业管理": 1}
+    assert counted["by_community"] == {"丹英社区": 2}
+    assert counted["by_status"] == {"submitted": 1, "overdue": 1, "referred": 1}
+    assert counted["overdue_by_department"] == {"市城市管理局": 1, "市住房和城乡建设局": 1}
+    assert counted["labels"] == {"submitted": "已收集"}
 
 
 def breakdown_from_api(services: Services, year: int) -> dict[str, dict[str, int]] | None:

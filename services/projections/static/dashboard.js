@@ -441,6 +441,29 @@
     return aggregateIssues();
   }
 
+  /**
+   * The breakdown of issue rows, as the API's breakdown would give it: months in China
+   * Standard Time, rows submitted after `asOf` left out, and the API's status labels.
+   */
+  function countIssues(rows, asOf = "") {
+    const counts = { by_month: {}, by_category: {}, by_community: {}, by_status: {}, overdue_by_department: {} };
+    const labels = {};
+    const add = (table, key) => {
+      if (key !== undefined && key !== null && key !== "") table[key] = (table[key] || 0) + 1;
+    };
+    for (let m = 1; m <= 12; m += 1) counts.by_month[String(m)] = 0;
+    for (const row of rows) {
+      if (asOf && row.submitted_at && chinaDate(row.submitted_at) > asOf) continue;
+      if (row.submitted_at) add(counts.by_month, String(chinaMonth(row.submitted_at)));
+      add(counts.by_category, row.category);
+      add(counts.by_community, row.community);
+      add(counts.by_status, row.status);
+      if (row.status_label) labels[row.status] = row.status_label;
+      if (row.overdue === true || row.status === "overdue") add(counts.overdue_by_department, row.department);
+    }
+    return { ...counts, labels };
+  }
+
   async function aggregateIssues() {
     const rows = [];
     let total = 0;
@@ -451,21 +474,7 @@
       total = answer.total;
       if (rows.length >= total || !answer.items.length) break;
     }
-    const counts = { by_month: {}, by_category: {}, by_community: {}, by_status: {}, overdue_by_department: {} };
-    const labels = {};
-    const add = (table, key) => {
-      if (key !== undefined && key !== null && key !== "") table[key] = (table[key] || 0) + 1;
-    };
-    for (let m = 1; m <= 12; m += 1) counts.by_month[String(m)] = 0;
-    for (const row of rows) {
-      if (state.asOf && row.submitted_at && chinaDate(row.submitted_at) > state.asOf) continue;
-      if (row.submitted_at) add(counts.by_month, String(chinaMonth(row.submitted_at)));
-      add(counts.by_category, row.category);
-      add(counts.by_community, row.community);
-      add(counts.by_status, row.status);
-      if (row.status_label) labels[row.status] = row.status_label;
-      if (row.overdue === true || row.status === "overdue") add(counts.overdue_by_department, row.department);
-    }
+    const { labels, ...counts } = countIssues(rows, state.asOf);
     let source = t("aggregated", rows.length);
     if (rows.length < total) source += t("partial", rows.length);
     if (state.asOf) source += t("currentStatus");
@@ -979,6 +988,6 @@
   }
 
   // For the end-to-end test and for a curious administrator's console.
-  window.ShangliangDashboard = { approx, charts, state };
+  window.ShangliangDashboard = { approx, charts, countIssues, state };
   start();
 })();
