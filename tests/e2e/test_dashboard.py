@@ -407,6 +407,7 @@ def test_a_figure_drills_down_to_its_items_and_each_item_to_its_timeline(visit, 
     steps = page.eval_on_selector_all("#drawer .timeline .step", "els => els.length")
     assert steps == len(issue["timeline"]) >= 1
     assert "已收集" in page.inner_text("#drawer .timeline")
+    assert "问题收集" in page.inner_text("#drawer .timeline")  # the stream, named for people
 
     page.keyboard.press("Escape")
     assert page.is_hidden("#drawer")

@@ -752,6 +752,16 @@
     letter_issued: ["下发督办函", "Supervision letter issued"],
   };
 
+  const STREAMS = {
+    intake: ["问题收集", "intake"],
+    meetings: ["协商会议", "meetings"],
+    supervision: ["督办", "supervision"],
+  };
+  const streamName = (stream) => {
+    const known = STREAMS[String(stream).toLowerCase()];
+    return known ? pick(known) : stream;
+  };
+
   async function showTimeline(issueId) {
     const list = state.listStack[0];
     $("#drawer-back").hidden = !list;
@@ -771,7 +781,7 @@
       .map(
         (s) =>
           `<li class="step"><span class="dot"></span><div><strong>${esc(STEP_NAMES[s.step] ? pick(STEP_NAMES[s.step]) : s.step)}</strong>` +
-          `<span class="muted"> · ${esc(chinaTime(s.at))} · ${esc(s.stream)}</span>${s.note ? `<p>${esc(s.note)}</p>` : ""}</div></li>`,
+          `<span class="muted"> · ${esc(chinaTime(s.at))} · ${esc(streamName(s.stream))}</span>${s.note ? `<p>${esc(s.note)}</p>` : ""}</div></li>`,
       )
       .join("");
     body.innerHTML =
