@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI, Request, Response, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.observability import log_config
 from shared.settings import ServiceSettings
@@ -64,6 +65,17 @@ async def _invalid_request(_: Request, error: Exception) -> JSONResponse:
     )
 
 
+async def _refused(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    return JSONResponse(
+        {"message": error.detail, "detail": error.detail},
+        status_code=error.status_code,
+        headers=error.headers,
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """A 422 keeps FastAPI's per-field `detail` and adds a one-line bilingual `message`."""
+    """A 422 keeps FastAPI's per-field `detail` and adds a one-line bilingual `message`;
+    every other refusal carries its bilingual reason as both `message` and `detail`."""
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(StarletteHTTPException, _refused)

@@ -6,9 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException
+from fastapi import FastAPI
 
 from services.meetings.api import router
 from services.meetings.application import MeetingsApplication
@@ -19,20 +17,11 @@ from services.meetings.reference_api import router as reference_router
 from shared.auth import Authenticator
 from shared.consumer import StreamConsumer
 from shared.messaging import INTAKE_STREAM, MEETINGS_STREAM, connect, ensure_stream_with_retry
+from shared.observability import install_observability
 from shared.process import UpstreamProcessor
 from shared.relay import Relay
 from shared.settings import MeetingsSettings, Settings
 from shared.web import health_router, install_error_handlers, serve
-
-
-async def _refused(_: Request, error: Exception) -> JSONResponse:
-    """docs/API.md: a 4xx other than 422 carries the bilingual `message` beside `detail`."""
-    assert isinstance(error, HTTPException)
-    return JSONResponse(
-        {"message": error.detail, "detail": error.detail},
-        status_code=error.status_code,
-        headers=error.headers,
-    )
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -85,7 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.meetings = meetings
     app.state.authenticator = Authenticator(settings)
     install_error_handlers(app)
-    app.add_exception_handler(HTTPException, _refused)
+    install_observability(app, "meetings")
     app.include_router(health_router(not_ready))
     app.include_router(router)
     app.include_router(reference_router)
@@ -94,7 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
 
 
 def main() -> None:
-    serve(create_app(Settings()), MeetingsSettings())
+    serve(create_app(Settings()), MeetingsSettings(), "meetings")
 
 
 if __name__ == "__main__":
