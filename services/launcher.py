@@ -19,7 +19,13 @@ from types import FrameType
 import httpx
 
 from shared.embedded import EmbeddedNats, die_with_parent, free_port
-from shared.settings import IntakeSettings, ProjectionsSettings, ServiceSettings, Settings
+from shared.settings import (
+    IntakeSettings,
+    ProjectionsSettings,
+    ServiceSettings,
+    Settings,
+    SupervisionSettings,
+)
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,7 @@ class ServiceSpec:
 
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("intake", "问题收集", "services.intake.main", IntakeSettings),
+    ServiceSpec("supervision", "督办", "services.supervision.main", SupervisionSettings),
     ServiceSpec("projections", "查询统计", "services.projections.main", ProjectionsSettings),
 )
 """Started in this order, stopped in the reverse order."""
