@@ -55,8 +55,10 @@ class IllegalTransition(Exception):
     """A command the case cannot take in its current state."""
 
     def __init__(self, action: str, status: str) -> None:
+        chinese, english = action.split(" / ")
         super().__init__(
-            f"督办件当前状态为「{STATUS_LABELS[status]}」，不能{action} / the case is {status}"
+            f"督办件当前状态为「{STATUS_LABELS[status]}」，不能{chinese} / the case is "
+            f"{status}: cannot {english}"
         )
         self.action = action
         self.status = status

@@ -339,3 +339,28 @@ async def test_every_step_is_published_as_its_contract(supervision: SupervisionA
     assert verified.issue_ids == supervision.get_case(case_id).issue_ids
     # Kept to itself: the letter register's two events and the remembered Idempotency-Key.
     assert len(stored) - len(published) == 3
+
+
+async def test_two_replicas_issuing_letters_at_once_on_one_store_take_every_number_once(
+    tmp_path,
+) -> None:
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": str(tmp_path / "supervision.sqlite"),
+        "SQLITE_LOCK_TIMEOUT": "10",
+    }
+    replicas = [SupervisionApplication(env=dict(env)) for _ in range(2)]
+    commits = [asyncio.create_task(r.group_commit.run()) for r in replicas]
+    try:
+        cases = [await a_case(replicas[0]) for _ in range(16)]
+        results = await asyncio.gather(
+            *(issue(replicas[n % 2], case_id) for n, case_id in enumerate(cases))
+        )
+        assert sorted(letter.sequence for _, letter, _ in results) == list(range(1, 17))
+        assert {len(replicas[1].get_case(c).letters) for c in cases} == {1}
+    finally:
+        for task in commits:
+            task.cancel()
+        await asyncio.gather(*commits, return_exceptions=True)
+        for replica in replicas:
+            replica.close()
