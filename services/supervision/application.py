@@ -111,7 +111,7 @@ class SupervisionApplication(ServiceApplication):
     """督办: cases, letters, deadlines; its notification log is supervision's outbox."""
 
     name = "supervision"
-    conflict_retries = 20
+    conflict_retries = 50
 
     def __init__(
         self,
@@ -149,6 +149,8 @@ class SupervisionApplication(ServiceApplication):
         """The policy over MEETINGS and INTAKE: each outcome and each `refer` opens one case."""
         event = upstream.event
         if isinstance(event, MeetingConcludedV1):
+            if not event.offices:
+                raise PolicyRefused(f"meeting {event.meeting_id} names no office")
             for outcome in event.outcomes:
                 self._open(
                     processing,
@@ -250,7 +252,8 @@ class SupervisionApplication(ServiceApplication):
 
         Returns the case, the command's answer and whether this request changed it.
         """
-        for attempt in range(self.conflict_retries + 1):
+        conflicts = 0
+        while True:
             case = await asyncio.to_thread(self.get_case, case_id)
             guard(case)
             if idempotency is not None and (earlier := case.requests.get(idempotency[0])):
@@ -264,11 +267,11 @@ class SupervisionApplication(ServiceApplication):
                 await self.group_commit.save(*others, case)
             except IntegrityError:
                 # A concurrent change of the case or of the letter register: decide again.
-                if attempt == self.conflict_retries:
+                conflicts += 1
+                if conflicts > self.conflict_retries:
                     raise
                 continue
             return case, answer, True
-        raise AssertionError("unreachable")
 
     # --- the scheduler ----------------------------------------------------------------------
 

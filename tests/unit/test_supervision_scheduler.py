@@ -12,9 +12,10 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from services.supervision.application import SupervisionApplication
+from services.supervision.application import SupervisionApplication, to_contract
 from services.supervision.domain import CHINA, SupervisionCase, case_id_for_outcome
 from services.supervision.scheduler import DeadlineScheduler
+from shared.contracts import CaseEscalatedV1, CaseOverdueV1
 
 
 class Clock:
@@ -168,3 +169,31 @@ async def test_two_replicas_scanning_one_store_record_each_step_once(
     # Each case changed at each of the four times by exactly one of the scans.
     assert changed == 4 * len(cases)
     assert all(second.get_case(c).overdue for c in cases)
+
+
+async def test_the_steps_are_published_as_case_overdue_and_case_escalated(
+    store: list[SupervisionApplication],
+) -> None:
+    app = store[0]
+    case_id = a_case_with_letter(app, deadline=date(2020, 9, 30))
+    await DeadlineScheduler(app, Clock(midnight("2026-11-26"))).scan()
+    published = [
+        contract
+        for n in app.recorder.select_notifications(1, 1000)
+        if (translated := to_contract(app.mapper.to_domain_event(n))) is not None
+        for contract in [translated[1]]
+        if isinstance(contract, CaseOverdueV1 | CaseEscalatedV1)
+    ]
+    overdue, escalations = published[2], [p for p in published if isinstance(p, CaseEscalatedV1)]
+    assert isinstance(overdue, CaseOverdueV1)
+    assert (overdue.case_id, overdue.deadline, overdue.overdue_at) == (
+        case_id,
+        date(2020, 9, 30),
+        midnight("2020-10-01"),
+    )
+    assert overdue.issue_ids == app.get_case(case_id).issue_ids
+    assert [(e.step, e.to_office) for e in escalations] == [
+        ("reminder", None),
+        ("urge", None),
+        ("escalate", "yanbian"),
+    ]
