@@ -4,7 +4,7 @@ deadline scheduler's scan, and the list of cases."""
 from __future__ import annotations
 
 import asyncio
-import logging
+import copy
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,8 +45,6 @@ from shared.contracts import (
 )
 from shared.eventstore import ServiceApplication
 from shared.process import PolicyRefused, Upstream
-
-log = logging.getLogger(__name__)
 
 Guard = Callable[[SupervisionCase], None]
 """Raises if the caller may not touch this case (the API's access rule)."""
@@ -102,7 +100,10 @@ class CaseIndex:
                     domain_event = self._app.mapper.to_domain_event(notification)
                     if isinstance(domain_event, SupervisionCase.Event):
                         case_id = domain_event.originator_id
-                        self._cases[case_id] = domain_event.mutate(self._cases.get(case_id))
+                        # Copied before it changes: a case handed out earlier may still be
+                        # read by another thread.
+                        known = copy.deepcopy(self._cases.get(case_id))
+                        self._cases[case_id] = domain_event.mutate(known)
                 self._position = notifications[-1].id
             return list(self._cases.values())
 
