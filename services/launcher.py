@@ -25,6 +25,7 @@ from shared.settings import (
     ProjectionsSettings,
     ServiceSettings,
     Settings,
+    SupervisionSettings,
 )
 
 
@@ -41,6 +42,7 @@ class ServiceSpec:
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("intake", "问题收集", "services.intake.main", IntakeSettings),
     ServiceSpec("meetings", "协商会议", "services.meetings.main", MeetingsSettings),
+    ServiceSpec("supervision", "督办", "services.supervision.main", SupervisionSettings),
     ServiceSpec("projections", "查询统计", "services.projections.main", ProjectionsSettings),
 )
 """Started in this order, stopped in the reverse order."""

@@ -1,0 +1,390 @@
+"""Supervision's HTTP API: thin routes over the application."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated, TypeVar
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
+
+from services.supervision.application import (
+    CaseFilter,
+    CaseNotFound,
+    IdempotencyConflict,
+    SupervisionApplication,
+)
+from services.supervision.domain import CaseRuleBroken, IllegalTransition, SupervisionCase
+from services.supervision.letters import DOCX_MEDIA_TYPE, render_letter
+from services.supervision.schemas import (
+    AcknowledgementRequest,
+    CasePage,
+    CaseView,
+    FollowUpRequest,
+    LetterRequest,
+    LetterView,
+    ReportRequest,
+    SendBackRequest,
+    VerificationRequest,
+)
+from services.supervision.workdays import CalendarNotCovered
+from shared.auth import CurrentPrincipal, Principal, require_role
+
+
+async def supervision(request: Request) -> SupervisionApplication:
+    return request.app.state.supervision
+
+
+Supervision = Annotated[SupervisionApplication, Depends(supervision)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="重试时使用同一个键 / reuse on retry: the first result is returned",
+    ),
+]
+
+router = APIRouter(prefix="/cases", tags=["cases"])
+
+NOT_FOUND = "没有这个督办件 / no such case"
+
+
+def can_see(principal: Principal, case: SupervisionCase) -> bool:
+    """The office sees its cases, the prefecture all; a department only its own."""
+    if not principal.can_read(case.office):
+        return False
+    return "department" not in principal.roles or case.department == principal.department
+
+
+def reader(principal: Principal) -> Callable[[SupervisionCase], None]:
+    def guard(case: SupervisionCase) -> None:
+        if not can_see(principal, case):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND)
+
+    return guard
+
+
+def office_writer(principal: Principal) -> Callable[[SupervisionCase], None]:
+    """The supervising office's own staff; the prefecture reads a county's cases but does not
+    act on them."""
+    require_role(principal, "supervisor")
+    see = reader(principal)
+
+    def guard(case: SupervisionCase) -> None:
+        see(case)
+        if case.office != principal.office:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                "只能督办本政协的督办件 / you can act only on your own office's cases",
+            )
+
+    return guard
+
+
+def department_writer(principal: Principal) -> Callable[[SupervisionCase], None]:
+    require_role(principal, "department")
+    return reader(principal)
+
+
+def fingerprint(action: str, body: BaseModel) -> str:
+    """What a request asked for, to tell a retry from another request with the same key."""
+    payload = f"{action}:{body.model_dump_json(exclude_unset=True)}"
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def now_of(request: Request) -> datetime:
+    clock: Callable[[], datetime] = request.app.state.clock
+    return clock()
+
+
+T = TypeVar("T")
+
+
+async def answered(call: Awaitable[T]) -> T:
+    """The application's refusals as HTTP answers: 404, 409 naming the state, 422 naming
+    the field."""
+    try:
+        return await call
+    except CaseNotFound as error:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND) from error
+    except IllegalTransition as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
+    except IdempotencyConflict as error:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            "Idempotency-Key 已用于另一个不同的请求 / this Idempotency-Key was already used "
+            "for a different request",
+        ) from error
+    except CaseRuleBroken as error:
+        raise RequestValidationError(
+            [{"loc": ("body", error.field), "msg": error.reason, "type": "value_error"}]
+        ) from error
+    except CalendarNotCovered as error:
+        raise RequestValidationError(
+            [{"loc": ("body", "working_days"), "msg": str(error), "type": "value_error"}]
+        ) from error
+
+
+@router.get("", response_model=CasePage)
+async def list_cases(
+    principal: CurrentPrincipal,
+    app: Supervision,
+    office: str | None = None,
+    department: str | None = None,
+    status_: Annotated[str | None, Query(alias="status")] = None,
+    issue_id: UUID | None = None,
+    meeting_id: UUID | None = None,
+    overdue: bool | None = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> CasePage:
+    """The cases the caller may see (督办件列表), filtered."""
+    if principal.is_prefecture:
+        offices = None if office is None else frozenset({office})
+    else:
+        offices = frozenset({principal.office} if office in (None, principal.office) else ())
+    if "department" in principal.roles:
+        if department not in (None, principal.department):
+            offices = frozenset()
+        department = principal.department
+    where = CaseFilter(offices, department, status_, issue_id, meeting_id, overdue)
+    cases, total = await run_in_threadpool(app.list_cases, where, page, page_size)
+    return CasePage(
+        items=[CaseView.of(c) for c in cases], total=total, page=page, page_size=page_size
+    )
+
+
+async def _visible_case(
+    app: SupervisionApplication, principal: Principal, case_id: UUID
+) -> SupervisionCase:
+    try:
+        case = await run_in_threadpool(app.get_case, case_id)
+    except CaseNotFound:
+        case = None
+    if case is None or not can_see(principal, case):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND)
+    return case
+
+
+@router.get("/{case_id}", response_model=CaseView)
+async def get_case(case_id: UUID, principal: CurrentPrincipal, app: Supervision) -> CaseView:
+    """One case with its letters, reports, follow-ups and history."""
+    return CaseView.of(await _visible_case(app, principal, case_id))
+
+
+@router.get("/{case_id}/letters/{sequence}.docx", response_class=Response)
+async def download_letter(
+    case_id: UUID, sequence: int, principal: CurrentPrincipal, app: Supervision
+) -> Response:
+    """The printable letter (督办函, DOCX)."""
+    case = await _visible_case(app, principal, case_id)
+    letter = next((item for item in case.letters if item.sequence == sequence), None)
+    if letter is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "没有这份督办函 / no such letter")
+    document = await run_in_threadpool(
+        render_letter, case, letter, app.config.office_name(case.office)
+    )
+    filename = f"letter-{case.office}-{letter.year}-{letter.sequence}.docx"
+    return Response(
+        document,
+        media_type=DOCX_MEDIA_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _idempotency(key: str | None, action: str, body: BaseModel) -> tuple[str, str] | None:
+    return None if key is None else (key, fingerprint(action, body))
+
+
+@router.post("/{case_id}/letters", status_code=status.HTTP_201_CREATED, response_model=LetterView)
+async def issue_letter(
+    case_id: UUID,
+    body: LetterRequest,
+    principal: CurrentPrincipal,
+    app: Supervision,
+    request: Request,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> LetterView:
+    """Issue a supervision letter (发督办函) with the next number of the office's year."""
+    guard = office_writer(principal)
+    now = now_of(request)
+    case, letter, created = await answered(
+        app.issue_letter(
+            case_id,
+            body.requirements,
+            body.deadline,
+            body.working_days,
+            body.issued_at or now,
+            now,
+            guard,
+            _idempotency(idempotency_key, "letter", body),
+        )
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    response.headers["Location"] = f"/cases/{case.id}/letters/{letter.sequence}.docx"
+    return LetterView.of(case, letter)
+
+
+async def _command(
+    app: SupervisionApplication,
+    case_id: UUID,
+    guard: Callable[[SupervisionCase], None],
+    action: str,
+    body: BaseModel,
+    key: str | None,
+    command: Callable[[SupervisionCase], None],
+) -> CaseView:
+    def run(case: SupervisionCase) -> tuple[list[Aggregate], str]:
+        command(case)
+        return [], action
+
+    case, _, _ = await answered(app.change(case_id, run, guard, _idempotency(key, action, body)))
+    return CaseView.of(case)
+
+
+@router.post("/{case_id}/acknowledgement", response_model=CaseView)
+async def acknowledge(
+    case_id: UUID,
+    body: AcknowledgementRequest,
+    principal: CurrentPrincipal,
+    app: Supervision,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+) -> CaseView:
+    """The department signs for the letter (签收)."""
+    guard = department_writer(principal)
+    now = now_of(request)
+    return await _command(
+        app,
+        case_id,
+        guard,
+        "acknowledgement",
+        body,
+        idempotency_key,
+        lambda case: case.acknowledge(body.acknowledged_at or now, now),
+    )
+
+
+@router.post("/{case_id}/progress", response_model=CaseView)
+async def report_progress(
+    case_id: UUID,
+    body: ReportRequest,
+    principal: CurrentPrincipal,
+    app: Supervision,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+) -> CaseView:
+    """The department reports its progress (报告办理进展)."""
+    guard = department_writer(principal)
+    now = now_of(request)
+    return await _command(
+        app,
+        case_id,
+        guard,
+        "progress",
+        body,
+        idempotency_key,
+        lambda case: case.report_progress(body.note, body.reported_at or now, now),
+    )
+
+
+@router.post("/{case_id}/follow-ups", response_model=CaseView)
+async def record_follow_up(
+    case_id: UUID,
+    body: FollowUpRequest,
+    principal: CurrentPrincipal,
+    app: Supervision,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+) -> CaseView:
+    """The office records a follow-up (跟踪督办: 调研、视察、座谈) with the members who went."""
+    guard = office_writer(principal)
+    now = now_of(request)
+    return await _command(
+        app,
+        case_id,
+        guard,
+        "follow-up",
+        body,
+        idempotency_key,
+        lambda case: case.record_follow_up(body.kind, body.held_at, body.members, body.note, now),
+    )
+
+
+@router.post("/{case_id}/completion", response_model=CaseView)
+async def report_completion(
+    case_id: UUID,
+    body: ReportRequest,
+    principal: CurrentPrincipal,
+    app: Supervision,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+) -> CaseView:
+    """The department reports the work done (报告办结)."""
+    guard = department_writer(principal)
+    now = now_of(request)
+    return await _command(
+        app,
+        case_id,
+        guard,
+        "completion",
+        body,
+        idempotency_key,
+        lambda case: case.report_completion(body.note, body.reported_at or now, now),
+    )
+
+
+@router.post("/{case_id}/verification", response_model=CaseView)
+async def verify(
+    case_id: UUID,
+    body: VerificationRequest,
+    principal: CurrentPrincipal,
+    app: Supervision,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+) -> CaseView:
+    """The office accepts the department's work (验收); its issues become resolved."""
+    guard = office_writer(principal)
+    now = now_of(request)
+    return await _command(
+        app,
+        case_id,
+        guard,
+        "verification",
+        body,
+        idempotency_key,
+        lambda case: case.verify(body.verified_at or now, now),
+    )
+
+
+@router.post("/{case_id}/send-back", response_model=CaseView)
+async def send_back(
+    case_id: UUID,
+    body: SendBackRequest,
+    principal: CurrentPrincipal,
+    app: Supervision,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+) -> CaseView:
+    """The office sends the work back (退回重办) with a reason and a new deadline."""
+    guard = office_writer(principal)
+    now = now_of(request)
+    return await _command(
+        app,
+        case_id,
+        guard,
+        "send-back",
+        body,
+        idempotency_key,
+        lambda case: case.send_back(body.reason, body.deadline, body.reopened_at or now, now),
+    )

@@ -1,0 +1,74 @@
+"""The printable supervision letter (议政协商会议议题办理情况督办函) as a DOCX document."""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+
+from docx import Document
+from docx.enum.text import WD_ALIGN_PARAGRAPH
+from docx.oxml.ns import qn
+from docx.shared import Pt
+from docx.text.run import Run
+
+from services.supervision.domain import Letter, SupervisionCase, china_day
+
+TITLE = "议政协商会议议题办理情况督办函"
+DOCX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+def chinese_date(day: date) -> str:
+    return f"{day.year}年{day.month}月{day.day}日"
+
+
+def _styled(run: Run, size: float, font: str = "仿宋", bold: bool = False) -> None:
+    run.font.size = Pt(size)
+    run.font.bold = bold
+    run.font.name = font
+    # Word takes the font of Chinese characters from the East Asian slot, not from `name`.
+    run._element.get_or_add_rPr().get_or_add_rFonts().set(qn("w:eastAsia"), font)
+
+
+def _line(
+    document: Document,
+    text: str,
+    size: float = 16,
+    font: str = "仿宋",
+    bold: bool = False,
+    align: WD_ALIGN_PARAGRAPH | None = None,
+    indent: bool = False,
+) -> None:
+    paragraph = document.add_paragraph()
+    if align is not None:
+        paragraph.alignment = align
+    if indent:
+        paragraph.paragraph_format.first_line_indent = Pt(size * 2)
+    _styled(paragraph.add_run(text), size, font, bold)
+
+
+def render_letter(case: SupervisionCase, letter: Letter, office_name: str) -> bytes:
+    """The letter as the office prints it: heading, number, addressee, requirements,
+    deadline, the office's name and the date."""
+    document = Document()
+    center, right = WD_ALIGN_PARAGRAPH.CENTER, WD_ALIGN_PARAGRAPH.RIGHT
+    _line(document, office_name, size=22, font="宋体", bold=True, align=center)
+    _line(document, TITLE, size=22, font="宋体", bold=True, align=center)
+    _line(document, letter.number, align=center)
+    _line(document, f"{case.department}：")
+    _line(
+        document,
+        "根据“有事来商量”议政协商会议议定事项，现将下列议题交由你单位办理，请按要求认真落实：",
+        indent=True,
+    )
+    _line(document, letter.requirements, indent=True)
+    _line(
+        document,
+        f"请于{chinese_date(letter.deadline)}前将办理情况书面报送{office_name}。",
+        indent=True,
+    )
+    _line(document, "")
+    _line(document, office_name, align=right)
+    _line(document, chinese_date(china_day(letter.issued_at)), align=right)
+    output = io.BytesIO()
+    document.save(output)
+    return output.getvalue()

@@ -1,0 +1,230 @@
+"""A meeting outcome followed to its verification on the real stack (`shangliang up`): the
+case opens from the MEETINGS stream, the office and the department drive it over HTTP, and
+CaseVerifiedV1 reaches the SUPERVISION stream naming the issues."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import httpx
+import pytest
+from docx import Document
+
+from services.supervision.domain import CHINA
+from shared.auth import Authenticator
+from shared.contracts import CaseVerifiedV1, Envelope, MeetingConcludedV1, Outcome, decode
+from shared.embedded import die_with_parent
+from shared.messaging import SUPERVISION_STREAM, connect
+from shared.settings import Settings
+from tests.e2e.conftest import (
+    ROOT,
+    START_TIMEOUT,
+    STOP_TIMEOUT,
+    descendants,
+    stack_environment,
+    still_running,
+)
+from tests.integration.support import read_stream
+
+DEPARTMENT = "延吉市住房和城乡建设局"
+
+
+@dataclass
+class Stack:
+    process: subprocess.Popen[bytes]
+    output: Path
+    supervision: str
+    nats_url: str
+
+
+def wait_ready(stack: Stack) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        if stack.process.poll() is not None:
+            pytest.fail(f"shangliang up exited:\n{stack.output.read_text(errors='replace')}")
+        try:
+            if httpx.get(f"{stack.supervision}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"supervision not ready:\n{stack.output.read_text(errors='replace')}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """`shangliang up` with supervision among its services; it must stop cleanly."""
+    folder = tmp_path_factory.mktemp("supervision-stack")
+    env = stack_environment(folder / "data")
+    output = folder / "launcher.out"
+    with output.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "up"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+        )
+    running = Stack(
+        process,
+        output,
+        f"http://127.0.0.1:{env['SHANGLIANG_SUPERVISION_PORT']}",
+        f"nats://127.0.0.1:{env['SHANGLIANG_EMBEDDED_NATS_PORT']}",
+    )
+    try:
+        wait_ready(running)
+        yield running
+    finally:
+        children = descendants(process.pid)
+        process.send_signal(signal.SIGTERM)
+        try:
+            code = process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            for pid, _ in still_running(children):
+                os.kill(pid, signal.SIGKILL)
+            pytest.fail(f"shangliang up did not stop within {STOP_TIMEOUT}s")
+        assert code == 0, output.read_text(errors="replace")
+        assert still_running(children) == set(), "child processes outlived the launcher"
+
+
+def headers(office: str, role: str, department: str | None = None) -> dict[str, str]:
+    token = Authenticator(Settings()).mint(office, [role], department=department)
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def wait_for_case(http: httpx.AsyncClient, meeting_id: UUID) -> dict[str, Any]:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        found = await http.get(
+            "/cases", params={"meeting_id": str(meeting_id)}, headers=headers("yanji", "viewer")
+        )
+        assert found.status_code == 200, found.text
+        if found.json()["items"]:
+            (case,) = found.json()["items"]
+            return case
+        await asyncio.sleep(0.05)
+    raise AssertionError("no case opened from the meeting outcome within 10 s")
+
+
+async def test_a_meeting_outcome_is_supervised_until_verified_and_published(
+    stack: Stack,
+) -> None:
+    issue_ids = [uuid4(), uuid4()]
+    meeting = MeetingConcludedV1(
+        meeting_id=uuid4(),
+        offices=["yanji"],
+        kind="thematic",
+        title="老旧小区路灯照明专题协商会",
+        concluded_at=datetime(2020, 6, 30, 16, 0, tzinfo=CHINA),
+        outcomes=[
+            Outcome(
+                outcome_id=uuid4(),
+                issue_ids=issue_ids,
+                recommendation="请住建局于雨季前修复老旧小区路灯",
+                department=DEPARTMENT,
+                deadline=date(2020, 9, 30),
+            )
+        ],
+    )
+    nc = await connect(stack.nats_url, "e2e")
+    try:
+        js = nc.jetstream()
+        event_id = str(uuid4())
+        envelope = Envelope.wrap(event_id, datetime.now(UTC), meeting.subject("yanji"), meeting)
+        await js.publish(
+            meeting.subject("yanji"), envelope.to_bytes(), headers={"Nats-Msg-Id": event_id}
+        )
+
+        async with httpx.AsyncClient(base_url=stack.supervision, timeout=10) as http:
+            case = await wait_for_case(http, meeting.meeting_id)
+            assert (case["status"], case["department"], case["issue_ids"]) == (
+                "opened",
+                DEPARTMENT,
+                [str(i) for i in issue_ids],
+            )
+            path = f"/cases/{case['id']}"
+            office = headers("yanji", "supervisor")
+            department = headers("yanji", "department", DEPARTMENT)
+            steps: list[tuple[str, dict[str, Any], dict[str, str], int]] = [
+                (
+                    "letters",
+                    {
+                        "requirements": case["requirements"],
+                        "working_days": 20,
+                        "issued_at": "2020-07-02T09:00:00",
+                    },
+                    office,
+                    201,
+                ),
+                ("acknowledgement", {"acknowledged_at": "2020-07-03T10:00:00"}, department, 200),
+                (
+                    "progress",
+                    {"note": "已排查线路", "reported_at": "2020-07-20T10:00:00"},
+                    department,
+                    200,
+                ),
+                (
+                    "follow-ups",
+                    {
+                        "kind": "inspection",
+                        "held_at": "2020-07-16T14:30:00",
+                        "members": ["金委员", "朴委员"],
+                        "note": "现场视察",
+                    },
+                    office,
+                    200,
+                ),
+                (
+                    "completion",
+                    {"note": "路灯已全部修复", "reported_at": "2020-07-28T10:00:00"},
+                    department,
+                    200,
+                ),
+                ("verification", {"verified_at": "2020-08-10T10:00:00"}, office, 200),
+            ]
+            for step, body, who, code in steps:
+                response = await http.post(
+                    f"{path}/{step}", json=body, headers={**who, "Idempotency-Key": step}
+                )
+                assert response.status_code == code, (step, response.text)
+
+            done = (await http.get(path, headers=office)).json()
+            assert done["status"] == "verified" and not done["overdue"]
+            (letter,) = done["letters"]
+            # 20 working days from 2 Jul 2020 (no holiday in between): 30 Jul.
+            assert (letter["number"], letter["deadline"]) == ("延市政协督〔2020〕1号", "2020-07-30")
+            document = await http.get(letter["document"], headers=department)
+            paragraphs = [p.text for p in Document(io.BytesIO(document.content)).paragraphs]
+            assert "延市政协督〔2020〕1号" in paragraphs
+
+        async def verified_on_stream() -> CaseVerifiedV1 | None:
+            for message in await read_stream(js, SUPERVISION_STREAM):
+                _, contract = decode(message.data)
+                if isinstance(contract, CaseVerifiedV1) and str(contract.case_id) == case["id"]:
+                    return contract
+            return None
+
+        deadline = time.monotonic() + 10
+        while (verified := await verified_on_stream()) is None:
+            assert time.monotonic() < deadline, "CaseVerifiedV1 not on the SUPERVISION stream"
+            await asyncio.sleep(0.1)
+        assert verified.issue_ids == issue_ids
+        assert verified.verified_at == datetime(2020, 8, 10, 10, 0, tzinfo=CHINA)
+    finally:
+        await nc.close()
