@@ -388,3 +388,22 @@ async def send_back(
         idempotency_key,
         lambda case: case.send_back(body.reason, body.deadline, body.reopened_at or now, now),
     )
+
+
+scheduler_router = APIRouter(prefix="/scheduler", tags=["scheduler"])
+
+
+class ScanResult(BaseModel):
+    changed: int
+    """Cases that got a reminder, 催办, overdue or 提级督办 step in this scan."""
+
+
+@scheduler_router.post("/scan", response_model=ScanResult)
+async def scan_now(principal: CurrentPrincipal, request: Request) -> ScanResult:
+    """Run the deadline scan now (立即检查时限), instead of waiting for the next one.
+
+    For an office that has just typed in its paper records: their deadlines are judged at
+    once and together, not whenever the periodic scan happens to fall mid-entry.
+    """
+    require_role(principal, "supervisor")
+    return ScanResult(changed=await request.app.state.scheduler.scan())

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
-from services.supervision.api import router
+from services.supervision.api import router, scheduler_router
 from services.supervision.application import SupervisionApplication, to_contract
 from services.supervision.config import SupervisionConfig
 from services.supervision.scheduler import Clock, DeadlineScheduler
@@ -23,6 +23,7 @@ from shared.messaging import (
     connect,
     ensure_stream_with_retry,
 )
+from shared.observability import install_observability
 from shared.process import UpstreamProcessor
 from shared.relay import Relay
 from shared.settings import Settings
@@ -93,14 +94,16 @@ def create_app(
     app.state.clock = clock
     app.state.authenticator = Authenticator(settings)
     install_error_handlers(app)
+    install_observability(app, "supervision")
     app.include_router(health_router(not_ready))
     app.include_router(router)
+    app.include_router(scheduler_router)
     return app
 
 
 def main() -> None:
     config = SupervisionConfig()
-    serve(create_app(Settings(), config), config)
+    serve(create_app(Settings(), config), config, "supervision")
 
 
 if __name__ == "__main__":

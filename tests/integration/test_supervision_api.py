@@ -408,3 +408,18 @@ async def test_the_service_scheduler_marks_a_back_dated_case_overdue(
         case = supervision.get_case(case_id)
         assert case.overdue_deadlines == [date(2020, 8, 31)]
         assert [s for s, _, _ in case.escalations] == ["reminder", "urge", "escalate"]
+
+
+async def test_a_supervisor_runs_the_deadline_scan_at_once_and_a_second_changes_nothing(
+    service: Service, cases: dict[str, UUID]
+) -> None:
+    refused = await service.http.post("/scheduler/scan", headers=service.as_("yanji", "clerk"))
+    assert refused.status_code == 403
+
+    first = await service.http.post("/scheduler/scan", headers=supervisor(service))
+    again = await service.http.post("/scheduler/scan", headers=supervisor(service))
+
+    assert first.status_code == again.status_code == 200
+    assert first.json()["changed"] == 2  # both 2020 cases are past their deadline
+    assert again.json()["changed"] == 0
+    assert service.app.state.supervision.get_case(cases["housing"]).overdue
