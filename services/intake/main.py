@@ -9,6 +9,8 @@ import sys
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from services.intake.api import install_refusal_handlers, router
 from services.intake.application import IntakeApplication, to_contract
@@ -91,11 +93,11 @@ def create_app(settings: Settings, intake_settings: IntakeServiceSettings | None
 
 
 def main() -> None:
-    service = IntakeServiceSettings()
     try:
+        service = IntakeServiceSettings()
         app = create_app(Settings(), service)
-    except IntakeConfigurationError as error:
-        print(f"错误 / error: {error}", file=sys.stderr)
+    except (IntakeConfigurationError, ValidationError, SettingsError) as error:
+        print(f"错误 / error: intake 无法启动 / cannot start: {error}", file=sys.stderr)
         sys.exit(2)
     serve(app, service)
 
