@@ -16,12 +16,12 @@ from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
+from services.intake.activity import OutreachActivity
 from services.intake.catalog import ActivityFilter, Catalog, IssueFilter, Page
 from services.intake.domain import (
     DEFAULT_CATEGORIES,
     Issue,
     IssueRuleBroken,
-    OutreachActivity,
     TransitionRefused,
     activity_id_for,
     issue_id_for,

@@ -18,7 +18,8 @@ from uuid import UUID
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
 
-from services.intake.domain import Issue, OutreachActivity, china_day
+from services.intake.activity import OutreachActivity
+from services.intake.domain import Issue, china_day
 
 A = TypeVar("A", bound=Aggregate)
 

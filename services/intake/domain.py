@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 from zoneinfo import ZoneInfo
 
 from eventsourcing.domain import Aggregate, event
+
+if TYPE_CHECKING:
+    from services.intake.activity import OutreachActivity
 
 CHINA = ZoneInfo("Asia/Shanghai")
 DEFAULT_CATEGORIES = (
@@ -93,7 +96,9 @@ def china_day(moment: datetime) -> date:
     return moment.astimezone(CHINA).date()
 
 
-def _when(field: str, moment: datetime, now: datetime, after: datetime | None = None) -> None:
+def check_moment(
+    field: str, moment: datetime, now: datetime, after: datetime | None = None
+) -> None:
     """A recorded moment has a time zone, is not in the future, and follows what it answers."""
     if moment.tzinfo is None:
         raise IssueRuleBroken(field, "需要时区 / a time zone is required")
@@ -105,7 +110,7 @@ def _when(field: str, moment: datetime, now: datetime, after: datetime | None = 
         )
 
 
-def _text(field: str, value: str | None, what: str, required: bool = True) -> str | None:
+def cleaned_text(field: str, value: str | None, what: str, required: bool = True) -> str | None:
     stripped = (value or "").strip()
     if not stripped:
         if required:
@@ -114,124 +119,6 @@ def _text(field: str, value: str | None, what: str, required: bool = True) -> st
     return stripped
 
 
-def _members(members: list[str]) -> list[str]:
-    cleaned = [m.strip() for m in members]
-    if not cleaned or any(not m for m in cleaned):
-        raise IssueRuleBroken("members", "参加委员不能为空 / name at least one member, none blank")
-    repeated = sorted({m for m in cleaned if cleaned.count(m) > 1})
-    if repeated:
-        raise IssueRuleBroken(
-            "members", f"委员重复 / a member is named twice: {', '.join(repeated)}"
-        )
-    return cleaned
-
-
-class OutreachActivity(Aggregate):
-    """委员进基层活动: one outreach session (一期) with the members present (人次)."""
-
-    id: UUID
-
-    @event("Recorded")
-    def __init__(
-        self,
-        office: str,
-        held_at: datetime,
-        members: list[str],
-        community: str | None = None,
-        liaison_station: str | None = None,
-        activity_group: str | None = None,
-        note: str = "",
-    ) -> None:
-        self.office = office
-        self.held_at = held_at
-        self.members = members
-        self.community = community
-        self.liaison_station = liaison_station
-        self.activity_group = activity_group
-        self.note = note
-        self.commands: dict[str, str] = {}
-
-    @classmethod
-    def record(
-        cls,
-        activity_id: UUID,
-        office: str,
-        held_at: datetime,
-        members: list[str],
-        now: datetime,
-        community: str | None = None,
-        liaison_station: str | None = None,
-        activity_group: str | None = None,
-        note: str | None = None,
-    ) -> OutreachActivity:
-        """Record an activity, checking what the record must satisfy."""
-        _when("held_at", held_at, now)
-        community = _text("community", community, "社区", required=False)
-        liaison_station = _text("liaison_station", liaison_station, "联络站", required=False)
-        if community is None and liaison_station is None:
-            raise IssueRuleBroken(
-                "community", "需要社区或联络站 / name the community or the liaison station"
-            )
-        return cls(
-            id=activity_id,
-            office=office,
-            held_at=held_at,
-            members=_members(members),
-            community=community,
-            liaison_station=liaison_station,
-            activity_group=_text("activity_group", activity_group, "活动小组", required=False),
-            note=(note or "").strip(),
-        )
-
-    @property
-    def participations(self) -> int:
-        """人次: each member present counts once."""
-        return len(self.members)
-
-    def same_record(self, other: OutreachActivity) -> bool:
-        """Whether a retried record asks for exactly what this activity already records."""
-        return _fields(self, _ACTIVITY_FIELDS) == _fields(other, _ACTIVITY_FIELDS)
-
-    def correct(
-        self,
-        members: list[str],
-        reason: str,
-        corrected_at: datetime,
-        now: datetime,
-        command: tuple[str, str] | None = None,
-    ) -> None:
-        """更正参加委员: the full new list replaces the old one; the change stays in history."""
-        cleaned = _members(members)
-        why = _text("reason", reason, "更正原因")
-        _when("corrected_at", corrected_at, now, after=self.held_at)
-        if cleaned == self.members:
-            raise IssueRuleBroken(
-                "members", "名单与现有相同 / the list is the same as the current one"
-            )
-        self._corrected(self.office, cleaned, why, corrected_at, command)
-
-    @event("Corrected")
-    def _corrected(
-        self,
-        office: str,
-        members: list[str],
-        reason: str,
-        corrected_at: datetime,
-        command: tuple[str, str] | None,
-    ) -> None:
-        self.members = members
-        _remember(self, command)
-
-
-_ACTIVITY_FIELDS = (
-    "office",
-    "held_at",
-    "members",
-    "community",
-    "liaison_station",
-    "activity_group",
-    "note",
-)
 _ISSUE_FIELDS = (
     "office",
     "title",
@@ -249,11 +136,11 @@ _ISSUE_FIELDS = (
 )
 
 
-def _fields(aggregate: Aggregate, names: tuple[str, ...]) -> tuple[Any, ...]:
+def field_values(aggregate: Aggregate, names: tuple[str, ...]) -> tuple[Any, ...]:
     return tuple(getattr(aggregate, name) for name in names)
 
 
-def _remember(aggregate: Any, command: tuple[str, str] | None) -> None:
+def remember_command(aggregate: Any, command: tuple[str, str] | None) -> None:
     """Keep the Idempotency-Key of the request that caused a change, with its fingerprint."""
     if command is not None:
         aggregate.commands[command[0]] = command[1]
@@ -338,14 +225,14 @@ class Issue(Aggregate):
         reporter_phone: str | None = None,
     ) -> Issue:
         """Record an issue, checking what the submission must satisfy."""
-        clean_title = _text("title", title, "标题")
-        clean_description = _text("description", description, "描述")
+        clean_title = cleaned_text("title", title, "标题")
+        clean_description = cleaned_text("description", description, "描述")
         if category not in categories:
             raise IssueRuleBroken(
                 "category",
                 f"未知类别 / unknown category {category!r}; choose one of {', '.join(categories)}",
             )
-        _when("submitted_at", submitted_at, now)
+        check_moment("submitted_at", submitted_at, now)
         if source is not None and source not in SOURCES:
             raise IssueRuleBroken(
                 "source", f"未知来源 / unknown source {source!r}; one of {', '.join(SOURCES)}"
@@ -354,7 +241,7 @@ class Issue(Aggregate):
             raise IssueRuleBroken(
                 "activity_id", "活动不属于本政协 / the activity belongs to another office"
             )
-        phone = _text("reporter_phone", reporter_phone, "联系电话", required=False)
+        phone = cleaned_text("reporter_phone", reporter_phone, "联系电话", required=False)
         if phone is not None and not _PHONE.match(phone):
             raise IssueRuleBroken(
                 "reporter_phone", "联系电话格式不正确 / not a phone number (digits, + and -)"
@@ -366,19 +253,21 @@ class Issue(Aggregate):
             description=clean_description,
             category=category,
             submitted_at=submitted_at,
-            community=_text("community", community, "社区", required=False),
-            liaison_station=_text("liaison_station", liaison_station, "联络站", required=False),
+            community=cleaned_text("community", community, "社区", required=False),
+            liaison_station=cleaned_text(
+                "liaison_station", liaison_station, "联络站", required=False
+            ),
             source=source,
             activity_id=None if activity is None else activity.id,
-            recorded_by=_text("recorded_by", recorded_by, "记录委员", required=False),
+            recorded_by=cleaned_text("recorded_by", recorded_by, "记录委员", required=False),
             key_problem=key_problem,
-            reporter_name=_text("reporter_name", reporter_name, "反映人", required=False),
+            reporter_name=cleaned_text("reporter_name", reporter_name, "反映人", required=False),
             reporter_phone=phone,
         )
 
     def same_record(self, other: Issue) -> bool:
         """Whether a retried request asks for exactly what this issue already records."""
-        return _fields(self, _ISSUE_FIELDS) == _fields(other, _ISSUE_FIELDS)
+        return field_values(self, _ISSUE_FIELDS) == field_values(other, _ISSUE_FIELDS)
 
     def _refuse_unless(self, *statuses: str, doing: str) -> None:
         if self.status not in statuses:
@@ -412,12 +301,12 @@ class Issue(Aggregate):
             raise IssueRuleBroken(
                 "decision", f"未知决定 / unknown decision {decision!r}; one of {DECISIONS}"
             )
-        _when("screened_at", screened_at, now, after=self.submitted_at)
+        check_moment("screened_at", screened_at, now, after=self.submitted_at)
         details: dict[str, Any] = {}
         if decision == "report":
-            details["report_title"] = _text("report_title", report_title, "社情民意标题")
+            details["report_title"] = cleaned_text("report_title", report_title, "社情民意标题")
         elif decision == "refer":
-            details["department"] = _text("department", department, "承办单位")
+            details["department"] = cleaned_text("department", department, "承办单位")
             if deadline is None:
                 raise IssueRuleBroken("deadline", "需要办理期限 / a deadline is required")
             if deadline < china_day(screened_at):
@@ -426,11 +315,11 @@ class Issue(Aggregate):
                 )
             details["deadline"] = deadline
         elif decision == "answered":
-            details["answer"] = _text("answer", answer, "答复")
+            details["answer"] = cleaned_text("answer", answer, "答复")
         elif decision == "duplicate":
             details["duplicate_of"] = self._original(duplicate_of)
         elif decision == "rejected":
-            details["reason"] = _text("reason", reason, "不予采纳的原因")
+            details["reason"] = cleaned_text("reason", reason, "不予采纳的原因")
         self._screened(
             self.office,
             decision,
@@ -488,7 +377,7 @@ class Issue(Aggregate):
         }
         if decision == "duplicate":
             self.duplicate_of = details["duplicate_of"]
-        _remember(self, command)
+        remember_command(self, command)
 
     def link_duplicate(self, duplicate: Issue) -> None:
         """The original keeps its duplicates, so that they follow it when it is resolved."""
@@ -544,14 +433,14 @@ class Issue(Aggregate):
     ) -> None:
         """办结归档: only a resolved issue is closed."""
         self._refuse_unless("resolved", doing="办结")
-        _when("closed_at", closed_at, now, after=self.resolved_at)
+        check_moment("closed_at", closed_at, now, after=self.resolved_at)
         self._closed(self.office, closed_at, command)
 
     @event("Closed")
     def _closed(self, office: str, closed_at: datetime, command: tuple[str, str] | None) -> None:
         self.status = "closed"
         self.closed_at = closed_at
-        _remember(self, command)
+        remember_command(self, command)
 
     def reopen(
         self,
@@ -562,8 +451,8 @@ class Issue(Aggregate):
     ) -> None:
         """重新打开: a closed issue goes back to awaiting screening."""
         self._refuse_unless("closed", doing="重新打开")
-        why = _text("reason", reason, "重新打开的原因")
-        _when("reopened_at", reopened_at, now, after=self.closed_at)
+        why = cleaned_text("reason", reason, "重新打开的原因")
+        check_moment("reopened_at", reopened_at, now, after=self.closed_at)
         self._reopened(self.office, reopened_at, why, command)
 
     @event("Reopened")
@@ -576,7 +465,7 @@ class Issue(Aggregate):
         self.resolved_at = None
         self.resolved_via = None
         self.closed_at = None
-        _remember(self, command)
+        remember_command(self, command)
 
 
 _DOING = {"筛选": "screened", "办结": "closed", "重新打开": "reopened"}

@@ -19,11 +19,11 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from services.intake.activity import OutreachActivity
 from services.intake.domain import (
     CHINA,
     Issue,
     IssueRuleBroken,
-    OutreachActivity,
     activity_id_for,
     imported_key,
     issue_id_for,

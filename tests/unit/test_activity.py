@@ -8,9 +8,9 @@ from uuid import uuid4
 
 import pytest
 
+from services.intake.activity import OutreachActivity
 from services.intake.domain import (
     IssueRuleBroken,
-    OutreachActivity,
     activity_id_for,
     issue_id_for,
 )

@@ -7,11 +7,11 @@ from uuid import uuid4
 
 import pytest
 
+from services.intake.activity import OutreachActivity
 from services.intake.domain import (
     CLOCK_SKEW,
     Issue,
     IssueRuleBroken,
-    OutreachActivity,
     issue_id_for,
 )
 
