@@ -235,3 +235,58 @@ def test_imports_refuse_a_file_that_is_not_a_spreadsheet_and_another_offices_row
         timeout=10,
     )
     assert other.status_code == 403
+
+
+def fields_of(response: httpx.Response) -> set[str]:
+    assert response.status_code == 422, response.text
+    return {str(part) for error in response.json()["detail"] for part in error["loc"]}
+
+
+def test_bad_activity_writes_are_refused_naming_the_field_and_retries_store_nothing(
+    yanji: Office, mint: Callable[..., str]
+) -> None:
+    nowhere = {"office": "yanji", "held_at": HELD_AT, "members": ["张三"]}
+    assert fields_of(yanji.post("/activities", nowhere, yanji.clerk)) == {"body", "community"}
+    body = {**nowhere, "liaison_station": "建工街道联络站"}
+    activity = ok(yanji.post("/activities", body, yanji.clerk), 201)
+    path = f"/activities/{activity['id']}/corrections"
+
+    same = {"members": ["张三"], "reason": "核对"}
+    assert "members" in fields_of(yanji.post(path, same, yanji.clerk))
+    tumen = bearer(mint("tumen", "clerk"))
+    assert yanji.post(path, {"members": ["李四"], "reason": "x"}, tumen).status_code == 404
+    change = {"members": ["张三", "李四"], "reason": "漏记"}
+    first = ok(yanji.post(path, change, yanji.clerk, key="fix-1"))
+    retry = ok(yanji.post(path, change, yanji.clerk, key="fix-1"))
+    assert retry == first and first["version"] == 2
+    other = yanji.post(path, {**change, "reason": "另一个原因"}, yanji.clerk, key="fix-1")
+    assert other.status_code == 409, other.text
+
+    tumen_activity = ok(
+        yanji.post(
+            "/activities",
+            {**body, "office": "tumen"},
+            bearer(mint("tumen", "clerk")),
+        ),
+        201,
+    )
+    issue = {
+        "office": "yanji",
+        "title": "路灯",
+        "description": "不亮",
+        "category": "城市管理",
+        "submitted_at": HELD_AT,
+        "activity_id": tumen_activity["id"],
+    }
+    assert "activity_id" in fields_of(yanji.post("/issues", issue, yanji.clerk))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"page_size": 500}, {"page": 0}, {"status": "lost"}, {"date_from": "June"}],
+    ids=["a page too large", "page 0", "an unknown status", "a date that is no date"],
+)
+def test_a_bad_list_query_gets_422(yanji: Office, params: dict[str, Any]) -> None:
+    response = yanji.get("/issues", yanji.viewer, **params)
+    assert response.status_code == 422, response.text
+    assert response.json()["message"].startswith("请求数据无效 / invalid request")
