@@ -3,37 +3,195 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
-from typing import Any
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
-from services.intake.domain import DEFAULT_CATEGORIES, Issue, issue_id_for
-from shared.contracts import Contract, IssueSubmittedV1
+from services.intake.activity import OutreachActivity
+from services.intake.catalog import ActivityFilter, Catalog, IssueFilter, Page
+from services.intake.domain import (
+    DEFAULT_CATEGORIES,
+    Issue,
+    IssueRuleBroken,
+    TransitionRefused,
+    activity_id_for,
+    issue_id_for,
+    previous_command,
+)
+from services.intake.imports import Kind, RowChecker, RowError, data_rows, read_table
+from shared.contracts import (
+    ActivityCorrectedV1,
+    ActivityRecordedV1,
+    CaseVerifiedV1,
+    Contract,
+    IssueClosedV1,
+    IssueReopenedV1,
+    IssueResolvedV1,
+    IssueScreenedV1,
+    IssueSubmittedV1,
+)
 from shared.eventstore import ServiceApplication
+from shared.process import PolicyRefused, Upstream
+
+log = logging.getLogger(__name__)
+A = TypeVar("A", bound=Aggregate)
+Command = tuple[str, str] | None
+
+PERSONAL_FIELDS = frozenset({"reporter_name", "reporter_phone"})
+_HIDDEN_IN_HISTORY = PERSONAL_FIELDS | {"command", "originator_id", "originator_topic"}
 
 
 class IssueNotFound(LookupError):
     pass
 
 
+class ActivityNotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    stored: int
+    unchanged: int
+    errors: list[RowError]
+
+
 class IdempotencyConflict(ValueError):
     """The Idempotency-Key was used before for a different submission."""
 
 
+def fingerprint(*parts: Any) -> str:
+    """What a request asked for, to tell a retry from another request with the same key."""
+    text = json.dumps(parts, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def command_of(idempotency_key: str | None, *parts: Any) -> Command:
+    return None if idempotency_key is None else (idempotency_key, fingerprint(*parts))
+
+
 class IntakeApplication(ServiceApplication):
-    """问题收集: records issues for offices; its notification log is intake's outbox."""
+    """问题收集: records activities and issues; its notification log is intake's outbox."""
 
     name = "intake"
+    conflict_retries = 3
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        categories: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        super().__init__(env)
+        self._categories = {office: tuple(c) for office, c in (categories or {}).items()}
+        self.catalog = Catalog(self)
+
+    def categories_of(self, office: str) -> tuple[str, ...]:
+        return self._categories.get(office) or DEFAULT_CATEGORIES
+
+    # --- reading ------------------------------------------------------------------------
 
     def get_issue(self, issue_id: UUID) -> Issue:
+        return self._get(issue_id, Issue, IssueNotFound)
+
+    def get_activity(self, activity_id: UUID) -> OutreachActivity:
+        return self._get(activity_id, OutreachActivity, ActivityNotFound)
+
+    def _get(self, aggregate_id: UUID, kind: type[A], missing: type[LookupError]) -> A:
         try:
-            issue: Issue = self.repository.get(issue_id)
+            found = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
-            raise IssueNotFound(issue_id) from None
-        return issue
+            raise missing(aggregate_id) from None
+        if not isinstance(found, kind):
+            raise missing(aggregate_id)
+        return found
+
+    def history(self, aggregate_id: UUID) -> list[dict[str, Any]]:
+        """Every stored event of an aggregate, without personal data or request keys."""
+        steps = []
+        for stored in self.repository.event_store.get(aggregate_id):
+            fields = {
+                k: v
+                for k, v in vars(stored).items()
+                if k not in _HIDDEN_IN_HISTORY and not k.startswith("originator")
+            }
+            recorded_at = fields.pop("timestamp")
+            details = fields.pop("details", {})
+            steps.append(
+                {
+                    "event": type(stored).__name__,
+                    "version": stored.originator_version,
+                    "recorded_at": recorded_at,
+                    **fields,
+                    **details,
+                }
+            )
+        return steps
+
+    def list_issues(self, where: IssueFilter, page: int, page_size: int) -> Page:
+        return self.catalog.select(Issue, where, lambda i: (i.submitted_at, i.id), page, page_size)
+
+    def list_activities(self, where: ActivityFilter, page: int, page_size: int) -> Page:
+        return self.catalog.select(
+            OutreachActivity, where, lambda a: (a.held_at, a.id), page, page_size
+        )
+
+    # --- activities ---------------------------------------------------------------------
+
+    async def record_activity(
+        self,
+        office: str,
+        held_at: datetime,
+        members: list[str],
+        community: str | None = None,
+        liaison_station: str | None = None,
+        activity_group: str | None = None,
+        note: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[OutreachActivity, bool]:
+        """Record an activity; returns it and whether it is new (False for a retry)."""
+        activity = OutreachActivity.record(
+            activity_id_for(office, idempotency_key),
+            office,
+            held_at,
+            members,
+            now=datetime.now(UTC),
+            community=community,
+            liaison_station=liaison_station,
+            activity_group=activity_group,
+            note=note,
+        )
+        return await self._create(activity, idempotency_key, ActivityNotFound)
+
+    async def correct_activity(
+        self,
+        activity_id: UUID,
+        members: list[str],
+        reason: str,
+        corrected_at: datetime | None = None,
+        idempotency_key: str | None = None,
+    ) -> OutreachActivity:
+        """更正参加委员 with the full new list."""
+        command = command_of(idempotency_key, members, reason, corrected_at)
+
+        def change(activity: OutreachActivity) -> list[Aggregate]:
+            if previous_command(activity, command):
+                return []
+            now = datetime.now(UTC)
+            activity.correct(members, reason, corrected_at or now, now, command)
+            return [activity]
+
+        return await self._change(activity_id, OutreachActivity, ActivityNotFound, change)
+
+    # --- issues -------------------------------------------------------------------------
 
     async def submit_issue(
         self,
@@ -43,66 +201,344 @@ class IntakeApplication(ServiceApplication):
         category: str,
         submitted_at: datetime,
         idempotency_key: str | None = None,
+        community: str | None = None,
+        liaison_station: str | None = None,
+        source: str | None = None,
+        activity_id: UUID | None = None,
+        recorded_by: str | None = None,
+        key_problem: bool = False,
+        reporter_name: str | None = None,
+        reporter_phone: str | None = None,
     ) -> tuple[Issue, bool]:
         """Record an issue; returns it and whether it is new (False for a retried request)."""
-        issue_id = issue_id_for(office, idempotency_key)
-
-        def previous_submission() -> Issue | None:
-            return self._previous_submission(
-                issue_id, office, title, description, category, submitted_at
-            )
-
-        if idempotency_key is not None:
-            existing = await asyncio.to_thread(previous_submission)
-            if existing is not None:
-                return existing, False
+        activity = None
+        if activity_id is not None:
+            activity = await asyncio.to_thread(self.catalog.get, activity_id, OutreachActivity)
+            if activity is None:
+                raise IssueRuleBroken(
+                    "activity_id", "没有这个委员进基层活动 / no such outreach activity"
+                )
         issue = Issue.submit(
-            issue_id,
+            issue_id_for(office, idempotency_key),
             office,
             title,
             description,
             category,
             submitted_at,
             now=datetime.now(UTC),
-            categories=DEFAULT_CATEGORIES,
+            categories=self.categories_of(office),
+            community=community,
+            liaison_station=liaison_station,
+            source=source,
+            activity=activity,
+            recorded_by=recorded_by,
+            key_problem=key_problem,
+            reporter_name=reporter_name,
+            reporter_phone=reporter_phone,
         )
+        return await self._create(issue, idempotency_key, IssueNotFound)
+
+    async def _create(
+        self, new: A, idempotency_key: str | None, missing: type[LookupError]
+    ) -> tuple[A, bool]:
+        """Store a new aggregate; a retry with the same key returns the first one."""
+
+        def previous() -> A | None:
+            try:
+                existing = self._get(new.id, type(new), missing)
+            except LookupError:
+                return None
+            if not existing.same_record(new):  # type: ignore[attr-defined]
+                raise IdempotencyConflict(new.id)
+            return existing
+
+        if idempotency_key is not None:
+            existing = await asyncio.to_thread(previous)
+            if existing is not None:
+                return existing, False
         try:
-            await self.group_commit.save(issue)
+            await self.group_commit.save(new)
         except IntegrityError:
             # A concurrent retry with the same key won the race.
-            existing = await asyncio.to_thread(previous_submission)
+            existing = await asyncio.to_thread(previous)
             if existing is None:
                 raise
             return existing, False
-        return issue, True
+        return new, True
 
-    def _previous_submission(
+    async def screen_issue(
         self,
         issue_id: UUID,
-        office: str,
-        title: str,
-        description: str,
-        category: str,
-        submitted_at: datetime,
-    ) -> Issue | None:
-        try:
-            issue = self.get_issue(issue_id)
-        except IssueNotFound:
-            return None
-        if not issue.same_submission(office, title, description, category, submitted_at):
-            raise IdempotencyConflict(issue_id)
-        return issue
+        decision: str,
+        screened_by: str,
+        screened_at: datetime | None = None,
+        report_title: str | None = None,
+        department: str | None = None,
+        deadline: date | None = None,
+        answer: str | None = None,
+        duplicate_of: UUID | None = None,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Issue:
+        """筛选议题: the one decision; `answered` also resolves it and the duplicates it has."""
+        asked = (decision, screened_at, report_title, department, deadline, answer)
+        command = command_of(idempotency_key, *asked, duplicate_of, reason)
+
+        def change(issue: Issue) -> list[Aggregate]:
+            if previous_command(issue, command):
+                return []
+            original = None
+            if duplicate_of is not None and decision == "duplicate":
+                try:
+                    original = self.get_issue(duplicate_of)
+                except IssueNotFound:
+                    raise IssueRuleBroken(
+                        "duplicate_of", "没有这个原问题 / no such original issue"
+                    ) from None
+            now = datetime.now(UTC)
+            issue.screen(
+                decision,
+                screened_at or now,
+                screened_by,
+                now,
+                report_title=report_title,
+                department=department,
+                deadline=deadline,
+                answer=answer,
+                duplicate_of=original,
+                reason=reason,
+                command=command,
+            )
+            changed: list[Aggregate] = [issue]
+            if original is not None:
+                original.link_duplicate(issue)
+                changed.append(original)
+            if issue.status == "resolved":
+                changed += self._duplicates_follow(issue, {})
+            return changed
+
+        return await self._change(issue_id, Issue, IssueNotFound, change)
+
+    async def close_issue(
+        self, issue_id: UUID, closed_at: datetime | None = None, idempotency_key: str | None = None
+    ) -> Issue:
+        """办结归档 a resolved issue."""
+        command = command_of(idempotency_key, closed_at)
+
+        def change(issue: Issue) -> list[Aggregate]:
+            if previous_command(issue, command):
+                return []
+            now = datetime.now(UTC)
+            issue.close(closed_at or now, now, command)
+            return [issue]
+
+        return await self._change(issue_id, Issue, IssueNotFound, change)
+
+    async def reopen_issue(
+        self,
+        issue_id: UUID,
+        reason: str,
+        reopened_at: datetime | None = None,
+        idempotency_key: str | None = None,
+    ) -> Issue:
+        """重新打开 a closed issue: it awaits screening again."""
+        command = command_of(idempotency_key, reason, reopened_at)
+
+        def change(issue: Issue) -> list[Aggregate]:
+            if previous_command(issue, command):
+                return []
+            now = datetime.now(UTC)
+            issue.reopen(reason, reopened_at or now, now, command)
+            return [issue]
+
+        return await self._change(issue_id, Issue, IssueNotFound, change)
+
+    async def _change(
+        self,
+        aggregate_id: UUID,
+        kind: type[A],
+        missing: type[LookupError],
+        change: Callable[[A], list[Aggregate]],
+    ) -> A:
+        """Load, change and save; a concurrent change of the same aggregates is retried."""
+        for attempt in range(self.conflict_retries + 1):
+            aggregate = await asyncio.to_thread(self._get, aggregate_id, kind, missing)
+            changed = await asyncio.to_thread(change, aggregate)
+            if not changed:
+                return aggregate
+            try:
+                await self.group_commit.save(*changed)
+                return aggregate
+            except IntegrityError:
+                if attempt == self.conflict_retries:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _duplicates_follow(self, original: Issue, loaded: dict[UUID, Issue]) -> list[Aggregate]:
+        """The duplicates of a resolved original are resolved with it."""
+        followed: list[Aggregate] = []
+        for duplicate_id in original.duplicates:
+            duplicate = loaded.get(duplicate_id) or self.get_issue(duplicate_id)
+            loaded[duplicate_id] = duplicate
+            if duplicate.follow_original(original):
+                followed.append(duplicate)
+        return followed
+
+    # --- what supervision tells -----------------------------------------------------------
+
+    def resolve_verified_case(self, upstream: Upstream, processing: ProcessingEvent[UUID]) -> None:
+        """A verified supervision case (督办件已验收) resolves the issues it covers, once."""
+        verified = upstream.event
+        if not isinstance(verified, CaseVerifiedV1):
+            return
+        loaded: dict[UUID, Issue] = {}
+        unknown: list[UUID] = []
+        changed: dict[UUID, Aggregate] = {}
+        for issue_id in verified.issue_ids:
+            try:
+                issue = loaded.get(issue_id) or self.get_issue(issue_id)
+            except IssueNotFound:
+                unknown.append(issue_id)
+                continue
+            loaded[issue_id] = issue
+            try:
+                resolved = issue.resolve_by_case(verified.case_id, verified.verified_at)
+            except TransitionRefused as refusal:
+                log.warning("case %s cannot resolve %s: %s", verified.case_id, issue_id, refusal)
+                continue
+            if resolved:
+                changed[issue.id] = issue
+                for duplicate in self._duplicates_follow(issue, loaded):
+                    changed[duplicate.id] = duplicate
+        if unknown and len(unknown) == len(verified.issue_ids):
+            raise PolicyRefused(f"case {verified.case_id} covers no issue of intake: {unknown}")
+        if unknown:
+            log.warning("case %s covers unknown issues %s", verified.case_id, unknown)
+        for aggregate in changed.values():
+            processing.collect_events(aggregate)
+
+    # --- spreadsheet imports --------------------------------------------------------------
+
+    async def import_file(
+        self, kind: Kind, office: str, data: bytes, filename: str, first_row: int = 2
+    ) -> ImportResult:
+        """Store the good rows of a spreadsheet; report the bad ones; skip what is stored."""
+        table = await asyncio.to_thread(read_table, data, filename)
+        rows = list(data_rows(table, kind, first_row))
+        activities = await asyncio.to_thread(
+            self.catalog.all, OutreachActivity, lambda a: a.office == office
+        )
+        checker = RowChecker(
+            kind, office, self.categories_of(office), {a.id: a for a in activities}
+        )
+        checked = await asyncio.to_thread(checker.check, iter(rows))
+        existing = await asyncio.to_thread(
+            self.catalog.existing, [a.id for _, a in checked.aggregates]
+        )
+        errors = list(checked.errors)
+        new: list[Aggregate] = []
+        unchanged = 0
+        for number, aggregate in checked.aggregates:
+            before = existing.get(aggregate.id)
+            if before is None:
+                new.append(aggregate)
+            elif type(before) is type(aggregate) and before.same_record(aggregate):  # type: ignore[attr-defined]
+                unchanged += 1
+            else:
+                errors.append(
+                    RowError(
+                        number,
+                        "编号",
+                        "该编号已导入，内容不同（或已更正）/ this key was imported before with "
+                        "other content (or corrected since)",
+                    )
+                )
+        stored = sum(await self.store_new(new))
+        errors.sort(key=lambda e: e.row)
+        return ImportResult(stored, unchanged + len(new) - stored, errors)
+
+    async def store_new(self, aggregates: Sequence[Aggregate]) -> list[bool]:
+        """Store new aggregates in group commits; False for one whose id already exists."""
+        outcomes = await asyncio.gather(
+            *[self.group_commit.save(a) for a in aggregates], return_exceptions=True
+        )
+        stored = []
+        for outcome in outcomes:
+            if isinstance(outcome, IntegrityError):
+                stored.append(False)
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                stored.append(True)
+        return stored
 
 
 def to_contract(domain_event: Any) -> tuple[str, Contract] | None:
     """What intake publishes: each stored domain event as its versioned contract."""
-    if isinstance(domain_event, Issue.Submitted):
-        return domain_event.office, IssueSubmittedV1(
-            issue_id=domain_event.originator_id,
-            office=domain_event.office,
-            title=domain_event.title,
-            description=domain_event.description,
-            category=domain_event.category,
-            submitted_at=domain_event.submitted_at,
+    e = domain_event
+    contract: Contract
+    if isinstance(e, OutreachActivity.Recorded):
+        contract = ActivityRecordedV1(
+            activity_id=e.originator_id,
+            office=e.office,
+            held_at=e.held_at,
+            community=e.community,
+            liaison_station=e.liaison_station,
+            activity_group=e.activity_group,
+            members=e.members,
+            note=e.note,
         )
-    return None
+    elif isinstance(e, OutreachActivity.Corrected):
+        contract = ActivityCorrectedV1(
+            activity_id=e.originator_id,
+            office=e.office,
+            members=e.members,
+            reason=e.reason,
+            corrected_at=e.corrected_at,
+        )
+    elif isinstance(e, Issue.Submitted):
+        # Never the reporter's name or phone: personal data stays in intake.
+        contract = IssueSubmittedV1(
+            issue_id=e.originator_id,
+            office=e.office,
+            title=e.title,
+            description=e.description,
+            category=e.category,
+            submitted_at=e.submitted_at,
+            community=getattr(e, "community", None),
+            liaison_station=getattr(e, "liaison_station", None),
+            source=getattr(e, "source", None),
+            activity_id=getattr(e, "activity_id", None),
+            recorded_by=getattr(e, "recorded_by", None),
+            key_problem=getattr(e, "key_problem", False),
+        )
+    elif isinstance(e, Issue.Screened):
+        contract = IssueScreenedV1(
+            issue_id=e.originator_id,
+            office=e.office,
+            decision=e.decision,
+            screened_at=e.screened_at,
+            screened_by=e.screened_by,
+            title=e.title,
+            category=e.category,
+            key_problem=e.key_problem,
+            **e.details,
+        )
+    elif isinstance(e, Issue.Resolved):
+        contract = IssueResolvedV1(
+            issue_id=e.originator_id,
+            office=e.office,
+            resolved_at=e.resolved_at,
+            via=e.via,
+            case_id=e.case_id,
+            original_id=e.original_id,
+        )
+    elif isinstance(e, Issue.Closed):
+        contract = IssueClosedV1(issue_id=e.originator_id, office=e.office, closed_at=e.closed_at)
+    elif isinstance(e, Issue.Reopened):
+        contract = IssueReopenedV1(
+            issue_id=e.originator_id, office=e.office, reopened_at=e.reopened_at, reason=e.reason
+        )
+    else:
+        return None
+    return e.office, contract

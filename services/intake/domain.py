@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal, get_args
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+from zoneinfo import ZoneInfo
 
 from eventsourcing.domain import Aggregate, event
 
+if TYPE_CHECKING:
+    from services.intake.activity import OutreachActivity
+
+CHINA = ZoneInfo("Asia/Shanghai")
 DEFAULT_CATEGORIES = (
     "城市管理",
     "物业管理",
@@ -18,9 +25,37 @@ DEFAULT_CATEGORIES = (
 )
 CLOCK_SKEW = timedelta(minutes=5)
 
+Source = Literal["outreach", "liaison_station", "visit", "online", "hotline"]
+SOURCES: tuple[str, ...] = get_args(Source)
+Decision = Literal["topic", "report", "refer", "answered", "duplicate", "rejected"]
+DECISIONS: tuple[str, ...] = get_args(Decision)
+Status = Literal[
+    "submitted", "topic", "report", "referred", "resolved", "duplicate", "rejected", "closed"
+]
+STATUSES: tuple[str, ...] = get_args(Status)
+STATUS_NAMES = {
+    "submitted": "待筛选",
+    "topic": "协商议题",
+    "report": "社情民意",
+    "referred": "已转办",
+    "resolved": "已解决",
+    "duplicate": "重复",
+    "rejected": "不予采纳",
+    "closed": "已办结",
+}
+_STATUS_OF_DECISION: dict[str, str] = {
+    "topic": "topic",
+    "report": "report",
+    "refer": "referred",
+    "answered": "resolved",
+    "duplicate": "duplicate",
+    "rejected": "rejected",
+}
+_PHONE = re.compile(r"^\+?[0-9][0-9 \-]{4,19}$")
+
 
 class IssueRuleBroken(ValueError):
-    """A command that the issue's rules refuse; names the field at fault."""
+    """A command that the rules refuse for a bad field (422); names the field at fault."""
 
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(f"{field}: {reason}")
@@ -28,11 +63,100 @@ class IssueRuleBroken(ValueError):
         self.reason = reason
 
 
+class TransitionRefused(Exception):
+    """A command that the aggregate's current state does not allow (409); names that state."""
+
+    def __init__(self, reason: str, status: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
 def issue_id_for(office: str, idempotency_key: str | None) -> UUID:
     """A retried submission with the same key maps to the same issue, so it cannot duplicate."""
     if idempotency_key is None:
         return uuid4()
     return uuid5(NAMESPACE_URL, f"shangliang:intake:{office}:{idempotency_key}")
+
+
+def activity_id_for(office: str, idempotency_key: str | None) -> UUID:
+    """Like `issue_id_for`, in a namespace of its own: the same key names another activity."""
+    if idempotency_key is None:
+        return uuid4()
+    return uuid5(NAMESPACE_URL, f"shangliang:intake:activity:{office}:{idempotency_key}")
+
+
+def imported_key(row_key: str) -> str:
+    """The key of a spreadsheet row: the office's own row number, apart from request keys."""
+    return f"import:{row_key.strip()}"
+
+
+def china_day(moment: datetime) -> date:
+    """The calendar day of a moment in China Standard Time."""
+    return moment.astimezone(CHINA).date()
+
+
+def check_moment(
+    field: str, moment: datetime, now: datetime, after: datetime | None = None
+) -> None:
+    """A recorded moment has a time zone, is not in the future, and follows what it answers."""
+    if moment.tzinfo is None:
+        raise IssueRuleBroken(field, "需要时区 / a time zone is required")
+    if moment > now.astimezone(UTC) + CLOCK_SKEW:
+        raise IssueRuleBroken(field, "时间不能在将来 / the time is in the future")
+    if after is not None and moment < after:
+        raise IssueRuleBroken(
+            field, f"时间早于 {after.isoformat()} / the time is before {after.isoformat()}"
+        )
+
+
+def cleaned_text(field: str, value: str | None, what: str, required: bool = True) -> str | None:
+    stripped = (value or "").strip()
+    if not stripped:
+        if required:
+            raise IssueRuleBroken(field, f"{what}不能为空 / the {field} must not be blank")
+        return None
+    return stripped
+
+
+_ISSUE_FIELDS = (
+    "office",
+    "title",
+    "description",
+    "category",
+    "submitted_at",
+    "community",
+    "liaison_station",
+    "source",
+    "activity_id",
+    "recorded_by",
+    "key_problem",
+    "reporter_name",
+    "reporter_phone",
+)
+
+
+def field_values(aggregate: Aggregate, names: tuple[str, ...]) -> tuple[Any, ...]:
+    return tuple(getattr(aggregate, name) for name in names)
+
+
+def remember_command(aggregate: Any, command: tuple[str, str] | None) -> None:
+    """Keep the Idempotency-Key of the request that caused a change, with its fingerprint."""
+    if command is not None:
+        aggregate.commands[command[0]] = command[1]
+
+
+def previous_command(aggregate: Any, command: tuple[str, str] | None) -> bool:
+    """True if this request was already applied; a reused key with another body is refused."""
+    if command is None or command[0] not in aggregate.commands:
+        return False
+    if aggregate.commands[command[0]] != command[1]:
+        raise TransitionRefused(
+            "Idempotency-Key 已用于另一个不同的请求 / this Idempotency-Key was already used "
+            "for a different request",
+            getattr(aggregate, "status", "recorded"),
+        )
+    return True
 
 
 class Issue(Aggregate):
@@ -48,12 +172,37 @@ class Issue(Aggregate):
         description: str,
         category: str,
         submitted_at: datetime,
+        community: str | None = None,
+        liaison_station: str | None = None,
+        source: str | None = None,
+        activity_id: UUID | None = None,
+        recorded_by: str | None = None,
+        key_problem: bool = False,
+        reporter_name: str | None = None,
+        reporter_phone: str | None = None,
     ) -> None:
         self.office = office
         self.title = title
         self.description = description
         self.category = category
         self.submitted_at = submitted_at
+        self.community = community
+        self.liaison_station = liaison_station
+        self.source = source
+        self.activity_id = activity_id
+        self.recorded_by = recorded_by
+        self.key_problem = key_problem
+        self.reporter_name = reporter_name
+        self.reporter_phone = reporter_phone
+        self.status: str = "submitted"
+        self.screening: dict[str, Any] | None = None
+        self.duplicate_of: UUID | None = None
+        self.duplicates: list[UUID] = []
+        self.resolved_at: datetime | None = None
+        self.resolved_via: str | None = None
+        self.resolving_cases: list[UUID] = []
+        self.closed_at: datetime | None = None
+        self.commands: dict[str, str] = {}
 
     @classmethod
     def submit(
@@ -66,40 +215,257 @@ class Issue(Aggregate):
         submitted_at: datetime,
         now: datetime,
         categories: tuple[str, ...] = DEFAULT_CATEGORIES,
+        community: str | None = None,
+        liaison_station: str | None = None,
+        source: str | None = None,
+        activity: OutreachActivity | None = None,
+        recorded_by: str | None = None,
+        key_problem: bool = False,
+        reporter_name: str | None = None,
+        reporter_phone: str | None = None,
     ) -> Issue:
         """Record an issue, checking what the submission must satisfy."""
-        if not title.strip():
-            raise IssueRuleBroken("title", "标题不能为空 / the title must not be blank")
-        if not description.strip():
-            raise IssueRuleBroken("description", "描述不能为空 / the description must not be blank")
+        clean_title = cleaned_text("title", title, "标题")
+        clean_description = cleaned_text("description", description, "描述")
         if category not in categories:
             raise IssueRuleBroken(
                 "category",
                 f"未知类别 / unknown category {category!r}; choose one of {', '.join(categories)}",
             )
-        if submitted_at.tzinfo is None:
-            raise IssueRuleBroken("submitted_at", "需要时区 / a time zone is required")
-        if submitted_at > now.astimezone(UTC) + CLOCK_SKEW:
+        check_moment("submitted_at", submitted_at, now)
+        if source is not None and source not in SOURCES:
             raise IssueRuleBroken(
-                "submitted_at", "收集时间不能在将来 / the submission time is in the future"
+                "source", f"未知来源 / unknown source {source!r}; one of {', '.join(SOURCES)}"
+            )
+        if activity is not None and activity.office != office:
+            raise IssueRuleBroken(
+                "activity_id", "活动不属于本政协 / the activity belongs to another office"
+            )
+        phone = cleaned_text("reporter_phone", reporter_phone, "联系电话", required=False)
+        if phone is not None and not _PHONE.match(phone):
+            raise IssueRuleBroken(
+                "reporter_phone", "联系电话格式不正确 / not a phone number (digits, + and -)"
             )
         return cls(
             id=issue_id,
             office=office,
-            title=title.strip(),
-            description=description.strip(),
+            title=clean_title,
+            description=clean_description,
             category=category,
             submitted_at=submitted_at,
+            community=cleaned_text("community", community, "社区", required=False),
+            liaison_station=cleaned_text(
+                "liaison_station", liaison_station, "联络站", required=False
+            ),
+            source=source,
+            activity_id=None if activity is None else activity.id,
+            recorded_by=cleaned_text("recorded_by", recorded_by, "记录委员", required=False),
+            key_problem=key_problem,
+            reporter_name=cleaned_text("reporter_name", reporter_name, "反映人", required=False),
+            reporter_phone=phone,
         )
 
-    def same_submission(
-        self, office: str, title: str, description: str, category: str, submitted_at: datetime
-    ) -> bool:
+    def same_record(self, other: Issue) -> bool:
         """Whether a retried request asks for exactly what this issue already records."""
-        return (self.office, self.title, self.description, self.category, self.submitted_at) == (
-            office,
-            title.strip(),
-            description.strip(),
-            category,
-            submitted_at,
+        return field_values(self, _ISSUE_FIELDS) == field_values(other, _ISSUE_FIELDS)
+
+    def _refuse_unless(self, *statuses: str, doing: str) -> None:
+        if self.status not in statuses:
+            raise TransitionRefused(
+                f"问题当前状态为 {STATUS_NAMES[self.status]}，不能{doing} / the issue is "
+                f"{self.status}; it cannot be {_DOING[doing]}",
+                self.status,
+            )
+
+    def screen(
+        self,
+        decision: str,
+        screened_at: datetime,
+        screened_by: str,
+        now: datetime,
+        report_title: str | None = None,
+        department: str | None = None,
+        deadline: date | None = None,
+        answer: str | None = None,
+        duplicate_of: Issue | None = None,
+        reason: str | None = None,
+        command: tuple[str, str] | None = None,
+    ) -> None:
+        """筛选议题: exactly one decision per issue (again only after it is reopened).
+
+        A `duplicate` also needs `duplicate_of.link_duplicate(self)` in the same save;
+        `answered` resolves the issue at once.
+        """
+        self._refuse_unless("submitted", doing="筛选")
+        if decision not in DECISIONS:
+            raise IssueRuleBroken(
+                "decision", f"未知决定 / unknown decision {decision!r}; one of {DECISIONS}"
+            )
+        check_moment("screened_at", screened_at, now, after=self.submitted_at)
+        details: dict[str, Any] = {}
+        if decision == "report":
+            details["report_title"] = cleaned_text("report_title", report_title, "社情民意标题")
+        elif decision == "refer":
+            details["department"] = cleaned_text("department", department, "承办单位")
+            if deadline is None:
+                raise IssueRuleBroken("deadline", "需要办理期限 / a deadline is required")
+            if deadline < china_day(screened_at):
+                raise IssueRuleBroken(
+                    "deadline", "办理期限早于筛选日期 / the deadline is before the screening"
+                )
+            details["deadline"] = deadline
+        elif decision == "answered":
+            details["answer"] = cleaned_text("answer", answer, "答复")
+        elif decision == "duplicate":
+            details["duplicate_of"] = self._original(duplicate_of)
+        elif decision == "rejected":
+            details["reason"] = cleaned_text("reason", reason, "不予采纳的原因")
+        self._screened(
+            self.office,
+            decision,
+            screened_at,
+            screened_by,
+            self.title,
+            self.category,
+            self.key_problem,
+            details,
+            command,
         )
+        if decision == "answered":
+            self._resolved(self.office, screened_at, "answered", None, None)
+        elif decision == "duplicate" and duplicate_of is not None and duplicate_of.is_resolved:
+            self.follow_original(duplicate_of)
+
+    def _original(self, original: Issue | None) -> UUID:
+        if original is None:
+            raise IssueRuleBroken("duplicate_of", "需要原问题 / name the original issue")
+        if original.id == self.id:
+            raise IssueRuleBroken(
+                "duplicate_of", "不能与自身重复 / an issue cannot duplicate itself"
+            )
+        if original.office != self.office:
+            raise IssueRuleBroken(
+                "duplicate_of", "原问题属于其他政协 / the original belongs to another office"
+            )
+        if original.status == "duplicate" or original.duplicate_of is not None:
+            raise IssueRuleBroken(
+                "duplicate_of",
+                f"原问题本身是重复件，请指向 {original.duplicate_of} / the original is itself a "
+                f"duplicate: name {original.duplicate_of}",
+            )
+        return original.id
+
+    @event("Screened")
+    def _screened(
+        self,
+        office: str,
+        decision: str,
+        screened_at: datetime,
+        screened_by: str,
+        title: str,
+        category: str,
+        key_problem: bool,
+        details: dict[str, Any],
+        command: tuple[str, str] | None,
+    ) -> None:
+        self.status = _STATUS_OF_DECISION[decision]
+        self.screening = {
+            "decision": decision,
+            "screened_at": screened_at,
+            "screened_by": screened_by,
+            **details,
+        }
+        if decision == "duplicate":
+            self.duplicate_of = details["duplicate_of"]
+        remember_command(self, command)
+
+    def link_duplicate(self, duplicate: Issue) -> None:
+        """The original keeps its duplicates, so that they follow it when it is resolved."""
+        if duplicate.id not in self.duplicates:
+            self._duplicate_linked(duplicate.id)
+
+    @event("DuplicateLinked")
+    def _duplicate_linked(self, duplicate_id: UUID) -> None:
+        self.duplicates.append(duplicate_id)
+
+    @property
+    def is_resolved(self) -> bool:
+        return self.status in ("resolved", "closed")
+
+    def resolve_by_case(self, case_id: UUID, verified_at: datetime) -> bool:
+        """A verified supervision case covers this issue; False if that changes nothing."""
+        if self.is_resolved or case_id in self.resolving_cases:
+            return False
+        if self.status in ("rejected", "duplicate"):
+            raise TransitionRefused(
+                f"问题当前状态为 {STATUS_NAMES[self.status]}，不能解决 / the issue is "
+                f"{self.status}; it cannot be resolved by a case",
+                self.status,
+            )
+        self._resolved(self.office, verified_at, "case", case_id, None)
+        return True
+
+    def follow_original(self, original: Issue) -> bool:
+        """A duplicate is resolved with its original; False if it no longer follows it."""
+        if self.status != "duplicate" or self.duplicate_of != original.id:
+            return False
+        assert original.resolved_at is not None
+        self._resolved(self.office, original.resolved_at, "original", None, original.id)
+        return True
+
+    @event("Resolved")
+    def _resolved(
+        self,
+        office: str,
+        resolved_at: datetime,
+        via: str,
+        case_id: UUID | None,
+        original_id: UUID | None,
+    ) -> None:
+        self.status = "resolved"
+        self.resolved_at = resolved_at
+        self.resolved_via = via
+        if case_id is not None:
+            self.resolving_cases.append(case_id)
+
+    def close(
+        self, closed_at: datetime, now: datetime, command: tuple[str, str] | None = None
+    ) -> None:
+        """办结归档: only a resolved issue is closed."""
+        self._refuse_unless("resolved", doing="办结")
+        check_moment("closed_at", closed_at, now, after=self.resolved_at)
+        self._closed(self.office, closed_at, command)
+
+    @event("Closed")
+    def _closed(self, office: str, closed_at: datetime, command: tuple[str, str] | None) -> None:
+        self.status = "closed"
+        self.closed_at = closed_at
+        remember_command(self, command)
+
+    def reopen(
+        self,
+        reason: str,
+        reopened_at: datetime,
+        now: datetime,
+        command: tuple[str, str] | None = None,
+    ) -> None:
+        """重新打开: a closed issue goes back to awaiting screening."""
+        self._refuse_unless("closed", doing="重新打开")
+        why = cleaned_text("reason", reason, "重新打开的原因")
+        check_moment("reopened_at", reopened_at, now, after=self.closed_at)
+        self._reopened(self.office, reopened_at, why, command)
+
+    @event("Reopened")
+    def _reopened(
+        self, office: str, reopened_at: datetime, reason: str, command: tuple[str, str] | None
+    ) -> None:
+        self.status = "submitted"
+        self.screening = None
+        self.duplicate_of = None
+        self.resolved_at = None
+        self.resolved_via = None
+        self.closed_at = None
+        remember_command(self, command)
+
+
+_DOING = {"筛选": "screened", "办结": "closed", "重新打开": "reopened"}

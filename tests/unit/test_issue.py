@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from uuid import uuid4
 
 import pytest
 
-from services.intake.domain import CLOCK_SKEW, Issue, IssueRuleBroken, issue_id_for
+from services.intake.activity import OutreachActivity
+from services.intake.domain import (
+    CLOCK_SKEW,
+    Issue,
+    IssueRuleBroken,
+    issue_id_for,
+)
 
 NOW = datetime(2020, 6, 4, 8, 0, tzinfo=UTC)
 BEIJING = timezone(timedelta(hours=8))
@@ -94,13 +101,17 @@ def test_issue_id_without_a_key_is_new_every_time() -> None:
     assert issue_id_for("yanji", None) != issue_id_for("yanji", None)
 
 
-def test_same_submission_ignores_surrounding_blanks_and_the_time_zone_of_the_instant() -> None:
+def test_same_record_ignores_surrounding_blanks_and_the_time_zone_of_the_instant() -> None:
     issue = submit()
     same_instant = datetime(2020, 6, 4, 7, 30, tzinfo=UTC)
 
-    assert issue.same_submission(
-        "yanji", " 小区路灯损坏 ", "建工街道三个小区的路灯坏了两个月 ", "城市管理", same_instant
+    again = submit(
+        title=" 小区路灯损坏 ",
+        description="建工街道三个小区的路灯坏了两个月 ",
+        submitted_at=same_instant,
     )
+
+    assert issue.same_record(again)
 
 
 @pytest.mark.parametrize(
@@ -111,17 +122,61 @@ def test_same_submission_ignores_surrounding_blanks_and_the_time_zone_of_the_ins
         {"description": "另一段描述"},
         {"category": "交通出行"},
         {"submitted_at": datetime(2020, 6, 4, 15, 31, tzinfo=BEIJING)},
+        {"community": "进学社区"},
+        {"source": "hotline"},
+        {"key_problem": True},
+        {"reporter_phone": "13800000000"},
     ],
     ids=lambda c: next(iter(c)),
 )
-def test_same_submission_is_false_when_any_field_differs(changed: dict[str, object]) -> None:
-    issue = submit()
-    asked: dict[str, object] = {
-        "office": issue.office,
-        "title": issue.title,
-        "description": issue.description,
-        "category": issue.category,
-        "submitted_at": issue.submitted_at,
-    }
-    asked.update(changed)
-    assert not issue.same_submission(**asked)  # type: ignore[arg-type]
+def test_same_record_is_false_when_any_field_differs(changed: dict[str, object]) -> None:
+    assert not submit().same_record(submit(**changed))
+
+
+@pytest.mark.parametrize("source", ["radio", "OUTREACH", ""])
+def test_refuses_an_unknown_source(source: str) -> None:
+    assert refused_field(source=source) == "source"
+
+
+@pytest.mark.parametrize("phone", ["call me", "12", "138-0000-0000-0000-0000-1"])
+def test_refuses_a_reporter_phone_that_is_no_phone_number(phone: str) -> None:
+    assert refused_field(reporter_phone=phone) == "reporter_phone"
+
+
+def test_refuses_an_activity_of_another_office() -> None:
+    activity = OutreachActivity.record(
+        uuid4(), "tumen", NOW, ["张三"], now=NOW, community="向上社区"
+    )
+    assert refused_field(activity=activity) == "activity_id"
+
+
+def test_refuses_a_category_outside_the_offices_own_list() -> None:
+    assert refused_field(category="城市管理", categories=("供暖",)) == "category"
+    assert submit(category="供暖", categories=("供暖",)).category == "供暖"
+
+
+def test_records_the_optional_fields_and_links_the_activity() -> None:
+    activity = OutreachActivity.record(
+        uuid4(), "yanji", NOW, ["张三"], now=NOW, community="进学社区"
+    )
+    issue = submit(
+        community=" 进学社区 ",
+        liaison_station="进学街道联络站",
+        source="outreach",
+        activity=activity,
+        recorded_by="张三",
+        key_problem=True,
+        reporter_name="王女士",
+        reporter_phone="138 0000 0000",
+    )
+
+    assert (issue.community, issue.source, issue.activity_id) == (
+        "进学社区",
+        "outreach",
+        activity.id,
+    )
+    assert (issue.key_problem, issue.reporter_phone, issue.status) == (
+        True,
+        "138 0000 0000",
+        "submitted",
+    )
