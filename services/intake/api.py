@@ -22,7 +22,6 @@ from fastapi import (
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.intake.activity import OutreachActivity
 from services.intake.application import (
@@ -469,19 +468,8 @@ async def _not_found(_: Request, error: Exception) -> JSONResponse:
     )
 
 
-async def _http_error(_: Request, error: Exception) -> JSONResponse:
-    """Every other 4xx also carries the bilingual `message` (docs/API.md, Errors)."""
-    assert isinstance(error, StarletteHTTPException)
-    return JSONResponse(
-        status_code=error.status_code,
-        content={"message": error.detail, "detail": error.detail},
-        headers=error.headers,
-    )
-
-
 def install_refusal_handlers(app: FastAPI) -> None:
     """Domain refusals become 422 (a bad field) or 409 (not in this state); nothing stored."""
-    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(IssueNotFound, _not_found)
     app.add_exception_handler(ActivityNotFound, _not_found)
     app.add_exception_handler(IssueRuleBroken, _rule_broken)

@@ -27,6 +27,7 @@ from shared.messaging import (
     connect,
     ensure_stream_with_retry,
 )
+from shared.observability import install_observability
 from shared.process import UpstreamProcessor
 from shared.relay import Relay
 from shared.settings import Settings
@@ -87,6 +88,7 @@ def create_app(settings: Settings, intake_settings: IntakeServiceSettings | None
     app.state.authenticator = Authenticator(settings)
     install_error_handlers(app)
     install_refusal_handlers(app)
+    install_observability(app, "intake")
     app.include_router(health_router(not_ready))
     app.include_router(router)
     return app
@@ -99,7 +101,7 @@ def main() -> None:
     except (IntakeConfigurationError, ValidationError, SettingsError) as error:
         print(f"错误 / error: intake 无法启动 / cannot start: {error}", file=sys.stderr)
         sys.exit(2)
-    serve(app, service)
+    serve(app, service, "intake")
 
 
 if __name__ == "__main__":
