@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Annotated
 
 import uvicorn
-from fastapi import APIRouter, FastAPI, Request, Response, status
+from fastapi import APIRouter, FastAPI, Header, Query, Request, Response, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -13,6 +14,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.observability import log_config
 from shared.settings import ServiceSettings
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="重试时使用同一个键 / reuse on retry: the request is carried out once",
+    ),
+]
+"""Every write takes one (docs/API.md): a retry with the same key stores nothing new."""
+PageNumber = Annotated[int, Query(ge=1)]
+PageSize = Annotated[int, Query(ge=1, le=200)]
 
 
 def health_router(is_ready: Callable[[], str | None]) -> APIRouter:

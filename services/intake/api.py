@@ -11,7 +11,6 @@ from fastapi import (
     Depends,
     FastAPI,
     File,
-    Header,
     HTTPException,
     Query,
     Request,
@@ -55,6 +54,7 @@ from services.intake.schemas import (
     Screening,
 )
 from shared.auth import CurrentPrincipal, Principal, require_role
+from shared.web import IdempotencyKey, PageNumber, PageSize
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 
@@ -66,17 +66,6 @@ async def intake(request: Request) -> IntakeApplication:
 
 
 Intake = Annotated[IntakeApplication, Depends(intake)]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=200,
-        description="重试时使用同一个键 / reuse on retry: the first result is returned",
-    ),
-]
-PageNumber = Annotated[int, Query(ge=1)]
-PageSize = Annotated[int, Query(ge=1, le=200)]
 
 router = APIRouter()
 

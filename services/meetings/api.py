@@ -8,7 +8,7 @@ from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 
@@ -16,6 +16,7 @@ from services.meetings import views as v
 from services.meetings.application import MeetingNotFound, MeetingsApplication
 from services.meetings.domain import Meeting, MeetingConflict, MeetingRuleBroken
 from shared.auth import CurrentPrincipal, Principal, require_role
+from shared.web import IdempotencyKey, PageNumber, PageSize
 
 
 async def meetings_app(request: Request) -> MeetingsApplication:
@@ -23,17 +24,6 @@ async def meetings_app(request: Request) -> MeetingsApplication:
 
 
 Meetings = Annotated[MeetingsApplication, Depends(meetings_app)]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=200,
-        description="重试时使用同一个键 / reuse on retry: the request is carried out once",
-    ),
-]
-PageNumber = Annotated[int, Query(ge=1)]
-PageSize = Annotated[int, Query(ge=1, le=200)]
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from typing import Annotated, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
@@ -35,6 +35,7 @@ from services.supervision.schemas import (
 )
 from services.supervision.workdays import CalendarNotCovered
 from shared.auth import CurrentPrincipal, Principal, require_role
+from shared.web import IdempotencyKey
 
 
 async def supervision(request: Request) -> SupervisionApplication:
@@ -42,15 +43,6 @@ async def supervision(request: Request) -> SupervisionApplication:
 
 
 Supervision = Annotated[SupervisionApplication, Depends(supervision)]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=200,
-        description="重试时使用同一个键 / reuse on retry: the first result is returned",
-    ),
-]
 
 router = APIRouter(prefix="/cases", tags=["cases"])
 
