@@ -29,9 +29,18 @@ from shared.settings import (
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 K8S_VERSION = "1.30"
-NATS_PASSWORDS = {
-    f"NATS_{user}_PASSWORD": "test-only"
-    for user in ("ADMIN", "INTAKE", "MEETINGS", "SUPERVISION", "PROJECTIONS")
+NATS_ENV = {
+    **{
+        f"NATS_{user}_PASSWORD": "test-only"
+        for user in ("ADMIN", "INTAKE", "MEETINGS", "SUPERVISION", "PROJECTIONS")
+    },
+    # What compose and the cluster test give each node of deploy/nats/cluster/node.conf.
+    "NATS_SERVER_NAME": "nats-1",
+    "NATS_CLIENT_PORT": "4222",
+    "NATS_CLUSTER_PORT": "6222",
+    "NATS_MONITOR_PORT": "8222",
+    "NATS_STORE_DIR": "/tmp/jetstream",
+    **{f"NATS_ROUTE_{n}": f"nats-route://nats-{n}:6222" for n in (1, 2, 3)},
 }
 
 
@@ -50,7 +59,7 @@ def nats_server_accepts(config: Path, **env: str) -> subprocess.CompletedProcess
         capture_output=True,
         text=True,
         timeout=30,
-        env={**os.environ, **NATS_PASSWORDS, **env},
+        env={**os.environ, **NATS_ENV, **env},
     )
 
 
