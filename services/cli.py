@@ -116,27 +116,29 @@ def _print_addresses(stack: Stack) -> None:
 
 
 def _run_demo(stack: Stack, settings: Settings) -> None:
-    from services.demo import YEAR, format_statistics, load_scenario
+    from services.demo import DemoError, format_table, load_scenario
+    from services.scenario import YEAR
     from shared.auth import Authenticator
 
-    print(f"正在载入演示数据 / loading the {YEAR} demo scenario ...", flush=True)
+    print(f"正在载入 {YEAR} 年试点情景 / loading the {YEAR} pilot scenario ...", flush=True)
     result = load_scenario(
         Authenticator(settings),
-        stack.service("intake").url,
-        stack.service("projections").url,
+        {service.spec.name: service.url for service in stack.services},
         interrupted=stack.stopping.is_set,
     )
     print(
-        f"已提交 {result.new + result.existing} 个问题（新增 {result.new}，已存在 "
-        f"{result.existing}）/ submitted {result.new + result.existing} issues "
-        f"({result.new} new, {result.existing} already there)\n",
+        f"已写入 {result.writes} 次（新建 {result.created}，已存在 {result.existing}）/ "
+        f"{result.writes} writes ({result.created} new, {result.existing} already there)\n",
         flush=True,
     )
-    print(format_statistics(result.statistics) + "\n", flush=True)
+    print(format_table(result) + "\n", flush=True)
+    if not result.ok:
+        wrong = ", ".join(r.row.label for r in result.rows if not r.ok)
+        raise DemoError(f"统计与情景不符 / the projections differ from the scenario: {wrong}")
 
 
 def parser() -> argparse.ArgumentParser:
-    from services.demo import YEAR
+    from services.scenario import YEAR
     from shared.auth import ROLES
 
     root = argparse.ArgumentParser(
@@ -171,8 +173,8 @@ def parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo",
         help="启动并载入演示数据 / start and load the demo scenario",
-        description=f"启动全部服务，提交演示问题，打印 {YEAR} 年统计 / start everything, submit "
-        f"the demo issues, print the {YEAR} statistics",
+        description=f"启动全部服务，载入 {YEAR} 年试点情景，打印统计并与报告对照 / start "
+        f"everything, load the {YEAR} pilot scenario, print its statistics beside the report's",
     )
     demo.add_argument(
         "--once", action="store_true", help="打印后停止 / stop everything after printing"
