@@ -495,6 +495,9 @@ class _Loader:
                 doing=f"办结归档 / closing issue {issue.key}",
                 key=f"issue-{issue.key}-close",
                 token=leader,
+                # Resolved on the spot: should the resolution follow the screening
+                # asynchronously, closing waits for it.
+                until_accepted=True,
             )
         if screening.decision == "refer":
             case = self.referral_cases[issue.key]
