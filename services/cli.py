@@ -125,6 +125,7 @@ def _run_demo(stack: Stack, settings: Settings) -> None:
         Authenticator(settings),
         {service.spec.name: service.url for service in stack.services},
         interrupted=stack.stopping.is_set,
+        say=lambda text: print(text, flush=True),
     )
     print(
         f"已写入 {result.writes} 次（新建 {result.created}，已存在 {result.existing}）/ "

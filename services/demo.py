@@ -157,17 +157,29 @@ def load_scenario(
     scenario: Scenario | None = None,
     concurrency: int = 16,
     wait_seconds: float = 60.0,
+    statistics_seconds: float = 150.0,
     interrupted: Callable[[], bool] = lambda: False,
+    say: Callable[[str], None] = lambda _: None,
 ) -> LoadResult:
     """Load the scenario through the services at `urls` and wait for the projections' figures.
 
-    `interrupted` is asked before every request, so that Ctrl-C does not wait for the load.
+    `wait_seconds` bounds each wait for another service to catch up (a case to open, a topic
+    to be known); `statistics_seconds` the wait for the figures, which is longer because the
+    supervision scheduler marks overdue cases only when it next scans. `interrupted` is asked
+    before every request, so that Ctrl-C does not wait for the load.
     """
     missing = [name for name in SERVICES if name not in urls]
     if missing:
         raise DemoError(f"缺少服务 / the demo needs these services too: {', '.join(missing)}")
     loader = _Loader(
-        scenario or generate(), urls, authenticator, concurrency, wait_seconds, interrupted
+        scenario or generate(),
+        urls,
+        authenticator,
+        concurrency,
+        wait_seconds,
+        statistics_seconds,
+        interrupted,
+        say,
     )
     return asyncio.run(loader.run())
 
@@ -223,14 +235,18 @@ class _Loader:
         authenticator: Authenticator,
         concurrency: int,
         wait_seconds: float,
+        statistics_seconds: float,
         interrupted: Callable[[], bool],
+        say: Callable[[str], None],
     ) -> None:
         self.scenario = scenario
         self.urls = {name: url.rstrip("/") for name, url in urls.items()}
         self.authenticator = authenticator
         self.concurrency = concurrency
         self.wait_seconds = wait_seconds
+        self.statistics_seconds = statistics_seconds
         self.interrupted = interrupted
+        self.say = say
         self.tokens: dict[tuple[str, str, str | None], str] = {}
         self.writes = self.created = self.existing = 0
         self.issues = {issue.key: issue for issue in scenario.issues}
@@ -337,6 +353,11 @@ class _Loader:
             except* (DemoError, DemoInterrupted) as group:
                 # The first failure cancelled the rest: report that one, not the cancellations.
                 raise group.exceptions[0] from None
+            self.say(
+                f"已写入 {self.writes} 次，等待查询统计（最多 {self.statistics_seconds:.0f} 秒）/ "
+                f"{self.writes} writes done, waiting for the projections (up to "
+                f"{self.statistics_seconds:.0f} s) ..."
+            )
             statistics = await self.statistics()
         return LoadResult(
             writes=self.writes,
@@ -543,6 +564,7 @@ class _Loader:
                     "ends_at": postponed.ends_at,
                     "submission_deadline": postponed.ends_at if meeting.kind == "written" else None,
                     "reason": postponed.reason,
+                    "postponed_at": postponed.postponed_at,
                 },
                 doing=f"会议延期 / postponing {meeting.key}",
                 key=f"meeting-{meeting.key}-postpone",
@@ -562,13 +584,13 @@ class _Loader:
             )
             return
         await asyncio.gather(*(self.invite(meeting, path, i) for i in meeting.invitations))
-        for issue_key in meeting.topics:
+        for issue_key, added_at in zip(meeting.topics, meeting.topics_added_at, strict=True):
             issue_id = await self.issue_ids[issue_key]
             await self.screened[issue_key]
             await self.write(
                 "meetings",
                 f"{path}/topics",
-                {"issue_id": issue_id},
+                {"issue_id": issue_id, "added_at": added_at},
                 doing=f"列入议题 / adding topic {issue_key} to {meeting.key}",
                 key=f"meeting-{meeting.key}-topic-{issue_key}",
                 token=token,
@@ -716,7 +738,7 @@ class _Loader:
         """Wait until the projections show the expected figures (or the time is up)."""
         doing = f"查询 {YEAR} 年统计 / reading the {YEAR} statistics"
         token = self.token(PREFECTURE, "viewer")
-        deadline = time.monotonic() + self.wait_seconds
+        deadline = time.monotonic() + self.statistics_seconds
         while True:
             response = await self.send("GET", "projections", f"/statistics/{YEAR}", doing, token)
             if response.status_code != 200:

@@ -208,6 +208,7 @@ class Postponement:
     starts_at: datetime
     ends_at: datetime
     reason: str
+    postponed_at: datetime
 
 
 @dataclass(frozen=True)
@@ -235,6 +236,8 @@ class Meeting:
     cancellation: Cancellation | None = None
     invitations: tuple[Invitation, ...] = ()
     topics: tuple[str, ...] = ()
+    topics_added_at: tuple[datetime, ...] = ()
+    """When each topic was put on the agenda, in the order of `topics`."""
     held_at: datetime | None = None
     """Thematic and on-site meetings: when it was held."""
     attendance: tuple[str, ...] = ()
@@ -962,7 +965,10 @@ class _Generator:
             meeting = dataclasses.replace(
                 meeting,
                 postponement=Postponement(
-                    plan.starts, plan.ends, "疫情防控需要，会议推迟至4月下旬召开"
+                    plan.starts,
+                    plan.ends,
+                    "疫情防控需要，会议推迟至4月下旬召开",
+                    at(plan.postponed_from[0].date() - timedelta(days=8), 10),
                 ),
             )
         if plan.cancelled_at:
@@ -1042,6 +1048,7 @@ class _Generator:
             meeting,
             invitations=invitations,
             topics=tuple(i.key for i in topics),
+            topics_added_at=tuple(self.added_at(meeting, i) for i in topics),
             held_at=held_at,
             attendance=attendance,
             opinions=opinions,
@@ -1049,6 +1056,16 @@ class _Generator:
             concluded_at=concluded,
             outcomes=tuple(outcomes),
         )
+
+    @staticmethod
+    def added_at(meeting: Meeting, topic: Issue) -> datetime:
+        """On the agenda an hour after the later of its screening and the meeting's planning
+        (or postponement)."""
+        assert topic.screening is not None
+        steps = [topic.screening.screened_at, meeting.planned_at]
+        if meeting.postponement:
+            steps.append(meeting.postponement.postponed_at)
+        return max(steps) + timedelta(hours=1)
 
     def participants(
         self, plan: _MeetingPlan, topics: list[Issue]

@@ -240,9 +240,14 @@ def test_meetings_are_held_from_march_with_topics_screened_before_them(scenario:
         assert chinese_calendar.is_workday(starts.date())
         if meeting.venue is not None:
             assert meeting.venue in dict(scenario.venues)
-        for key in meeting.topics:
+        if meeting.postponement:
+            postponed_at = meeting.postponement.postponed_at
+            assert meeting.planned_at < postponed_at < meeting.starts_at
+        assert len(meeting.topics_added_at) == len(meeting.topics)
+        for key, added_at in zip(meeting.topics, meeting.topics_added_at, strict=True):
             screening = issues[key].screening
-            assert screening is not None and screening.screened_at < starts
+            assert screening is not None and screening.screened_at < added_at < starts
+            assert meeting.planned_at < added_at
             if key not in [k for o in meeting.outcomes for k in o.issues]:
                 pytest.fail(f"topic {key} of {meeting.key} is in no outcome")
             assert issues[key].office in (meeting.office, *meeting.joint_offices)
