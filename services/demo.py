@@ -333,6 +333,8 @@ class _Loader:
 
     async def run(self) -> LoadResult:
         self.slots = asyncio.Semaphore(self.concurrency)
+        self.booking = asyncio.Lock()
+        self.letters = {office: asyncio.Lock() for office in OFFICES}
         loop = asyncio.get_running_loop()
         self.activity_ids = {a.key: loop.create_future() for a in self.scenario.activities}
         self.issue_ids = {key: loop.create_future() for key in self.issues}
@@ -412,7 +414,10 @@ class _Loader:
             for person in self.scenario.people
             if person.office == office
         ]
-        await asyncio.gather(*writes)
+        # One after another: an office's reference data is one record in the meetings service,
+        # and concurrent changes to it would only be refused and retried.
+        for request in writes:
+            await request
 
     # --- intake
 
@@ -530,6 +535,20 @@ class _Loader:
     # --- meetings
 
     async def meeting(self, meeting: Meeting) -> None:
+        # Planning books venues and people: one meeting at a time, as bookings of the same
+        # person by concurrent meetings would only be refused and retried.
+        async with self.booking:
+            meeting_id = await self.plan(meeting)
+        if meeting_id is None:
+            return
+        token = self.token(meeting.office, "meetings")
+        path = f"/meetings/{meeting_id}"
+        await self.topics(meeting, path, token)
+        await self.hold(meeting, path, token)
+        await self.conclude(meeting, meeting_id, path, token)
+
+    async def plan(self, meeting: Meeting) -> str | None:
+        """Planned, maybe postponed or cancelled, participants invited; None if cancelled."""
         token = self.token(meeting.office, "meetings")
         doing = f"计划协商会议 / planning meeting {meeting.key}"
         answer = await self.write(
@@ -582,8 +601,12 @@ class _Loader:
                 key=f"meeting-{meeting.key}-cancel",
                 token=token,
             )
-            return
-        await asyncio.gather(*(self.invite(meeting, path, i) for i in meeting.invitations))
+            return None
+        for invitation in meeting.invitations:
+            await self.invite(meeting, path, invitation)
+        return meeting_id
+
+    async def topics(self, meeting: Meeting, path: str, token: str) -> None:
         for issue_key, added_at in zip(meeting.topics, meeting.topics_added_at, strict=True):
             issue_id = await self.issue_ids[issue_key]
             await self.screened[issue_key]
@@ -597,7 +620,9 @@ class _Loader:
                 # Meetings learns from intake's events that the issue is a topic.
                 until_accepted=True,
             )
-        await self.hold(meeting, path, token)
+
+    async def conclude(self, meeting: Meeting, meeting_id: str, path: str, token: str) -> None:
+        """Outcomes, each of which supervision opens a case for; then each case is worked."""
         await self.write(
             "meetings",
             f"{path}/conclusion",
@@ -722,7 +747,7 @@ class _Loader:
         office = str(found.get("office") or case.office)
         for n, step in enumerate(case.steps):
             department = case.department if step.role == "department" else None
-            await self.write(
+            write = self.write(
                 "supervision",
                 f"/cases/{case_id}/{step.action}",
                 {**step.body, CASE_TIME_FIELDS[step.action]: step.at},
@@ -731,6 +756,12 @@ class _Loader:
                 token=self.token(office, step.role, department),
                 creates=step.action == "letters",
             )
+            if step.action == "letters":
+                # Letters are numbered from one register per office: one at a time.
+                async with self.letters.setdefault(office, asyncio.Lock()):
+                    await write
+            else:
+                await write
 
     # --- the read side
 
