@@ -9,6 +9,7 @@ waits for them; at the end it waits until the projections show the scenario's fi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import unicodedata
 from collections.abc import Callable, Mapping
@@ -371,53 +372,41 @@ class _Loader:
 
     async def reference_data(self, office: str) -> None:
         """Departments, venues and the people its meetings invite (协商会议基础数据)."""
-        token = self.token(office, "meetings")
-        writes = [
-            self.write(
-                "meetings",
-                "/departments",
-                {"name": name},
-                doing=f"登记承办单位 / registering department {name} for {office}",
-                key=f"department-{office}-{n}",
-                token=token,
-                creates=True,
-            )
+        entries: list[tuple[str, dict[str, Any], str, str]] = [
+            ("/departments", {"name": name}, f"department {name}", f"department-{office}-{n}")
             for n, name in enumerate(self.scenario.departments)
         ]
-        writes += [
-            self.write(
-                "meetings",
-                "/venues",
-                {"name": name, "address": address},
-                doing=f"登记会场 / registering venue {name} for {office}",
-                key=f"venue-{office}-{n}",
-                token=token,
-                creates=True,
-            )
+        entries += [
+            ("/venues", {"name": name, "address": address}, f"venue {name}", f"venue-{office}-{n}")
             for n, (name, address) in enumerate(self.scenario.venues)
         ]
-        writes += [
-            self.write(
-                "meetings",
+        entries += [
+            (
                 "/people",
                 {
-                    "person_id": person.person_id,
-                    "name": person.name,
-                    "kind": person.kind,
-                    "department": person.department,
+                    "person_id": p.person_id,
+                    "name": p.name,
+                    "kind": p.kind,
+                    "department": p.department,
                 },
-                doing=f"登记人员 / registering {person.person_id} ({person.name})",
-                key=f"person-{person.person_id}",
-                token=token,
-                creates=True,
+                f"{p.person_id} ({p.name})",
+                f"person-{p.person_id}",
             )
-            for person in self.scenario.people
-            if person.office == office
+            for p in self.scenario.people
+            if p.office == office
         ]
         # One after another: an office's reference data is one record in the meetings service,
         # and concurrent changes to it would only be refused and retried.
-        for request in writes:
-            await request
+        for path, body, what, key in entries:
+            await self.write(
+                "meetings",
+                path,
+                body,
+                doing=f"登记基础数据 / registering {what} for {office}",
+                key=key,
+                token=self.token(office, "meetings"),
+                creates=True,
+            )
 
     # --- intake
 
@@ -747,21 +736,22 @@ class _Loader:
         office = str(found.get("office") or case.office)
         for n, step in enumerate(case.steps):
             department = case.department if step.role == "department" else None
-            write = self.write(
-                "supervision",
-                f"/cases/{case_id}/{step.action}",
-                {**step.body, CASE_TIME_FIELDS[step.action]: step.at},
-                doing=f"{doing}: {step.action}",
-                key=f"case-{case.key}-{n}-{step.action}",
-                token=self.token(office, step.role, department),
-                creates=step.action == "letters",
+            # Letters are numbered from one register per office: one at a time.
+            one_at_a_time = (
+                self.letters.setdefault(office, asyncio.Lock())
+                if step.action == "letters"
+                else contextlib.nullcontext()
             )
-            if step.action == "letters":
-                # Letters are numbered from one register per office: one at a time.
-                async with self.letters.setdefault(office, asyncio.Lock()):
-                    await write
-            else:
-                await write
+            async with one_at_a_time:
+                await self.write(
+                    "supervision",
+                    f"/cases/{case_id}/{step.action}",
+                    {**step.body, CASE_TIME_FIELDS[step.action]: step.at},
+                    doing=f"{doing}: {step.action}",
+                    key=f"case-{case.key}-{n}-{step.action}",
+                    token=self.token(office, step.role, department),
+                    creates=step.action == "letters",
+                )
 
     # --- the read side
 
