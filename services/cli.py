@@ -124,8 +124,9 @@ def _print_addresses(stack: Stack) -> None:
 
 
 def _run_demo(stack: Stack, settings: Settings) -> None:
-    from services.demo import DemoError, format_table, load_scenario
-    from services.scenario import YEAR
+    from services.demo import DemoError, load_scenario
+    from services.demo_table import format_table
+    from services.scenario_records import YEAR
     from shared.auth import Authenticator
 
     print(f"正在载入 {YEAR} 年试点情景 / loading the {YEAR} pilot scenario ...", flush=True)
@@ -147,7 +148,7 @@ def _run_demo(stack: Stack, settings: Settings) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    from services.scenario import YEAR
+    from services.scenario_records import YEAR
     from shared.auth import ROLES
 
     root = argparse.ArgumentParser(

@@ -10,69 +10,48 @@ same scenario, byte for byte (`Scenario.to_json`).
 from __future__ import annotations
 
 import dataclasses
-import functools
-import json
 import random
-from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
-from typing import Any, Literal
-from zoneinfo import ZoneInfo
-
-import chinese_calendar
+from datetime import date, datetime, timedelta
+from typing import Literal
 
 from services import scenario_content as text
+from services.scenario_records import (
+    CITY,
+    OFFICES,
+    PREFECTURE,
+    TARGETS,
+    YEAR,
+    Activity,
+    ActivityGroup,
+    Cancellation,
+    Case,
+    CaseStep,
+    Correction,
+    Figures,
+    Invitation,
+    Issue,
+    Meeting,
+    Member,
+    Opinion,
+    Outcome,
+    Person,
+    Postponement,
+    Scenario,
+    Screening,
+    activity_days,
+    at,
+    chinese_date,
+    in_year,
+    workday_after,
+    workday_from,
+    workdays,
+)
 
-YEAR = 2020
 DEFAULT_SEED = 2020
-CST = ZoneInfo("Asia/Shanghai")
-OFFICES = ("yanbian", "yanji")
-PREFECTURE, CITY = OFFICES
-
 ACTIVITY_GROUPS = 141
 COMMUNITIES = 70
 MEMBERS = {PREFECTURE: 200, CITY: 230}
 EXPERTS = 29
-
-Kind = Literal["thematic", "onsite", "written"]
-CaseAction = Literal[
-    "letters",
-    "acknowledgement",
-    "progress",
-    "follow-ups",
-    "completion",
-    "send-back",
-    "verification",
-]
-
-
-@dataclass(frozen=True)
-class Figures:
-    """The yearly figures the projections compute (docs/API.md `Figures`), for one year."""
-
-    outreach_activities: int
-    member_participations: int
-    issues_collected: int
-    issues_resolved: int
-    thematic: int
-    onsite: int
-    written: int
-    key_problems_resolved: int
-    reports_forwarded: int
-    letters_issued: int
-    cases_overdue: int
-
-
-TARGETS = {
-    "outreach_activities": 23,
-    "member_participations": 1127,
-    "issues_collected": 316,
-    "issues_resolved": 127,
-    "thematic": 2,
-    "onsite": 1,
-    "written": 2,
-    "key_problems_resolved": 18,
-}
-"""The exact numbers behind the report's figures (23 期, 1100 余人次, 300 余个, 120 余件, …)."""
 
 # How the 316 issues of 2020 end the year. Resolved: 44 + 60 + 20 + 3 = 127.
 ANSWERED = 44
@@ -82,404 +61,6 @@ DUPLICATES_OF_ANSWERED, DUPLICATES_OF_VERIFIED, DUPLICATES_OF_OPEN = 2, 1, 3
 KEY_IN_VERIFIED_TOPICS, KEY_IN_VERIFIED_REFERRALS = 12, 6
 KEY_IN_OPEN_TOPICS, KEY_IN_OVERDUE_REFERRALS = 2, 1
 ACTIVITIES_PER_OFFICE = {PREFECTURE: 11, CITY: 12}
-
-
-# --- the scenario's records ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Member:
-    """政协委员 of one office."""
-
-    name: str
-    office: str
-
-
-@dataclass(frozen=True)
-class ActivityGroup:
-    """委员活动小组 assigned to one community."""
-
-    name: str
-    community: str
-    members: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Person:
-    """Reference data of one office's meetings: a member, an expert or a department head."""
-
-    person_id: str
-    office: str
-    name: str
-    kind: Literal["member", "expert", "department_head"]
-    department: str | None = None
-
-
-@dataclass(frozen=True)
-class Correction:
-    members: tuple[str, ...]
-    reason: str
-    corrected_at: datetime
-
-
-@dataclass(frozen=True)
-class Activity:
-    """委员进基层活动: one Thursday afternoon (一期) with the members present (人次)."""
-
-    key: str
-    office: str
-    held_at: datetime
-    community: str
-    liaison_station: str
-    activity_group: str
-    members: tuple[str, ...]
-    note: str
-    corrections: tuple[Correction, ...] = ()
-
-    @property
-    def final_members(self) -> tuple[str, ...]:
-        return self.corrections[-1].members if self.corrections else self.members
-
-
-@dataclass(frozen=True)
-class Screening:
-    """筛选议题: the leading group's one decision."""
-
-    decision: Literal["topic", "report", "refer", "answered", "duplicate", "rejected"]
-    screened_at: datetime
-    report_title: str | None = None
-    department: str | None = None
-    deadline: date | None = None
-    answer: str | None = None
-    duplicate_of: str | None = None
-    """The key of the original issue."""
-    reason: str | None = None
-
-
-@dataclass(frozen=True)
-class Issue:
-    """问题和建议 as a clerk records it, with how the leading group screened it."""
-
-    key: str
-    office: str
-    title: str
-    description: str
-    category: str
-    submitted_at: datetime
-    source: Literal["outreach", "liaison_station", "visit", "online", "hotline"]
-    community: str | None
-    liaison_station: str | None
-    activity: str | None
-    """The key of the outreach activity it came from."""
-    recorded_by: str | None
-    key_problem: bool
-    reporter_name: str | None
-    reporter_phone: str | None
-    screening: Screening | None
-    closed_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class Invitation:
-    person_id: str
-    role: str
-    accepted: bool
-
-
-@dataclass(frozen=True)
-class Opinion:
-    person_id: str
-    opinion: str
-    received_at: datetime
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """协商成果: issues (keys) it answers, the recommendation, the department, the deadline."""
-
-    issues: tuple[str, ...]
-    recommendation: str
-    department: str
-    deadline: date
-
-
-@dataclass(frozen=True)
-class Postponement:
-    starts_at: datetime
-    ends_at: datetime
-    reason: str
-    postponed_at: datetime
-
-
-@dataclass(frozen=True)
-class Cancellation:
-    reason: str
-    cancelled_at: datetime
-
-
-@dataclass(frozen=True)
-class Meeting:
-    """“有事来商量”协商会议: planned, maybe postponed, held (or closed) and concluded."""
-
-    key: str
-    office: str
-    joint_offices: tuple[str, ...]
-    kind: Kind
-    title: str
-    theme: str
-    starts_at: datetime
-    ends_at: datetime
-    venue: str | None
-    submission_deadline: datetime | None
-    planned_at: datetime
-    postponement: Postponement | None = None
-    cancellation: Cancellation | None = None
-    invitations: tuple[Invitation, ...] = ()
-    topics: tuple[str, ...] = ()
-    topics_added_at: tuple[datetime, ...] = ()
-    """When each topic was put on the agenda, in the order of `topics`."""
-    held_at: datetime | None = None
-    """Thematic and on-site meetings: when it was held."""
-    attendance: tuple[str, ...] = ()
-    opinions: tuple[Opinion, ...] = ()
-    closed_at: datetime | None = None
-    """Written consultation: when it was closed, which counts as held."""
-    concluded_at: datetime | None = None
-    outcomes: tuple[Outcome, ...] = ()
-
-    @property
-    def counted_at(self) -> datetime | None:
-        """When it counts as held: held, or for a written consultation closed."""
-        return self.closed_at if self.kind == "written" else self.held_at
-
-
-@dataclass(frozen=True)
-class CaseStep:
-    """One write on a supervision case, in order; `body` holds what it sends besides times."""
-
-    action: CaseAction
-    at: datetime
-    body: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def role(self) -> str:
-        department_actions = ("acknowledgement", "progress", "completion")
-        return "department" if self.action in department_actions else "supervisor"
-
-
-@dataclass(frozen=True)
-class Case:
-    """督办件: opened by supervision from a `refer` screening or a meeting outcome."""
-
-    key: str
-    office: str
-    origin: Literal["referral", "outcome"]
-    issues: tuple[str, ...]
-    meeting: str | None
-    outcome: int | None
-    department: str
-    deadline: date
-    steps: tuple[CaseStep, ...]
-
-    @property
-    def verified(self) -> bool:
-        return any(step.action == "verification" for step in self.steps)
-
-
-@dataclass(frozen=True)
-class Scenario:
-    seed: int
-    communities: tuple[tuple[str, str], ...]
-    """(community, street or town)."""
-    liaison_stations: tuple[str, ...]
-    activity_groups: tuple[ActivityGroup, ...]
-    members: tuple[Member, ...]
-    people: tuple[Person, ...]
-    departments: tuple[str, ...]
-    venues: tuple[tuple[str, str], ...]
-    activities: tuple[Activity, ...]
-    issues: tuple[Issue, ...]
-    meetings: tuple[Meeting, ...]
-    cases: tuple[Case, ...]
-    expected: Figures
-
-    def to_json(self) -> str:
-        """The whole scenario as canonical JSON: equal seeds give equal bytes."""
-        return json.dumps(
-            dataclasses.asdict(self), ensure_ascii=False, sort_keys=True, default=str, indent=1
-        )
-
-
-# --- times ----------------------------------------------------------------------------------
-
-
-def at(day: date, hour: int, minute: int = 0) -> datetime:
-    return datetime.combine(day, time(hour, minute), tzinfo=CST)
-
-
-@functools.cache
-def is_workday(day: date) -> bool:
-    """By the official calendar, with its swapped working weekends (调休)."""
-    return bool(chinese_calendar.is_workday(day))
-
-
-def workdays(start: date, end: date) -> list[date]:
-    """Working days from start to end inclusive, by the official 2020 calendar (调休 too)."""
-    return [
-        start + timedelta(days=n)
-        for n in range((end - start).days + 1)
-        if is_workday(start + timedelta(days=n))
-    ]
-
-
-def workday_from(day: date) -> date:
-    """The day itself if it is a working day, else the next one: deadlines fall on those."""
-    return day if is_workday(day) else workday_after(day, 1)
-
-
-def workday_after(day: date, count: int) -> date:
-    while count > 0:
-        day += timedelta(days=1)
-        count -= is_workday(day)
-    return day
-
-
-def activity_days() -> list[date]:
-    """Thursdays from June on that are not public holidays (端午 6-25, 国庆 10-1 and 10-8)."""
-    day = date(YEAR, 6, 4)
-    days = []
-    while day.year == YEAR:
-        if not chinese_calendar.is_holiday(day):
-            days.append(day)
-        day += timedelta(days=7)
-    return days
-
-
-def in_year(moment: datetime, year: int = YEAR) -> bool:
-    return moment.astimezone(CST).year == year
-
-
-def chinese_date(day: date) -> str:
-    return f"{day.year}年{day.month}月{day.day}日"
-
-
-# --- the generator ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _MeetingPlan:
-    key: str
-    office: str
-    joint_offices: tuple[str, ...]
-    kind: Kind
-    category: str
-    title: str
-    theme: str
-    planned: date
-    starts: datetime
-    ends: datetime
-    venue: str | None
-    outcome_sizes: tuple[int, ...]
-    places: tuple[str, ...] = ()
-    """Only problems at these places (e.g. 帽儿山) make its topics."""
-    open_deadline: date | None = None
-    """The last outcome stays unfinished with this deadline (in 2020: overdue)."""
-    postponed_from: tuple[datetime, datetime] | None = None
-    cancelled_at: datetime | None = None
-
-
-_MEETINGS = (
-    _MeetingPlan(
-        "m1-no-property",
-        PREFECTURE,
-        (CITY,),
-        "thematic",
-        "物业管理",
-        "“有事来商量”专题协商会议：加强无物业小区管理",
-        "聚焦加强和提升延吉市城市管理水平，破解无物业小区管理难题",
-        date(YEAR, 3, 10),
-        at(date(YEAR, 4, 23), 14),
-        at(date(YEAR, 4, 23), 17),
-        text.HALL,
-        (2, 2, 1),
-        places=("{home}",),
-        postponed_from=(at(date(YEAR, 3, 26), 14), at(date(YEAR, 3, 26), 17)),
-    ),
-    _MeetingPlan(
-        "m2-maoershan",
-        PREFECTURE,
-        (),
-        "onsite",
-        "生态环境",
-        "“有事来商量”现场协商会议：帽儿山生态环境管理",
-        "加强帽儿山国家森林公园生态环境保护与管理",
-        date(YEAR, 5, 28),
-        at(date(YEAR, 6, 16), 9),
-        at(date(YEAR, 6, 16), 11, 30),
-        text.MAOERSHAN,
-        (2, 2, 1),
-        places=("帽儿山",),
-    ),
-    _MeetingPlan(
-        "m3-campus",
-        CITY,
-        (),
-        "written",
-        "校园周边",
-        "“有事来商量”书面协商：校园周边环境整治",
-        "整治校园周边交通、食品安全和培训机构乱象",
-        date(YEAR, 6, 29),
-        at(date(YEAR, 7, 6), 9),
-        at(date(YEAR, 7, 17), 17),
-        None,
-        (2, 2),
-    ),
-    _MeetingPlan(
-        "m4-parking",
-        CITY,
-        (),
-        "thematic",
-        "交通出行",
-        "“有事来商量”专题协商会议：城市交通秩序与停车难",
-        "改善城市交通秩序，缓解老旧小区停车难",
-        date(YEAR, 8, 31),
-        at(date(YEAR, 9, 15), 14, 30),
-        at(date(YEAR, 9, 15), 17, 30),
-        text.HALL,
-        (2, 1, 2),
-        open_deadline=date(YEAR, 12, 15),
-    ),
-    _MeetingPlan(
-        "m5-cleanliness",
-        PREFECTURE,
-        (),
-        "written",
-        "城市管理",
-        "“有事来商量”书面协商：城市环境卫生与“创城”",
-        "助力延吉市创建全国文明城市，提升城市环境卫生水平",
-        date(YEAR, 10, 20),
-        at(date(YEAR, 11, 2), 9),
-        at(date(YEAR, 11, 13), 17),
-        None,
-        (2, 1, 2),
-        open_deadline=date(YEAR + 1, 3, 31),
-    ),
-    _MeetingPlan(
-        "m6-riverside",
-        CITY,
-        (),
-        "onsite",
-        "生态环境",
-        "“有事来商量”现场协商会议：布尔哈通河沿岸环境整治",
-        "布尔哈通河沿岸环境综合整治",
-        date(YEAR, 11, 25),
-        at(date(YEAR, 12, 10), 9),
-        at(date(YEAR, 12, 10), 11, 30),
-        text.RIVERSIDE,
-        (),
-        cancelled_at=at(date(YEAR, 12, 3), 10),
-    ),
-)
 
 
 class _Generator:
@@ -919,14 +500,14 @@ class _Generator:
     def build_meetings(self) -> None:
         self.meetings = []
         key_flags = self.topic_key_flags()
-        for plan in _MEETINGS:
+        for plan in text.MEETING_PLANS:
             self.meetings.append(self.meeting(plan, key_flags))
 
     def topic_key_flags(self) -> dict[str, list[bool]]:
         """Which topic issues are key problems: 12 in finished outcomes, 2 in unfinished ones."""
         verified_slots = [
             (plan.key, n)
-            for plan in _MEETINGS
+            for plan in text.MEETING_PLANS
             for n in range(
                 sum(plan.outcome_sizes) - (plan.outcome_sizes[-1] if plan.open_deadline else 0)
             )
@@ -934,7 +515,7 @@ class _Generator:
         chosen = set(self.rng.sample(verified_slots, KEY_IN_VERIFIED_TOPICS))
         flags: dict[str, list[bool]] = {}
         open_keys = KEY_IN_OPEN_TOPICS
-        for plan in _MEETINGS:
+        for plan in text.MEETING_PLANS:
             total = sum(plan.outcome_sizes)
             finished = total - (plan.outcome_sizes[-1] if plan.open_deadline else 0)
             row = [(plan.key, n) in chosen for n in range(finished)]
@@ -946,7 +527,7 @@ class _Generator:
             flags[plan.key] = row
         return flags
 
-    def meeting(self, plan: _MeetingPlan, key_flags: dict[str, list[bool]]) -> Meeting:
+    def meeting(self, plan: text.MeetingPlan, key_flags: dict[str, list[bool]]) -> Meeting:
         offices = (plan.office, *plan.joint_offices)
         meeting = Meeting(
             key=plan.key,
@@ -1068,7 +649,7 @@ class _Generator:
         return max(steps) + timedelta(hours=1)
 
     def participants(
-        self, plan: _MeetingPlan, topics: list[Issue]
+        self, plan: text.MeetingPlan, topics: list[Issue]
     ) -> tuple[tuple[Invitation, ...], tuple[str, ...], tuple[Opinion, ...]]:
         office = plan.office
         offices = (office, *plan.joint_offices)

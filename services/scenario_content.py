@@ -7,6 +7,9 @@ public gazetteers; 公园、河南、建工 and the towns plausibly named); the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime
+
+from services.scenario_records import CITY, PREFECTURE, YEAR, Kind, at
 
 STREET_COMMUNITIES: dict[str, tuple[str, ...]] = {
     "进学街道": (
@@ -532,3 +535,119 @@ FOLLOW_UP_NOTES = {
 }
 
 EXPERT_FIELDS = ("城市规划", "法律", "环境保护", "教育", "交通", "社会工作", "建筑工程")
+
+
+@dataclass(frozen=True)
+class MeetingPlan:
+    key: str
+    office: str
+    joint_offices: tuple[str, ...]
+    kind: Kind
+    category: str
+    title: str
+    theme: str
+    planned: date
+    starts: datetime
+    ends: datetime
+    venue: str | None
+    outcome_sizes: tuple[int, ...]
+    places: tuple[str, ...] = ()
+    """Only problems at these places (e.g. 帽儿山) make its topics."""
+    open_deadline: date | None = None
+    """The last outcome stays unfinished with this deadline (in 2020: overdue)."""
+    postponed_from: tuple[datetime, datetime] | None = None
+    cancelled_at: datetime | None = None
+
+
+MEETING_PLANS = (
+    MeetingPlan(
+        "m1-no-property",
+        PREFECTURE,
+        (CITY,),
+        "thematic",
+        "物业管理",
+        "“有事来商量”专题协商会议：加强无物业小区管理",
+        "聚焦加强和提升延吉市城市管理水平，破解无物业小区管理难题",
+        date(YEAR, 3, 10),
+        at(date(YEAR, 4, 23), 14),
+        at(date(YEAR, 4, 23), 17),
+        HALL,
+        (2, 2, 1),
+        places=("{home}",),
+        postponed_from=(at(date(YEAR, 3, 26), 14), at(date(YEAR, 3, 26), 17)),
+    ),
+    MeetingPlan(
+        "m2-maoershan",
+        PREFECTURE,
+        (),
+        "onsite",
+        "生态环境",
+        "“有事来商量”现场协商会议：帽儿山生态环境管理",
+        "加强帽儿山国家森林公园生态环境保护与管理",
+        date(YEAR, 5, 28),
+        at(date(YEAR, 6, 16), 9),
+        at(date(YEAR, 6, 16), 11, 30),
+        MAOERSHAN,
+        (2, 2, 1),
+        places=("帽儿山",),
+    ),
+    MeetingPlan(
+        "m3-campus",
+        CITY,
+        (),
+        "written",
+        "校园周边",
+        "“有事来商量”书面协商：校园周边环境整治",
+        "整治校园周边交通、食品安全和培训机构乱象",
+        date(YEAR, 6, 29),
+        at(date(YEAR, 7, 6), 9),
+        at(date(YEAR, 7, 17), 17),
+        None,
+        (2, 2),
+    ),
+    MeetingPlan(
+        "m4-parking",
+        CITY,
+        (),
+        "thematic",
+        "交通出行",
+        "“有事来商量”专题协商会议：城市交通秩序与停车难",
+        "改善城市交通秩序，缓解老旧小区停车难",
+        date(YEAR, 8, 31),
+        at(date(YEAR, 9, 15), 14, 30),
+        at(date(YEAR, 9, 15), 17, 30),
+        HALL,
+        (2, 1, 2),
+        open_deadline=date(YEAR, 12, 15),
+    ),
+    MeetingPlan(
+        "m5-cleanliness",
+        PREFECTURE,
+        (),
+        "written",
+        "城市管理",
+        "“有事来商量”书面协商：城市环境卫生与“创城”",
+        "助力延吉市创建全国文明城市，提升城市环境卫生水平",
+        date(YEAR, 10, 20),
+        at(date(YEAR, 11, 2), 9),
+        at(date(YEAR, 11, 13), 17),
+        None,
+        (2, 1, 2),
+        open_deadline=date(YEAR + 1, 3, 31),
+    ),
+    MeetingPlan(
+        "m6-riverside",
+        CITY,
+        (),
+        "onsite",
+        "生态环境",
+        "“有事来商量”现场协商会议：布尔哈通河沿岸环境整治",
+        "布尔哈通河沿岸环境综合整治",
+        date(YEAR, 11, 25),
+        at(date(YEAR, 12, 10), 9),
+        at(date(YEAR, 12, 10), 11, 30),
+        RIVERSIDE,
+        (),
+        cancelled_at=at(date(YEAR, 12, 3), 10),
+    ),
+)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from services.demo import ROWS
 from services.demo import SERVICES as DEMO_SERVICES
+from services.demo_table import ROWS
 from services.launcher import SERVICES
 from services.scenario import generate
 from shared.auth import Authenticator

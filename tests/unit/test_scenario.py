@@ -15,7 +15,8 @@ import chinese_calendar
 import pytest
 
 from services import scenario_content as text
-from services.scenario import TARGETS, Issue, Scenario, generate
+from services.scenario import generate
+from services.scenario_records import TARGETS, Issue, Scenario
 
 CST = ZoneInfo("Asia/Shanghai")
 YEAR_END = datetime(2021, 1, 1, tzinfo=CST)

@@ -10,15 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from services.demo import (
-    ROWS,
-    DemoError,
-    LoadResult,
-    _explain,
-    compare,
-    format_table,
-    load_scenario,
-)
+from services.demo import DemoError, _explain, load_scenario
+from services.demo_table import ROWS, LoadResult, compare, format_table
 from services.intake.main import create_app
 from services.scenario import generate
 from shared.auth import Authenticator
