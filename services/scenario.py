@@ -64,6 +64,8 @@ ACTIVITIES_PER_OFFICE = {PREFECTURE: 11, CITY: 12}
 
 
 class _Generator:
+    """Builds the scenario step by step from one `random.Random`, in a fixed order."""
+
     def __init__(self, seed: int) -> None:
         self.seed = seed
         self.rng = random.Random(seed)
@@ -101,7 +103,7 @@ class _Generator:
             community = self.communities[n % COMMUNITIES][0] if n < 2 * COMMUNITIES else "丹山社区"
             members = tuple(shuffled[3 * n : 3 * n + 3])
             self.groups.append(ActivityGroup(f"第{n + 1:03d}委员活动小组", community, members))
-        self.experts = [(self.name(), self.rng.choice(text.EXPERT_FIELDS)) for _ in range(EXPERTS)]
+        self.experts = [self.name() for _ in range(EXPERTS)]
         self.heads = [(self.name(), department) for department in text.DEPARTMENTS]
 
     def resident(self) -> tuple[str, str]:
@@ -701,7 +703,7 @@ class _Generator:
             ]
             self.people += [
                 Person(f"{office}-expert-{n + 1:02d}", office, name, "expert")
-                for n, (name, _) in enumerate(self.experts)
+                for n, name in enumerate(self.experts)
             ]
             self.people += [
                 Person(f"{office}-head-{n + 1:02d}", office, name, "department_head", department)

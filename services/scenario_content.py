@@ -534,8 +534,6 @@ FOLLOW_UP_NOTES = {
     "symposium": "召开座谈会，听取居民对整改情况的意见",
 }
 
-EXPERT_FIELDS = ("城市规划", "法律", "环境保护", "教育", "交通", "社会工作", "建筑工程")
-
 
 @dataclass(frozen=True)
 class MeetingPlan:
