@@ -79,6 +79,8 @@ def writes(output: str) -> tuple[int, int]:
 
 
 @needs_every_service
+# Two full demos, each waiting for supervision's scan after the load: about half a minute each.
+@pytest.mark.timeout(480)
 def test_demo_once_prints_the_reports_figures_and_a_rerun_stores_nothing_new(
     tmp_path: Path,
 ) -> None:
