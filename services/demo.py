@@ -1,254 +1,675 @@
-"""The demo scenario (演示): issues of the 2020 Yanji pilot, loaded through the public HTTP API."""
+"""The demo (演示): the 2020 scenario loaded through the services' public HTTP APIs, then checked.
+
+Everything goes through docs/API.md as an office's staff would use it, with an
+`Idempotency-Key` on every write derived from the scenario's stable keys, so that loading
+twice is a retry that stores nothing new. Supervision opens cases from events, so the loader
+waits for them; at the end it waits until the projections show the scenario's figures.
+"""
 
 from __future__ import annotations
 
-import unicodedata
-from collections.abc import Callable
-from dataclasses import dataclass
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Mapping
+from datetime import date, datetime
 from typing import Any
 
 import httpx
 
+from services.demo_table import LoadResult, compare
+from services.scenario import generate
+from services.scenario_records import (
+    OFFICES,
+    PREFECTURE,
+    YEAR,
+    Activity,
+    Case,
+    Invitation,
+    Issue,
+    Meeting,
+    Scenario,
+)
 from shared.auth import Authenticator
 
-YEAR = 2020
+SERVICES = ("intake", "meetings", "supervision", "projections")
+KEY_PREFIX = f"demo-{YEAR}-v2"
+"""Versioned so that an edited scenario does not collide with an old run's keys."""
+POLL_SECONDS = 0.25
 
-OFFICE_NAMES = {
-    "yanbian": "延边州政协",
-    "yanji": "延吉市政协",
-    "tumen": "图们市政协",
-    "dunhua": "敦化市政协",
-    "hunchun": "珲春市政协",
-    "longjing": "龙井市政协",
-    "helong": "和龙市政协",
-    "wangqing": "汪清县政协",
-    "antu": "安图县政协",
+CASE_TIME_FIELDS = {
+    "letters": "issued_at",
+    "acknowledgement": "acknowledged_at",
+    "progress": "reported_at",
+    "follow-ups": "held_at",
+    "completion": "reported_at",
+    "send-back": "reopened_at",
+    "verification": "verified_at",
 }
 
 
-@dataclass(frozen=True)
-class DemoIssue:
-    """One issue of the scenario; its key makes a second run of the demo a retry, not a copy."""
-
-    key: str
-    office: str
-    title: str
-    description: str
-    category: str
-    submitted_at: str
-
-    def body(self) -> dict[str, str]:
-        return {
-            "office": self.office,
-            "title": self.title,
-            "description": self.description,
-            "category": self.category,
-            "submitted_at": self.submitted_at,
-        }
-
-
-SCENARIO: tuple[DemoIssue, ...] = (
-    DemoIssue(
-        "yanji-01",
-        "yanji",
-        "元旦夜间小区供暖温度不达标",
-        "居民通过热线反映：元旦夜间室内温度不足16度，老人孩子受冻，希望督促供热企业排查管网。",
-        "民生保障",
-        # Still 2019 in UTC: counts in 2020 only because a year is China Standard Time's.
-        "2020-01-01T00:30:00+08:00",
-    ),
-    DemoIssue(
-        "yanji-02",
-        "yanji",
-        "无物业小区楼道灯损坏、垃圾清运不及时",
-        "进学街道一处无物业老旧小区楼道灯长期损坏，生活垃圾堆放多日无人清运，居民出行不便。",
-        "物业管理",
-        "2020-06-04T15:30:00+08:00",
-    ),
-    DemoIssue(
-        "yanji-03",
-        "yanji",
-        "帽儿山登山步道沿线垃圾堆放",
-        "周末登山人员增多，步道沿线垃圾桶不足，塑料袋、饮料瓶随处可见，影响帽儿山生态环境。",
-        "生态环境",
-        "2020-06-11T14:30:00+08:00",
-    ),
-    DemoIssue(
-        "yanji-04",
-        "yanji",
-        "学校周边上下学时段交通拥堵、流动摊贩占道",
-        "河南街道一所中学门前上下学时段接送车辆乱停，流动摊贩占用人行道，学生安全存在隐患。",
-        "校园周边",
-        "2020-06-18T15:00:00+08:00",
-    ),
-    DemoIssue(
-        "yanji-05",
-        "yanji",
-        "老旧小区停车位不足、消防通道被占",
-        "建工街道老旧小区停车位严重不足，车辆占用消防通道，希望规划增设停车泊位。",
-        "交通出行",
-        "2020-07-02T14:00:00+08:00",
-    ),
-    DemoIssue(
-        "yanji-06",
-        "yanji",
-        "布尔哈通河沿岸夜间烧烤油烟扰民",
-        "沿河露天烧烤摊经营至深夜，油烟和噪声影响周边居民休息，希望加强夜间经营管理。",
-        "城市管理",
-        "2020-08-13T15:00:00+08:00",
-    ),
-    DemoIssue(
-        "yanji-07",
-        "yanji",
-        "跨年夜在禁放区域燃放烟花爆竹",
-        "居民网上反映：跨年夜有人在市区禁放区域燃放烟花爆竹，存在火灾隐患并影响休息。",
-        "城市管理",
-        # The last half hour of the year: counts in 2020, not 2021.
-        "2020-12-31T23:30:00+08:00",
-    ),
-    DemoIssue(
-        "tumen-01",
-        "tumen",
-        "图们江沿岸步道夜间照明不足",
-        "沿江步道部分路段路灯损坏，夜间散步的居民看不清路面，存在安全隐患。",
-        "城市管理",
-        "2020-07-09T15:00:00+08:00",
-    ),
-    DemoIssue(
-        "tumen-02",
-        "tumen",
-        "台风过后老旧小区排水不畅、地下室积水",
-        "九月台风过境后，几处老旧小区排水管网堵塞，地下室和储藏间积水多日未排。",
-        "民生保障",
-        "2020-09-04T10:00:00+08:00",
-    ),
-    DemoIssue(
-        "tumen-03",
-        "tumen",
-        "小学门前缺少人行横道和交通信号灯",
-        "学校门前道路车速快，没有斑马线和信号灯，学生过马路危险，家长希望尽快设置。",
-        "校园周边",
-        "2020-09-17T15:30:00+08:00",
-    ),
-    DemoIssue(
-        "tumen-04",
-        "tumen",
-        "农贸市场周边占道经营",
-        "早市摊位延伸到机动车道，早高峰车辆通行缓慢，市场关闭后垃圾清扫不及时。",
-        "城市管理",
-        "2020-10-15T14:30:00+08:00",
-    ),
-)
-
-
 class DemoError(RuntimeError):
-    """The demo could not be loaded; the message is meant for the user."""
+    """The demo could not be loaded or does not add up; the message is meant for the user."""
 
 
 class DemoInterrupted(Exception):
     """A stop was asked for while the demo was loading."""
 
 
-@dataclass(frozen=True)
-class LoadResult:
-    new: int
-    existing: int
-    statistics: dict[str, Any]
-
-
 def load_scenario(
     authenticator: Authenticator,
-    intake_url: str,
-    projections_url: str,
-    scenario: tuple[DemoIssue, ...] = SCENARIO,
-    wait_seconds: float = 5.0,
+    urls: Mapping[str, str],
+    scenario: Scenario | None = None,
+    concurrency: int = 16,
+    wait_seconds: float = 60.0,
+    statistics_seconds: float = 150.0,
     interrupted: Callable[[], bool] = lambda: False,
+    say: Callable[[str], None] = lambda _: None,
 ) -> LoadResult:
-    """Submit every issue as its office's clerk, wait for the read side, fetch the statistics.
+    """Load the scenario through the services at `urls` and wait for the projections' figures.
 
-    `interrupted` is asked between requests, so that Ctrl-C does not wait for the whole load.
+    `wait_seconds` bounds each wait for another service to catch up (a case to open, a topic
+    to be known); `statistics_seconds` the wait for the figures, which is longer because the
+    supervision scheduler marks overdue cases only when it next scans. `interrupted` is asked
+    before every request, so that Ctrl-C does not wait for the load.
     """
-    prefecture = authenticator.mint("yanbian", ["viewer"], subject="demo-viewer")
-    clerks = {
-        office: authenticator.mint(office, ["clerk"], subject=f"demo-clerk-{office}")
-        for office in sorted({issue.office for issue in scenario})
-    }
-    new = existing = 0
-    ids: list[str] = []
+    missing = [name for name in SERVICES if name not in urls]
+    if missing:
+        raise DemoError(f"缺少服务 / the demo needs these services too: {', '.join(missing)}")
+    loader = _Loader(
+        scenario or generate(),
+        urls,
+        authenticator,
+        concurrency,
+        wait_seconds,
+        statistics_seconds,
+        interrupted,
+        say,
+    )
+    return asyncio.run(loader.run())
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json(v) for k, v in value.items() if v is not None}
+    return value
+
+
+def _explain(doing: str, response: httpx.Response) -> str:
+    """Which request, which status, and what the service said about it."""
+    request = response.request
+    said = response.text[:500]
     try:
-        with httpx.Client(timeout=wait_seconds + 10) as http:
-            for issue in scenario:
-                _stop_if(interrupted)
-                response = http.post(
-                    f"{intake_url}/issues",
-                    json=issue.body(),
-                    headers={
-                        "Authorization": f"Bearer {clerks[issue.office]}",
-                        # Versioned so that an edited scenario does not collide with an old run's.
-                        "Idempotency-Key": f"demo-{YEAR}-v1-{issue.key}",
-                    },
-                )
-                _expect(response, (200, 201), f"提交问题 / submitting {issue.key}")
-                new += response.status_code == 201
-                existing += response.status_code == 200
-                ids.append(response.json()["id"])
-            for issue_id in ids:
-                _stop_if(interrupted)
-                response = http.get(
-                    f"{projections_url}/issues/{issue_id}",
-                    params={"wait": wait_seconds},
-                    headers={"Authorization": f"Bearer {prefecture}"},
-                )
-                _expect(response, (200,), f"查询问题状态 / reading the status of {issue_id}")
-            response = http.get(
-                f"{projections_url}/statistics/{YEAR}",
-                headers={"Authorization": f"Bearer {prefecture}"},
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        # shared/web.py's message already names each refused field; others only have detail.
+        detail = body.get("detail")
+        said = str(body.get("message") or "")
+        if not said and isinstance(detail, list):
+            said = "; ".join(
+                f"{'.'.join(str(p) for p in d.get('loc', []))}: {d.get('msg')}"
+                for d in detail
+                if isinstance(d, dict)
             )
-            _expect(response, (200,), f"查询 {YEAR} 年统计 / reading the {YEAR} statistics")
-            statistics = response.json()
-    except httpx.HTTPError as error:
-        raise DemoError(f"无法访问服务 / a service did not answer: {error!r}") from error
-    return LoadResult(new=new, existing=existing, statistics=statistics)
+        elif isinstance(detail, str) and detail not in said:
+            said += f" ({detail})" if said else detail
+    path = request.url.path + (f"?{request.url.query.decode()}" if request.url.query else "")
+    return f"{doing}: {request.method} {path} → HTTP {response.status_code}: {said.strip()}"
 
 
-def _stop_if(interrupted: Callable[[], bool]) -> None:
-    if interrupted():
-        raise DemoInterrupted
+def _id(body: Any, kind: str, doing: str) -> str:
+    """The id in an answer: `id`, or `<kind>_id` as the events name it."""
+    if isinstance(body, dict):
+        for name in ("id", f"{kind}_id"):
+            if isinstance(body.get(name), str):
+                return str(body[name])
+    raise DemoError(f"{doing}: 应答中没有 id / the answer names no id: {str(body)[:300]}")
 
 
-def _expect(response: httpx.Response, codes: tuple[int, ...], doing: str) -> None:
-    if response.status_code not in codes:
-        raise DemoError(f"{doing}: HTTP {response.status_code} {response.text}")
+class _Loader:
+    def __init__(
+        self,
+        scenario: Scenario,
+        urls: Mapping[str, str],
+        authenticator: Authenticator,
+        concurrency: int,
+        wait_seconds: float,
+        statistics_seconds: float,
+        interrupted: Callable[[], bool],
+        say: Callable[[str], None],
+    ) -> None:
+        self.scenario = scenario
+        self.urls = {name: url.rstrip("/") for name, url in urls.items()}
+        self.authenticator = authenticator
+        self.concurrency = concurrency
+        self.wait_seconds = wait_seconds
+        self.statistics_seconds = statistics_seconds
+        self.interrupted = interrupted
+        self.say = say
+        self.tokens: dict[tuple[str, str, str | None], str] = {}
+        self.writes = self.created = self.existing = 0
+        self.issues = {issue.key: issue for issue in scenario.issues}
+        self.referral_cases = {c.issues[0]: c for c in scenario.cases if c.origin == "referral"}
+        self.outcome_cases = {
+            (c.meeting, c.outcome): c for c in scenario.cases if c.origin == "outcome"
+        }
 
+    # --- HTTP
 
-def _width(text: str) -> int:
-    """Columns a terminal uses: a Chinese character takes two."""
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    def token(self, office: str, role: str, department: str | None = None) -> str:
+        found = self.tokens.get((office, role, department))
+        if found is None:
+            subject = f"demo-{role}-{office}" + (f"-{len(self.tokens)}" if department else "")
+            found = self.authenticator.mint(office, [role], subject=subject, department=department)
+            self.tokens[(office, role, department)] = found
+        return found
 
+    async def send(
+        self,
+        method: str,
+        service: str,
+        path: str,
+        doing: str,
+        token: str,
+        body: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        key: str | None = None,
+    ) -> httpx.Response:
+        if self.interrupted():
+            raise DemoInterrupted
+        headers = {"Authorization": f"Bearer {token}"}
+        if key is not None:
+            headers["Idempotency-Key"] = f"{KEY_PREFIX}-s{self.scenario.seed}-{key}"
+        url = self.urls[service] + path
+        async with self.slots:
+            try:
+                return await self.http.request(
+                    method,
+                    url,
+                    json=None if body is None else _json(body),
+                    params=params,
+                    headers=headers,
+                )
+            except httpx.HTTPError as error:
+                raise DemoError(
+                    f"{doing}: {method} {url} 无应答 / got no answer: {error!r}"
+                ) from error
 
-def _pad(text: str, width: int, right: bool = False) -> str:
-    gap = " " * max(0, width - _width(text))
-    return gap + text if right else text + gap
+    async def write(
+        self,
+        service: str,
+        path: str,
+        body: dict[str, Any],
+        *,
+        doing: str,
+        key: str,
+        token: str,
+        creates: bool = False,
+        until_accepted: bool = False,
+    ) -> Any:
+        """POST once (a retry with the same key is harmless); `until_accepted` retries a 409
+        while the service has not yet seen the events the write depends on."""
+        deadline = time.monotonic() + self.wait_seconds
+        while True:
+            response = await self.send("POST", service, path, doing, token, body=body, key=key)
+            if response.status_code != 409 or not until_accepted:
+                break
+            if time.monotonic() > deadline:
+                raise DemoError(
+                    _explain(doing, response) + f" (重试 {self.wait_seconds:.0f} 秒后 / "
+                    f"still refused after {self.wait_seconds:.0f} s)"
+                )
+            await asyncio.sleep(POLL_SECONDS)
+        if response.status_code not in (200, 201):
+            raise DemoError(_explain(doing, response))
+        self.writes += 1
+        if creates:
+            self.created += response.status_code == 201
+            self.existing += response.status_code == 200
+        return response.json()
 
+    # --- the whole load
 
-def format_statistics(statistics: dict[str, Any]) -> str:
-    """The yearly statistics as a table for the terminal."""
-    rows = [
-        (f"{OFFICE_NAMES.get(o['office'], o['office'])} {o['office']}", str(o["issues_collected"]))
-        for o in statistics["offices"]
-    ]
-    total = ("合计 total", str(statistics["total"]["issues_collected"]))
-    header = ("政协 office", "收集问题 issues collected")
-    left = max(_width(r[0]) for r in [header, *rows, total])
-    right = max(_width(r[1]) for r in [header, *rows, total])
-    rule = "-" * (left + 2 + right)
-    lines = [
-        f"{statistics['year']} 年度统计 / statistics for {statistics['year']}",
-        rule,
-        f"{_pad(header[0], left)}  {_pad(header[1], right, right=True)}",
-        rule,
-        *(f"{_pad(name, left)}  {_pad(count, right, right=True)}" for name, count in rows),
-        rule,
-        f"{_pad(total[0], left)}  {_pad(total[1], right, right=True)}",
-    ]
-    return "\n".join(lines)
+    async def run(self) -> LoadResult:
+        self.slots = asyncio.Semaphore(self.concurrency)
+        self.booking = asyncio.Lock()
+        self.letters = {office: asyncio.Lock() for office in OFFICES}
+        loop = asyncio.get_running_loop()
+        self.activity_ids = {a.key: loop.create_future() for a in self.scenario.activities}
+        self.issue_ids = {key: loop.create_future() for key in self.issues}
+        self.screened = {key: loop.create_future() for key in self.issues}
+        limits = httpx.Limits(max_connections=self.concurrency * 2)
+        async with httpx.AsyncClient(timeout=30.0, limits=limits) as self.http:
+            try:
+                async with asyncio.TaskGroup() as tasks:
+                    for office in OFFICES:
+                        tasks.create_task(self.reference_data(office))
+                async with asyncio.TaskGroup() as tasks:
+                    for activity in self.scenario.activities:
+                        tasks.create_task(self.activity(activity))
+                    for issue in self.scenario.issues:
+                        tasks.create_task(self.issue(issue))
+                    for meeting in self.scenario.meetings:
+                        tasks.create_task(self.meeting(meeting))
+            except* (DemoError, DemoInterrupted) as group:
+                # The first failure cancelled the rest: report that one, not the cancellations.
+                raise group.exceptions[0] from None
+            self.say(
+                f"已写入 {self.writes} 次，等待查询统计（最多 {self.statistics_seconds:.0f} 秒）/ "
+                f"{self.writes} writes done, waiting for the projections (up to "
+                f"{self.statistics_seconds:.0f} s) ..."
+            )
+            statistics = await self.statistics()
+        return LoadResult(
+            writes=self.writes,
+            created=self.created,
+            existing=self.existing,
+            statistics=statistics,
+            rows=compare(statistics.get("total", {}), self.scenario.expected),
+        )
+
+    async def reference_data(self, office: str) -> None:
+        """Departments, venues and the people its meetings invite (协商会议基础数据)."""
+        entries: list[tuple[str, dict[str, Any], str, str]] = [
+            ("/departments", {"name": name}, f"department {name}", f"department-{office}-{n}")
+            for n, name in enumerate(self.scenario.departments)
+        ]
+        entries += [
+            ("/venues", {"name": name, "address": address}, f"venue {name}", f"venue-{office}-{n}")
+            for n, (name, address) in enumerate(self.scenario.venues)
+        ]
+        entries += [
+            (
+                "/people",
+                {
+                    "person_id": p.person_id,
+                    "name": p.name,
+                    "kind": p.kind,
+                    "department": p.department,
+                },
+                f"{p.person_id} ({p.name})",
+                f"person-{p.person_id}",
+            )
+            for p in self.scenario.people
+            if p.office == office
+        ]
+        # One after another: an office's reference data is one record in the meetings service,
+        # and concurrent changes to it would only be refused and retried.
+        for path, body, what, key in entries:
+            await self.write(
+                "meetings",
+                path,
+                body,
+                doing=f"登记基础数据 / registering {what} for {office}",
+                key=key,
+                token=self.token(office, "meetings"),
+                creates=True,
+            )
+
+    # --- intake
+
+    async def activity(self, activity: Activity) -> None:
+        doing = f"记录委员进基层活动 / recording activity {activity.key}"
+        token = self.token(activity.office, "clerk")
+        body = {
+            "office": activity.office,
+            "held_at": activity.held_at,
+            "community": activity.community,
+            "liaison_station": activity.liaison_station,
+            "activity_group": activity.activity_group,
+            "members": list(activity.members),
+            "note": activity.note,
+        }
+        answer = await self.write(
+            "intake",
+            "/activities",
+            body,
+            doing=doing,
+            key=f"activity-{activity.key}",
+            token=token,
+            creates=True,
+        )
+        activity_id = _id(answer, "activity", doing)
+        for n, correction in enumerate(activity.corrections):
+            await self.write(
+                "intake",
+                f"/activities/{activity_id}/corrections",
+                {
+                    "members": list(correction.members),
+                    "reason": correction.reason,
+                    "corrected_at": correction.corrected_at,
+                },
+                doing=f"更正活动 / correcting activity {activity.key}",
+                key=f"activity-{activity.key}-correction-{n}",
+                token=token,
+            )
+        self.activity_ids[activity.key].set_result(activity_id)
+
+    async def issue(self, issue: Issue) -> None:
+        doing = f"收集问题 / submitting issue {issue.key}"
+        activity_id = await self.activity_ids[issue.activity] if issue.activity else None
+        body = {
+            "office": issue.office,
+            "title": issue.title,
+            "description": issue.description,
+            "category": issue.category,
+            "submitted_at": issue.submitted_at,
+            "community": issue.community,
+            "liaison_station": issue.liaison_station,
+            "source": issue.source,
+            "activity_id": activity_id,
+            "recorded_by": issue.recorded_by,
+            "key_problem": issue.key_problem,
+            "reporter_name": issue.reporter_name,
+            "reporter_phone": issue.reporter_phone,
+        }
+        answer = await self.write(
+            "intake",
+            "/issues",
+            body,
+            doing=doing,
+            key=f"issue-{issue.key}",
+            token=self.token(issue.office, "clerk"),
+            creates=True,
+        )
+        issue_id = _id(answer, "issue", doing)
+        self.issue_ids[issue.key].set_result(issue_id)
+        screening = issue.screening
+        if screening is None:
+            return
+        duplicate_of = None
+        if screening.duplicate_of:
+            duplicate_of = await self.issue_ids[screening.duplicate_of]
+            await self.screened[screening.duplicate_of]
+        leader = self.token(issue.office, "leader")
+        await self.write(
+            "intake",
+            f"/issues/{issue_id}/screening",
+            {
+                "decision": screening.decision,
+                "screened_at": screening.screened_at,
+                "report_title": screening.report_title,
+                "department": screening.department,
+                "deadline": screening.deadline,
+                "answer": screening.answer,
+                "duplicate_of": duplicate_of,
+                "reason": screening.reason,
+            },
+            doing=f"筛选议题 / screening issue {issue.key} as {screening.decision}",
+            key=f"issue-{issue.key}-screening",
+            token=leader,
+        )
+        self.screened[issue.key].set_result(None)
+        if issue.closed_at:
+            await self.write(
+                "intake",
+                f"/issues/{issue_id}/close",
+                {"closed_at": issue.closed_at},
+                doing=f"办结归档 / closing issue {issue.key}",
+                key=f"issue-{issue.key}-close",
+                token=leader,
+                # Resolved on the spot: should the resolution follow the screening
+                # asynchronously, closing waits for it.
+                until_accepted=True,
+            )
+        if screening.decision == "refer":
+            case = self.referral_cases[issue.key]
+            (found,) = await self.find_cases(
+                {"issue_id": issue_id}, 1, issue.office, f"转办 / the referral of {issue.key}"
+            )
+            await self.supervise(case, found)
+
+    # --- meetings
+
+    async def meeting(self, meeting: Meeting) -> None:
+        # Planning books venues and people: one meeting at a time, as bookings of the same
+        # person by concurrent meetings would only be refused and retried.
+        async with self.booking:
+            meeting_id = await self.plan(meeting)
+        if meeting_id is None:
+            return
+        token = self.token(meeting.office, "meetings")
+        path = f"/meetings/{meeting_id}"
+        await self.topics(meeting, path, token)
+        await self.hold(meeting, path, token)
+        await self.conclude(meeting, meeting_id, path, token)
+
+    async def plan(self, meeting: Meeting) -> str | None:
+        """Planned, maybe postponed or cancelled, participants invited; None if cancelled."""
+        token = self.token(meeting.office, "meetings")
+        doing = f"计划协商会议 / planning meeting {meeting.key}"
+        answer = await self.write(
+            "meetings",
+            "/meetings",
+            {
+                "office": meeting.office,
+                "joint_offices": list(meeting.joint_offices),
+                "kind": meeting.kind,
+                "title": meeting.title,
+                "theme": meeting.theme,
+                "starts_at": meeting.starts_at,
+                "ends_at": meeting.ends_at,
+                "venue": meeting.venue,
+                "submission_deadline": meeting.submission_deadline,
+                "planned_at": meeting.planned_at,
+            },
+            doing=doing,
+            key=f"meeting-{meeting.key}",
+            token=token,
+            creates=True,
+        )
+        meeting_id = _id(answer, "meeting", doing)
+        path = f"/meetings/{meeting_id}"
+        if meeting.postponement:
+            postponed = meeting.postponement
+            await self.write(
+                "meetings",
+                f"{path}/postpone",
+                {
+                    "starts_at": postponed.starts_at,
+                    "ends_at": postponed.ends_at,
+                    "submission_deadline": postponed.ends_at if meeting.kind == "written" else None,
+                    "reason": postponed.reason,
+                    "postponed_at": postponed.postponed_at,
+                },
+                doing=f"会议延期 / postponing {meeting.key}",
+                key=f"meeting-{meeting.key}-postpone",
+                token=token,
+            )
+        if meeting.cancellation:
+            await self.write(
+                "meetings",
+                f"{path}/cancel",
+                {
+                    "reason": meeting.cancellation.reason,
+                    "cancelled_at": meeting.cancellation.cancelled_at,
+                },
+                doing=f"取消会议 / cancelling {meeting.key}",
+                key=f"meeting-{meeting.key}-cancel",
+                token=token,
+            )
+            return None
+        for invitation in meeting.invitations:
+            await self.invite(meeting, path, invitation)
+        return meeting_id
+
+    async def topics(self, meeting: Meeting, path: str, token: str) -> None:
+        for issue_key, added_at in zip(meeting.topics, meeting.topics_added_at, strict=True):
+            issue_id = await self.issue_ids[issue_key]
+            await self.screened[issue_key]
+            await self.write(
+                "meetings",
+                f"{path}/topics",
+                {"issue_id": issue_id, "added_at": added_at},
+                doing=f"列入议题 / adding topic {issue_key} to {meeting.key}",
+                key=f"meeting-{meeting.key}-topic-{issue_key}",
+                token=token,
+                # Meetings learns from intake's events that the issue is a topic.
+                until_accepted=True,
+            )
+
+    async def conclude(self, meeting: Meeting, meeting_id: str, path: str, token: str) -> None:
+        """Outcomes, each of which supervision opens a case for; then each case is worked."""
+        await self.write(
+            "meetings",
+            f"{path}/conclusion",
+            {
+                "concluded_at": meeting.concluded_at,
+                "outcomes": [
+                    {
+                        "issue_ids": [self.issue_ids[k].result() for k in outcome.issues],
+                        "recommendation": outcome.recommendation,
+                        "department": outcome.department,
+                        "deadline": outcome.deadline,
+                    }
+                    for outcome in meeting.outcomes
+                ],
+            },
+            doing=f"形成协商成果 / concluding {meeting.key}",
+            key=f"meeting-{meeting.key}-conclusion",
+            token=token,
+        )
+        found = await self.find_cases(
+            {"meeting_id": meeting_id},
+            len(meeting.outcomes),
+            meeting.office,
+            f"协商成果 / the outcomes of {meeting.key}",
+        )
+        by_issues = {frozenset(str(i) for i in case.get("issue_ids", [])): case for case in found}
+        supervising = []
+        for n, outcome in enumerate(meeting.outcomes):
+            issue_ids = frozenset(self.issue_ids[k].result() for k in outcome.issues)
+            if issue_ids not in by_issues:
+                raise DemoError(
+                    f"协商成果 / outcome {n + 1} of {meeting.key}: 没有覆盖这些问题的督办件 / "
+                    f"no case covers issues {sorted(issue_ids)}; cases: {found}"
+                )
+            case = self.outcome_cases[(meeting.key, n)]
+            supervising.append(self.supervise(case, by_issues[issue_ids]))
+        await asyncio.gather(*supervising)
+
+    async def invite(self, meeting: Meeting, path: str, invitation: Invitation) -> None:
+        token = self.token(meeting.office, "meetings")
+        await self.write(
+            "meetings",
+            f"{path}/invitations",
+            {"person_id": invitation.person_id, "role": invitation.role},
+            doing=f"邀请 / inviting {invitation.person_id} to {meeting.key}",
+            key=f"meeting-{meeting.key}-invite-{invitation.person_id}",
+            token=token,
+        )
+        await self.write(
+            "meetings",
+            f"{path}/invitations/{invitation.person_id}/reply",
+            {"accepted": invitation.accepted},
+            doing=f"回复邀请 / {invitation.person_id} replying to {meeting.key}",
+            key=f"meeting-{meeting.key}-reply-{invitation.person_id}",
+            token=token,
+        )
+
+    async def hold(self, meeting: Meeting, path: str, token: str) -> None:
+        """Held with its attendance; a written consultation takes opinions and is closed."""
+        if meeting.kind != "written":
+            await self.write(
+                "meetings",
+                f"{path}/held",
+                {"held_at": meeting.held_at, "attendance": list(meeting.attendance)},
+                doing=f"召开会议 / holding {meeting.key}",
+                key=f"meeting-{meeting.key}-held",
+                token=token,
+            )
+            return
+        for n, opinion in enumerate(meeting.opinions):
+            await self.write(
+                "meetings",
+                f"{path}/opinions",
+                {
+                    "person_id": opinion.person_id,
+                    "opinion": opinion.opinion,
+                    "received_at": opinion.received_at,
+                },
+                doing=f"书面意见 / opinion of {opinion.person_id} on {meeting.key}",
+                key=f"meeting-{meeting.key}-opinion-{n}",
+                token=token,
+            )
+        await self.write(
+            "meetings",
+            f"{path}/close",
+            {"closed_at": meeting.closed_at},
+            doing=f"结束书面协商 / closing {meeting.key}",
+            key=f"meeting-{meeting.key}-close",
+            token=token,
+        )
+
+    # --- supervision
+
+    async def find_cases(
+        self, params: dict[str, str], count: int, office: str, what: str
+    ) -> list[dict[str, Any]]:
+        """Supervision opens cases from events: wait until `count` of them are listed."""
+        doing = f"查找督办件 / finding the cases of {what}"
+        token = self.token(office, "supervisor")
+        deadline = time.monotonic() + self.wait_seconds
+        while True:
+            response = await self.send(
+                "GET", "supervision", "/cases", doing, token, params={**params, "page_size": 200}
+            )
+            if response.status_code != 200:
+                raise DemoError(_explain(doing, response))
+            items: list[dict[str, Any]] = response.json().get("items", [])
+            if len(items) >= count:
+                return items
+            if time.monotonic() > deadline:
+                raise DemoError(
+                    f"{doing}: 等待 {self.wait_seconds:.0f} 秒后 GET /cases?{params} 只列出 "
+                    f"{len(items)}/{count} 个 / after {self.wait_seconds:.0f} s it lists "
+                    f"{len(items)} of {count} cases — is supervision consuming the events?"
+                )
+            await asyncio.sleep(POLL_SECONDS)
+
+    async def supervise(self, case: Case, found: Mapping[str, Any]) -> None:
+        """The letter and the department's work, step by step, as far as the case got."""
+        doing = f"督办 / supervising case {case.key}"
+        case_id = _id(found, "case", doing)
+        office = str(found.get("office") or case.office)
+        for n, step in enumerate(case.steps):
+            department = case.department if step.role == "department" else None
+            # Letters are numbered from one register per office: one at a time.
+            one_at_a_time = (
+                self.letters.setdefault(office, asyncio.Lock())
+                if step.action == "letters"
+                else contextlib.nullcontext()
+            )
+            async with one_at_a_time:
+                await self.write(
+                    "supervision",
+                    f"/cases/{case_id}/{step.action}",
+                    {**step.body, CASE_TIME_FIELDS[step.action]: step.at},
+                    doing=f"{doing}: {step.action}",
+                    key=f"case-{case.key}-{n}-{step.action}",
+                    token=self.token(office, step.role, department),
+                    creates=step.action == "letters",
+                )
+
+    # --- the read side
+
+    async def statistics(self) -> dict[str, Any]:
+        """Wait until the projections show the expected figures (or the time is up)."""
+        doing = f"查询 {YEAR} 年统计 / reading the {YEAR} statistics"
+        token = self.token(PREFECTURE, "viewer")
+        deadline = time.monotonic() + self.statistics_seconds
+        while True:
+            response = await self.send("GET", "projections", f"/statistics/{YEAR}", doing, token)
+            if response.status_code != 200:
+                raise DemoError(_explain(doing, response))
+            statistics: dict[str, Any] = response.json()
+            rows = compare(statistics.get("total", {}), self.scenario.expected)
+            if all(r.ok for r in rows) or time.monotonic() > deadline:
+                return statistics
+            await asyncio.sleep(POLL_SECONDS * 2)

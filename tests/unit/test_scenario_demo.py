@@ -1,0 +1,126 @@
+"""The demo's verdict and its error messages: what a user reads when the figures or a request
+go wrong."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from services.demo import DemoError, _explain, load_scenario
+from services.demo_table import ROWS, LoadResult, compare, format_table
+from services.intake.main import create_app
+from services.scenario import generate
+from shared.auth import Authenticator
+from shared.settings import Settings
+
+EXPECTED = generate().expected
+
+
+def figures(**changes: Any) -> dict[str, Any]:
+    """A `Figures` answer as docs/API.md describes it, equal to the scenario unless changed."""
+    total: dict[str, Any] = {
+        "office": "total",
+        "outreach_activities": EXPECTED.outreach_activities,
+        "member_participations": EXPECTED.member_participations,
+        "issues_collected": EXPECTED.issues_collected,
+        "issues_resolved": EXPECTED.issues_resolved,
+        "meetings_held": {
+            "thematic": EXPECTED.thematic,
+            "onsite": EXPECTED.onsite,
+            "written": EXPECTED.written,
+        },
+        "key_problems_resolved": EXPECTED.key_problems_resolved,
+        "reports_forwarded": EXPECTED.reports_forwarded,
+        "letters_issued": EXPECTED.letters_issued,
+        "cases_overdue": EXPECTED.cases_overdue,
+        "median_days_to_resolution": 21.0,
+    }
+    total.update(changes)
+    return total
+
+
+def result(total: dict[str, Any]) -> LoadResult:
+    statistics = {"year": 2020, "as_of": "2020-12-31", "offices": [], "total": total}
+    return LoadResult(10, 5, 0, statistics, compare(total, EXPECTED))
+
+
+def test_figures_equal_to_the_scenarios_are_all_ticked() -> None:
+    table = format_table(result(figures()))
+    assert all(r.ok for r in compare(figures(), EXPECTED))
+    assert table.count("✓") == len(ROWS) and "✗" not in table
+    assert "收集问题和建议 / issues collected" in table
+    line = next(line for line in table.splitlines() if "issues collected" in line)
+    assert line.split()[-4:] == [str(EXPECTED.issues_collected), "300", "余个", "✓"]
+
+
+def test_a_figure_one_off_is_crossed_and_names_the_expected_number() -> None:
+    total = figures(issues_resolved=EXPECTED.issues_resolved - 1)
+    rows = compare(total, EXPECTED)
+    assert [r.row.label for r in rows if not r.ok] == ["解决实际问题 / issues resolved"]
+    line = next(line for line in format_table(result(total)).splitlines() if "resolved" in line)
+    assert f"✗ 应为 / expected {EXPECTED.issues_resolved}" in line
+    assert not result(total).ok
+
+
+def test_a_meeting_kind_counted_twice_is_crossed() -> None:
+    total = figures()
+    total["meetings_held"] = {**total["meetings_held"], "thematic": EXPECTED.thematic + 1}
+    assert [r.row.label for r in compare(total, EXPECTED) if not r.ok] == [
+        "专题协商会议 / thematic meetings"
+    ]
+
+
+def test_a_missing_figure_shows_a_dash_and_is_crossed() -> None:
+    total = figures()
+    del total["key_problems_resolved"]
+    line = next(line for line in format_table(result(total)).splitlines() if "key problems" in line)
+    assert "—" in line and "✗" in line
+
+
+def test_more_overdue_cases_than_planned_pass_but_fewer_do_not() -> None:
+    assert compare(figures(cases_overdue=EXPECTED.cases_overdue + 3), EXPECTED)[-1].ok
+    assert not compare(figures(cases_overdue=EXPECTED.cases_overdue - 1), EXPECTED)[-1].ok
+
+
+def test_the_table_does_not_change_its_input() -> None:
+    total = figures()
+    before = copy.deepcopy(total)
+    format_table(result(total))
+    assert total == before
+
+
+async def test_a_refused_request_is_explained_with_its_path_status_and_the_services_words(
+    tmp_path: Path,
+) -> None:
+    """Against the real intake app: a 422 names the request and the refused field."""
+    settings = Settings(data_dir=tmp_path)
+    token = Authenticator(settings).mint("yanji", ["clerk"], subject="test")
+    transport = httpx.ASGITransport(app=create_app(settings))
+    async with httpx.AsyncClient(transport=transport, base_url="http://intake") as http:
+        response = await http.post(
+            "/issues",
+            json={"office": "yanji", "title": "", "description": "x", "category": "其他"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    message = _explain("收集问题 / submitting issue i001", response)
+    assert message.startswith("收集问题 / submitting issue i001: POST /issues → HTTP 422: ")
+    assert "title" in message and "submitted_at" in message
+
+
+def test_the_demo_refuses_to_start_without_every_service() -> None:
+    with pytest.raises(DemoError, match="meetings, supervision"):
+        load_scenario(
+            Authenticator(Settings()),
+            {"intake": "http://127.0.0.1:9", "projections": "http://127.0.0.1:9"},
+        )
+
+
+def test_a_service_that_does_not_answer_is_named_with_the_request() -> None:
+    closed = "http://127.0.0.1:9"
+    urls = {name: closed for name in ("intake", "meetings", "supervision", "projections")}
+    with pytest.raises(DemoError, match=r"POST http://127\.0\.0\.1:9/\S+ 无应答 / got no answer"):
+        load_scenario(Authenticator(Settings()), urls, wait_seconds=1)
