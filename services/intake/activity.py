@@ -47,6 +47,9 @@ class OutreachActivity(Aggregate):
         self.office = office
         self.held_at = held_at
         self.members = members
+        # A retried or re-imported record is compared with what was first recorded: a later
+        # correction must not turn the office's own retry into a conflict.
+        self.recorded_members = list(members)
         self.community = community
         self.liaison_station = liaison_station
         self.activity_group = activity_group
@@ -130,7 +133,7 @@ class OutreachActivity(Aggregate):
 _ACTIVITY_FIELDS = (
     "office",
     "held_at",
-    "members",
+    "recorded_members",
     "community",
     "liaison_station",
     "activity_group",

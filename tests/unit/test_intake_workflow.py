@@ -12,6 +12,7 @@ from eventsourcing.application import ProcessingEvent
 from eventsourcing.persistence import Tracking
 
 from services.intake.application import (
+    IdempotencyConflict,
     IntakeApplication,
     IssueNotFound,
     to_contract,
@@ -266,6 +267,15 @@ async def test_activities_are_recorded_corrected_and_published_without_personal_
     assert created and not created_again and again.id == activity.id
     corrected = await intake.correct_activity(activity.id, ["张三", "李四", "王五"], "漏记")
     assert corrected.participations == 3
+    # The office retries its first request after the correction: the same record, no conflict.
+    retried, created_again = await intake.record_activity(
+        "yanji", AT, ["张三", "李四"], community="进学社区", idempotency_key="a-1"
+    )
+    assert not created_again and retried.participations == 3
+    with pytest.raises(IdempotencyConflict):
+        await intake.record_activity(
+            "yanji", AT, ["张三"], community="进学社区", idempotency_key="a-1"
+        )
 
     await submit(intake, reporter_name="王女士", reporter_phone="13800000000")
     contracts = published(intake)
