@@ -62,16 +62,16 @@ def load_scenario(
     scenario: Scenario | None = None,
     concurrency: int = 16,
     wait_seconds: float = 60.0,
-    statistics_seconds: float = 150.0,
+    statistics_seconds: float = 60.0,
     interrupted: Callable[[], bool] = lambda: False,
     say: Callable[[str], None] = lambda _: None,
 ) -> LoadResult:
     """Load the scenario through the services at `urls` and wait for the projections' figures.
 
     `wait_seconds` bounds each wait for another service to catch up (a case to open, a topic
-    to be known); `statistics_seconds` the wait for the figures, which is longer because the
-    supervision scheduler marks overdue cases only when it next scans. `interrupted` is asked
-    before every request, so that Ctrl-C does not wait for the load.
+    to be known); `statistics_seconds` the wait for the projections' figures, once the load is
+    in and supervision has judged the deadlines. `interrupted` is asked before every request,
+    so that Ctrl-C does not wait for the load.
     """
     missing = [name for name in SERVICES if name not in urls]
     if missing:
@@ -260,6 +260,7 @@ class _Loader:
             except* (DemoError, DemoInterrupted) as group:
                 # The first failure cancelled the rest: report that one, not the cancellations.
                 raise group.exceptions[0] from None
+            await self.scan_deadlines()
             self.say(
                 f"已写入 {self.writes} 次，等待查询统计（最多 {self.statistics_seconds:.0f} 秒）/ "
                 f"{self.writes} writes done, waiting for the projections (up to "
@@ -656,6 +657,14 @@ class _Loader:
                     token=self.token(office, step.role, department),
                     creates=step.action == "letters",
                 )
+
+    async def scan_deadlines(self) -> None:
+        """Judge the deadlines now that the whole year is in (not mid-load)."""
+        doing = "检查督办时限 / scanning the supervision deadlines"
+        token = self.token(PREFECTURE, "supervisor")
+        response = await self.send("POST", "supervision", "/scheduler/scan", doing, token)
+        if response.status_code != 200:
+            raise DemoError(_explain(doing, response))
 
     # --- the read side
 

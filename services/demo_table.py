@@ -20,8 +20,6 @@ class FigureRow:
     label: str
     report: str
     expected_field: str
-    at_least: bool = False
-    """Cases become overdue by the supervision scheduler's clock too: more is no error."""
 
 
 ROWS = (
@@ -61,9 +59,7 @@ ROWS = (
         "reports_forwarded",
     ),
     FigureRow(("letters_issued",), "督办函 / supervision letters", "—", "letters_issued"),
-    FigureRow(
-        ("cases_overdue",), "逾期督办件 / cases overdue", "—", "cases_overdue", at_least=True
-    ),
+    FigureRow(("cases_overdue",), "逾期督办件 / cases overdue", "—", "cases_overdue"),
 )
 
 
@@ -77,7 +73,7 @@ class RowResult:
     def ok(self) -> bool:
         if self.actual is None:
             return False
-        return self.actual >= self.expected if self.row.at_least else self.actual == self.expected
+        return self.actual == self.expected
 
 
 @dataclass(frozen=True)
@@ -120,8 +116,7 @@ def format_table(result: LoadResult) -> str:
     header = ("指标 / figure", "统计 / computed", "报告 / report", "")
     lines = []
     for r in result.rows:
-        at_least = "≥ " if r.row.at_least else ""
-        mark = "✓" if r.ok else f"✗ 应为 / expected {at_least}{r.expected}"
+        mark = "✓" if r.ok else f"✗ 应为 / expected {r.expected}"
         actual = "—" if r.actual is None else str(r.actual)
         lines.append((r.row.label, actual, r.row.report, mark))
     widths = [max(_width(line[n]) for line in [header, *lines]) for n in range(3)]
