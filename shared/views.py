@@ -24,7 +24,11 @@ class SQLiteView(SQLiteTrackingRecorder):
             for message in messages:
                 if message.sequence > done:
                     self.apply_message(c, tracking.application_name, message)
+            self.end_batch(c)
             self._insert_tracking(c, tracking)
 
     def apply_message(self, c: SQLiteCursor, stream: str, message: Delivered) -> None:
         raise NotImplementedError
+
+    def end_batch(self, c: SQLiteCursor) -> None:
+        """After the batch's messages, in the same transaction: for views that write in bulk."""
