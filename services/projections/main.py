@@ -11,7 +11,7 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI
 from nats.js import JetStreamContext
 
-from services.projections.api import ProjectionProgress, router
+from services.projections.api import ProjectionProgress, StatisticsCache, router
 from services.projections.rebuild import UPSTREAMS, live_file
 from services.projections.views import open_projection_view
 from shared.auth import Authenticator
@@ -111,6 +111,7 @@ def create_app(settings: Settings) -> FastAPI:
     live = LiveView(app, settings.data_dir, progress)
     app.state.settings = settings
     app.state.progress = progress
+    app.state.statistics_cache = StatisticsCache()
     app.state.authenticator = Authenticator(settings)
     install_error_handlers(app)
     app.include_router(health_router(not_ready))
