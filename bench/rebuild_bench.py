@@ -33,7 +33,7 @@ from services.projections.rebuild import UPSTREAMS, rebuild
 from shared.embedded import EmbeddedNats
 from shared.messaging import connect, ensure_stream
 
-BATCH = 5000
+BATCH = 20_000
 
 
 async def publish(js: JetStreamContext, issues: int) -> int:

@@ -52,9 +52,14 @@ class History:
     """Events of the three streams, built issue by issue."""
 
     def __init__(self, seed: int = 0, days: float = 30.0) -> None:
+        self.seed = seed
         self.random = random.Random(seed)
         self.days = days
         self.events: dict[str, list[tuple[datetime, Contract]]] = {s: [] for s in STREAMS}
+
+    def uid(self, *parts: object) -> UUID:
+        """Ids of this history's own: two seeds never share an issue."""
+        return uid(self.seed, *parts)
 
     def at(self, after: datetime, hours: float = 48.0) -> datetime:
         return after + timedelta(minutes=self.random.uniform(1, hours * 60))
@@ -65,7 +70,7 @@ class History:
     def issue(self, n: int) -> None:
         r = self.random
         office = OFFICES[n % len(OFFICES)]
-        issue_id = uid("issue", n)
+        issue_id = self.uid("issue", n)
         submitted = START + timedelta(minutes=r.uniform(0, self.days * 1440))
         key = n % 7 == 0
         self.add(
@@ -111,7 +116,7 @@ class History:
         case_from = screened
         meeting_id = None
         if path == "topic":
-            meeting_id = uid("meeting", office, n // 6)
+            meeting_id = self.uid("meeting", office, n // 6)
             offices = [office, OFFICES[(n + 1) % len(OFFICES)]] if n % 12 == 0 else [office]
             added = self.at(screened)
             self.add(
@@ -164,7 +169,7 @@ class History:
             )
             concluded = self.at(held, 6)
             outcome = Outcome(
-                outcome_id=uid("outcome", n),
+                outcome_id=self.uid("outcome", n),
                 issue_ids=[issue_id],
                 recommendation="建议",
                 department="城管局",
@@ -194,7 +199,7 @@ class History:
         path: str,
     ) -> None:
         r = self.random
-        case_id = uid("case", n)
+        case_id = self.uid("case", n)
         opened = self.at(after, 2)
         department = "住建局" if path == "refer" else "城管局"
         self.add(
@@ -204,7 +209,7 @@ class History:
                 office=office,
                 origin="referral" if path == "refer" else "outcome",
                 meeting_id=meeting_id,
-                outcome_id=None if meeting_id is None else uid("outcome", n),
+                outcome_id=None if meeting_id is None else self.uid("outcome", n),
                 issue_ids=[issue_id],
                 department=department,
                 deadline=date(2021, 2, 1),
@@ -281,7 +286,7 @@ class History:
 
     def activity(self, n: int) -> None:
         office = OFFICES[n % len(OFFICES)]
-        activity_id = uid("activity", n)
+        activity_id = self.uid("activity", n)
         held = START + timedelta(minutes=self.random.uniform(0, self.days * 1440))
         members = [f"委员{k}" for k in range(self.random.randint(3, 12))]
         self.add(
@@ -311,7 +316,7 @@ class History:
                 Delivered(
                     sequence,
                     Envelope.wrap(
-                        str(uid(stream, sequence, contract.occurred_at)),
+                        str(self.uid(stream, sequence, contract.occurred_at)),
                         contract.occurred_at,
                         contract.subject(office_of(contract)),
                         contract,

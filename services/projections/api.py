@@ -74,7 +74,7 @@ class TimelineStep(BaseModel):
     department: str | None = None
 
 
-class IssueStatus(BaseModel):
+class IssueRow(BaseModel):
     issue_id: str
     office: str
     title: str
@@ -89,12 +89,15 @@ class IssueStatus(BaseModel):
     submitted_at: str
     year: int
     updated_at: str
+
+
+class IssueStatus(IssueRow):
     as_of: str | None = None
     timeline: list[TimelineStep]
 
 
 class IssuePage(BaseModel):
-    items: list[IssueStatus]
+    items: list[IssueRow]
     total: int
     page: int
     page_size: int
@@ -220,8 +223,7 @@ def issues(
         _, rows = list_issues(view, where, EXPORT_LIMIT, 0)
         return export(rows, ISSUE_COLUMNS, "问题状态 issues", fmt)
     total, rows = list_issues(view, where, page_size, (page - 1) * page_size)
-    items = [{**row, "timeline": []} for row in rows]
-    return {"items": items, "total": total, "page": page, "page_size": page_size}
+    return {"items": rows, "total": total, "page": page, "page_size": page_size}
 
 
 @router.get("/issues/{issue_id}", response_model=IssueStatus)

@@ -85,7 +85,7 @@ async def replay(
     view: ProjectionView,
     spec: StreamSpec,
     stop: int,
-    batch_size: int = 5000,
+    batch_size: int = 20_000,
     advance: Callable[[int], object] | None = None,
 ) -> int:
     """Apply a stream to the view from after its tracking record up to sequence `stop`.
