@@ -49,8 +49,11 @@ async def test_the_service_switches_to_a_rebuilt_view_and_follows_the_streams_th
                 await client.get("/statistics/2021")
             ).json()["total"]["issues_collected"] == n
 
-        first = sum(1 for m in half["INTAKE"] if m.contract and m.contract.name == "IssueSubmitted")
-        await wait_until(lambda: collected(first), timeout=20, what="the first half applied")
+        def applied(part: dict[str, list[Any]]) -> bool:
+            view = app.state.view
+            return all(view.max_tracking_id(s) == len(m) for s, m in part.items())
+
+        await wait_until(lambda: applied(half), timeout=20, what="the first half applied")
         before = await total()
         old_view = app.state.view
 
@@ -60,7 +63,8 @@ async def test_the_service_switches_to_a_rebuilt_view_and_follows_the_streams_th
         assert await total() == before
 
         await publish(js, rest)
-        await wait_until(lambda: collected(200), timeout=20, what="the rest applied after it")
+        await wait_until(lambda: applied(streams), timeout=20, what="the rest applied after it")
+        assert await collected(200)
         everything = app.state.view.dump()
         assert app.state.view.max_tracking_id("INTAKE") == len(streams["INTAKE"])
         assert everything["issue_status"] and len(everything["issue_status"]) == 200
