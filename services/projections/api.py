@@ -14,6 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
+from services.projections.derive import STATUS_LABELS
 from services.projections.exports import (
     DRILL_COLUMNS,
     DRILL_KIND,
@@ -22,7 +23,6 @@ from services.projections.exports import (
     ExportFormat,
     export,
 )
-from services.projections.facts import STATUS_LABELS
 from services.projections.queries import (
     FIGURES,
     MEETING_KINDS,

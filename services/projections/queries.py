@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from services.projections.facts import STATUS_LABELS, TOTAL, days_between
-from services.projections.views import ProjectionView
+from services.projections.derive import DERIVE, STATUS_LABELS, Derived, days_between
+from services.projections.facts import ACTIVITY, CASE, ISSUE, MEETING, TOTAL, Fact
+from services.projections.views import (
+    FACT_COLUMNS,
+    ProjectionView,
+    by_office,
+    difference,
+    fact_of,
+)
 
 FIGURES = (
     "outreach_activities",
@@ -133,6 +141,53 @@ def figures(
     }
 
 
+def recount(
+    view: ProjectionView, year: int, until: str | None = None
+) -> tuple[dict[tuple[str, str], int], dict[str, dict[int, int]]]:
+    """The counters of a year derived afresh from the facts that happened by `until`.
+
+    What the statistics were as of a past moment; with no `until`, a check that the
+    precomputed counters hold what the facts say.
+    """
+    cut = "" if until is None else " AND at <= :until"
+    relevant = {
+        ISSUE: "step IN ('submitted', 'resolved', 'screened')",
+        ACTIVITY: "step = 'activity_recorded'",
+        MEETING: "step = 'meeting_held'",
+        CASE: "step IN ('letter_issued', 'case_overdue')",
+    }
+    # Only the facts the counters depend on: the others cannot change a count.
+    needed = {
+        ISSUE: "step IN ('submitted', 'resolved', 'screened')",
+        ACTIVITY: "1",
+        MEETING: "step IN ('meeting_held', 'meeting_planned')",
+        CASE: "step IN ('letter_issued', 'case_overdue', 'case_opened')",
+    }
+    counts: dict[tuple[str, int, str], int] = defaultdict(int)
+    days: dict[tuple[str, int, int], int] = defaultdict(int)
+    with view.read() as c:
+        for entity, where in relevant.items():
+            c.execute(
+                f"SELECT {FACT_COLUMNS} FROM facts WHERE entity = :entity"
+                f" AND {needed[entity]}{cut} AND entity_id IN (SELECT entity_id FROM facts"
+                f" WHERE entity = :entity AND year = :year AND {where}{cut})"
+                " ORDER BY entity_id",
+                {"entity": entity, "year": year, "until": until},
+            )
+            group: list[Fact] = []
+            for row in [*c.fetchall(), None]:
+                fact = None if row is None else fact_of(row)
+                if group and (fact is None or fact.entity_id != group[0].entity_id):
+                    difference(Derived(None), DERIVE[entity](group), counts, days)
+                    group = []
+                if fact is not None:
+                    group.append(fact)
+    return (
+        {(o, f): n for (o, y, f), n in counts.items() if y == year and n},
+        by_office({(o, d): n for (o, y, d), n in days.items() if y == year and n}),
+    )
+
+
 def statistics(
     view: ProjectionView, year: int, offices: Sequence[str], all_offices: bool, as_of: date | None
 ) -> dict[str, Any]:
@@ -140,7 +195,7 @@ def statistics(
     if as_of is None:
         counts, days = view.counters(year)
     else:
-        counts, days = view.recount(year, end_of_day(as_of))
+        counts, days = recount(view, year, end_of_day(as_of))
     rows = [figures(o, counts, days) for o in offices]
     if all_offices:
         total = figures(TOTAL, counts, days)

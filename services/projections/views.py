@@ -24,18 +24,16 @@ from eventsourcing.persistence import InfrastructureFactory, Tracking
 from eventsourcing.sqlite import SQLiteCursor
 from eventsourcing.utils import Environment
 
+from services.projections.derive import DERIVE, STATUS_LABELS, Derived
 from services.projections.facts import (
     ACTIVITY,
     CASE,
-    DERIVE,
     ISSUE,
     MEETING,
-    STATUS_LABELS,
-    STEP_LABELS,
-    Derived,
     Fact,
     china_year,
     facts_of,
+    timeline_step,
 )
 from shared.consumer import Delivered
 from shared.views import SQLiteView
@@ -224,7 +222,7 @@ class ProjectionView(SQLiteView):
             derive = DERIVE[entity]
             before = derive(old.values()) if old else Derived(None)
             after = derive([*old.values(), *fresh])
-            _difference(before, after, counts, days)
+            difference(before, after, counts, days)
             if after.row != before.row and after.row is not None:
                 rows[entity].append(tuple(after.row.values()))
             if after.links != before.links and entity in LINK_TABLES:
@@ -261,7 +259,7 @@ class ProjectionView(SQLiteView):
                 (entity, json.dumps(entity_ids)),
             )
             for row in c.fetchall():
-                fact = _fact(row)
+                fact = fact_of(row)
                 known[(entity, fact.entity_id)][fact.event_id] = fact
         return known
 
@@ -277,7 +275,7 @@ class ProjectionView(SQLiteView):
                 f"SELECT {FACT_COLUMNS} FROM facts WHERE entity = ? AND entity_id = ?",
                 (entity, entity_id),
             )
-            return [_fact(row) for row in c.fetchall()]
+            return [fact_of(row) for row in c.fetchall()]
 
     def derive(self, entity: str, entity_id: str, until: str | None = None) -> Derived:
         """One entity as its facts make it, now or as of `until`."""
@@ -290,7 +288,7 @@ class ProjectionView(SQLiteView):
                 f"SELECT {FACT_COLUMNS} FROM facts WHERE entity = 'issue' AND entity_id = ?",
                 (issue_id,),
             )
-            own = [_fact(row) for row in c.fetchall()]
+            own = [fact_of(row) for row in c.fetchall()]
             if not own:
                 return None
             # A case's own steps (letters, reports, follow-ups) do not name the issue: they
@@ -302,7 +300,7 @@ class ProjectionView(SQLiteView):
                 "(SELECT case_id FROM case_issues WHERE issue_id = ?)",
                 (issue_id,),
             )
-            of_cases = [_fact(row) for row in c.fetchall()]
+            of_cases = [fact_of(row) for row in c.fetchall()]
         derived = DERIVE[ISSUE](own, until)
         if derived.row is None:
             return None
@@ -330,52 +328,6 @@ class ProjectionView(SQLiteView):
             for office, d, n in c.fetchall():
                 days[office][d] = n
         return counts, days
-
-    def recount(
-        self, year: int, until: str | None = None
-    ) -> tuple[dict[tuple[str, str], int], dict[str, dict[int, int]]]:
-        """The counters of a year derived afresh from the facts that happened by `until`.
-
-        What the statistics were as of a past moment; with no `until`, a check that the
-        precomputed counters hold what the facts say.
-        """
-        cut = "" if until is None else " AND at <= :until"
-        relevant = {
-            ISSUE: "step IN ('submitted', 'resolved', 'screened')",
-            ACTIVITY: "step = 'activity_recorded'",
-            MEETING: "step = 'meeting_held'",
-            CASE: "step IN ('letter_issued', 'case_overdue')",
-        }
-        # Only the facts the counters depend on: the others cannot change a count.
-        needed = {
-            ISSUE: "step IN ('submitted', 'resolved', 'screened')",
-            ACTIVITY: "1",
-            MEETING: "step IN ('meeting_held', 'meeting_planned')",
-            CASE: "step IN ('letter_issued', 'case_overdue', 'case_opened')",
-        }
-        counts: dict[tuple[str, int, str], int] = defaultdict(int)
-        days: dict[tuple[str, int, int], int] = defaultdict(int)
-        with self.read() as c:
-            for entity, where in relevant.items():
-                c.execute(
-                    f"SELECT {FACT_COLUMNS} FROM facts WHERE entity = :entity"
-                    f" AND {needed[entity]}{cut} AND entity_id IN (SELECT entity_id FROM facts"
-                    f" WHERE entity = :entity AND year = :year AND {where}{cut})"
-                    " ORDER BY entity_id",
-                    {"entity": entity, "year": year, "until": until},
-                )
-                group: list[Fact] = []
-                for row in [*c.fetchall(), None]:
-                    fact = None if row is None else _fact(row)
-                    if group and (fact is None or fact.entity_id != group[0].entity_id):
-                        _difference(Derived(None), DERIVE[entity](group), counts, days)
-                        group = []
-                    if fact is not None:
-                        group.append(fact)
-        return (
-            {(o, f): n for (o, y, f), n in counts.items() if y == year and n},
-            _by_office({(o, d): n for (o, y, d), n in days.items() if y == year and n}),
-        )
 
     def dump(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every row of the read model, in a fixed order: to compare a rebuild with the live one."""
@@ -409,29 +361,7 @@ IssueStatusView = ProjectionView
 """The name the first version had: the issue status is one part of the view."""
 
 
-def timeline_step(f: Fact) -> dict[str, Any]:
-    """One step of an issue's timeline: when, what, and which meeting, case or letter."""
-    meeting_id = f.ref_id if f.entity == ISSUE and f.step.startswith(("topic", "meeting")) else None
-    case_id = f.entity_id if f.entity == CASE else None
-    if f.entity == ISSUE and f.step.startswith("case_"):
-        case_id = f.ref_id
-    if f.step == "resolved":
-        case_id = f.ref_id
-    return {
-        "at": f.at,
-        "step": f.step,
-        "label": STEP_LABELS.get(f.step, f.step),
-        "stream": f.stream,
-        "event_id": f.event_id,
-        "meeting_id": meeting_id,
-        "case_id": case_id,
-        "letter_number": f.detail if f.step == "letter_issued" else None,
-        "detail": None if f.step == "letter_issued" else f.detail,
-        "department": f.data.get("department"),
-    }
-
-
-def _fact(row: Any) -> Fact:
+def fact_of(row: Any) -> Fact:
     return Fact(*row[:10], json.loads(row[10]))
 
 
@@ -443,7 +373,7 @@ def _marks(n: int) -> str:
     return ", ".join("?" * n)
 
 
-def _difference(
+def difference(
     before: Derived,
     after: Derived,
     counts: dict[tuple[str, int, str], int],
@@ -477,7 +407,7 @@ def _add_counts(
     )
 
 
-def _by_office(days: dict[tuple[str, int], int]) -> dict[str, dict[int, int]]:
+def by_office(days: dict[tuple[str, int], int]) -> dict[str, dict[int, int]]:
     result: dict[str, dict[int, int]] = defaultdict(dict)
     for (office, d), n in days.items():
         result[office][d] = n
