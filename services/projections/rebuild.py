@@ -5,7 +5,8 @@ How a rebuild replaces the live view without a pause:
 1. `rebuild` creates a new file `projections.<UTC timestamp>.sqlite` beside the live one and
    replays INTAKE, MEETINGS and SUPERVISION into it from sequence 1 with ordered consumers,
    in large batches (one transaction each, with the tracking record), up to each stream's
-   last sequence at the start. The live service goes on answering from its own file.
+   last sequence at the start. A worker process decodes and writes while this one receives.
+   The live service goes on answering from its own file.
 2. When the new file is complete, the pointer file `projections.current` (which names the
    live file; absent means `projections.sqlite`) is replaced atomically (write a temporary
    file, fsync, `os.replace`). A reader sees the old name or the new one, never half of one.
@@ -27,8 +28,10 @@ import contextlib
 import gc
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +74,9 @@ def new_file_name(data_dir: Path) -> Path:
     return data_dir / f"projections.{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}.sqlite"
 
 
+FEWER_COLLECTIONS = (50_000, 20, 100)
+
+
 @contextlib.contextmanager
 def fewer_collections() -> Iterator[None]:
     """Run the garbage collector less often while large batches are alive.
@@ -79,7 +85,7 @@ def fewer_collections() -> Iterator[None]:
     default thresholds the collector scanned them again and again, which halved the rate.
     """
     before = gc.get_threshold()
-    gc.set_threshold(50_000, 20, 100)
+    gc.set_threshold(*FEWER_COLLECTIONS)
     try:
         yield
     finally:
@@ -97,20 +103,76 @@ async def stream_ends(js: JetStreamContext) -> dict[str, int]:
     return ends
 
 
+Payloads = list[tuple[int, bytes]]
+"""(stream sequence, message bytes) of one batch: cheap to hand to another process."""
+Applier = Callable[[str, Payloads, int], Awaitable[None]]
+
+
+def apply_payloads(view: ProjectionView, stream: str, payloads: Payloads, last: int) -> None:
+    """Decode one batch and apply it with the tracking record of its last sequence."""
+    delivered = []
+    for sequence, data in payloads:
+        try:
+            envelope, contract = decode(data)
+        except UndecodableMessage:
+            continue  # the live consumer skips it too (and logs it)
+        delivered.append(Delivered(sequence, envelope, contract))
+    view.apply(delivered, Tracking(stream, last))
+
+
+def in_thread(view: ProjectionView) -> Applier:
+    """Apply in a worker thread of this process."""
+
+    async def apply(stream: str, payloads: Payloads, last: int) -> None:
+        await asyncio.to_thread(apply_payloads, view, stream, payloads, last)
+
+    return apply
+
+
+_worker_view: ProjectionView | None = None
+"""The view a rebuild's worker process writes to."""
+
+
+def _open_in_worker(path: str) -> None:
+    global _worker_view
+    gc.set_threshold(*FEWER_COLLECTIONS)
+    _worker_view = open_projection_view(path)
+
+
+def _apply_in_worker(stream: str, payloads: Payloads, last: int) -> None:
+    assert _worker_view is not None
+    apply_payloads(_worker_view, stream, payloads, last)
+
+
+@contextlib.asynccontextmanager
+async def in_process(path: Path) -> AsyncIterator[Applier]:
+    """Apply in a process of its own, so decoding and writing do not wait for the GIL that
+    receiving holds: on two cores the two run side by side."""
+    loop = asyncio.get_running_loop()
+    with ProcessPoolExecutor(
+        1, mp_context=get_context("spawn"), initializer=_open_in_worker, initargs=(str(path),)
+    ) as pool:
+
+        async def apply(stream: str, payloads: Payloads, last: int) -> None:
+            await loop.run_in_executor(pool, _apply_in_worker, stream, payloads, last)
+
+        yield apply
+
+
 async def replay(
     js: JetStreamContext,
-    view: ProjectionView,
+    apply: Applier,
     spec: StreamSpec,
+    start: int,
     stop: int,
     batch_size: int = 20_000,
     advance: Callable[[int], object] | None = None,
 ) -> int:
-    """Apply a stream to the view from after its tracking record up to sequence `stop`.
+    """Apply a stream from after sequence `start` up to sequence `stop`.
 
-    An ordered consumer pushes the messages into a queue while a worker thread decodes and
-    applies the previous batch: receiving and writing overlap.
+    An ordered consumer pushes the messages into a queue while the previous batch is decoded
+    and applied: receiving and writing overlap.
     """
-    start = await asyncio.to_thread(view.max_tracking_id, spec.name) or 0
     if start >= stop:
         return start
     queue: asyncio.Queue[Msg] = asyncio.Queue(maxsize=4 * batch_size)
@@ -130,28 +192,21 @@ async def replay(
             batch = [await queue.get()]
             while len(batch) < batch_size and not queue.empty():
                 batch.append(queue.get_nowait())
-            kept = [m for m in batch if position < m.metadata.sequence.stream <= stop]
+            kept = [
+                (m.metadata.sequence.stream, m.data)
+                for m in batch
+                if position < m.metadata.sequence.stream <= stop
+            ]
             if not kept:
                 continue
-            last = kept[-1].metadata.sequence.stream
-            await asyncio.to_thread(_apply, view, spec.name, kept, last)
+            last = kept[-1][0]
+            await apply(spec.name, kept, last)
             if advance is not None:
                 advance(last - position)
             position = last
     finally:
         await subscription.unsubscribe()
     return position
-
-
-def _apply(view: ProjectionView, stream: str, messages: list[Msg], last: int) -> None:
-    delivered = []
-    for msg in messages:
-        try:
-            envelope, contract = decode(msg.data)
-        except UndecodableMessage:
-            continue  # the live consumer skips it too (and logs it)
-        delivered.append(Delivered(msg.metadata.sequence.stream, envelope, contract))
-    view.apply(delivered, Tracking(stream, last))
 
 
 async def rebuild(
@@ -166,7 +221,7 @@ async def rebuild(
     """
     ends = await stream_ends(js)
     target = new_file_name(data_dir)
-    view = open_projection_view(str(target))
+    open_projection_view(str(target)).datastore.close()  # the tables, before the worker starts
     total = sum(ends.values())
     done = 0
 
@@ -176,12 +231,9 @@ async def rebuild(
         if progress is not None:
             progress(done, total)
 
-    try:
-        with fewer_collections():
-            for spec in UPSTREAMS:
-                await replay(js, view, spec, ends[spec.name], advance=advance)
-    finally:
-        view.datastore.close()
+    async with in_process(target) as apply:
+        for spec in UPSTREAMS:
+            await replay(js, apply, spec, 0, ends[spec.name], advance=advance)
     if switch:
         switch_to(data_dir, target)
     return target
@@ -208,12 +260,14 @@ async def check(
 ) -> list[Difference]:
     """Rebuild into `scratch` up to the live view's positions and compare every row."""
     rebuilt = open_projection_view(str(scratch))
+    apply = in_thread(rebuilt)
     try:
         with fewer_collections():
             for _ in range(attempts):
                 positions = await asyncio.to_thread(live_positions, live)
                 for spec in UPSTREAMS:
-                    await replay(js, rebuilt, spec, positions[spec.name])
+                    start = await asyncio.to_thread(rebuilt.max_tracking_id, spec.name) or 0
+                    await replay(js, apply, spec, start, positions[spec.name])
                 snapshot = await asyncio.to_thread(live_snapshot, live)
                 if snapshot[0] == positions:
                     return differences(snapshot[1], rebuilt.dump())
