@@ -184,6 +184,7 @@ class ProjectionView(SQLiteView):
             *statements,
             "CREATE INDEX IF NOT EXISTS issue_status_by_year ON issue_status (year, office)",
             "CREATE INDEX IF NOT EXISTS issue_status_by_office ON issue_status (office, status)",
+            "CREATE INDEX IF NOT EXISTS issue_status_by_time ON issue_status (submitted_at)",
             "CREATE INDEX IF NOT EXISTS activities_by_year ON activities (year, office)",
             "CREATE INDEX IF NOT EXISTS meetings_by_year ON meetings (held_year)",
         ]
