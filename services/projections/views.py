@@ -149,6 +149,7 @@ class ProjectionView(SQLiteView):
         """Changes after every applied batch: answers computed at an older version are stale."""
 
     def apply(self, messages: Sequence[Delivered], tracking: Tracking) -> None:
+        self._batch.facts = []  # nothing left over from a batch that failed in this thread
         super().apply(messages, tracking)
         # next() on a count is atomic under the GIL: two consumers' batches never share one.
         self.version = next(self._versions)
