@@ -242,6 +242,76 @@ def import_file(args: argparse.Namespace) -> int:
     return FAILED if errors else OK
 
 
+def projections(args: argparse.Namespace) -> int:
+    """`rebuild`: replay the streams into a new view and switch to it; `check`: compare."""
+    import asyncio
+    import tempfile
+    from pathlib import Path
+
+    from pydantic import ValidationError
+    from tqdm import tqdm
+
+    from services.projections import rebuild as rebuilding
+    from services.projections.views import open_projection_view
+    from shared.messaging import connect
+    from shared.settings import Settings
+
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        _error(_settings_problem(error))
+        return BAD_INPUT
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+
+    async def run() -> int:
+        try:
+            nc = await connect(settings.nats_url, "projections-cli")
+        except Exception as error:
+            _error(f"无法连接 NATS / cannot reach NATS at {settings.nats_url}: {error}")
+            return FAILED
+        js = nc.jetstream()
+        try:
+            if args.action == "rebuild":
+                with tqdm(unit=" events", desc="重建 / rebuild") as bar:
+
+                    def show(done: int, total: int) -> None:
+                        bar.total = total
+                        bar.update(done - bar.n)
+
+                    target = await rebuilding.rebuild(js, data_dir, show)
+                print(f"已切换到 / now serving from {target}", flush=True)
+                return OK
+            live_path = rebuilding.live_file(data_dir)
+            if not live_path.exists():
+                _error(f"没有投影文件 / no projection at {live_path}")
+                return FAILED
+            live = open_projection_view(str(live_path))
+            try:
+                with tempfile.TemporaryDirectory(dir=data_dir) as scratch:
+                    found = await rebuilding.check(js, live, Path(scratch) / "check.sqlite")
+            finally:
+                live.datastore.close()
+            return _report_differences(found, live_path)
+        finally:
+            await nc.close()
+
+    return asyncio.run(run())
+
+
+def _report_differences(found: list[tuple[str, list[object], list[object]]], live: object) -> int:
+    if not found:
+        print(f"一致 / equal: {live} matches a rebuild from the streams")
+        return OK
+    for table, only_live, only_rebuilt in found:
+        print(f"不一致 / differs: {table}")
+        for row in only_live:
+            print(f"  - live    {row}")
+        for row in only_rebuilt:
+            print(f"  + rebuilt {row}")
+    return FAILED
+
+
 def parser() -> argparse.ArgumentParser:
     from services.scenario_records import YEAR
     from shared.auth import ROLES
@@ -307,6 +377,22 @@ def parser() -> argparse.ArgumentParser:
         "--chunk", type=int, default=500, help="每次发送的行数 / rows per request (500)"
     )
     load.set_defaults(run=import_file)
+
+    views = commands.add_parser(
+        "projections",
+        help="查询视图：重建、核对 / projections: rebuild, check",
+        description=projections.__doc__,
+    )
+    actions = views.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser(
+        "rebuild",
+        help="从事件流重建并切换 / rebuild from the streams into a new file, then switch to it",
+    )
+    actions.add_parser(
+        "check",
+        help="核对重建与在用视图 / compare a rebuild with the live view (exit 1 if they differ)",
+    )
+    views.set_defaults(run=projections)
     return root
 
 

@@ -18,13 +18,24 @@ class SQLiteView(SQLiteTrackingRecorder):
     accept a batch that overlaps the last one, as long as it ends further on.
     """
 
+    pragmas: tuple[str, ...] = ()
+    """Settings of the writing connection, made outside the transaction (SQLite wants that)."""
+
     def apply(self, messages: Sequence[Delivered], tracking: Tracking) -> None:
-        with self.datastore.transaction(commit=True) as c:
-            done = self._max_tracking_id(tracking.application_name, c) or 0
-            for message in messages:
-                if message.sequence > done:
-                    self.apply_message(c, tracking.application_name, message)
-            self._insert_tracking(c, tracking)
+        with self.datastore.get_connection(commit=True) as connection:
+            with connection.cursor() as settings:
+                for pragma in self.pragmas:
+                    settings.execute(pragma)
+            with connection.transaction(commit=True) as c:
+                done = self._max_tracking_id(tracking.application_name, c) or 0
+                for message in messages:
+                    if message.sequence > done:
+                        self.apply_message(c, tracking.application_name, message)
+                self.end_batch(c)
+                self._insert_tracking(c, tracking)
 
     def apply_message(self, c: SQLiteCursor, stream: str, message: Delivered) -> None:
         raise NotImplementedError
+
+    def end_batch(self, c: SQLiteCursor) -> None:
+        """After the batch's messages, in the same transaction: for views that write in bulk."""

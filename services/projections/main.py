@@ -1,66 +1,130 @@
-"""The read side's composition root: consumers of the services' streams, views, HTTP API."""
+"""The read side's composition root: consumers of the three streams, the view, HTTP API."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from nats.js import JetStreamContext
 
-from services.projections.api import ProjectionProgress, router
-from services.projections.views import open_issue_status_view
+from services.projections.api import ProjectionProgress, StatisticsCache, router
+from services.projections.dashboard import router as dashboard_router
+from services.projections.rebuild import UPSTREAMS, live_file
+from services.projections.views import open_projection_view
 from shared.auth import Authenticator
 from shared.consumer import StreamConsumer
-from shared.messaging import INTAKE_STREAM, connect, ensure_stream_with_retry
+from shared.messaging import connect, ensure_stream_with_retry
+from shared.observability import install_observability
 from shared.settings import ProjectionsSettings, Settings
 from shared.web import health_router, install_error_handlers, serve
 
+log = logging.getLogger(__name__)
+
+ROUTERS: list[APIRouter] = [router, dashboard_router]
+"""The read side's routers; the dashboard adds its own here."""
+
+POINTER_POLL_SECONDS = 1.0
+OLD_VIEW_GRACE_SECONDS = 5.0
+
+
+class LiveView:
+    """The view being served and the consumers that keep it up to date, one per stream.
+
+    After `shangliang projections rebuild` points at a new file, `follow_pointer` moves
+    everything to it (see services/projections/rebuild.py).
+    """
+
+    def __init__(self, app: FastAPI, data_dir: Path, progress: ProjectionProgress) -> None:
+        self.app = app
+        self.data_dir = data_dir
+        self.progress = progress
+        self.path = live_file(data_dir)
+        self.view = open_projection_view(str(self.path))
+        self.consumers: list[StreamConsumer] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        app.state.view = self.view
+
+    def start(self, js: JetStreamContext) -> None:
+        self.consumers = [
+            StreamConsumer(js, spec, self.view, on_applied=self.progress.applied)
+            for spec in UPSTREAMS
+        ]
+        self._tasks = [asyncio.create_task(c.run()) for c in self.consumers]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def follow_pointer(self, js: JetStreamContext) -> None:
+        """Switch to the file the pointer names whenever a rebuild changes it."""
+        while True:
+            await asyncio.sleep(POINTER_POLL_SECONDS)
+            wanted = live_file(self.data_dir)
+            if wanted == self.path or not wanted.exists():
+                continue
+            log.info("projections: switching to the rebuilt view %s", wanted)
+            await self.stop()
+            old = self.view
+            self.view = await asyncio.to_thread(open_projection_view, str(wanted))
+            self.path = wanted
+            self.app.state.view = self.view
+            self.start(js)
+            asyncio.get_running_loop().call_later(OLD_VIEW_GRACE_SECONDS, old.datastore.close)
+
 
 def create_app(settings: Settings) -> FastAPI:
-    view = open_issue_status_view(str(settings.data_file("projections.sqlite")))
     progress = ProjectionProgress()
-    state: dict[str, StreamConsumer] = {}
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nc = await connect(settings.nats_url, "projections")
         js = nc.jetstream()
-        # The upstream stream may not exist yet if this service starts first.
-        await ensure_stream_with_retry(
-            js, INTAKE_STREAM, settings.stream_replicas, settings.duplicate_window_seconds
-        )
-        consumer = StreamConsumer(js, INTAKE_STREAM, view, on_applied=progress.applied)
-        state["intake"] = consumer
-        task = asyncio.create_task(consumer.run())
+        # Upstream streams may not exist yet if this service starts first.
+        for spec in UPSTREAMS:
+            await ensure_stream_with_retry(
+                js, spec, settings.stream_replicas, settings.duplicate_window_seconds
+            )
+        live.start(js)
+        follow = asyncio.create_task(live.follow_pointer(js))
         try:
             yield
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            follow.cancel()
+            await asyncio.gather(follow, return_exceptions=True)
+            await live.stop()
             await nc.close()
-            view.datastore.close()
+            live.view.datastore.close()
 
     def not_ready() -> str | None:
-        return None if "intake" in state else "consumers not started"
+        return None if live.consumers else "consumers not started"
 
     app = FastAPI(
         title="Shangliang projections · 查询统计",
         description="Issue status and yearly statistics (问题状态、年度统计), read-only.",
         lifespan=lifespan,
     )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    live = LiveView(app, settings.data_dir, progress)
     app.state.settings = settings
-    app.state.view = view
     app.state.progress = progress
+    app.state.statistics_cache = StatisticsCache()
     app.state.authenticator = Authenticator(settings)
     install_error_handlers(app)
+    install_observability(app, "projections")
     app.include_router(health_router(not_ready))
-    app.include_router(router)
+    for extra in ROUTERS:
+        app.include_router(extra)
     return app
 
 
 def main() -> None:
-    serve(create_app(Settings()), ProjectionsSettings())
+    serve(create_app(Settings()), ProjectionsSettings(), "projections")
 
 
 if __name__ == "__main__":

@@ -1,125 +1,429 @@
-"""Read models (查询视图) built only from the services' streams, each with its tracking record."""
+"""The read model (查询视图): facts from three streams, rows and counters derived from them.
+
+Tables:
+- `facts`: every fact keyed by (entity, entity_id, event_id); the facts of an issue are its
+  timeline. Stored once whatever the stream position, so a re-published event is a no-op.
+- `issue_status`, `activities`, `meetings`, `cases` (+ link tables for filters): one derived
+  row per entity, recomputed from all its facts whenever a batch brings a new one.
+- `figures` (office, year, figure → n) and `resolution_days` (office, year, days → n): the
+  yearly counters. Each touched entity's contribution is derived before and after the batch
+  and only the difference is added, in the batch's transaction: the counters always equal
+  the sum over entities, whatever order the facts came in.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import itertools
+import json
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from eventsourcing.persistence import InfrastructureFactory
+from eventsourcing.persistence import InfrastructureFactory, Tracking
 from eventsourcing.sqlite import SQLiteCursor
 from eventsourcing.utils import Environment
 
+from services.projections.derive import DERIVE, STATUS_LABELS, Derived
+from services.projections.facts import (
+    ACTIVITY,
+    CASE,
+    ISSUE,
+    MEETING,
+    Fact,
+    china_year,
+    facts_of,
+    timeline_step,
+)
 from shared.consumer import Delivered
-from shared.contracts import IssueSubmittedV1
 from shared.views import SQLiteView
 
-CHINA = ZoneInfo("Asia/Shanghai")
+__all__ = ["STATUS_LABELS", "IssueStatusView", "ProjectionView", "china_year"]
 
-STATUS_SUBMITTED = "submitted"
-STATUS_LABELS = {STATUS_SUBMITTED: "已收集"}
+FACT_COLUMNS = "entity, entity_id, event_id, stream, at, year, step, office, ref_id, detail, data"
+
+ROW_TABLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    ISSUE: (
+        "issue_status",
+        "issue_id",
+        (
+            "issue_id",
+            "office",
+            "title",
+            "category",
+            "community",
+            "liaison_station",
+            "source",
+            "key_problem",
+            "key_problem_since",
+            "submitted_at",
+            "year",
+            "status",
+            "departments",
+            "updated_at",
+        ),
+    ),
+    ACTIVITY: (
+        "activities",
+        "activity_id",
+        (
+            "activity_id",
+            "office",
+            "held_at",
+            "year",
+            "community",
+            "liaison_station",
+            "activity_group",
+            "members",
+        ),
+    ),
+    MEETING: (
+        "meetings",
+        "meeting_id",
+        (
+            "meeting_id",
+            "office",
+            "offices",
+            "kind",
+            "title",
+            "status",
+            "held_at",
+            "held_year",
+            "agenda",
+        ),
+    ),
+    CASE: (
+        "cases",
+        "case_id",
+        (
+            "case_id",
+            "office",
+            "origin",
+            "meeting_id",
+            "department",
+            "deadline",
+            "opened_at",
+            "status",
+            "overdue_at",
+            "issue_ids",
+        ),
+    ),
+}
+LINK_TABLES = {
+    ISSUE: ("issue_departments", "issue_id", "department"),
+    MEETING: ("meeting_offices", "meeting_id", "office"),
+    CASE: ("case_issues", "case_id", "issue_id"),
+}
+
+DUMP_ORDER = {
+    "issue_status": "issue_id",
+    "activities": "activity_id",
+    "meetings": "meeting_id",
+    "cases": "case_id",
+    "issue_departments": "issue_id, department",
+    "meeting_offices": "meeting_id, office",
+    "case_issues": "case_id, issue_id",
+    "figures": "office, year, figure",
+    "resolution_days": "office, year, days",
+}
 
 
-def china_year(moment: datetime) -> int:
-    """The calendar year in China Standard Time: the year an event counts in."""
-    return moment.astimezone(CHINA).year
+class _Batch(threading.local):
+    """The facts of the batch being applied, gathered by `apply_message` in this thread."""
+
+    facts: list[Fact] | None = None
 
 
-class IssueStatusView(SQLiteView):
-    """问题状态: one row per issue with its combined status, and its timeline across services."""
+class ProjectionView(SQLiteView):
+    """查询视图: issue status, activities, meetings, cases and yearly counters, from facts."""
+
+    # WAL with NORMAL: a power cut may lose the last batches, never half of one, and their
+    # tracking record goes with them, so they are simply applied again. No fsync per batch.
+    pragmas = ("PRAGMA synchronous = NORMAL",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._batch = _Batch()
+        self._versions = itertools.count(1)
+        self.version = 0
+        """Changes after every applied batch: answers computed at an older version are stale."""
+
+    def apply(self, messages: Sequence[Delivered], tracking: Tracking) -> None:
+        self._batch.facts = []  # nothing left over from a batch that failed in this thread
+        super().apply(messages, tracking)
+        # next() on a count is atomic under the GIL: two consumers' batches never share one.
+        self.version = next(self._versions)
 
     def construct_create_table_statements(self) -> list[str]:
-        return [
+        statements = [
             *super().construct_create_table_statements(),
-            "CREATE TABLE IF NOT EXISTS issue_status ("
-            " issue_id TEXT PRIMARY KEY,"
-            " office TEXT NOT NULL,"
-            " title TEXT NOT NULL,"
-            " category TEXT NOT NULL,"
-            " status TEXT NOT NULL,"
-            " submitted_at TEXT NOT NULL,"
-            " year INTEGER NOT NULL,"
-            " updated_at TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS facts ("
+            " entity TEXT NOT NULL, entity_id TEXT NOT NULL, event_id TEXT NOT NULL,"
+            " stream TEXT NOT NULL, at TEXT NOT NULL, year INTEGER NOT NULL, step TEXT NOT NULL,"
+            " office TEXT NOT NULL, ref_id TEXT, detail TEXT, data TEXT NOT NULL,"
+            " PRIMARY KEY (entity, entity_id, event_id)) WITHOUT ROWID",
+            "CREATE INDEX IF NOT EXISTS facts_by_step ON facts (entity, step, year, at)",
+            "CREATE TABLE IF NOT EXISTS figures ("
+            " office TEXT NOT NULL, year INTEGER NOT NULL, figure TEXT NOT NULL,"
+            " n INTEGER NOT NULL, PRIMARY KEY (office, year, figure)) WITHOUT ROWID",
+            "CREATE TABLE IF NOT EXISTS resolution_days ("
+            " office TEXT NOT NULL, year INTEGER NOT NULL, days INTEGER NOT NULL,"
+            " n INTEGER NOT NULL, PRIMARY KEY (office, year, days)) WITHOUT ROWID",
+        ]
+        for table, key, columns in ROW_TABLES.values():
+            rest = ", ".join(c for c in columns if c != key)
+            statements.append(
+                f"CREATE TABLE IF NOT EXISTS {table} ({key} TEXT PRIMARY KEY, {rest})"
+            )
+        for table, key, other in LINK_TABLES.values():
+            statements += [
+                f"CREATE TABLE IF NOT EXISTS {table} ({key} TEXT NOT NULL, {other} TEXT NOT NULL,"
+                f" PRIMARY KEY ({other}, {key})) WITHOUT ROWID",
+                f"CREATE INDEX IF NOT EXISTS {table}_by_key ON {table} ({key})",
+            ]
+        return [
+            *statements,
             "CREATE INDEX IF NOT EXISTS issue_status_by_year ON issue_status (year, office)",
-            # Keyed by event, not by stream position: an event the relay published again
-            # (after a purge or a lossy server crash) sits at a new position, and a rebuilt
-            # view must equal the live one whatever the stream's history.
-            "CREATE TABLE IF NOT EXISTS issue_timeline ("
-            " issue_id TEXT NOT NULL,"
-            " event_id TEXT NOT NULL,"
-            " stream TEXT NOT NULL,"
-            " at TEXT NOT NULL,"
-            " step TEXT NOT NULL,"
-            " PRIMARY KEY (issue_id, event_id))",
+            "CREATE INDEX IF NOT EXISTS issue_status_by_office ON issue_status (office, status)",
+            "CREATE INDEX IF NOT EXISTS issue_status_by_time ON issue_status (submitted_at)",
+            "CREATE INDEX IF NOT EXISTS activities_by_year ON activities (year, office)",
+            "CREATE INDEX IF NOT EXISTS meetings_by_year ON meetings (held_year)",
         ]
 
+    # --- applying ------------------------------------------------------------------------
+
     def apply_message(self, c: SQLiteCursor, stream: str, message: Delivered) -> None:
-        event = message.contract
-        if isinstance(event, IssueSubmittedV1):
-            c.execute(
-                "INSERT OR IGNORE INTO issue_status VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    str(event.issue_id),
-                    event.office,
-                    event.title,
-                    event.category,
-                    STATUS_SUBMITTED,
-                    event.submitted_at.isoformat(),
-                    china_year(event.submitted_at),
-                    message.envelope.time.isoformat(),
-                ),
+        if self._batch.facts is None:
+            self._batch.facts = []
+        self._batch.facts.extend(facts_of(stream, message))
+
+    def end_batch(self, c: SQLiteCursor) -> None:
+        facts, self._batch.facts = self._batch.facts or [], None
+        if facts:
+            self.store_facts(c, facts)
+
+    def store_facts(self, c: SQLiteCursor, facts: Iterable[Fact]) -> None:
+        """Store new facts and bring every derived row and counter up to date with them."""
+        added: dict[tuple[str, str], dict[str, Fact]] = defaultdict(dict)
+        for fact in facts:
+            added[(fact.entity, fact.entity_id)].setdefault(fact.event_id, fact)
+        known = self._load_facts(c, added.keys())
+        rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        gone: dict[str, list[tuple[str]]] = defaultdict(list)
+        links: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        counts: dict[tuple[str, int, str], int] = defaultdict(int)
+        days: dict[tuple[str, int, int], int] = defaultdict(int)
+        new_facts: list[tuple[Any, ...]] = []
+        for key, incoming in added.items():
+            entity, entity_id = key
+            old = known.get(key, {})
+            fresh = [f for event_id, f in incoming.items() if event_id not in old]
+            if not fresh:
+                continue  # re-published: nothing new
+            new_facts.extend(_fact_row(f) for f in fresh)
+            derive = DERIVE[entity]
+            before = derive(old.values()) if old else Derived(None)
+            after = derive([*old.values(), *fresh])
+            difference(before, after, counts, days)
+            if after.row != before.row and after.row is not None:
+                rows[entity].append(tuple(after.row.values()))
+            if after.links != before.links and entity in LINK_TABLES:
+                gone[entity].append((entity_id,))
+                links[entity].extend((entity_id, link) for link in after.links)
+        c.executemany(f"INSERT INTO facts ({FACT_COLUMNS}) VALUES ({_marks(11)})", new_facts)
+        for entity, values in rows.items():
+            table, _, columns = ROW_TABLES[entity]
+            c.executemany(
+                f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) "
+                f"VALUES ({_marks(len(columns))})",
+                values,
             )
-            self._add_step(c, str(event.issue_id), stream, message, STATUS_SUBMITTED)
+        for entity, ids in gone.items():
+            table, key, other = LINK_TABLES[entity]
+            c.executemany(f"DELETE FROM {table} WHERE {key} = ?", ids)
+            c.executemany(
+                f"INSERT OR IGNORE INTO {table} ({key}, {other}) VALUES (?, ?)", links[entity]
+            )
+        _add_counts(c, "figures", "figure", counts)
+        _add_counts(c, "resolution_days", "days", days)
 
-    @staticmethod
-    def _add_step(
-        c: SQLiteCursor, issue_id: str, stream: str, message: Delivered, step: str
-    ) -> None:
-        c.execute(
-            "INSERT OR IGNORE INTO issue_timeline VALUES (?, ?, ?, ?, ?)",
-            (issue_id, message.envelope.id, stream, message.envelope.time.isoformat(), step),
-        )
-
-    def issue(self, issue_id: str) -> dict[str, Any] | None:
-        with self.datastore.transaction(commit=False) as c:
-            c.execute("SELECT * FROM issue_status WHERE issue_id = ?", (issue_id,))
-            row = c.fetchone()
-            if row is None:
-                return None
+    def _load_facts(
+        self, c: SQLiteCursor, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], dict[str, Fact]]:
+        ids: dict[str, list[str]] = defaultdict(list)
+        for entity, entity_id in keys:
+            ids[entity].append(entity_id)
+        known: dict[tuple[str, str], dict[str, Fact]] = defaultdict(dict)
+        for entity, entity_ids in ids.items():
             c.execute(
-                "SELECT at, step, stream, event_id FROM issue_timeline "
-                "WHERE issue_id = ? ORDER BY at, stream, event_id",
+                f"SELECT {FACT_COLUMNS} FROM facts WHERE entity = ? "
+                "AND entity_id IN (SELECT value FROM json_each(?))",
+                (entity, json.dumps(entity_ids)),
+            )
+            for row in c.fetchall():
+                fact = fact_of(row)
+                known[(entity, fact.entity_id)][fact.event_id] = fact
+        return known
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def read(self) -> Any:
+        """A read-only transaction (a consistent snapshot of the whole view)."""
+        return self.datastore.transaction(commit=False)
+
+    def facts(self, entity: str, entity_id: str) -> list[Fact]:
+        with self.read() as c:
+            c.execute(
+                f"SELECT {FACT_COLUMNS} FROM facts WHERE entity = ? AND entity_id = ?",
+                (entity, entity_id),
+            )
+            return [fact_of(row) for row in c.fetchall()]
+
+    def derive(self, entity: str, entity_id: str, until: str | None = None) -> Derived:
+        """One entity as its facts make it, now or as of `until`."""
+        return DERIVE[entity](self.facts(entity, entity_id), until)
+
+    def issue(self, issue_id: str, until: str | None = None) -> dict[str, Any] | None:
+        """An issue's status row and its timeline across services, now or as of `until`."""
+        with self.read() as c:
+            c.execute(
+                f"SELECT {FACT_COLUMNS} FROM facts WHERE entity = 'issue' AND entity_id = ?",
                 (issue_id,),
             )
-            timeline = [dict(step) for step in c.fetchall()]
-        return {**dict(row), "timeline": timeline}
+            own = [fact_of(row) for row in c.fetchall()]
+            if not own:
+                return None
+            # A case's own steps (letters, reports, follow-ups) do not name the issue: they
+            # join through the case that covers it.
+            c.execute(
+                f"SELECT {FACT_COLUMNS} FROM facts WHERE entity = 'case' AND step IN "
+                "('letter_issued', 'acknowledged', 'progress_reported', 'follow_up_recorded',"
+                " 'completion_reported', 'case_reopened', 'case_escalated') AND entity_id IN "
+                "(SELECT case_id FROM case_issues WHERE issue_id = ?)",
+                (issue_id,),
+            )
+            of_cases = [fact_of(row) for row in c.fetchall()]
+        derived = DERIVE[ISSUE](own, until)
+        if derived.row is None:
+            return None
+        steps = [f for f in [*own, *of_cases] if until is None or f.at <= until]
+        steps.sort(key=lambda f: (f.at, f.stream, f.event_id))
+        return {**derived.row, "timeline": [timeline_step(f) for f in steps]}
 
     def issues_collected(self, year: int) -> dict[str, int]:
         """Issues collected per office in a year (收集问题和建议)."""
-        with self.datastore.transaction(commit=False) as c:
+        with self.read() as c:
             c.execute(
-                "SELECT office, COUNT(*) AS n FROM issue_status WHERE year = ? "
-                "GROUP BY office ORDER BY office",
+                "SELECT office, n FROM figures WHERE year = ? AND figure = 'issues_collected' "
+                "AND office != '*' ORDER BY office",
                 (year,),
             )
             return {row["office"]: row["n"] for row in c.fetchall()}
 
+    def counters(self, year: int) -> tuple[dict[tuple[str, str], int], dict[str, dict[int, int]]]:
+        """The precomputed counters of a year: (office, figure) → n, office → days → n."""
+        with self.read() as c:
+            c.execute("SELECT office, figure, n FROM figures WHERE year = ?", (year,))
+            counts = {(r[0], r[1]): r[2] for r in c.fetchall()}
+            c.execute("SELECT office, days, n FROM resolution_days WHERE year = ?", (year,))
+            days: dict[str, dict[int, int]] = defaultdict(dict)
+            for office, d, n in c.fetchall():
+                days[office][d] = n
+        return counts, days
+
     def dump(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every row of the read model, in a fixed order: to compare a rebuild with the live one."""
-        with self.datastore.transaction(commit=False) as c:
-            tables: dict[str, list[tuple[Any, ...]]] = {}
-            for table, order in (
-                ("issue_status", "issue_id"),
-                ("issue_timeline", "issue_id, event_id"),
-            ):
-                c.execute(f"SELECT * FROM {table} ORDER BY {order}")
-                tables[table] = [tuple(row) for row in c.fetchall()]
-            return tables
+        with self.read() as c:
+            return _dump(c)
+
+    def snapshot(self, streams: Iterable[str]) -> tuple[dict[str, int], dict[str, Any]]:
+        """The tracked positions and every row, from one read transaction (one moment)."""
+        with self.read() as c:
+            positions = {name: self._max_tracking_id(name, c) or 0 for name in streams}
+            return positions, _dump(c)
+
+
+def _dump(c: SQLiteCursor) -> dict[str, list[tuple[Any, ...]]]:
+    tables: dict[str, list[tuple[Any, ...]]] = {}
+    for entity in (ISSUE, ACTIVITY, MEETING, CASE):
+        c.execute(
+            "SELECT entity_id, event_id, stream, at, year, step, office, ref_id, detail, data"
+            " FROM facts WHERE entity = ? ORDER BY entity_id, event_id",
+            (entity,),
+        )
+        name = "issue_timeline" if entity == ISSUE else f"{entity}_facts"
+        tables[name] = [tuple(row) for row in c.fetchall()]
+    for table, order in DUMP_ORDER.items():
+        c.execute(f"SELECT * FROM {table} ORDER BY {order}")
+        tables[table] = [tuple(row) for row in c.fetchall()]
+    return tables
+
+
+IssueStatusView = ProjectionView
+"""The name the first version had: the issue status is one part of the view."""
+
+
+def fact_of(row: Any) -> Fact:
+    return Fact(*row[:10], json.loads(row[10]))
+
+
+def _fact_row(f: Fact) -> tuple[Any, ...]:
+    return (*f[:10], json.dumps(f.data, ensure_ascii=False, separators=(",", ":")))
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+def difference(
+    before: Derived,
+    after: Derived,
+    counts: dict[tuple[str, int, str], int],
+    days: dict[tuple[str, int, int], int],
+) -> None:
+    for key, n in after.counts.items():
+        counts[key] += n
+    for key, n in before.counts.items():
+        counts[key] -= n
+    for dkey, n in after.days.items():
+        days[dkey] += n
+    for dkey, n in before.days.items():
+        days[dkey] -= n
+
+
+def _add_counts(
+    c: SQLiteCursor, table: str, column: str, deltas: dict[tuple[str, int, Any], int]
+) -> None:
+    changed = [(*key, n) for key, n in deltas.items() if n]
+    if not changed:
+        return
+    c.executemany(
+        f"INSERT INTO {table} (office, year, {column}, n) VALUES (?, ?, ?, ?) "
+        f"ON CONFLICT (office, year, {column}) DO UPDATE SET n = n + excluded.n",
+        changed,
+    )
+    # A count back at zero leaves no row: whichever order the facts came in, the same rows.
+    c.executemany(
+        f"DELETE FROM {table} WHERE office = ? AND year = ? AND {column} = ? AND n = 0",
+        [key[:3] for key in changed],
+    )
+
+
+def by_office(days: dict[tuple[str, int], int]) -> dict[str, dict[int, int]]:
+    result: dict[str, dict[int, int]] = defaultdict(dict)
+    for (office, d), n in days.items():
+        result[office][d] = n
+    return dict(result)
+
+
+def open_projection_view(db_path: str) -> ProjectionView:
+    """The view in its own SQLite file (created on first use)."""
+    return open_issue_status_view(db_path)
 
 
 def open_issue_status_view(
-    db_path: str, view_class: type[IssueStatusView] = IssueStatusView
-) -> IssueStatusView:
+    db_path: str, view_class: type[ProjectionView] = ProjectionView
+) -> ProjectionView:
     """The view in its own SQLite file (created on first use)."""
     factory = InfrastructureFactory.construct(
         Environment(
@@ -128,5 +432,5 @@ def open_issue_status_view(
         )
     )
     view = factory.tracking_recorder(view_class)
-    assert isinstance(view, IssueStatusView)
+    assert isinstance(view, ProjectionView)
     return view

@@ -1,0 +1,147 @@
+"""Rebuild speed (重建速度): `projections rebuild` beside a raw ordered-consumer → SQLite loop.
+
+Both read the same three streams of a generated history from a nats-server of their own,
+one after the other in the same run, with the same batch size and SQLite settings (WAL,
+synchronous NORMAL, one transaction per batch):
+
+- raw: an ordered consumer per stream; each message's JSON is parsed and its id, type and
+  data are written with one `executemany` per batch into one table. The floor of any
+  consumer that stores what it reads.
+- rebuild: `services.projections.rebuild.rebuild` into a new file (without switching):
+  decoding into contracts, facts, derived rows and counters.
+
+    python -m bench.rebuild_bench --issues 40000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from bench.statistics_history import history
+from services.projections.rebuild import UPSTREAMS, rebuild
+from shared.embedded import EmbeddedNats
+from shared.messaging import connect, ensure_stream
+
+BATCH = 20_000
+
+
+async def publish(js: JetStreamContext, issues: int) -> int:
+    streams = history(issues, seed=1, days=365)
+    total = 0
+    for spec in UPSTREAMS:
+        await ensure_stream(js, spec)
+        for n, message in enumerate(streams[spec.name], start=1):
+            await js.publish_async(
+                message.envelope.subject,
+                message.envelope.to_bytes(),
+                headers={"Nats-Msg-Id": message.envelope.id},
+            )
+            if n % 20_000 == 0:
+                await js.publish_async_completed()
+        await js.publish_async_completed()
+        total += len(streams[spec.name])
+    return total
+
+
+async def raw_loop(js: JetStreamContext, db: Path) -> int:
+    """The floor: ordered consumer → json.loads → executemany, one transaction per batch."""
+    connection = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("PRAGMA synchronous = NORMAL")
+    connection.execute(
+        "CREATE TABLE events (stream TEXT, sequence INTEGER, id TEXT, type TEXT, data TEXT,"
+        " PRIMARY KEY (stream, sequence))"
+    )
+    applied = 0
+    for spec in UPSTREAMS:
+        last = (await js.stream_info(spec.name)).state.last_seq
+        queue: asyncio.Queue[Msg] = asyncio.Queue(maxsize=4 * BATCH)
+        subscription = await js.subscribe(
+            f"{spec.service}.>",
+            stream=spec.name,
+            cb=queue.put,
+            ordered_consumer=True,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=1),
+            pending_msgs_limit=8 * BATCH,
+        )
+        position = 0
+        while position < last:
+            batch = [await queue.get()]
+            while len(batch) < BATCH and not queue.empty():
+                batch.append(queue.get_nowait())
+            position = batch[-1].metadata.sequence.stream
+            await asyncio.to_thread(_store_raw, connection, spec.name, batch)
+            applied += len(batch)
+        await subscription.unsubscribe()
+    connection.close()
+    return applied
+
+
+def _store_raw(connection: sqlite3.Connection, stream: str, batch: list[Msg]) -> None:
+    rows = []
+    for msg in batch:
+        envelope = json.loads(msg.data)
+        rows.append(
+            (
+                stream,
+                msg.metadata.sequence.stream,
+                envelope["id"],
+                envelope["type"],
+                json.dumps(envelope["data"]),
+            )
+        )
+    connection.execute("BEGIN")
+    connection.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", rows)
+    connection.execute("COMMIT")
+
+
+async def measure(issues: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="shangliang-rebuild-bench-") as folder:
+        tmp = Path(folder)
+        with EmbeddedNats(tmp / "nats") as server:
+            nc = await connect(server.url, "bench")
+            js = nc.jetstream()
+            started = time.perf_counter()
+            events = await publish(js, issues)
+            print(f"published {events:,} events in {time.perf_counter() - started:.1f} s")
+            results: dict[str, Any] = {"issues": issues, "events": events}
+            started = time.perf_counter()
+            assert await raw_loop(js, tmp / "raw.sqlite") == events
+            results["raw_s"] = time.perf_counter() - started
+            (tmp / "data").mkdir()
+            started = time.perf_counter()
+            await rebuild(js, tmp / "data", switch=False)
+            results["rebuild_s"] = time.perf_counter() - started
+            await nc.close()
+    for name in ("raw", "rebuild"):
+        results[f"{name}_events_per_s"] = round(events / results[f"{name}_s"])
+    results["ratio"] = round(results["rebuild_events_per_s"] / results["raw_events_per_s"], 3)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--issues", type=int, default=40_000, help="issues in the history")
+    args = parser.parse_args()
+    results = asyncio.run(measure(args.issues))
+    print(json.dumps(results, indent=2))
+    print(
+        f"raw {results['raw_events_per_s']:,} events/s · rebuild "
+        f"{results['rebuild_events_per_s']:,} events/s · ratio {results['ratio']:.0%} "
+        "(target >= 80%)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,324 @@
+"""Questions the dashboards ask of the view (查询): issue lists, yearly figures, drill-downs."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from services.projections.derive import DERIVE, STATUS_LABELS, Derived, days_between
+from services.projections.facts import ACTIVITY, CASE, ISSUE, MEETING, TOTAL, Fact
+from services.projections.views import (
+    FACT_COLUMNS,
+    ProjectionView,
+    by_office,
+    difference,
+    fact_of,
+)
+
+FIGURES = (
+    "outreach_activities",
+    "member_participations",
+    "issues_collected",
+    "issues_resolved",
+    "meetings_held",
+    "key_problems_resolved",
+    "reports_forwarded",
+    "letters_issued",
+    "cases_overdue",
+    "median_days_to_resolution",
+)
+MEETING_KINDS = ("thematic", "onsite", "written")
+
+
+def end_of_day(day: date) -> str:
+    """The last moment of a day in China Standard Time, in the facts' fixed-width form."""
+    return f"{day.isoformat()}T23:59:59.999999+08:00"
+
+
+@dataclass(frozen=True)
+class IssueFilter:
+    """What `GET /issues` narrows by; `offices` is what the caller may read (None: all)."""
+
+    offices: Sequence[str] | None = None
+    status: str | None = None
+    category: str | None = None
+    community: str | None = None
+    year: int | None = None
+    key_problem: bool | None = None
+    department: str | None = None
+
+
+def _in(column: str, values: Sequence[str] | None, params: dict[str, Any], name: str) -> str:
+    if values is None:
+        return ""
+    params[name] = json.dumps(list(values))
+    return f" AND {column} IN (SELECT value FROM json_each(:{name}))"
+
+
+def list_issues(
+    view: ProjectionView, where: IssueFilter, limit: int, offset: int
+) -> tuple[int, list[dict[str, Any]]]:
+    """Issue status rows (问题状态列表), newest first, and how many match in all."""
+    params: dict[str, Any] = {"limit": limit, "offset": offset}
+    sql = " FROM issue_status i WHERE 1 = 1" + _in("i.office", where.offices, params, "offices")
+    for column in ("status", "category", "community", "year"):
+        value = getattr(where, column)
+        if value is not None:
+            sql += f" AND i.{column} = :{column}"
+            params[column] = value
+    if where.key_problem is not None:
+        sql += " AND i.key_problem = :key_problem"
+        params["key_problem"] = int(where.key_problem)
+    if where.department is not None:
+        sql += (
+            " AND i.issue_id IN (SELECT issue_id FROM issue_departments"
+            " WHERE department = :department)"
+        )
+        params["department"] = where.department
+    with view.read() as c:
+        c.execute("SELECT COUNT(*)" + sql, params)
+        total = c.fetchone()[0]
+        c.execute(
+            "SELECT *"
+            + sql
+            + " ORDER BY i.submitted_at DESC, i.issue_id LIMIT :limit OFFSET :offset",
+            params,
+        )
+        rows = [issue_item(dict(row)) for row in c.fetchall()]
+    return total, rows
+
+
+def issue_item(row: dict[str, Any]) -> dict[str, Any]:
+    row["key_problem"] = bool(row["key_problem"])
+    row["status_label"] = STATUS_LABELS[row["status"]]
+    row["departments"] = [d for d in (row.get("departments") or "").split(",") if d]
+    row.pop("key_problem_since", None)
+    return row
+
+
+# --- yearly figures ------------------------------------------------------------------------
+
+
+def median(histogram: dict[int, int]) -> float | None:
+    """The median of values given as value → how many; None when there are none."""
+    count = sum(histogram.values())
+    if not count:
+        return None
+    middle = ((count - 1) // 2, count // 2)
+    found: list[int] = []
+    seen = 0
+    for value in sorted(histogram):
+        seen += histogram[value]
+        while len(found) < 2 and seen > middle[len(found)]:
+            found.append(value)
+    return (found[0] + found[1]) / 2
+
+
+def figures(
+    office: str, counts: dict[tuple[str, str], int], days: dict[str, dict[int, int]]
+) -> dict[str, Any]:
+    """One office's (or the total's) `Figures`, from the counters of its year."""
+
+    def n(figure: str) -> int:
+        return counts.get((office, figure), 0)
+
+    return {
+        "office": "total" if office == TOTAL else office,
+        "outreach_activities": n("outreach_activities"),
+        "member_participations": n("member_participations"),
+        "issues_collected": n("issues_collected"),
+        "issues_resolved": n("issues_resolved"),
+        "meetings_held": {kind: n(f"meetings_{kind}") for kind in MEETING_KINDS},
+        "key_problems_resolved": n("key_problems_resolved"),
+        "reports_forwarded": n("reports_forwarded"),
+        "letters_issued": n("letters_issued"),
+        "cases_overdue": n("cases_overdue"),
+        "median_days_to_resolution": median(days.get(office, {})),
+    }
+
+
+def recount(
+    view: ProjectionView, year: int, until: str | None = None
+) -> tuple[dict[tuple[str, str], int], dict[str, dict[int, int]]]:
+    """The counters of a year derived afresh from the facts that happened by `until`.
+
+    What the statistics were as of a past moment; with no `until`, a check that the
+    precomputed counters hold what the facts say.
+    """
+    cut = "" if until is None else " AND at <= :until"
+    relevant = {
+        ISSUE: "step IN ('submitted', 'resolved', 'screened')",
+        ACTIVITY: "step = 'activity_recorded'",
+        MEETING: "step = 'meeting_held'",
+        CASE: "step IN ('letter_issued', 'case_overdue')",
+    }
+    # Only the facts the counters depend on: the others cannot change a count.
+    needed = {
+        ISSUE: "step IN ('submitted', 'resolved', 'screened')",
+        ACTIVITY: "1",
+        MEETING: "step IN ('meeting_held', 'meeting_planned')",
+        CASE: "step IN ('letter_issued', 'case_overdue', 'case_opened')",
+    }
+    counts: dict[tuple[str, int, str], int] = defaultdict(int)
+    days: dict[tuple[str, int, int], int] = defaultdict(int)
+    with view.read() as c:
+        for entity, where in relevant.items():
+            c.execute(
+                f"SELECT {FACT_COLUMNS} FROM facts WHERE entity = :entity"
+                f" AND {needed[entity]}{cut} AND entity_id IN (SELECT entity_id FROM facts"
+                f" WHERE entity = :entity AND year = :year AND {where}{cut})"
+                " ORDER BY entity_id",
+                {"entity": entity, "year": year, "until": until},
+            )
+            group: list[Fact] = []
+            for row in [*c.fetchall(), None]:
+                fact = None if row is None else fact_of(row)
+                if group and (fact is None or fact.entity_id != group[0].entity_id):
+                    difference(Derived(None), DERIVE[entity](group), counts, days)
+                    group = []
+                if fact is not None:
+                    group.append(fact)
+    return (
+        {(o, f): n for (o, y, f), n in counts.items() if y == year and n},
+        by_office({(o, d): n for (o, y, d), n in days.items() if y == year and n}),
+    )
+
+
+def statistics(
+    view: ProjectionView, year: int, offices: Sequence[str], all_offices: bool, as_of: date | None
+) -> dict[str, Any]:
+    """`{year, as_of, offices: [Figures], total: Figures}`: precomputed now, recounted as of."""
+    if as_of is None:
+        counts, days = view.counters(year)
+    else:
+        counts, days = recount(view, year, end_of_day(as_of))
+    rows = [figures(o, counts, days) for o in offices]
+    if all_offices:
+        total = figures(TOTAL, counts, days)
+    else:
+        # One office: its own figures are the total (a joint meeting counts once either way).
+        total = {**figures(offices[0], counts, days), "office": "total"}
+    return {
+        "year": year,
+        "as_of": None if as_of is None else as_of.isoformat(),
+        "offices": rows,
+        "total": total,
+    }
+
+
+# --- drill-down ----------------------------------------------------------------------------
+
+_ISSUE_COLUMNS = (
+    "i.issue_id, i.office, i.title, i.category, i.status, i.key_problem, i.submitted_at,"
+    " i.departments"
+)
+
+
+def _issue_steps(step: str, extra: str = "") -> str:
+    """Issues with a fact of `step` in the year (by `until`), each once, with its event ids."""
+    return (
+        f"SELECT {_ISSUE_COLUMNS}, MIN(f.at) AS at, group_concat(f.event_id) AS event_ids"
+        " FROM facts f JOIN issue_status i ON i.issue_id = f.entity_id"
+        f" WHERE f.entity = 'issue' AND f.step = '{step}' AND f.year = :year"
+        " AND f.at <= :until AND i.submitted_at <= :until{offices}"
+        + extra
+        + " GROUP BY f.entity_id"
+    )
+
+
+DRILL_SQL = {
+    "outreach_activities": (
+        "SELECT a.*, a.held_at AS at, (SELECT group_concat(event_id) FROM facts WHERE"
+        " entity = 'activity' AND entity_id = a.activity_id AND at <= :until) AS event_ids"
+        " FROM activities a WHERE a.year = :year AND a.held_at <= :until{offices}"
+    ),
+    "issues_collected": (
+        f"SELECT {_ISSUE_COLUMNS}, i.submitted_at AS at, (SELECT group_concat(event_id)"
+        " FROM facts WHERE entity = 'issue' AND entity_id = i.issue_id AND step = 'submitted')"
+        " AS event_ids FROM issue_status i WHERE i.year = :year AND i.submitted_at <= :until"
+        "{offices}"
+    ),
+    "issues_resolved": _issue_steps("resolved"),
+    "key_problems_resolved": _issue_steps("resolved", " AND i.key_problem_since <= :until"),
+    "reports_forwarded": _issue_steps("screened", " AND f.detail = 'report'"),
+    "meetings_held": (
+        "SELECT m.meeting_id, m.offices, m.kind, m.title, m.status, m.held_at AS at,"
+        " (SELECT group_concat(event_id) FROM facts WHERE entity = 'meeting' AND"
+        " entity_id = m.meeting_id AND step = 'meeting_held') AS event_ids FROM meetings m"
+        " WHERE m.held_year = :year AND m.held_at <= :until AND (:kind IS NULL OR m.kind = :kind)"
+        " AND m.meeting_id IN (SELECT meeting_id FROM meeting_offices WHERE 1 = 1{offices})"
+    ),
+    "letters_issued": (
+        "SELECT f.entity_id AS case_id, f.office, f.detail AS number,"
+        " json_extract(f.data, '$.department') AS department, f.at, f.event_id AS event_ids"
+        " FROM facts f WHERE f.entity = 'case' AND f.step = 'letter_issued' AND f.year = :year"
+        " AND f.at <= :until{offices}"
+    ),
+    "cases_overdue": (
+        "SELECT f.entity_id AS case_id, f.office, f.detail AS department, MIN(f.at) AS at,"
+        " group_concat(f.event_id) AS event_ids, c.issue_ids FROM facts f"
+        " LEFT JOIN cases c ON c.case_id = f.entity_id"
+        " WHERE f.entity = 'case' AND f.step = 'case_overdue' AND f.at <= :until{offices}"
+        " GROUP BY f.entity_id HAVING MIN(f.year) = :year"
+    ),
+}
+DRILL_SQL["member_participations"] = DRILL_SQL["outreach_activities"]
+DRILL_SQL["median_days_to_resolution"] = DRILL_SQL["issues_resolved"]
+OFFICE_COLUMN = {
+    "outreach_activities": "a.office",
+    "member_participations": "a.office",
+    "meetings_held": "office",
+    "letters_issued": "f.office",
+    "cases_overdue": "f.office",
+}
+
+ALWAYS = "9999-12-31T23:59:59.999999+08:00"
+
+
+def drill_down(
+    view: ProjectionView,
+    figure: str,
+    year: int,
+    offices: Sequence[str] | None,
+    as_of: date | None,
+    kind: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[int, list[dict[str, Any]]]:
+    """The items behind one figure (统计明细), each with the ids of the events behind it."""
+    until = ALWAYS if as_of is None else end_of_day(as_of)
+    params: dict[str, Any] = {"year": year, "until": until, "kind": kind}
+    column = OFFICE_COLUMN.get(figure, "i.office")
+    sql = DRILL_SQL[figure].format(offices=_in(column, offices, params, "offices"))
+    params.update(limit=limit, offset=offset)
+    with view.read() as c:
+        c.execute(f"SELECT COUNT(*) FROM ({sql})", params)
+        total = c.fetchone()[0]
+        c.execute(f"{sql} ORDER BY at LIMIT :limit OFFSET :offset", params)
+        rows = [dict(row) for row in c.fetchall()]
+    items = [_drill_item(figure, row) for row in rows]
+    if as_of is not None and figure in ("outreach_activities", "member_participations"):
+        for item in items:
+            # The members as they stood then: corrections made later do not count yet.
+            derived = view.derive("activity", item["activity_id"], until)
+            item["members"] = derived.row["members"] if derived.row else 0
+    return total, items
+
+
+def _drill_item(figure: str, row: dict[str, Any]) -> dict[str, Any]:
+    row["event_ids"] = sorted((row.get("event_ids") or "").split(","))
+    if "issue_id" in row:
+        row = issue_item(row)
+        row["href"] = f"/issues/{row['issue_id']}"
+        if figure in ("issues_resolved", "key_problems_resolved", "median_days_to_resolution"):
+            row["resolved_at"] = row["at"]
+            row["days_to_resolution"] = days_between(row["submitted_at"], row["at"])
+    if "offices" in row and isinstance(row["offices"], str):
+        row["offices"] = row["offices"].split(",")
+    if "issue_ids" in row:
+        row["issue_ids"] = [i for i in (row["issue_ids"] or "").split(",") if i]
+    return row

@@ -1,0 +1,284 @@
+"""Rebuild (重建) and check (核对) of the read model from the three streams.
+
+How a rebuild replaces the live view without a pause:
+
+1. `rebuild` creates a new file `projections.<UTC timestamp>.sqlite` beside the live one and
+   replays INTAKE, MEETINGS and SUPERVISION into it from sequence 1 with ordered consumers,
+   in large batches (one transaction each, with the tracking record), up to each stream's
+   last sequence at the start. A worker process decodes and writes while this one receives.
+   The live service goes on answering from its own file.
+2. When the new file is complete, the pointer file `projections.current` (which names the
+   live file; absent means `projections.sqlite`) is replaced atomically (write a temporary
+   file, fsync, `os.replace`). A reader sees the old name or the new one, never half of one.
+3. The running service checks the pointer every second (`PointerWatch`). When it names
+   another file, the service stops its consumers, opens the new file, answers from it, and
+   restarts the consumers there: they resume after the new file's own tracking records, so
+   whatever was published during the rebuild is applied next. The old view is closed a few
+   seconds later, once requests that began on it are done; its file is left for inspection.
+
+`check` replays the streams into a temporary file up to exactly the positions the live
+view has applied, then compares every row; if the live view moved on meanwhile, it replays
+further and compares again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import os
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from eventsourcing.persistence import Tracking
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+
+from services.projections.views import ProjectionView, open_projection_view
+from shared.consumer import Delivered
+from shared.contracts import UndecodableMessage, decode
+from shared.messaging import INTAKE_STREAM, MEETINGS_STREAM, SUPERVISION_STREAM, StreamSpec
+
+UPSTREAMS = (INTAKE_STREAM, MEETINGS_STREAM, SUPERVISION_STREAM)
+POINTER = "projections.current"
+DEFAULT_FILE = "projections.sqlite"
+
+
+def live_file(data_dir: Path) -> Path:
+    """The file the service answers from: named by the pointer, or the default."""
+    try:
+        name = (data_dir / POINTER).read_text().strip()
+    except FileNotFoundError:
+        return data_dir / DEFAULT_FILE
+    return data_dir / name
+
+
+def switch_to(data_dir: Path, new_file: Path) -> None:
+    """Point the service at `new_file`, atomically."""
+    fd, temporary = tempfile.mkstemp(dir=data_dir, prefix=".pointer-")
+    with os.fdopen(fd, "w") as out:
+        out.write(new_file.name + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temporary, data_dir / POINTER)
+
+
+def new_file_name(data_dir: Path) -> Path:
+    return data_dir / f"projections.{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}.sqlite"
+
+
+FEWER_COLLECTIONS = (50_000, 20, 100)
+
+
+@contextlib.contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Run the garbage collector less often while large batches are alive.
+
+    A batch of 20,000 decoded messages and their facts is many container objects; at the
+    default thresholds the collector scanned them again and again, which halved the rate.
+    """
+    before = gc.get_threshold()
+    gc.set_threshold(*FEWER_COLLECTIONS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
+async def stream_ends(js: JetStreamContext) -> dict[str, int]:
+    """Each upstream stream's last sequence now (0 for a stream that does not exist yet)."""
+    ends = {}
+    for spec in UPSTREAMS:
+        try:
+            ends[spec.name] = (await js.stream_info(spec.name)).state.last_seq
+        except NotFoundError:
+            ends[spec.name] = 0  # no service has published yet: nothing to replay
+    return ends
+
+
+Payloads = list[tuple[int, bytes]]
+"""(stream sequence, message bytes) of one batch: cheap to hand to another process."""
+Applier = Callable[[str, Payloads, int], Awaitable[None]]
+
+
+def apply_payloads(view: ProjectionView, stream: str, payloads: Payloads, last: int) -> None:
+    """Decode one batch and apply it with the tracking record of its last sequence."""
+    delivered = []
+    for sequence, data in payloads:
+        try:
+            envelope, contract = decode(data)
+        except UndecodableMessage:
+            continue  # the live consumer skips it too (and logs it)
+        delivered.append(Delivered(sequence, envelope, contract))
+    view.apply(delivered, Tracking(stream, last))
+
+
+def in_thread(view: ProjectionView) -> Applier:
+    """Apply in a worker thread of this process."""
+
+    async def apply(stream: str, payloads: Payloads, last: int) -> None:
+        await asyncio.to_thread(apply_payloads, view, stream, payloads, last)
+
+    return apply
+
+
+_worker_view: ProjectionView | None = None
+"""The view a rebuild's worker process writes to."""
+
+
+def _open_in_worker(path: str) -> None:
+    global _worker_view
+    gc.set_threshold(*FEWER_COLLECTIONS)
+    _worker_view = open_projection_view(path)
+
+
+def _apply_in_worker(stream: str, payloads: Payloads, last: int) -> None:
+    assert _worker_view is not None
+    apply_payloads(_worker_view, stream, payloads, last)
+
+
+@contextlib.asynccontextmanager
+async def in_process(path: Path) -> AsyncIterator[Applier]:
+    """Apply in a process of its own, so decoding and writing do not wait for the GIL that
+    receiving holds: on two cores the two run side by side."""
+    loop = asyncio.get_running_loop()
+    with ProcessPoolExecutor(
+        1, mp_context=get_context("spawn"), initializer=_open_in_worker, initargs=(str(path),)
+    ) as pool:
+
+        async def apply(stream: str, payloads: Payloads, last: int) -> None:
+            await loop.run_in_executor(pool, _apply_in_worker, stream, payloads, last)
+
+        yield apply
+
+
+async def replay(
+    js: JetStreamContext,
+    apply: Applier,
+    spec: StreamSpec,
+    start: int,
+    stop: int,
+    batch_size: int = 20_000,
+    advance: Callable[[int], object] | None = None,
+) -> int:
+    """Apply a stream from after sequence `start` up to sequence `stop`.
+
+    An ordered consumer pushes the messages into a queue while the previous batch is decoded
+    and applied: receiving and writing overlap.
+    """
+    if start >= stop:
+        return start
+    queue: asyncio.Queue[Msg] = asyncio.Queue(maxsize=4 * batch_size)
+    subscription = await js.subscribe(
+        f"{spec.service}.>",
+        stream=spec.name,
+        cb=queue.put,
+        ordered_consumer=True,
+        config=ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start + 1
+        ),
+        pending_msgs_limit=8 * batch_size,
+    )
+    position = start
+    try:
+        while position < stop:
+            batch = [await queue.get()]
+            while len(batch) < batch_size and not queue.empty():
+                batch.append(queue.get_nowait())
+            kept = [
+                (m.metadata.sequence.stream, m.data)
+                for m in batch
+                if position < m.metadata.sequence.stream <= stop
+            ]
+            if not kept:
+                continue
+            last = kept[-1][0]
+            await apply(spec.name, kept, last)
+            if advance is not None:
+                advance(last - position)
+            position = last
+    finally:
+        await subscription.unsubscribe()
+    return position
+
+
+async def rebuild(
+    js: JetStreamContext,
+    data_dir: Path,
+    progress: Callable[[int, int], Any] | None = None,
+    switch: bool = True,
+) -> Path:
+    """Replay every stream into a new file and, when it is complete, make it the live one.
+
+    `progress(done, total)` is called as batches are applied (for a progress bar).
+    """
+    ends = await stream_ends(js)
+    target = new_file_name(data_dir)
+    open_projection_view(str(target)).datastore.close()  # the tables, before the worker starts
+    total = sum(ends.values())
+    done = 0
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, total)
+
+    async with in_process(target) as apply:
+        for spec in UPSTREAMS:
+            await replay(js, apply, spec, 0, ends[spec.name], advance=advance)
+    if switch:
+        switch_to(data_dir, target)
+    return target
+
+
+Difference = tuple[str, list[tuple[Any, ...]], list[tuple[Any, ...]]]
+"""(table, rows only the live view has, rows only the rebuilt one has)."""
+
+
+Rows = dict[str, list[tuple[Any, ...]]]
+
+
+def differences(live: Rows, rebuilt: Rows) -> list[Difference]:
+    found = []
+    for table in sorted(set(live) | set(rebuilt)):
+        ours, theirs = set(live.get(table, [])), set(rebuilt.get(table, []))
+        if ours != theirs:
+            found.append((table, sorted(ours - theirs, key=repr), sorted(theirs - ours, key=repr)))
+    return found
+
+
+async def check(
+    js: JetStreamContext, live: ProjectionView, scratch: Path, attempts: int = 5
+) -> list[Difference]:
+    """Rebuild into `scratch` up to the live view's positions and compare every row."""
+    rebuilt = open_projection_view(str(scratch))
+    apply = in_thread(rebuilt)
+    try:
+        with fewer_collections():
+            for _ in range(attempts):
+                positions = await asyncio.to_thread(live_positions, live)
+                for spec in UPSTREAMS:
+                    start = await asyncio.to_thread(rebuilt.max_tracking_id, spec.name) or 0
+                    await replay(js, apply, spec, start, positions[spec.name])
+                snapshot = await asyncio.to_thread(live_snapshot, live)
+                if snapshot[0] == positions:
+                    return differences(snapshot[1], rebuilt.dump())
+            raise RuntimeError("the live view kept moving; try again when it is quieter")
+    finally:
+        rebuilt.datastore.close()
+
+
+def live_positions(view: ProjectionView) -> dict[str, int]:
+    return {spec.name: view.max_tracking_id(spec.name) or 0 for spec in UPSTREAMS}
+
+
+def live_snapshot(view: ProjectionView) -> tuple[dict[str, int], Rows]:
+    return view.snapshot(spec.name for spec in UPSTREAMS)

@@ -1,0 +1,119 @@
+"""The read side follows all three streams on a real nats-server; rebuild and check."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from bench.statistics_history import history
+from services.projections.rebuild import UPSTREAMS, check, live_file, rebuild
+from services.projections.views import ProjectionView, open_projection_view
+from shared.consumer import Delivered, StreamConsumer
+from shared.embedded import EmbeddedNats
+from shared.messaging import ensure_stream
+from tests.integration.support import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def publish(js: JetStreamContext, streams: dict[str, list[Delivered]]) -> None:
+    """Publish each stream's messages in order, with their event ids, as the relays do."""
+    for spec in UPSTREAMS:
+        await ensure_stream(js, spec)
+        for message in streams[spec.name]:
+            await js.publish_async(
+                message.envelope.subject,
+                message.envelope.to_bytes(),
+                headers={"Nats-Msg-Id": message.envelope.id},
+            )
+    await js.publish_async_completed()
+
+
+async def test_consumers_of_the_three_streams_build_the_view_that_a_rebuild_builds_again(
+    nats_client: Client, tmp_path: Path
+) -> None:
+    js = nats_client.jetstream()
+    streams = history(300, seed=11)
+    first, later = (
+        {s: m[: len(m) // 2] for s, m in streams.items()},
+        {s: m[len(m) // 2 :] for s, m in streams.items()},
+    )
+    await publish(js, first)
+    live = open_projection_view(str(tmp_path / "projections.sqlite"))
+    consumers = [StreamConsumer(js, spec, live, max_batch=50) for spec in UPSTREAMS]
+    tasks = [asyncio.create_task(c.run()) for c in consumers]
+    try:
+        await publish(js, later)
+        ends = {s: len(m) for s, m in streams.items()}
+        await wait_until(
+            lambda: all(c.position == ends[c.tracking_name] for c in consumers),
+            timeout=30,
+            what="all three streams applied",
+        )
+        rebuilt_path = await rebuild(js, tmp_path)
+        assert live_file(tmp_path) == rebuilt_path
+        rebuilt = open_projection_view(str(rebuilt_path))
+        try:
+            assert rebuilt.dump() == live.dump()
+            assert rebuilt.counters(2020) == live.counters(2020)
+            statuses = {row[11] for row in live.dump()["issue_status"]}
+            assert {"resolved", "overdue", "closed", "under_supervision", "report"} <= statuses
+        finally:
+            rebuilt.datastore.close()
+        assert await check(js, live, tmp_path / "scratch.sqlite") == []
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        live.datastore.close()
+
+
+async def test_check_reports_a_tampered_row_and_exits_1(
+    nats_server: EmbeddedNats, nats_client: Client, tmp_path: Path
+) -> None:
+    js = nats_client.jetstream()
+    await publish(js, history(60, seed=5))
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    env = {
+        **os.environ,
+        "SHANGLIANG_NATS_URL": nats_server.url,
+        "SHANGLIANG_DATA_DIR": str(data_dir),
+    }
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "services.cli", "projections", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    rebuilt = await asyncio.to_thread(cli, "rebuild")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert (data_dir / "projections.current").exists()
+    equal = await asyncio.to_thread(cli, "check")
+    assert equal.returncode == 0, equal.stdout + equal.stderr
+    assert "一致 / equal" in equal.stdout
+
+    view: ProjectionView = open_projection_view(str(live_file(data_dir)))
+    try:
+        with view.datastore.transaction(commit=True) as c:
+            c.execute(
+                "UPDATE issue_status SET status = 'closed' WHERE issue_id ="
+                " (SELECT MIN(issue_id) FROM issue_status)"
+            )
+    finally:
+        view.datastore.close()
+    differs = await asyncio.to_thread(cli, "check")
+    assert differs.returncode == 1, differs.stdout + differs.stderr
+    assert "不一致 / differs: issue_status" in differs.stdout
+    assert "'closed'" in differs.stdout

@@ -1,0 +1,151 @@
+"""The read side's HTTP API on a loaded view: access, filters, as-of, drill-down, exports."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from eventsourcing.persistence import Tracking
+from openpyxl import load_workbook
+
+from bench.statistics_history import batches, history
+from services.projections.main import create_app
+from shared.auth import Authenticator
+from shared.settings import Settings
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Any, Authenticator]]:
+    """The app on a view loaded with a generated history (no consumers: nothing else moves)."""
+    settings = Settings(data_dir=tmp_path / "data")
+    app = create_app(settings)
+    for stream, messages in history(120, seed=9).items():
+        for part in batches(messages, 50):
+            app.state.view.apply(part, Tracking(stream, part[-1].sequence))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://projections"
+    ) as client:
+        yield client, app, Authenticator(settings)
+    app.state.view.datastore.close()
+
+
+def as_(authenticator: Authenticator, office: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {authenticator.mint(office, ['viewer'])}"}
+
+
+async def test_a_county_lists_only_its_own_issues_and_gets_404_for_another_office(
+    api: tuple[httpx.AsyncClient, Any, Authenticator],
+) -> None:
+    client, _, auth = api
+    own = await client.get("/issues", params={"page_size": 200}, headers=as_(auth, "yanji"))
+    assert own.status_code == 200, own.text
+    assert own.json()["total"] == 30
+    assert {item["office"] for item in own.json()["items"]} == {"yanji"}
+
+    other = await client.get("/issues", params={"office": "tumen"}, headers=as_(auth, "yanji"))
+    assert other.status_code == 404
+    unknown = await client.get("/issues", params={"office": "mars"}, headers=as_(auth, "yanbian"))
+    assert unknown.status_code == 422 and "office" in unknown.json()["message"]
+    tumen_issue = next(
+        item["issue_id"]
+        for item in (await client.get("/issues", headers=as_(auth, "tumen"))).json()["items"]
+    )
+    hidden = await client.get(f"/issues/{tumen_issue}", headers=as_(auth, "yanji"))
+    assert hidden.status_code == 404
+
+
+async def test_issues_filter_by_status_department_and_key_problem(
+    api: tuple[httpx.AsyncClient, Any, Authenticator],
+) -> None:
+    client, _, auth = api
+    prefecture = as_(auth, "yanbian")
+    everything = (await client.get("/issues", params={"page_size": 200}, headers=prefecture)).json()
+    assert everything["total"] == 120
+    for params, check in (
+        ({"status": "resolved"}, lambda i: i["status"] == "resolved"),
+        ({"department": "住建局"}, lambda i: "住建局" in i["departments"]),
+        ({"key_problem": "true"}, lambda i: i["key_problem"]),
+    ):
+        found = (
+            await client.get("/issues", params={**params, "page_size": 200}, headers=prefecture)
+        ).json()
+        expected = [i for i in everything["items"] if check(i)]
+        assert 0 < found["total"] == len(expected) < 120, params
+    second = await client.get("/issues", params={"page": 2, "page_size": 50}, headers=prefecture)
+    assert [i["issue_id"] for i in second.json()["items"]] == [
+        i["issue_id"] for i in everything["items"][50:100]
+    ]
+    bad = await client.get("/issues", params={"status": "happy"}, headers=prefecture)
+    assert bad.status_code == 422
+
+
+async def test_an_issue_as_of_a_day_shows_the_timeline_up_to_that_day(
+    api: tuple[httpx.AsyncClient, Any, Authenticator],
+) -> None:
+    client, _, auth = api
+    prefecture = as_(auth, "yanbian")
+    closed = (await client.get("/issues", params={"status": "closed"}, headers=prefecture)).json()[
+        "items"
+    ][0]
+    now = (await client.get(f"/issues/{closed['issue_id']}", headers=prefecture)).json()
+    day = now["submitted_at"][:10]
+    then = (
+        await client.get(f"/issues/{closed['issue_id']}", params={"as_of": day}, headers=prefecture)
+    ).json()
+    assert now["status"] == "closed" and then["as_of"] == day
+    assert then["status"] != "closed"
+    assert len(then["timeline"]) < len(now["timeline"])
+    assert all(step["at"][:10] <= day for step in then["timeline"])
+
+
+async def test_a_cached_statistics_answer_is_replaced_once_a_new_batch_is_applied(
+    api: tuple[httpx.AsyncClient, Any, Authenticator],
+) -> None:
+    client, app, auth = api
+    prefecture = as_(auth, "yanbian")
+    first = (await client.get("/statistics/2021", headers=prefecture)).json()
+    again = (await client.get("/statistics/2021", headers=prefecture)).json()
+    assert first == again
+    more = history(10, seed=99)["INTAKE"]  # issues of other ids, INTAKE positions after ours
+    position = app.state.view.max_tracking_id("INTAKE")
+    moved = [type(m)(m.sequence + position, m.envelope, m.contract) for m in more]
+    app.state.view.apply(moved, Tracking("INTAKE", moved[-1].sequence))
+    later = (await client.get("/statistics/2021", headers=prefecture)).json()
+    assert (
+        later["total"]["issues_collected"]
+        + (await client.get("/statistics/2020", headers=prefecture)).json()["total"][
+            "issues_collected"
+        ]
+        == 130
+    )
+    assert later != first
+
+
+async def test_drill_down_and_list_exports_carry_chinese_headers(
+    api: tuple[httpx.AsyncClient, Any, Authenticator],
+) -> None:
+    client, _, auth = api
+    county = as_(auth, "yanji")
+    listed = await client.get("/issues", params={"format": "xlsx"}, headers=county)
+    sheet = load_workbook(io.BytesIO(listed.content)).active
+    assert sheet is not None
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[0][:3] == ("问题编号", "政协", "标题") and len(rows) == 31
+    letters = await client.get(
+        "/statistics/2021/letters_issued", params={"format": "csv"}, headers=county
+    )
+    assert letters.content.decode("utf-8-sig").startswith("督办件编号,政协,督办函文号")
+    meetings = (
+        await client.get(
+            "/statistics/2021/meetings_held", params={"kind": "onsite"}, headers=county
+        )
+    ).json()
+    assert all(item["kind"] == "onsite" for item in meetings["items"])
+    wrong_kind = await client.get(
+        "/statistics/2021/meetings_held", params={"kind": "picnic"}, headers=county
+    )
+    assert wrong_kind.status_code == 422
