@@ -113,7 +113,10 @@ class RunningStack:
     output: Path
     data_dir: Path
     intake: str
+    meetings: str
+    supervision: str
     projections: str
+    nats_url: str
 
     def launcher_output(self) -> str:
         return self.output.read_text(errors="replace")
@@ -121,7 +124,7 @@ class RunningStack:
 
 def wait_ready(stack: RunningStack, timeout: float = START_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
-    waiting = [stack.intake, stack.projections]
+    waiting = [stack.intake, stack.meetings, stack.supervision, stack.projections]
     while waiting:
         if stack.process.poll() is not None:
             code = stack.process.returncode
@@ -159,7 +162,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
         output=output,
         data_dir=folder / "data",
         intake=f"http://127.0.0.1:{env['SHANGLIANG_INTAKE_PORT']}",
+        meetings=f"http://127.0.0.1:{env['SHANGLIANG_MEETINGS_PORT']}",
+        supervision=f"http://127.0.0.1:{env['SHANGLIANG_SUPERVISION_PORT']}",
         projections=f"http://127.0.0.1:{env['SHANGLIANG_PROJECTIONS_PORT']}",
+        nats_url=f"nats://127.0.0.1:{env['SHANGLIANG_EMBEDDED_NATS_PORT']}",
     )
     try:
         wait_ready(running)
@@ -175,7 +181,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
                 os.kill(pid, signal.SIGKILL)
             pytest.fail(f"shangliang up did not stop within {STOP_TIMEOUT}s")
         assert code == 0, running.launcher_output()
-        assert len(children) >= 3, f"expected nats-server, intake, projections: {children}"
+        assert len(children) >= 5, f"expected nats-server and four services: {children}"
         assert still_running(children) == set(), "child processes outlived the launcher"
 
 
@@ -184,11 +190,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
 
 @pytest.fixture(scope="session")
 def mint() -> Callable[..., str]:
-    """Tokens signed with the keys the stack reads from the same environment."""
+    """Tokens signed with the keys the stack reads from the same environment; a `department`
+    user's token names its department."""
     authenticator = Authenticator(Settings())
 
-    def mint(office: str, *roles: str) -> str:
-        return authenticator.mint(office, list(roles), subject=f"e2e-{office}")
+    def mint(office: str, *roles: str, department: str | None = None) -> str:
+        return authenticator.mint(
+            office, list(roles), subject=f"e2e-{office}", department=department
+        )
 
     return mint
 
