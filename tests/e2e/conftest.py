@@ -80,6 +80,13 @@ def descendants(root: int) -> set[tuple[int, int]]:
     return found
 
 
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return f"{pid} (gone)"
+
+
 def still_running(processes: set[tuple[int, int]]) -> set[tuple[int, int]]:
     alive = set()
     for pid, started in processes:
@@ -172,6 +179,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
         yield running
     finally:
         children = descendants(process.pid)
+        started = [command_line(pid) for pid, _ in children]
         process.send_signal(signal.SIGTERM)
         try:
             code = process.wait(STOP_TIMEOUT)
@@ -181,7 +189,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
                 os.kill(pid, signal.SIGKILL)
             pytest.fail(f"shangliang up did not stop within {STOP_TIMEOUT}s")
         assert code == 0, running.launcher_output()
-        assert len(children) >= 5, f"expected nats-server and four services: {children}"
+        assert len(children) == 5, f"expected nats-server and four services: {started}"
         assert still_running(children) == set(), "child processes outlived the launcher"
 
 

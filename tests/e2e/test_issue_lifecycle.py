@@ -9,7 +9,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -106,8 +106,8 @@ def resolved_by_case(office: Office, issue_id: str, case_id: str) -> dict[str, A
         "intake did not resolve the issue from the verified case",
     )
     assert issue["resolved_via"] == "case", issue
-    resolutions = [step for step in issue["history"] if step["event"] == "Resolved"]
-    assert [step["case_id"] for step in resolutions] == [case_id], issue["history"]
+    last_step = issue["history"][-1]
+    assert (last_step["event"], last_step["case_id"]) == ("Resolved", case_id), issue["history"]
     return issue
 
 
@@ -129,6 +129,8 @@ def supervise_to_verification(
         2020,
     )
     department = office.department(case["department"])
+    too_soon = office.supervisor.post(f"{path}/verification", json={})
+    assert too_soon.status_code == 409 and "letter_issued" in too_soon.json()["detail"], too_soon
     acknowledged = answer_of(
         department.post(f"{path}/acknowledgement", json={"acknowledged_at": steps["ack"]}), 200
     )
@@ -354,3 +356,72 @@ def test_an_answered_issue_is_resolved_at_once(office: Office) -> None:
     shown = answer_of(office.viewer.get(f"/issues/{issue['id']}"), 200)
     assert shown["status"] == "resolved"
     assert [step["event"] for step in shown["history"]] == ["Submitted", "Screened", "Resolved"]
+
+
+def refer_until_verified(
+    office: Office, issue_id: str, cases_before: int, screened_at: str, verified_at: str
+) -> dict[str, Any]:
+    """A referral to 水利局, its case driven to verification the next day, and intake's issue
+    once that verification resolved it."""
+    screen(
+        office,
+        issue_id,
+        decision="refer",
+        department="水利局",
+        deadline="2020-12-31",
+        screened_at=screened_at,
+    )
+    found = eventually(
+        lambda: office.supervisor.get("/cases", params={"issue_id": issue_id}),
+        lambda page: page["total"] == cases_before + 1,
+        "supervision opened no case from the referral",
+    )
+    (case,) = [c for c in found["items"] if c["status"] == "opened"]
+    next_day = (datetime.fromisoformat(screened_at) + timedelta(days=1)).date().isoformat()
+    supervise_to_verification(
+        office,
+        case,
+        {"deadline": "2020-12-31", "issued_at": f"{next_day}T09:00:00+08:00"},
+        {
+            "ack": f"{next_day}T15:00:00+08:00",
+            "completion": f"{next_day}T17:00:00+08:00",
+            "verified": verified_at,
+        },
+    )
+    resolved = resolved_by_case(office, issue_id, case["id"])
+    assert same_moment(resolved["resolved_at"], verified_at), resolved
+    return case
+
+
+def test_a_reopened_issue_is_resolved_again_by_a_second_case(office: Office) -> None:
+    """Resolved, closed, then reopened because the problem came back: screened again, the
+    second referral opens a second case, and that case resolves the issue again."""
+    issue = submit(office, "小区排水管道堵塞", "2020-06-12T09:00:00+08:00")
+    path = f"/issues/{issue['id']}"
+    first = refer_until_verified(
+        office, issue["id"], 0, "2020-06-25T11:00:00+08:00", "2020-07-15T09:00:00+08:00"
+    )
+    closed = office.leader.post(f"{path}/close", json={"closed_at": "2020-07-20T09:00:00+08:00"})
+    assert answer_of(closed, 200)["status"] == "closed"
+    reopening = {"reason": "居民反映管道再次堵塞", "reopened_at": "2020-08-01T09:00:00+08:00"}
+    reopened = answer_of(office.leader.post(f"{path}/reopen", json=reopening), 200)
+    assert (reopened["status"], reopened["screening"]) == ("submitted", None), reopened
+
+    second = refer_until_verified(
+        office, issue["id"], 1, "2020-08-03T09:00:00+08:00", "2020-08-20T09:00:00+08:00"
+    )
+    assert first["id"] != second["id"]
+    history = answer_of(office.viewer.get(path), 200)["history"]
+    assert [step["event"] for step in history] == [
+        "Submitted",
+        "Screened",
+        "Resolved",
+        "Closed",
+        "Reopened",
+        "Screened",
+        "Resolved",
+    ]
+    assert [step.get("case_id") for step in history if step["event"] == "Resolved"] == [
+        first["id"],
+        second["id"],
+    ]
