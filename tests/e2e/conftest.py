@@ -80,6 +80,13 @@ def descendants(root: int) -> set[tuple[int, int]]:
     return found
 
 
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return f"{pid} (gone)"
+
+
 def still_running(processes: set[tuple[int, int]]) -> set[tuple[int, int]]:
     alive = set()
     for pid, started in processes:
@@ -113,7 +120,10 @@ class RunningStack:
     output: Path
     data_dir: Path
     intake: str
+    meetings: str
+    supervision: str
     projections: str
+    nats_url: str
 
     def launcher_output(self) -> str:
         return self.output.read_text(errors="replace")
@@ -121,7 +131,7 @@ class RunningStack:
 
 def wait_ready(stack: RunningStack, timeout: float = START_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
-    waiting = [stack.intake, stack.projections]
+    waiting = [stack.intake, stack.meetings, stack.supervision, stack.projections]
     while waiting:
         if stack.process.poll() is not None:
             code = stack.process.returncode
@@ -159,13 +169,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
         output=output,
         data_dir=folder / "data",
         intake=f"http://127.0.0.1:{env['SHANGLIANG_INTAKE_PORT']}",
+        meetings=f"http://127.0.0.1:{env['SHANGLIANG_MEETINGS_PORT']}",
+        supervision=f"http://127.0.0.1:{env['SHANGLIANG_SUPERVISION_PORT']}",
         projections=f"http://127.0.0.1:{env['SHANGLIANG_PROJECTIONS_PORT']}",
+        nats_url=f"nats://127.0.0.1:{env['SHANGLIANG_EMBEDDED_NATS_PORT']}",
     )
     try:
         wait_ready(running)
         yield running
     finally:
         children = descendants(process.pid)
+        started = [command_line(pid) for pid, _ in children]
         process.send_signal(signal.SIGTERM)
         try:
             code = process.wait(STOP_TIMEOUT)
@@ -175,7 +189,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
                 os.kill(pid, signal.SIGKILL)
             pytest.fail(f"shangliang up did not stop within {STOP_TIMEOUT}s")
         assert code == 0, running.launcher_output()
-        assert len(children) >= 3, f"expected nats-server, intake, projections: {children}"
+        assert len(children) == 5, f"expected nats-server and four services: {started}"
         assert still_running(children) == set(), "child processes outlived the launcher"
 
 
@@ -184,11 +198,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
 
 @pytest.fixture(scope="session")
 def mint() -> Callable[..., str]:
-    """Tokens signed with the keys the stack reads from the same environment."""
+    """Tokens signed with the keys the stack reads from the same environment; a `department`
+    user's token names its department."""
     authenticator = Authenticator(Settings())
 
-    def mint(office: str, *roles: str) -> str:
-        return authenticator.mint(office, list(roles), subject=f"e2e-{office}")
+    def mint(office: str, *roles: str, department: str | None = None) -> str:
+        return authenticator.mint(
+            office, list(roles), subject=f"e2e-{office}", department=department
+        )
 
     return mint
 

@@ -4,92 +4,37 @@ and the outcomes reach NATS for supervision."""
 from __future__ import annotations
 
 import asyncio
-import re
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import pytest
 from icalendar import Calendar
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from services.meetings.seed import load_seed
-from shared.contracts import (
-    Envelope,
-    IssueScreenedV1,
-    MeetingConcludedV1,
-    MeetingHeldV1,
-    decode,
-)
-from shared.messaging import INTAKE_STREAM, MEETINGS_STREAM, connect
-from shared.relay import POSITION_HEADER
+from shared.contracts import MeetingConcludedV1, MeetingHeldV1, decode
+from shared.messaging import MEETINGS_STREAM, connect
 from tests.e2e.conftest import RunningStack, bearer, issue_body
 
 HALL = "延吉市政协委员协商议事厅"
 ONSITE = "帽儿山登山步道入口（现场）"
 
 
-@dataclass(frozen=True)
-class Meetings:
-    url: str
-    nats_url: str
-
-
-@pytest.fixture(scope="module")
-def meetings(stack: RunningStack) -> Meetings:
-    """The meetings service and NATS of the stack, as `shangliang up` announced them."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        output = stack.launcher_output()
-        api = re.search(r"meetings .*\n\s+API\s+(\S+)", output)
-        nats = re.search(r"NATS\s+(nats://\S+)", output)
-        if api and nats:
-            ready = httpx.get(f"{api.group(1)}/readyz", timeout=2)
-            assert ready.status_code == 200, ready.text
-            return Meetings(api.group(1), nats.group(1))
-        time.sleep(0.1)
-    pytest.fail(f"shangliang up did not announce meetings:\n{stack.launcher_output()}")
-
-
-def screen_as_topics(nats_url: str, issues: list[tuple[str, str]]) -> None:
-    """Intake's `topic` decisions, published as intake's relay would publish them.
-
-    TODO(lead): once intake has POST /issues/{id}/screening, screen through it instead.
-    The position header repeats intake's last one, so intake's relay carries on after these.
-    """
-
-    async def publish() -> None:
-        nc = await connect(nats_url, "e2e-screening")
-        js = nc.jetstream()
-        try:
-            info = await js.stream_info(INTAKE_STREAM.name)
-            last = await js.get_msg(INTAKE_STREAM.name, seq=info.state.last_seq)
-            position = (last.headers or {})[POSITION_HEADER]
-            for issue_id, title in issues:
-                contract = IssueScreenedV1(
-                    issue_id=uuid.UUID(issue_id),
-                    office="yanji",
-                    decision="topic",
-                    screened_at=datetime(2020, 6, 25, 9, 0, tzinfo=UTC),
-                    screened_by="e2e-leader",
-                    title=title,
-                    category="城市管理",
-                )
-                msg_id = f"e2e-screened-{issue_id}"
-                envelope = Envelope.wrap(msg_id, datetime.now(UTC), "", contract)
-                await js.publish(
-                    contract.subject("yanji"),
-                    envelope.to_bytes(),
-                    headers={"Nats-Msg-Id": msg_id, POSITION_HEADER: position},
-                )
-        finally:
-            await nc.close()
-
-    asyncio.run(publish())
+def screen_as_topics(stack: RunningStack, leader: str, issue_ids: list[str]) -> None:
+    """The leading group's `topic` decisions, taken through intake's API."""
+    for issue_id in issue_ids:
+        answer = httpx.post(
+            f"{stack.intake}/issues/{issue_id}/screening",
+            json={"decision": "topic", "screened_at": "2020-06-25T09:00:00+08:00"},
+            headers=bearer(leader),
+            timeout=10,
+        )
+        assert answer.status_code == 200, answer.text
+        assert (answer.json()["status"], answer.json()["screening"]["decision"]) == (
+            "topic",
+            "topic",
+        )
 
 
 def meetings_stream(nats_url: str, wanted: Callable[[list[Any]], bool]) -> list[Any]:
@@ -119,10 +64,11 @@ def meetings_stream(nats_url: str, wanted: Callable[[list[Any]], bool]) -> list[
 
 
 def test_one_meeting_of_each_kind_is_planned_filled_held_and_concluded(
-    stack: RunningStack, meetings: Meetings, mint: Callable[..., str]
+    stack: RunningStack, mint: Callable[..., str]
 ) -> None:
-    clerk, staff = mint("yanji", "clerk"), mint("yanji", "meetings")
-    client = httpx.Client(base_url=meetings.url, headers=bearer(staff), timeout=10)
+    clerk, leader = mint("yanji", "clerk"), mint("yanji", "leader")
+    staff = mint("yanji", "meetings")
+    client = httpx.Client(base_url=stack.meetings, headers=bearer(staff), timeout=10)
     assert load_seed(client) > 40
     assert load_seed(client) == 0  # a second load is a retry
 
@@ -149,7 +95,7 @@ def test_one_meeting_of_each_kind_is_planned_filled_held_and_concluded(
     refused = client.post(f"/meetings/{meeting['id']}/topics", json={"issue_id": issues[0][0]})
     assert refused.status_code == 409 and "not accepted" in refused.json()["detail"]
 
-    screen_as_topics(meetings.nats_url, issues)
+    screen_as_topics(stack, leader, [i for i, _ in issues])
     thematic = fill_and_conclude(client, meeting, issues[0][0], "住建局")
 
     onsite = client.post(
@@ -191,7 +137,7 @@ def test_one_meeting_of_each_kind_is_planned_filled_held_and_concluded(
 
     concluded = {m["id"] for m in (thematic, onsite, written)}
     events = meetings_stream(
-        meetings.nats_url,
+        stack.nats_url,
         lambda seen: (
             {str(e.meeting_id) for e in seen if isinstance(e, MeetingConcludedV1)} >= concluded
         ),
@@ -209,7 +155,7 @@ def test_one_meeting_of_each_kind_is_planned_filled_held_and_concluded(
     assert [a.person_id for a in held[written["id"]].attendance] == ["yanji-expert-01"]
 
     viewer = mint("yanji", "viewer")
-    feed = httpx.get(f"{meetings.url}/calendar/yanji.ics", params={"token": viewer}, timeout=10)
+    feed = httpx.get(f"{stack.meetings}/calendar/yanji.ics", params={"token": viewer}, timeout=10)
     uids = {str(e["uid"]) for e in Calendar.from_ical(feed.content).walk("VEVENT")}
     assert uids == {f"{m}@shangliang" for m in concluded}
 

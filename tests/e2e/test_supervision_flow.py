@@ -6,114 +6,30 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
 import httpx
-import pytest
 from docx import Document
 
 from services.supervision.domain import CHINA
-from shared.auth import Authenticator
 from shared.contracts import CaseVerifiedV1, Envelope, MeetingConcludedV1, Outcome, decode
-from shared.embedded import die_with_parent
 from shared.messaging import SUPERVISION_STREAM, connect
-from shared.settings import Settings
-from tests.e2e.conftest import (
-    ROOT,
-    START_TIMEOUT,
-    STOP_TIMEOUT,
-    descendants,
-    stack_environment,
-    still_running,
-)
+from tests.e2e.conftest import RunningStack, bearer
 from tests.integration.support import read_stream
 
 DEPARTMENT = "延吉市住房和城乡建设局"
 
 
-@dataclass
-class Stack:
-    process: subprocess.Popen[bytes]
-    output: Path
-    supervision: str
-    nats_url: str
-
-
-def wait_ready(stack: Stack) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        if stack.process.poll() is not None:
-            pytest.fail(f"shangliang up exited:\n{stack.output.read_text(errors='replace')}")
-        try:
-            if httpx.get(f"{stack.supervision}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"supervision not ready:\n{stack.output.read_text(errors='replace')}")
-        time.sleep(0.05)
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """`shangliang up` with supervision among its services; it must stop cleanly."""
-    folder = tmp_path_factory.mktemp("supervision-stack")
-    env = stack_environment(folder / "data")
-    output = folder / "launcher.out"
-    with output.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "up"],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,
-        )
-    running = Stack(
-        process,
-        output,
-        f"http://127.0.0.1:{env['SHANGLIANG_SUPERVISION_PORT']}",
-        f"nats://127.0.0.1:{env['SHANGLIANG_EMBEDDED_NATS_PORT']}",
-    )
-    try:
-        wait_ready(running)
-        yield running
-    finally:
-        children = descendants(process.pid)
-        process.send_signal(signal.SIGTERM)
-        try:
-            code = process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            for pid, _ in still_running(children):
-                os.kill(pid, signal.SIGKILL)
-            pytest.fail(f"shangliang up did not stop within {STOP_TIMEOUT}s")
-        assert code == 0, output.read_text(errors="replace")
-        assert still_running(children) == set(), "child processes outlived the launcher"
-
-
-def headers(office: str, role: str, department: str | None = None) -> dict[str, str]:
-    token = Authenticator(Settings()).mint(office, [role], department=department)
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def wait_for_case(http: httpx.AsyncClient, meeting_id: UUID) -> dict[str, Any]:
+async def wait_for_case(
+    http: httpx.AsyncClient, meeting_id: UUID, viewer: dict[str, str]
+) -> dict[str, Any]:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        found = await http.get(
-            "/cases", params={"meeting_id": str(meeting_id)}, headers=headers("yanji", "viewer")
-        )
+        found = await http.get("/cases", params={"meeting_id": str(meeting_id)}, headers=viewer)
         assert found.status_code == 200, found.text
         if found.json()["items"]:
             (case,) = found.json()["items"]
@@ -123,7 +39,7 @@ async def wait_for_case(http: httpx.AsyncClient, meeting_id: UUID) -> dict[str, 
 
 
 async def test_a_meeting_outcome_is_supervised_until_verified_and_published(
-    stack: Stack,
+    stack: RunningStack, mint: Callable[..., str]
 ) -> None:
     issue_ids = [uuid4(), uuid4()]
     meeting = MeetingConcludedV1(
@@ -152,15 +68,15 @@ async def test_a_meeting_outcome_is_supervised_until_verified_and_published(
         )
 
         async with httpx.AsyncClient(base_url=stack.supervision, timeout=10) as http:
-            case = await wait_for_case(http, meeting.meeting_id)
+            case = await wait_for_case(http, meeting.meeting_id, bearer(mint("yanji", "viewer")))
             assert (case["status"], case["department"], case["issue_ids"]) == (
                 "opened",
                 DEPARTMENT,
                 [str(i) for i in issue_ids],
             )
             path = f"/cases/{case['id']}"
-            office = headers("yanji", "supervisor")
-            department = headers("yanji", "department", DEPARTMENT)
+            office = bearer(mint("yanji", "supervisor"))
+            department = bearer(mint("yanji", "department", department=DEPARTMENT))
             steps: list[tuple[str, dict[str, Any], dict[str, str], int]] = [
                 (
                     "letters",
