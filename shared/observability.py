@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, ge
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID = REQUEST_ID_HEADER.encode()
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
 HTTP_REQUESTS = Counter(
@@ -59,19 +60,37 @@ class ObservedRequests:
     """ASGI middleware: a request id for logs and the answer, and request metrics.
 
     Plain ASGI rather than Starlette's BaseHTTPMiddleware, which costs every request a task
-    and a memory stream: this sits in front of the hot POST /issues path.
+    and a memory stream, and with the labelled series looked up once: this sits in front of
+    the hot paths (POST /issues, GET /statistics).
     """
 
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
         self.service = service
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def _observe(self, method: str, template: str, status_code: int, seconds: float) -> None:
+        key = (method, template, status_code)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = (
+                HTTP_REQUESTS.labels(self.service, method, template, str(status_code)),
+                HTTP_SECONDS.labels(self.service, template),
+            )
+        series[0].inc()
+        series[1].observe(seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode())
-        rid = given.decode("latin-1")[:64] if given else uuid.uuid4().hex
+        rid = (
+            next(
+                (v.decode("latin-1")[:64] for k, v in scope["headers"] if k == _REQUEST_ID),
+                None,
+            )
+            or uuid.uuid4().hex
+        )
         token = request_id.set(rid)
         started = time.perf_counter()
         status_code = 500
@@ -80,10 +99,7 @@ class ObservedRequests:
             nonlocal status_code
             if message["type"] == "http.response.start":
                 status_code = message["status"]
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (REQUEST_ID_HEADER.encode(), rid.encode()),
-                ]
+                message["headers"] = [*message.get("headers", []), (_REQUEST_ID, rid.encode())]
             await send(message)
 
         try:
@@ -92,8 +108,7 @@ class ObservedRequests:
             route = scope.get("route")
             # The route's template, not the path: ids in paths would make a series per issue.
             template = getattr(route, "path", "unmatched")
-            HTTP_REQUESTS.labels(self.service, scope["method"], template, str(status_code)).inc()
-            HTTP_SECONDS.labels(self.service, template).observe(time.perf_counter() - started)
+            self._observe(scope["method"], template, status_code, time.perf_counter() - started)
             if status_code >= 500:
                 logging.getLogger("shangliang.http").error(
                     "%s %s answered %d", scope["method"], scope["path"], status_code

@@ -256,6 +256,14 @@ async def issue_status(
     )
 
 
+def statistics_key(
+    year: int, all_offices: list[str], chosen: list[str] | None, as_of: date | None
+) -> tuple[Any, ...]:
+    """The question a statistics request asks, as the cache knows it (`chosen` None: all)."""
+    offices = all_offices if chosen is None else chosen
+    return (year, tuple(offices), chosen is None, as_of)
+
+
 class StatisticsCache:
     """Answers of `GET /statistics/{year}` by question, each valid while the view is unchanged.
 
@@ -305,7 +313,7 @@ async def yearly_statistics(
     """Yearly statistics (年度统计) per office and in total; a county office sees its own."""
     chosen = readable_offices(request, principal, office)
     offices = request.app.state.settings.offices if chosen is None else chosen
-    key = (year, tuple(offices), chosen is None, as_of)
+    key = statistics_key(year, request.app.state.settings.offices, chosen, as_of)
     if fmt == "json" and (body := cache.get(view, key)) is not None:
         return Response(body, media_type="application/json")
     version = view.version  # taken before reading: a later batch makes this answer stale

@@ -13,6 +13,7 @@ from nats.js import JetStreamContext
 
 from services.projections.api import ProjectionProgress, StatisticsCache, router
 from services.projections.dashboard import router as dashboard_router
+from services.projections.hot import CachedStatistics
 from services.projections.rebuild import UPSTREAMS, live_file
 from services.projections.views import open_projection_view
 from shared.auth import Authenticator
@@ -116,6 +117,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.statistics_cache = StatisticsCache()
     app.state.authenticator = Authenticator(settings)
     install_error_handlers(app)
+    # Inside the metrics middleware, so that cached answers are counted and carry a request id.
+    app.add_middleware(CachedStatistics, state=app.state)
     install_observability(app, "projections")
     app.include_router(health_router(not_ready))
     for extra in ROUTERS:

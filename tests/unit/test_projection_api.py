@@ -13,6 +13,7 @@ from eventsourcing.persistence import Tracking
 from openpyxl import load_workbook
 
 from bench.statistics_history import batches, history
+from services.projections import api as projections_api
 from services.projections.main import create_app
 from shared.auth import Authenticator
 from shared.settings import Settings
@@ -149,3 +150,31 @@ async def test_drill_down_and_list_exports_carry_chinese_headers(
         "/statistics/2021/meetings_held", params={"kind": "picnic"}, headers=county
     )
     assert wrong_kind.status_code == 422
+
+
+async def test_a_repeated_plain_question_is_answered_from_the_cache_exactly_as_the_api_would(
+    api: tuple[httpx.AsyncClient, Any, Authenticator], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, _, auth = api
+    routed: list[str | None] = []
+    through_the_api = projections_api.readable_offices
+
+    def noting(request: Any, principal: Any, office: str | None) -> Any:
+        routed.append(principal.office)
+        return through_the_api(request, principal, office)
+
+    monkeypatch.setattr(projections_api, "readable_offices", noting)
+    for office in ("yanbian", "yanji"):
+        first = await client.get("/statistics/2020", headers=as_(auth, office))
+        again = await client.get("/statistics/2020", headers=as_(auth, office))
+        assert again.status_code == 200 and again.content == first.content
+        assert again.headers["content-type"] == "application/json"
+        assert again.headers["x-request-id"]
+    assert routed == ["yanbian", "yanji"]  # each second asking never reached the route
+    county = (await client.get("/statistics/2020", headers=as_(auth, "yanji"))).json()
+    assert [o["office"] for o in county["offices"]] == ["yanji"]
+    # Anything else goes through the API: a bad token is still a 401, a query still validated.
+    bad = await client.get("/statistics/2020", headers={"Authorization": "Bearer nonsense"})
+    assert bad.status_code == 401
+    unknown = await client.get("/statistics/2020?office=nowhere", headers=as_(auth, "yanbian"))
+    assert unknown.status_code == 422
