@@ -64,6 +64,14 @@ def not_in_future(field: str, moment: datetime, now: datetime, what: str) -> Non
         raise MeetingRuleBroken(field, f"{what}不能在将来 / {field} is in the future")
 
 
+def not_before(field: str, moment: datetime, earlier: datetime, step: str, step_en: str) -> None:
+    """A recorded happening cannot precede the step it follows (offices back-date records)."""
+    if moment < earlier:
+        raise MeetingRuleBroken(
+            field, f"时间早于{step} / {field} is before {step_en} ({earlier.isoformat()})"
+        )
+
+
 class Meeting(Aggregate):
     """“有事来商量”协商会议: 专题协商会, 现场协商会 or 书面协商, from plan to outcomes.
 
@@ -142,6 +150,7 @@ class Meeting(Aggregate):
                 "joint_offices", "联合举办的政协重复 / an office is named more than once"
             )
         not_in_future("planned_at", planned_at, now, "计划时间")
+        not_before("starts_at", starts_at, planned_at, "计划时间", "the meeting was planned")
         cls._check_window(kind, starts_at, ends_at, venue, submission_deadline, planned_at)
         if venue is not None and venue not in known_venues:
             raise MeetingRuleBroken(
@@ -255,6 +264,8 @@ class Meeting(Aggregate):
     def add_topic(self, topic: AcceptedTopic, added_at: datetime, now: datetime) -> None:
         self._require_status("planned", "增加议题")
         not_in_future("added_at", added_at, now, "列入时间")
+        not_before("added_at", added_at, self.planned_at, "计划时间", "the meeting was planned")
+        not_before("added_at", added_at, topic.screened_at, "筛选时间", "the issue was screened")
         if topic.office not in self.offices:
             raise MeetingRuleBroken(
                 "issue_id",
@@ -359,6 +370,10 @@ class Meeting(Aggregate):
             )
         self._require_status("planned", "记录召开")
         not_in_future("held_at", held_at, now, "召开时间")
+        not_before("held_at", held_at, self.planned_at, "计划时间", "the meeting was planned")
+        # Held on an earlier day than scheduled: the office postpones (reschedules) it first.
+        day_start = self.starts_at.astimezone(SHANGHAI).replace(hour=0, minute=0, second=0)
+        not_before("held_at", held_at, day_start, "会议日期", "the day it is scheduled for")
         if not attendance:
             raise MeetingRuleBroken("attendance", "需要出席人员 / nobody attended")
         for person_id in attendance:
@@ -397,6 +412,7 @@ class Meeting(Aggregate):
             )
         self._require_status("planned", "收集意见")
         not_in_future("received_at", received_at, now, "收到时间")
+        not_before("received_at", received_at, self.planned_at, "计划时间", "it was planned")
         assert self.submission_deadline is not None
         if received_at > self.submission_deadline:
             raise MeetingConflict("已过提交截止时间 / the submission deadline has passed")
@@ -431,6 +447,7 @@ class Meeting(Aggregate):
             )
         self._require_status("planned", "结束意见收集")
         not_in_future("closed_at", closed_at, now, "结束时间")
+        not_before("closed_at", closed_at, self.planned_at, "计划时间", "it was planned")
         if self.opinions and closed_at < self.opinions[-1]["received_at"]:
             raise MeetingRuleBroken(
                 "closed_at", "结束时间早于最后一份意见 / closed before the last opinion arrived"
@@ -554,6 +571,8 @@ class Meeting(Aggregate):
         """A new time window; the application re-books the venue and the participants."""
         self._require_status("planned", "延期")
         not_in_future("postponed_at", postponed_at, now, "延期时间")
+        not_before("postponed_at", postponed_at, self.planned_at, "计划时间", "it was planned")
+        not_before("starts_at", starts_at, postponed_at, "延期时间", "the postponement")
         if not reason.strip():
             raise MeetingRuleBroken("reason", "需要延期原因 / a reason is required")
         if self.kind == "written" and submission_deadline is None:

@@ -47,7 +47,9 @@ def plan(kind: str = "thematic", **changes: Any) -> Meeting:
 
 
 def topic(office: str = "yanji") -> AcceptedTopic:
-    return AcceptedTopic.accept(uuid4(), office, "楼道灯损坏", "物业管理", False, START)
+    return AcceptedTopic.accept(
+        uuid4(), office, "楼道灯损坏", "物业管理", False, START - timedelta(days=20)
+    )
 
 
 def person(person_id: str, name: str = "金明", office: str = "yanji") -> dict[str, Any]:
@@ -268,7 +270,13 @@ def test_a_written_consultation_takes_opinions_until_its_deadline_then_closes() 
 
 
 def test_a_written_consultation_concludes_only_after_its_deadline_or_closing() -> None:
-    early = plan("written", submission_deadline=NOW + timedelta(days=3), planned_at=NOW)
+    early = plan(
+        "written",
+        starts_at=NOW + timedelta(days=1),
+        ends_at=NOW + timedelta(days=2),
+        submission_deadline=NOW + timedelta(days=3),
+        planned_at=NOW,
+    )
     accepted = topic()
     early.add_topic(accepted, NOW, NOW)
     with pytest.raises(MeetingConflict, match="not been held"):
@@ -336,3 +344,34 @@ def test_the_roster_keeps_people_venues_and_departments_with_their_history() -> 
         roster.record_person("h2", "王局长", "department_head", "不存在局")
     with pytest.raises(MeetingRuleBroken, match="kind"):
         roster.record_person("x", "某人", "astronaut", None)
+
+
+def test_a_recorded_step_cannot_precede_the_step_it_follows() -> None:
+    with pytest.raises(MeetingRuleBroken) as refused:
+        plan(planned_at=START + timedelta(days=1))
+    assert refused.value.field == "starts_at" and "计划时间" in refused.value.reason
+
+    meeting = plan()
+    before_planning = START - timedelta(days=15)
+    screened_later = AcceptedTopic.accept(uuid4(), "yanji", "路灯", "城市管理", False, START)
+    for add, field in (
+        (lambda: meeting.add_topic(topic(), before_planning, NOW), "added_at"),
+        (lambda: meeting.add_topic(screened_later, START - timedelta(days=3), NOW), "added_at"),
+    ):
+        with pytest.raises(MeetingRuleBroken) as refused:
+            add()
+        assert refused.value.field == field
+    assert meeting.topics == {}
+
+    meeting.invite(person("m1"), "member", None)
+    for held_at in (before_planning, START - timedelta(days=1)):
+        with pytest.raises(MeetingRuleBroken) as refused:
+            meeting.hold(held_at, ["m1"], NOW)
+        assert refused.value.field == "held_at"
+    with pytest.raises(MeetingRuleBroken) as refused:
+        meeting.postpone(START, END, None, "改期", START + timedelta(days=1), NOW)
+    assert refused.value.field == "starts_at"
+    assert meeting.status == "planned" and meeting.starts_at == START
+
+    meeting.hold(START - timedelta(hours=2), ["m1"], NOW)  # earlier the same day is fine
+    assert meeting.status == "held"

@@ -248,7 +248,12 @@ async def test_the_office_calendar_shows_postponed_and_cancelled_meetings(api: A
     ).json()["id"]
     await api.post(
         f"/meetings/{moved}/postpone",
-        {"starts_at": "2020-07-23T14:30:00", "ends_at": "2020-07-23T17:00:00", "reason": "出差"},
+        {
+            "starts_at": "2020-07-23T14:30:00",
+            "ends_at": "2020-07-23T17:00:00",
+            "reason": "出差",
+            "postponed_at": "2020-07-20T09:00:00",
+        },
     )
     await api.post(f"/meetings/{dropped}/cancel", {"reason": "台风"})
 

@@ -35,6 +35,8 @@ from shared.settings import Settings
 
 START = datetime(2020, 7, 16, 14, 30, tzinfo=SHANGHAI)
 END = START + timedelta(hours=2)
+POSTPONED_AT = START - timedelta(days=10)
+"""Postponements are recorded in 2020 too: a new window cannot precede its postponement."""
 HALL = "延吉市政协委员协商议事厅"
 
 
@@ -236,11 +238,19 @@ async def test_a_postponement_rebooks_and_is_refused_when_the_new_window_is_take
     before = app.recorder.max_notification_id()
 
     with pytest.raises(MeetingConflict, match="第二场"):
-        await app.postpone(first.id, later, later + timedelta(hours=1), None, "改期", None, None)
+        await app.postpone(
+            first.id, later, later + timedelta(hours=1), None, "改期", POSTPONED_AT, None
+        )
     assert app.recorder.max_notification_id() == before
 
     moved, _ = await app.postpone(
-        first.id, START + timedelta(days=1), END + timedelta(days=1), None, "改期", None, None
+        first.id,
+        START + timedelta(days=1),
+        END + timedelta(days=1),
+        None,
+        "改期",
+        POSTPONED_AT,
+        None,
     )
     assert moved.sequence == 1 and moved.postponements[0]["from_starts_at"] == START
     third = await plan(app, title="第三场")  # the hall's old slot is free again
@@ -365,7 +375,13 @@ async def test_every_meeting_event_is_published_under_the_organising_office(
     await app.add_topic(joint.id, issue, None, None)
     await app.remove_topic(joint.id, issue, None, None)
     await app.postpone(
-        joint.id, START + timedelta(days=1), END + timedelta(days=1), None, "改期", None, None
+        joint.id,
+        START + timedelta(days=1),
+        END + timedelta(days=1),
+        None,
+        "改期",
+        POSTPONED_AT,
+        None,
     )
     await app.cancel(joint.id, "取消", None, None)
 
