@@ -35,6 +35,7 @@ class Office:
     supervisor: httpx.Client
     viewer: httpx.Client
     department: Callable[[str], httpx.Client]
+    read_side: httpx.Client
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +56,7 @@ def office(stack: RunningStack, mint: Callable[..., str]) -> Iterator[Office]:
         supervisor=client(stack.supervision, mint(OFFICE, "supervisor")),
         viewer=client(stack.intake, mint(OFFICE, "viewer")),
         department=department,
+        read_side=client(stack.projections, mint(OFFICE, "viewer")),
     )
     try:
         yield desks
@@ -295,6 +297,25 @@ def test_a_topic_is_consulted_on_supervised_and_resolved(
 
     resolved = resolved_by_case(office, issue["id"], case["id"])
     assert same_moment(resolved["resolved_at"], "2020-08-20T10:00:00+08:00"), resolved
+
+    # The read side tells the same story, across the three services' streams.
+    status = eventually(
+        lambda: office.read_side.get(f"/issues/{issue['id']}"),
+        lambda shown: shown["status"] == "resolved",
+        "the projection to show the issue resolved",
+    )
+    steps = {step["step"]: step for step in status["timeline"]}
+    path = {"submitted", "screened", "topic_added", "meeting_held", "meeting_concluded"}
+    path |= {"case_opened", "letter_issued", "completion_reported", "case_verified", "resolved"}
+    assert path <= set(steps), " ".join(s["step"] for s in status["timeline"])
+    assert {step["stream"] for step in status["timeline"]} == {
+        "INTAKE",
+        "MEETINGS",
+        "SUPERVISION",
+    }
+    assert steps["case_opened"]["case_id"] == case["id"]
+    assert steps["meeting_held"]["meeting_id"] == meeting["id"]
+    assert re.fullmatch(r"延市政协督〔2020〕\d+号", steps["letter_issued"]["letter_number"])
 
 
 def test_a_referred_issue_is_supervised_and_resolved(stack: RunningStack, office: Office) -> None:
