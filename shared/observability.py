@@ -8,6 +8,7 @@ create several apps in one process must not register a metric twice.
 from __future__ import annotations
 
 import contextvars
+import itertools
 import json
 import logging
 import time
@@ -21,6 +22,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID = REQUEST_ID_HEADER.encode()
+# A request id unique across processes without a uuid per request: on the hot paths a uuid4
+# cost as much as the rest of this middleware.
+_PROCESS_ID = uuid.uuid4().hex[:24]
+_request_numbers = itertools.count()
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
 HTTP_REQUESTS = Counter(
