@@ -18,14 +18,10 @@ import pytest
 import yaml
 from kubernetes_validate import utils as k8s
 
+from services.intake.settings import IntakeServiceSettings
+from services.supervision.config import SupervisionConfig
 from shared.embedded import nats_server_binary
-from shared.settings import (
-    IntakeSettings,
-    MeetingsSettings,
-    ProjectionsSettings,
-    Settings,
-    SupervisionSettings,
-)
+from shared.settings import MeetingsSettings, ProjectionsSettings, Settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 K8S_VERSION = "1.30"
@@ -47,7 +43,12 @@ NATS_ENV = {
 def known_settings() -> set[str]:
     """Every SHANGLIANG_* variable some service reads."""
     names = {f"SHANGLIANG_{field.upper()}" for field in Settings.model_fields}
-    for service in (IntakeSettings, MeetingsSettings, SupervisionSettings, ProjectionsSettings):
+    for service in (
+        IntakeServiceSettings,
+        MeetingsSettings,
+        SupervisionConfig,
+        ProjectionsSettings,
+    ):
         prefix = service.model_config["env_prefix"]
         names |= {f"{prefix}{field}".upper() for field in service.model_fields}
     return names
@@ -159,6 +160,17 @@ def test_every_service_command_in_deploy_is_a_module_that_exists() -> None:
     }
     for module in modules:
         assert importlib.util.find_spec(module) is not None, module
+
+
+def test_production_mode_gets_every_secret_it_refuses_to_start_without() -> None:
+    intake = compose()["services"]["intake"]["environment"]
+    assert intake["SHANGLIANG_MODE"] == "production"
+    assert "SHANGLIANG_INTAKE_CIPHER_KEY" in intake
+    (deployment,) = [
+        d for _, d in manifests() if d["metadata"]["name"] == "intake" and d["kind"] == "Deployment"
+    ]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert "SHANGLIANG_INTAKE_CIPHER_KEY" in {e["name"] for e in container["env"]}
 
 
 def test_compose_runs_three_nats_nodes_postgres_and_the_four_services() -> None:
