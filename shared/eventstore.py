@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from eventsourcing.application import Application
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import (
@@ -45,7 +47,28 @@ class ServiceApplication(Application[UUID]):
     def construct_recorder(self) -> ProcessRecorder:
         # A process recorder stores new events and an upstream tracking record in one
         # transaction: what `shared.process.UpstreamProcessor` needs to apply each once.
-        return self.factory.process_recorder()
+        with self._schema_changes_one_at_a_time():
+            return self.factory.process_recorder()
+
+    @contextlib.contextmanager
+    def _schema_changes_one_at_a_time(self) -> Iterator[None]:
+        """On PostgreSQL the library creates types and functions shared by every application
+        in the schema; services or replicas starting together collide on them ("tuple
+        concurrently updated", duplicate keys in pg_type). A session advisory lock makes
+        them take turns; on SQLite each application has a file of its own."""
+        if self.env.get("PERSISTENCE_MODULE") != "eventsourcing.postgres":
+            yield
+            return
+        with psycopg.connect(
+            host=self.env.get("POSTGRES_HOST"),
+            port=self.env.get("POSTGRES_PORT"),
+            user=self.env.get("POSTGRES_USER"),
+            password=self.env.get("POSTGRES_PASSWORD") or None,
+            dbname=self.env.get("POSTGRES_DBNAME"),
+            autocommit=True,
+        ) as lock:
+            lock.execute("SELECT pg_advisory_lock(hashtext('shangliang: schema changes'))")
+            yield
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

@@ -3,6 +3,7 @@ PostgreSQL (a schema of each test's own, dropped after)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -53,8 +54,8 @@ async def nats_client(nats_server: EmbeddedNats) -> AsyncIterator[Client]:
         await nc.close()
 
 
-@pytest.fixture
-def postgres_schema() -> Iterator[str]:
+@contextlib.contextmanager
+def fresh_postgres_schema() -> Iterator[str]:
     """A fresh schema in the test database, dropped with everything in it afterwards."""
     try:
         admin = psycopg.connect(**POSTGRES, autocommit=True, connect_timeout=3)
@@ -70,6 +71,24 @@ def postgres_schema() -> Iterator[str]:
             yield schema
         finally:
             admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def postgres_environment(schema: str) -> dict[str, str]:
+    """The settings that put every event store in that schema."""
+    return {
+        "SHANGLIANG_EVENT_STORE": "postgres",
+        "SHANGLIANG_POSTGRES_HOST": str(POSTGRES["host"]),
+        "SHANGLIANG_POSTGRES_PORT": str(POSTGRES["port"]),
+        "SHANGLIANG_POSTGRES_USER": str(POSTGRES["user"]),
+        "SHANGLIANG_POSTGRES_DBNAME": str(POSTGRES["dbname"]),
+        "SHANGLIANG_POSTGRES_SCHEMA": schema,
+    }
+
+
+@pytest.fixture
+def postgres_schema() -> Iterator[str]:
+    with fresh_postgres_schema() as schema:
+        yield schema
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

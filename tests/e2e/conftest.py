@@ -19,6 +19,7 @@ import pytest
 from shared.auth import Authenticator
 from shared.embedded import die_with_parent, free_port
 from shared.settings import Settings
+from tests.conftest import fresh_postgres_schema, postgres_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 SHANGLIANG = Path(sys.executable).parent / "shangliang"
@@ -147,12 +148,24 @@ def wait_ready(stack: RunningStack, timeout: float = START_TIMEOUT) -> None:
         time.sleep(0.05)
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def event_store(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """Every e2e module runs twice: event stores in SQLite files, then in PostgreSQL."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    with fresh_postgres_schema() as schema:
+        yield postgres_environment(schema)
+
+
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, event_store: dict[str, str]
+) -> Iterator[RunningStack]:
     """`python -m services.cli up` on free ports; at the end it must stop cleanly, leaving no
     process behind."""
     folder = tmp_path_factory.mktemp("stack")
-    env = stack_environment(folder / "data")
+    env = {**stack_environment(folder / "data"), **event_store}
     output = folder / "launcher.out"
     with output.open("wb") as out:
         process = subprocess.Popen(

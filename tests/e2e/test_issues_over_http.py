@@ -6,7 +6,7 @@ import itertools
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,11 +24,12 @@ CHINA = ZoneInfo("Asia/Shanghai")
 MISSING = object()
 
 # Each test counts in years of its own, so that tests sharing the stack cannot move its counts.
-_years = itertools.count(2001)
+# Counted per stack: the module runs once per persistence, each time on a fresh stack.
+_years: dict[int, Iterator[int]] = {}
 
 
-def fresh_year() -> int:
-    return next(_years)
+def fresh_year(stack: RunningStack) -> int:
+    return next(_years.setdefault(id(stack), itertools.count(2001)))
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +103,7 @@ def refused_and_nothing_stored(
     and the projection applies the stream in order: once the valid one is visible, it must be
     the only new issue in every year involved.
     """
-    probe_year = fresh_year()
+    probe_year = fresh_year(stack)
     years = {probe_year} | years_in(body)
     before = collected(stack, mint, years)
     response = submit(stack, token, body, key)
@@ -228,7 +229,7 @@ def _in_an_hour() -> str:
 def test_a_malformed_submission_gets_422_naming_the_field_and_stores_nothing(
     stack: RunningStack, mint: Callable[..., str], change: dict[str, Any], field: str
 ) -> None:
-    body = issue_body(year=fresh_year())
+    body = issue_body(year=fresh_year(stack))
     for name, value in change.items():
         if value is MISSING:
             del body[name]
@@ -260,14 +261,14 @@ def test_a_submission_beyond_the_callers_rights_gets_403_and_stores_nothing(
     roles: tuple[str, ...],
     body_office: str,
 ) -> None:
-    body = issue_body(office=body_office, year=fresh_year())
+    body = issue_body(office=body_office, year=fresh_year(stack))
     refused_and_nothing_stored(stack, mint, mint(office, *roles), body, 403)
 
 
 def test_a_retried_post_with_the_same_idempotency_key_returns_the_first_result(
     stack: RunningStack, mint: Callable[..., str], yanji_clerk: str
 ) -> None:
-    year = fresh_year()
+    year = fresh_year(stack)
     before = collected(stack, mint, [year])
     key = f"e2e-{uuid.uuid4()}"
     body = issue_body(year=year)
@@ -289,7 +290,7 @@ def test_the_same_idempotency_key_with_a_different_body_gets_409(
     stack: RunningStack, mint: Callable[..., str], yanji_clerk: str
 ) -> None:
     key = f"e2e-{uuid.uuid4()}"
-    body = issue_body(year=fresh_year())
+    body = issue_body(year=fresh_year(stack))
     first = submit(stack, yanji_clerk, body, key)
     assert first.status_code == 201, first.text
     in_projection(stack, yanji_clerk, first.json()["id"])
