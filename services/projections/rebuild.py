@@ -41,6 +41,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from services.projections.bulk import BulkLoad
 from services.projections.views import ProjectionView, open_projection_view
 from shared.consumer import Delivered
 from shared.contracts import UndecodableMessage, decode
@@ -108,8 +109,7 @@ Payloads = list[tuple[int, bytes]]
 Applier = Callable[[str, Payloads, int], Awaitable[None]]
 
 
-def apply_payloads(view: ProjectionView, stream: str, payloads: Payloads, last: int) -> None:
-    """Decode one batch and apply it with the tracking record of its last sequence."""
+def decoded(payloads: Payloads) -> list[Delivered]:
     delivered = []
     for sequence, data in payloads:
         try:
@@ -117,7 +117,12 @@ def apply_payloads(view: ProjectionView, stream: str, payloads: Payloads, last: 
         except UndecodableMessage:
             continue  # the live consumer skips it too (and logs it)
         delivered.append(Delivered(sequence, envelope, contract))
-    view.apply(delivered, Tracking(stream, last))
+    return delivered
+
+
+def apply_payloads(view: ProjectionView, stream: str, payloads: Payloads, last: int) -> None:
+    """Decode one batch and apply it with the tracking record of its last sequence."""
+    view.apply(decoded(payloads), Tracking(stream, last))
 
 
 def in_thread(view: ProjectionView) -> Applier:
@@ -129,34 +134,43 @@ def in_thread(view: ProjectionView) -> Applier:
     return apply
 
 
-_worker_view: ProjectionView | None = None
-"""The view a rebuild's worker process writes to."""
+_worker_load: BulkLoad | None = None
+"""The load a rebuild's worker process writes."""
 
 
 def _open_in_worker(path: str) -> None:
-    global _worker_view
+    global _worker_load
     gc.set_threshold(*FEWER_COLLECTIONS)
-    _worker_view = open_projection_view(path)
+    _worker_load = BulkLoad(Path(path))
 
 
-def _apply_in_worker(stream: str, payloads: Payloads, last: int) -> None:
-    assert _worker_view is not None
-    apply_payloads(_worker_view, stream, payloads, last)
+def _add_in_worker(stream: str, payloads: Payloads, last: int) -> None:
+    assert _worker_load is not None
+    _worker_load.add(stream, decoded(payloads), last)
+
+
+def _finish_in_worker(streams: list[str]) -> None:
+    assert _worker_load is not None
+    _worker_load.finish(streams)
 
 
 @contextlib.asynccontextmanager
-async def in_process(path: Path) -> AsyncIterator[Applier]:
-    """Apply in a process of its own, so decoding and writing do not wait for the GIL that
-    receiving holds: on two cores the two run side by side."""
+async def in_process(path: Path) -> AsyncIterator[tuple[Applier, Callable[[], Awaitable[None]]]]:
+    """Load in a process of its own, so decoding and writing do not wait for the GIL that
+    receiving holds: on two cores the two run side by side. Yields (apply, finish)."""
     loop = asyncio.get_running_loop()
     with ProcessPoolExecutor(
         1, mp_context=get_context("spawn"), initializer=_open_in_worker, initargs=(str(path),)
     ) as pool:
 
         async def apply(stream: str, payloads: Payloads, last: int) -> None:
-            await loop.run_in_executor(pool, _apply_in_worker, stream, payloads, last)
+            await loop.run_in_executor(pool, _add_in_worker, stream, payloads, last)
 
-        yield apply
+        async def finish() -> None:
+            streams = [spec.name for spec in UPSTREAMS]
+            await loop.run_in_executor(pool, _finish_in_worker, streams)
+
+        yield apply, finish
 
 
 async def replay(
@@ -221,7 +235,6 @@ async def rebuild(
     """
     ends = await stream_ends(js)
     target = new_file_name(data_dir)
-    open_projection_view(str(target)).datastore.close()  # the tables, before the worker starts
     total = sum(ends.values())
     done = 0
 
@@ -231,9 +244,10 @@ async def rebuild(
         if progress is not None:
             progress(done, total)
 
-    async with in_process(target) as apply:
+    async with in_process(target) as (apply, finish):
         for spec in UPSTREAMS:
             await replay(js, apply, spec, 0, ends[spec.name], advance=advance)
+        await finish()
     if switch:
         switch_to(data_dir, target)
     return target
