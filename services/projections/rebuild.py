@@ -40,11 +40,12 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
+from pydantic import ValidationError, create_model
 
 from services.projections.bulk import BulkLoad
 from services.projections.views import ProjectionView, open_projection_view
 from shared.consumer import Delivered
-from shared.contracts import UndecodableMessage, decode
+from shared.contracts import CONTRACTS, Contract, Envelope, UndecodableMessage, decode
 from shared.messaging import INTAKE_STREAM, MEETINGS_STREAM, SUPERVISION_STREAM, StreamSpec
 
 UPSTREAMS = (INTAKE_STREAM, MEETINGS_STREAM, SUPERVISION_STREAM)
@@ -109,11 +110,42 @@ Payloads = list[tuple[int, bytes]]
 Applier = Callable[[str, Payloads, int], Awaitable[None]]
 
 
+TYPED_ENVELOPES: dict[str, type[Envelope]] = {
+    name: create_model(f"{contract.__name__}Envelope", __base__=Envelope, data=(contract, ...))
+    for name, contract in CONTRACTS.items()
+}
+"""An envelope whose data is validated as its contract in the same pass over the bytes."""
+TYPE_MARK = b'"type":"'
+
+
+def decode_typed(payload: bytes) -> tuple[Envelope, Contract | None]:
+    """`decode`, in one pass when the type named in the bytes is a known contract's.
+
+    The type is looked for in the bytes without parsing them; the result is kept only if
+    the envelope's own `type` names it. Anything else (another layout, an unknown type, an
+    invalid message) goes through `decode`, so the outcome is always `decode`'s (the
+    envelope's data is then the contract itself).
+    """
+    start = payload.find(TYPE_MARK) + len(TYPE_MARK)
+    end = payload.find(b'"', start)
+    typed = TYPED_ENVELOPES.get(payload[start:end].decode(errors="replace"))
+    if start >= len(TYPE_MARK) and typed is not None:
+        try:
+            envelope = typed.model_validate_json(payload)
+        except ValidationError:
+            pass
+        else:
+            contract: Contract = envelope.data  # type: ignore[assignment]
+            if envelope.type == contract.type_name():
+                return envelope, contract
+    return decode(payload)
+
+
 def decoded(payloads: Payloads) -> list[Delivered]:
     delivered = []
     for sequence, data in payloads:
         try:
-            envelope, contract = decode(data)
+            envelope, contract = decode_typed(data)
         except UndecodableMessage:
             continue  # the live consumer skips it too (and logs it)
         delivered.append(Delivered(sequence, envelope, contract))
@@ -154,23 +186,33 @@ def _finish_in_worker(streams: list[str]) -> None:
     _worker_load.finish(streams)
 
 
+class Loader:
+    """A rebuild's bulk load in a process of its own, so decoding, deriving and writing do
+    not wait for the GIL that receiving holds: on two cores the two run side by side.
+
+    Its calls run one after another in the order they are made.
+    """
+
+    def __init__(self, pool: ProcessPoolExecutor) -> None:
+        self.pool = pool
+        self.loop = asyncio.get_running_loop()
+        # Start the process (its imports take most of a second) while the first batch arrives.
+        pool.submit(os.getpid)
+
+    async def apply(self, stream: str, payloads: Payloads, last: int) -> None:
+        await self.loop.run_in_executor(self.pool, _add_in_worker, stream, payloads, last)
+
+    async def finish(self) -> None:
+        streams = [spec.name for spec in UPSTREAMS]
+        await self.loop.run_in_executor(self.pool, _finish_in_worker, streams)
+
+
 @contextlib.asynccontextmanager
-async def in_process(path: Path) -> AsyncIterator[tuple[Applier, Callable[[], Awaitable[None]]]]:
-    """Load in a process of its own, so decoding and writing do not wait for the GIL that
-    receiving holds: on two cores the two run side by side. Yields (apply, finish)."""
-    loop = asyncio.get_running_loop()
+async def in_process(path: Path) -> AsyncIterator[Loader]:
     with ProcessPoolExecutor(
         1, mp_context=get_context("spawn"), initializer=_open_in_worker, initargs=(str(path),)
     ) as pool:
-
-        async def apply(stream: str, payloads: Payloads, last: int) -> None:
-            await loop.run_in_executor(pool, _add_in_worker, stream, payloads, last)
-
-        async def finish() -> None:
-            streams = [spec.name for spec in UPSTREAMS]
-            await loop.run_in_executor(pool, _finish_in_worker, streams)
-
-        yield apply, finish
+        yield Loader(pool)
 
 
 async def replay(
@@ -244,10 +286,10 @@ async def rebuild(
         if progress is not None:
             progress(done, total)
 
-    async with in_process(target) as (apply, finish):
+    async with in_process(target) as loader:
         for spec in UPSTREAMS:
-            await replay(js, apply, spec, 0, ends[spec.name], advance=advance)
-        await finish()
+            await replay(js, loader.apply, spec, 0, ends[spec.name], advance=advance)
+        await loader.finish()
     if switch:
         switch_to(data_dir, target)
     return target

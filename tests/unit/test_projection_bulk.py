@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bench.statistics_history import STREAMS, history
 from services.projections.bulk import BulkLoad
-from services.projections.rebuild import Payloads, apply_payloads, decoded
-from services.projections.views import open_projection_view
+from services.projections.rebuild import Payloads, apply_payloads, decode_typed, decoded
+from services.projections.views import fact_json, open_projection_view
+from shared.contracts import UndecodableMessage, decode
 
 
 def payloads_with_surprises() -> dict[str, Payloads]:
@@ -63,3 +71,51 @@ def test_a_bulk_load_equals_the_live_view_with_its_positions_and_indexes(tmp_pat
         bulk.datastore.close()
         live.datastore.close()
     assert index_names(tmp_path / "bulk.sqlite") == index_names(tmp_path / "live.sqlite")
+
+
+values = st.one_of(st.none(), st.booleans(), st.integers(-(2**62), 2**62), st.text())
+
+
+@given(st.dictionaries(st.text(), st.one_of(values, st.lists(values, max_size=4)), max_size=6))
+def test_a_facts_data_is_stored_as_the_text_it_always_had(data: dict[str, Any]) -> None:
+    assert fact_json(data) == json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def outcome(decoder: Callable[[bytes], Any], payload: bytes) -> Any:
+    try:
+        envelope, contract = decoder(payload)
+    except UndecodableMessage:
+        return "undecodable"
+    return envelope.id, contract
+
+
+def odd_payloads() -> list[bytes]:
+    """Envelopes `decode` reads one way and a look at the bytes might read another."""
+    submitted = next(
+        m.envelope for m in history(1, seed=2)["INTAKE"] if "IssueSubmitted" in m.envelope.type
+    )
+    closed = "shangliang.intake.IssueClosed.v1"
+    envelope = json.loads(submitted.to_bytes())
+    # The first "type" in the bytes is the data's, and the data would be a valid IssueClosed.
+    as_closed = {**envelope["data"], "type": closed, "closed_at": envelope["time"]}
+    data_first = {"data": as_closed, **{k: v for k, v in envelope.items() if k != "data"}}
+    closed_data = {**envelope, "type": closed}
+    unknown = {**envelope, "type": "shangliang.intake.Unheard.v9"}
+    invalid = {**envelope, "data": {**envelope["data"], "issue_id": "not a uuid"}}
+    no_time = {k: v for k, v in envelope.items() if k != "time"}
+    spaced = json.dumps(envelope, indent=1)
+    cases = [data_first, closed_data, unknown, invalid, no_time]
+    compact = [json.dumps(c, separators=(",", ":")).encode() for c in cases]
+    return [*compact, spaced.encode(), b"{", b'"type":"']
+
+
+@pytest.mark.parametrize("payload", odd_payloads())
+def test_a_one_pass_decode_reads_an_odd_envelope_as_decode_does(payload: bytes) -> None:
+    assert outcome(decode_typed, payload) == outcome(decode, payload)
+
+
+def test_a_one_pass_decode_reads_every_message_of_a_history_as_decode_does() -> None:
+    for messages in history(60, seed=4).values():
+        for message in messages:
+            payload = message.envelope.to_bytes()
+            assert outcome(decode_typed, payload) == outcome(decode, payload)
