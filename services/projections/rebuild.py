@@ -4,9 +4,10 @@ How a rebuild replaces the live view without a pause:
 
 1. `rebuild` creates a new file `projections.<UTC timestamp>.sqlite` beside the live one and
    replays INTAKE, MEETINGS and SUPERVISION into it from sequence 1 with ordered consumers,
-   in large batches (one transaction each, with the tracking record), up to each stream's
-   last sequence at the start. A worker process decodes and writes while this one receives.
-   The live service goes on answering from its own file.
+   in large batches, up to each stream's last sequence at the start. A worker process loads
+   the file in bulk (bulk.py: facts as they come, every entity derived once at the end, the
+   tracking records last, then fsync) while this one receives. The live service goes on
+   answering from its own file.
 2. When the new file is complete, the pointer file `projections.current` (which names the
    live file; absent means `projections.sqlite`) is replaced atomically (write a temporary
    file, fsync, `os.replace`). A reader sees the old name or the new one, never half of one.
