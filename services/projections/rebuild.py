@@ -180,6 +180,9 @@ def _open_in_worker(path: str) -> None:
 def _add_in_worker(stream: str, payloads: Payloads, last: int) -> None:
     assert _worker_load is not None
     _worker_load.add(stream, decoded(payloads), last)
+    # What outlives a batch (the facts kept for the end) makes no cycles: leave it out of
+    # every later collection, which would otherwise scan all of it again and again.
+    gc.freeze()
 
 
 def _finish_in_worker(streams: list[str]) -> None:
@@ -287,10 +290,11 @@ async def rebuild(
         if progress is not None:
             progress(done, total)
 
-    async with in_process(target) as loader:
-        for spec in UPSTREAMS:
-            await replay(js, loader.apply, spec, 0, ends[spec.name], advance=advance)
-        await loader.finish()
+    with fewer_collections():
+        async with in_process(target) as loader:
+            for spec in UPSTREAMS:
+                await replay(js, loader.apply, spec, 0, ends[spec.name], advance=advance)
+            await loader.finish()
     if switch:
         switch_to(data_dir, target)
     return target
