@@ -25,6 +25,7 @@ further and compares again.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import gc
 import os
@@ -194,19 +195,30 @@ class Loader:
     """A rebuild's bulk load in a process of its own, so decoding, deriving and writing do
     not wait for the GIL that receiving holds: on two cores the two run side by side.
 
-    Its calls run one after another in the order they are made.
+    Its calls run one after another in the order they are made. `apply` returns once the
+    batch is handed over, unless `IN_FLIGHT` batches already wait for the worker: receiving
+    goes on (into the next stream, too) while the worker loads.
     """
+
+    IN_FLIGHT = 2
 
     def __init__(self, pool: ProcessPoolExecutor) -> None:
         self.pool = pool
         self.loop = asyncio.get_running_loop()
         # Start the process (its imports take most of a second) while the first batch arrives.
         pool.submit(os.getpid)
+        self.pending: collections.deque[asyncio.Future[None]] = collections.deque()
 
     async def apply(self, stream: str, payloads: Payloads, last: int) -> None:
-        await self.loop.run_in_executor(self.pool, _add_in_worker, stream, payloads, last)
+        self.pending.append(
+            self.loop.run_in_executor(self.pool, _add_in_worker, stream, payloads, last)
+        )
+        if len(self.pending) > self.IN_FLIGHT:
+            await self.pending.popleft()
 
     async def finish(self) -> None:
+        while self.pending:
+            await self.pending.popleft()
         streams = [spec.name for spec in UPSTREAMS]
         await self.loop.run_in_executor(self.pool, _finish_in_worker, streams)
 
