@@ -23,6 +23,7 @@ import os
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,10 @@ from shared.consumer import Delivered
 
 EntityKey = tuple[str, str]
 """(entity, entity_id)."""
+TableRows = dict[str, list[tuple[Any, ...]]]
+TableLinks = dict[str, list[tuple[str, str]]]
+Counts = dict[tuple[str, int, str], int]
+Days = dict[tuple[str, int, int], int]
 CACHE_KIB = 1_048_576
 """The load's page cache (1 GiB at most, used as the file grows)."""
 
@@ -55,7 +60,7 @@ class BulkLoad:
         view = open_projection_view(str(path))  # the tables, as the live view has them
         self.indexes = _index_statements(view)
         view.datastore.close()
-        self.connection = sqlite3.connect(path, isolation_level=None)
+        self.connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         # The file is private until it is complete: no rollback journal, no fsync per batch.
         self.connection.execute("PRAGMA journal_mode = OFF")
         self.connection.execute("PRAGMA synchronous = OFF")
@@ -93,22 +98,12 @@ class BulkLoad:
 
     def finish(self, streams: Iterable[str]) -> None:
         """Derive every entity, write rows, links, counters and indexes; hand over the file."""
-        rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
-        links: dict[str, list[tuple[str, str]]] = defaultdict(list)
-        counts: dict[tuple[str, int, str], int] = defaultdict(int)
-        days: dict[tuple[str, int, int], int] = defaultdict(int)
-        for (entity, entity_id), of_entity in self.facts.items():
-            derived = DERIVE[entity](of_entity.values())
-            for ckey, n in derived.counts.items():
-                counts[ckey] += n
-            for dkey, n in derived.days.items():
-                days[dkey] += n
-            if derived.row is None:
-                continue
-            rows[entity].append(tuple(derived.row.values()))
-            if entity in LINK_TABLES:
-                links[entity].extend((entity_id, link) for link in derived.links)
-        self.facts.clear()
+        # SQLite builds the facts' index without the GIL while this thread derives.
+        with ThreadPoolExecutor(1) as indexer:
+            indexed = indexer.submit(self._create_indexes, "facts")
+            derived = self._derive_all()
+            indexed.result()
+        rows, links, counts, days = derived
         with self.transaction() as c:
             for entity, values in rows.items():
                 table, _, columns = ROW_TABLES[entity]
@@ -130,8 +125,8 @@ class BulkLoad:
                 "INSERT INTO resolution_days (office, year, days, n) VALUES (?, ?, ?, ?)",
                 [(*k, n) for k, n in days.items() if n],
             )
-            for statement in self.indexes:
-                c.execute(statement)
+        for table in {table for table, _, _ in [*ROW_TABLES.values(), *LINK_TABLES.values()]}:
+            self._create_indexes(table)
         self.connection.execute("PRAGMA journal_mode = WAL")
         self.connection.close()
         view = open_projection_view(str(self.path))
@@ -147,6 +142,29 @@ class BulkLoad:
         finally:
             os.close(fd)
 
+    def _derive_all(self) -> tuple[TableRows, TableLinks, Counts, Days]:
+        rows: TableRows = defaultdict(list)
+        links: TableLinks = defaultdict(list)
+        counts: Counts = defaultdict(int)
+        days: Days = defaultdict(int)
+        for (entity, entity_id), of_entity in self.facts.items():
+            derived = DERIVE[entity](of_entity.values())
+            for ckey, n in derived.counts.items():
+                counts[ckey] += n
+            for dkey, n in derived.days.items():
+                days[dkey] += n
+            if derived.row is None:
+                continue
+            rows[entity].append(tuple(derived.row.values()))
+            if entity in LINK_TABLES:
+                links[entity].extend((entity_id, link) for link in derived.links)
+        return rows, links, counts, days
+
+    def _create_indexes(self, table: str) -> None:
+        with self.transaction() as c:
+            for statement in self.indexes.get(table, []):
+                c.execute(statement)
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         self.connection.execute("BEGIN")
@@ -158,8 +176,13 @@ class BulkLoad:
         self.connection.execute("COMMIT")
 
 
-def _index_statements(view: ProjectionView) -> list[str]:
-    return [s for s in view.construct_create_table_statements() if s.startswith("CREATE INDEX")]
+def _index_statements(view: ProjectionView) -> dict[str, list[str]]:
+    """The view's CREATE INDEX statements by the table they index."""
+    by_table: dict[str, list[str]] = defaultdict(list)
+    for statement in view.construct_create_table_statements():
+        if statement.startswith("CREATE INDEX"):
+            by_table[statement.split(" ON ")[1].split()[0]].append(statement)
+    return by_table
 
 
 def _index_names(connection: sqlite3.Connection) -> list[str]:
