@@ -11,10 +11,19 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import NotJSMessageError
 
 from bench.statistics_history import STREAMS, history
 from services.projections.bulk import BulkLoad
-from services.projections.rebuild import Payloads, apply_payloads, decode_typed, decoded
+from services.projections.rebuild import (
+    Payloads,
+    apply_payloads,
+    decode_typed,
+    decoded,
+    stream_sequence,
+)
 from services.projections.views import fact_json, open_projection_view
 from shared.contracts import UndecodableMessage, decode
 
@@ -119,3 +128,21 @@ def test_a_one_pass_decode_reads_every_message_of_a_history_as_decode_does() -> 
         for message in messages:
             payload = message.envelope.to_bytes()
             assert outcome(decode_typed, payload) == outcome(decode, payload)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "$JS.ACK.INTAKE.ordered_1.1.20417.20417.1764140000000000000.99",
+        "$JS.ACK.hub.ACCOUNTHASH.INTAKE.ordered_1.2.7.3.1764140000000000000.0",
+        "$JS.ACK.hub.ACCOUNTHASH.INTAKE.ordered_1.2.123456789.3.1764140000000000000.0.r4nd",
+    ],
+)
+def test_a_stream_sequence_is_read_from_the_reply_as_nats_reads_it(reply: str) -> None:
+    msg = Msg(Client(), reply=reply)
+    assert stream_sequence(msg) == msg.metadata.sequence.stream
+
+
+def test_a_message_that_is_not_from_a_stream_is_refused() -> None:
+    with pytest.raises(NotJSMessageError):
+        stream_sequence(Msg(Client(), reply="_INBOX.abc"))
