@@ -23,7 +23,7 @@ import os
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,10 @@ class BulkLoad:
             self.connection.execute(f"DROP INDEX {name}")
         self.facts: dict[EntityKey, dict[str, Fact]] = {}
         self.positions: dict[str, int] = {}
+        # SQLite inserts and indexes without the GIL: in a thread of its own it writes one
+        # batch while this thread decodes the next.
+        self.writer = ThreadPoolExecutor(1)
+        self.written: Future[None] | None = None
 
     def add(self, stream: str, messages: Iterable[Delivered], last: int) -> None:
         """Keep and append the facts of messages after this stream's position so far."""
@@ -93,17 +97,24 @@ class BulkLoad:
                 of_entity[fact.event_id] = fact
                 rows.append(fact_row(fact))
         self.positions[stream] = last
+        self._wait_for_writer()
+        self.written = self.writer.submit(self._insert_facts, rows)
+
+    def _insert_facts(self, rows: list[tuple[Any, ...]]) -> None:
         with self.transaction() as c:
             c.executemany(f"INSERT INTO facts ({FACT_COLUMNS}) VALUES ({marks(11)})", rows)
 
+    def _wait_for_writer(self) -> None:
+        if self.written is not None:
+            self.written.result()  # in order, and a failed write fails the load
+
     def finish(self, streams: Iterable[str]) -> None:
         """Derive every entity, write rows, links, counters and indexes; hand over the file."""
-        # SQLite builds the facts' index without the GIL while this thread derives.
-        with ThreadPoolExecutor(1) as indexer:
-            indexed = indexer.submit(self._create_indexes, "facts")
-            derived = self._derive_all()
-            indexed.result()
-        rows, links, counts, days = derived
+        self._wait_for_writer()
+        self.written = self.writer.submit(self._create_indexes, "facts")
+        rows, links, counts, days = self._derive_all()
+        self._wait_for_writer()
+        self.writer.shutdown()
         with self.transaction() as c:
             for entity, values in rows.items():
                 table, _, columns = ROW_TABLES[entity]
