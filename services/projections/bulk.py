@@ -19,6 +19,7 @@ A load that fails leaves a file nobody points to: a half-written file is never u
 from __future__ import annotations
 
 import contextlib
+import operator
 import os
 import sqlite3
 from collections import defaultdict
@@ -42,10 +43,8 @@ from services.projections.views import (
 )
 from shared.consumer import Delivered
 
-EntityKey = tuple[str, str]
-"""(entity, entity_id)."""
-TableRows = dict[str, list[tuple[Any, ...]]]
-TableLinks = dict[str, list[tuple[str, str]]]
+FACT_KEY = operator.itemgetter(0, 1, 2)
+"""The primary key of a fact's row: entity, entity_id, event_id."""
 Counts = dict[tuple[str, int, str], int]
 Days = dict[tuple[str, int, int], int]
 CACHE_KIB = 1_048_576
@@ -69,7 +68,8 @@ class BulkLoad:
         self.connection.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         for name in _index_names(self.connection):
             self.connection.execute(f"DROP INDEX {name}")
-        self.facts: dict[EntityKey, dict[str, Fact]] = {}
+        self.facts: dict[str, dict[str, dict[str, Fact]]] = defaultdict(dict)
+        """entity → entity_id → event_id → the fact."""
         self.positions: dict[str, int] = {}
         # SQLite inserts and indexes without the GIL: in a thread of its own it writes one
         # batch while this thread decodes the next.
@@ -82,16 +82,16 @@ class BulkLoad:
         if last <= done:
             return
         rows = []
-        known = self.facts
+        facts = self.facts
         for message in messages:
             if message.sequence <= done:
                 continue  # as the live view: a stream position is applied once
             done = message.sequence
             for fact in facts_of(stream, message):
-                key = (fact.entity, fact.entity_id)
-                of_entity = known.get(key)
+                of_kind = facts[fact.entity]
+                of_entity = of_kind.get(fact.entity_id)
                 if of_entity is None:
-                    of_entity = known[key] = {}
+                    of_entity = of_kind[fact.entity_id] = {}
                 elif fact.event_id in of_entity:
                     continue  # re-published: the first is kept, as the live view keeps it
                 of_entity[fact.event_id] = fact
@@ -101,6 +101,7 @@ class BulkLoad:
         self.written = self.writer.submit(self._insert_facts, rows)
 
     def _insert_facts(self, rows: list[tuple[Any, ...]]) -> None:
+        rows.sort(key=FACT_KEY)  # nearby keys share pages: fewer page visits per batch
         with self.transaction() as c:
             c.executemany(f"INSERT INTO facts ({FACT_COLUMNS}) VALUES ({marks(11)})", rows)
 
@@ -110,23 +111,19 @@ class BulkLoad:
 
     def finish(self, streams: Iterable[str]) -> None:
         """Derive every entity, write rows, links, counters and indexes; hand over the file."""
+        # The writer thread indexes the facts, then writes each kind's rows, while this one
+        # derives the next kind (the largest first).
         self._wait_for_writer()
         self.written = self.writer.submit(self._create_indexes, "facts")
-        rows, links, counts, days = self._derive_all()
+        counts: Counts = defaultdict(int)
+        days: Days = defaultdict(int)
+        for entity, of_kind in sorted(self.facts.items(), key=lambda kind: -len(kind[1])):
+            rows, links = self._derive_kind(entity, of_kind, counts, days)
+            self._wait_for_writer()
+            self.written = self.writer.submit(self._insert_rows, entity, rows, links)
         self._wait_for_writer()
         self.writer.shutdown()
         with self.transaction() as c:
-            for entity, values in rows.items():
-                table, _, columns = ROW_TABLES[entity]
-                c.executemany(
-                    f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks(len(columns))})",
-                    values,
-                )
-            for entity, pairs in links.items():
-                table, key, other = LINK_TABLES[entity]
-                c.executemany(
-                    f"INSERT OR IGNORE INTO {table} ({key}, {other}) VALUES (?, ?)", pairs
-                )
             # A counter at zero has no row, as in the live view.
             c.executemany(
                 "INSERT INTO figures (office, year, figure, n) VALUES (?, ?, ?, ?)",
@@ -153,23 +150,42 @@ class BulkLoad:
         finally:
             os.close(fd)
 
-    def _derive_all(self) -> tuple[TableRows, TableLinks, Counts, Days]:
-        rows: TableRows = defaultdict(list)
-        links: TableLinks = defaultdict(list)
-        counts: Counts = defaultdict(int)
-        days: Days = defaultdict(int)
-        for (entity, entity_id), of_entity in self.facts.items():
-            derived = DERIVE[entity](of_entity.values())
+    @staticmethod
+    def _derive_kind(
+        entity: str, of_kind: dict[str, dict[str, Fact]], counts: Counts, days: Days
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[str, str]]]:
+        """Every entity of one kind: its row and links; its counters added to the sums."""
+        rows = []
+        links: list[tuple[str, str]] = []
+        derive = DERIVE[entity]
+        linked = entity in LINK_TABLES
+        for entity_id, of_entity in of_kind.items():
+            derived = derive(of_entity.values())
             for ckey, n in derived.counts.items():
                 counts[ckey] += n
             for dkey, n in derived.days.items():
                 days[dkey] += n
             if derived.row is None:
                 continue
-            rows[entity].append(tuple(derived.row.values()))
-            if entity in LINK_TABLES:
-                links[entity].extend((entity_id, link) for link in derived.links)
-        return rows, links, counts, days
+            rows.append(tuple(derived.row.values()))
+            if linked:
+                links.extend((entity_id, link) for link in derived.links)
+        return rows, links
+
+    def _insert_rows(
+        self, entity: str, rows: list[tuple[Any, ...]], links: list[tuple[str, str]]
+    ) -> None:
+        with self.transaction() as c:
+            table, _, columns = ROW_TABLES[entity]
+            c.executemany(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks(len(columns))})",
+                rows,
+            )
+            if links:
+                table, key, other = LINK_TABLES[entity]
+                c.executemany(
+                    f"INSERT OR IGNORE INTO {table} ({key}, {other}) VALUES (?, ?)", links
+                )
 
     def _create_indexes(self, table: str) -> None:
         with self.transaction() as c:
