@@ -4,9 +4,10 @@ How a rebuild replaces the live view without a pause:
 
 1. `rebuild` creates a new file `projections.<UTC timestamp>.sqlite` beside the live one and
    replays INTAKE, MEETINGS and SUPERVISION into it from sequence 1 with ordered consumers,
-   in large batches (one transaction each, with the tracking record), up to each stream's
-   last sequence at the start. A worker process decodes and writes while this one receives.
-   The live service goes on answering from its own file.
+   in large batches, up to each stream's last sequence at the start. A worker process loads
+   the file in bulk (bulk.py: facts as they come, every entity derived once at the end, the
+   tracking records last, then fsync) while this one receives. The live service goes on
+   answering from its own file.
 2. When the new file is complete, the pointer file `projections.current` (which names the
    live file; absent means `projections.sqlite`) is replaced atomically (write a temporary
    file, fsync, `os.replace`). A reader sees the old name or the new one, never half of one.
@@ -24,6 +25,7 @@ further and compares again.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import gc
 import os
@@ -40,10 +42,12 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
+from pydantic import ValidationError, create_model
 
+from services.projections.bulk import BulkLoad
 from services.projections.views import ProjectionView, open_projection_view
 from shared.consumer import Delivered
-from shared.contracts import UndecodableMessage, decode
+from shared.contracts import CONTRACTS, Contract, Envelope, UndecodableMessage, decode
 from shared.messaging import INTAKE_STREAM, MEETINGS_STREAM, SUPERVISION_STREAM, StreamSpec
 
 UPSTREAMS = (INTAKE_STREAM, MEETINGS_STREAM, SUPERVISION_STREAM)
@@ -108,16 +112,51 @@ Payloads = list[tuple[int, bytes]]
 Applier = Callable[[str, Payloads, int], Awaitable[None]]
 
 
-def apply_payloads(view: ProjectionView, stream: str, payloads: Payloads, last: int) -> None:
-    """Decode one batch and apply it with the tracking record of its last sequence."""
+TYPED_ENVELOPES: dict[str, type[Envelope]] = {
+    name: create_model(f"{contract.__name__}Envelope", __base__=Envelope, data=(contract, ...))
+    for name, contract in CONTRACTS.items()
+}
+"""An envelope whose data is validated as its contract in the same pass over the bytes."""
+TYPE_MARK = b'"type":"'
+
+
+def decode_typed(payload: bytes) -> tuple[Envelope, Contract | None]:
+    """`decode`, in one pass when the type named in the bytes is a known contract's.
+
+    The type is looked for in the bytes without parsing them; the result is kept only if
+    the envelope's own `type` names it. Anything else (another layout, an unknown type, an
+    invalid message) goes through `decode`, so the outcome is always `decode`'s (the
+    envelope's data is then the contract itself).
+    """
+    start = payload.find(TYPE_MARK) + len(TYPE_MARK)
+    end = payload.find(b'"', start)
+    typed = TYPED_ENVELOPES.get(payload[start:end].decode(errors="replace"))
+    if start >= len(TYPE_MARK) and typed is not None:
+        try:
+            envelope = typed.model_validate_json(payload)
+        except ValidationError:
+            pass
+        else:
+            contract: Contract = envelope.data  # type: ignore[assignment]
+            if envelope.type == contract.type_name():
+                return envelope, contract
+    return decode(payload)
+
+
+def decoded(payloads: Payloads) -> list[Delivered]:
     delivered = []
     for sequence, data in payloads:
         try:
-            envelope, contract = decode(data)
+            envelope, contract = decode_typed(data)
         except UndecodableMessage:
             continue  # the live consumer skips it too (and logs it)
         delivered.append(Delivered(sequence, envelope, contract))
-    view.apply(delivered, Tracking(stream, last))
+    return delivered
+
+
+def apply_payloads(view: ProjectionView, stream: str, payloads: Payloads, last: int) -> None:
+    """Decode one batch and apply it with the tracking record of its last sequence."""
+    view.apply(decoded(payloads), Tracking(stream, last))
 
 
 def in_thread(view: ProjectionView) -> Applier:
@@ -129,34 +168,81 @@ def in_thread(view: ProjectionView) -> Applier:
     return apply
 
 
-_worker_view: ProjectionView | None = None
-"""The view a rebuild's worker process writes to."""
+_worker_load: BulkLoad | None = None
+"""The load a rebuild's worker process writes."""
 
 
 def _open_in_worker(path: str) -> None:
-    global _worker_view
+    global _worker_load
     gc.set_threshold(*FEWER_COLLECTIONS)
-    _worker_view = open_projection_view(path)
+    _worker_load = BulkLoad(Path(path))
 
 
-def _apply_in_worker(stream: str, payloads: Payloads, last: int) -> None:
-    assert _worker_view is not None
-    apply_payloads(_worker_view, stream, payloads, last)
+def _add_in_worker(stream: str, payloads: Payloads, last: int) -> None:
+    assert _worker_load is not None
+    _worker_load.add(stream, decoded(payloads), last)
+    # What outlives a batch (the facts kept for the end) makes no cycles: leave it out of
+    # every later collection, which would otherwise scan all of it again and again.
+    gc.freeze()
+
+
+def _finish_in_worker(streams: list[str]) -> None:
+    assert _worker_load is not None
+    _worker_load.finish(streams)
+
+
+class Loader:
+    """A rebuild's bulk load in a process of its own, so decoding, deriving and writing do
+    not wait for the GIL that receiving holds: on two cores the two run side by side.
+
+    Its calls run one after another in the order they are made. `apply` returns once the
+    batch is handed over, unless `IN_FLIGHT` batches already wait for the worker: receiving
+    goes on (into the next stream, too) while the worker loads.
+    """
+
+    IN_FLIGHT = 2
+
+    def __init__(self, pool: ProcessPoolExecutor) -> None:
+        self.pool = pool
+        self.loop = asyncio.get_running_loop()
+        # Start the process (its imports take most of a second) while the first batch arrives.
+        pool.submit(os.getpid)
+        self.pending: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def apply(self, stream: str, payloads: Payloads, last: int) -> None:
+        self.pending.append(
+            self.loop.run_in_executor(self.pool, _add_in_worker, stream, payloads, last)
+        )
+        if len(self.pending) > self.IN_FLIGHT:
+            await self.pending.popleft()
+
+    async def finish(self) -> None:
+        while self.pending:
+            await self.pending.popleft()
+        streams = [spec.name for spec in UPSTREAMS]
+        await self.loop.run_in_executor(self.pool, _finish_in_worker, streams)
 
 
 @contextlib.asynccontextmanager
-async def in_process(path: Path) -> AsyncIterator[Applier]:
-    """Apply in a process of its own, so decoding and writing do not wait for the GIL that
-    receiving holds: on two cores the two run side by side."""
-    loop = asyncio.get_running_loop()
+async def in_process(path: Path) -> AsyncIterator[Loader]:
     with ProcessPoolExecutor(
         1, mp_context=get_context("spawn"), initializer=_open_in_worker, initargs=(str(path),)
     ) as pool:
+        yield Loader(pool)
 
-        async def apply(stream: str, payloads: Payloads, last: int) -> None:
-            await loop.run_in_executor(pool, _apply_in_worker, stream, payloads, last)
 
-        yield apply
+def stream_sequence(msg: Msg) -> int:
+    """The message's stream sequence, read from its reply subject as `msg.metadata` reads it
+    (`$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>...`, or with a domain and an
+    account hash before the stream), without building the rest of the metadata, which
+    cost this process, the one that receives, more than the sequence itself."""
+    tokens = msg.reply.split(".")
+    if tokens[:2] == ["$JS", "ACK"]:
+        if len(tokens) == 9:
+            return int(tokens[5])
+        if len(tokens) >= 11:
+            return int(tokens[7])
+    return msg.metadata.sequence.stream  # not a JetStream message: let nats-py say so
 
 
 async def replay(
@@ -192,11 +278,8 @@ async def replay(
             batch = [await queue.get()]
             while len(batch) < batch_size and not queue.empty():
                 batch.append(queue.get_nowait())
-            kept = [
-                (m.metadata.sequence.stream, m.data)
-                for m in batch
-                if position < m.metadata.sequence.stream <= stop
-            ]
+            numbered = [(stream_sequence(m), m.data) for m in batch]
+            kept = [(n, data) for n, data in numbered if position < n <= stop]
             if not kept:
                 continue
             last = kept[-1][0]
@@ -221,7 +304,6 @@ async def rebuild(
     """
     ends = await stream_ends(js)
     target = new_file_name(data_dir)
-    open_projection_view(str(target)).datastore.close()  # the tables, before the worker starts
     total = sum(ends.values())
     done = 0
 
@@ -231,9 +313,11 @@ async def rebuild(
         if progress is not None:
             progress(done, total)
 
-    async with in_process(target) as apply:
-        for spec in UPSTREAMS:
-            await replay(js, apply, spec, 0, ends[spec.name], advance=advance)
+    with fewer_collections():
+        async with in_process(target) as loader:
+            for spec in UPSTREAMS:
+                await replay(js, loader.apply, spec, 0, ends[spec.name], advance=advance)
+            await loader.finish()
     if switch:
         switch_to(data_dir, target)
     return target
