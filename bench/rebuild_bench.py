@@ -80,7 +80,6 @@ async def raw_loop(js: JetStreamContext, db: Path) -> int:
             cb=queue.put,
             ordered_consumer=True,
             config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=1),
-            pending_msgs_limit=8 * BATCH,
         )
         position = 0
         while position < last:

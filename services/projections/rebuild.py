@@ -261,6 +261,24 @@ async def replay(
     """
     if start >= stop:
         return start
+    position = start
+    while position < stop:
+        # A subscription that falls silent before `stop` lost messages (nats-py drops what
+        # overflows a slow subscriber): subscribe again after the last applied position.
+        position = await _replay_until_silent(js, apply, spec, position, stop, batch_size, advance)
+    return position
+
+
+async def _replay_until_silent(
+    js: JetStreamContext,
+    apply: Applier,
+    spec: StreamSpec,
+    start: int,
+    stop: int,
+    batch_size: int,
+    advance: Callable[[int], object] | None,
+    silence_seconds: float = 5.0,
+) -> int:
     queue: asyncio.Queue[Msg] = asyncio.Queue(maxsize=4 * batch_size)
     subscription = await js.subscribe(
         f"{spec.service}.>",
@@ -270,12 +288,16 @@ async def replay(
         config=ConsumerConfig(
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start + 1
         ),
-        pending_msgs_limit=8 * batch_size,
     )
     position = start
     try:
         while position < stop:
-            batch = [await queue.get()]
+            try:
+                async with asyncio.timeout(silence_seconds):
+                    first = await queue.get()
+            except TimeoutError:
+                return position
+            batch = [first]
             while len(batch) < batch_size and not queue.empty():
                 batch.append(queue.get_nowait())
             numbered = [(stream_sequence(m), m.data) for m in batch]
