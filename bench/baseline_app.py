@@ -10,6 +10,7 @@ request, on FastAPI's thread pool. No token check, no group commit, no relay, no
 from __future__ import annotations
 
 import argparse
+import json
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
@@ -22,14 +23,12 @@ from services.intake.api import IssueSubmission, IssueView
 from services.intake.domain import Issue
 
 
-def create_app(db_path: str) -> FastAPI:
-    store = Application[UUID](
-        env={
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-            "SQLITE_DBNAME": db_path,
-            "SQLITE_LOCK_TIMEOUT": "10",
-        }
-    )
+class Baseline(Application[UUID]):
+    name = "baseline"
+
+
+def create_app(store_env: dict[str, str]) -> FastAPI:
+    store = Baseline(env=store_env)
     app = FastAPI(title="baseline: one aggregate per request")
 
     @app.post("/issues", status_code=status.HTTP_201_CREATED, response_model=IssueView)
@@ -59,10 +58,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="The naive baseline for bench.run.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--db", required=True, help="SQLite file of the event store")
+    parser.add_argument(
+        "--store-env", required=True, help="the event store's eventsourcing environment, JSON"
+    )
     args = parser.parse_args()
     uvicorn.run(
-        create_app(args.db),
+        create_app(json.loads(args.store_env)),
         host=args.host,
         port=args.port,
         workers=1,

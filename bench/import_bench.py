@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 from openpyxl import Workbook
 
-from bench.processes import pipeline
+from bench.processes import event_store, pipeline
 from services.intake.imports import ACTIVITY_COLUMNS, ISSUE_COLUMNS
 from shared.auth import Authenticator
 from shared.settings import Settings
@@ -94,7 +94,11 @@ def main() -> None:
     args = parser.parse_args()
     token = Authenticator(Settings()).mint("yanji", ["clerk"], subject="import-bench")
     marker = uuid.uuid4().hex[:6]
-    with tempfile.TemporaryDirectory() as folder, pipeline(Path(folder)) as target:
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        event_store("sqlite", Path(folder), "") as store,
+        pipeline(Path(folder), store) as target,
+    ):
         headers = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=target.base_url, headers=headers, timeout=300) as http:
             _, answer = timed_post(http, "/imports/activities", activities(marker), "a.xlsx")

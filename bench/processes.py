@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import sqlite3
@@ -15,11 +16,76 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
+
 from shared.embedded import EmbeddedNats, die_with_parent, free_port
+from shared.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 READY_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Store:
+    """Where the targets keep their events: SQLite files in the work folder, or a fresh
+    PostgreSQL schema (the same for both targets' runs, emptied in between)."""
+
+    settings: Settings
+
+    def env(self, application: str) -> dict[str, str]:
+        return self.settings.event_store_env(application)
+
+    def service_env(self) -> dict[str, str]:
+        s = self.settings
+        if s.event_store != "postgres":
+            return {}
+        return {
+            "SHANGLIANG_EVENT_STORE": "postgres",
+            "SHANGLIANG_POSTGRES_HOST": s.postgres_host,
+            "SHANGLIANG_POSTGRES_PORT": str(s.postgres_port),
+            "SHANGLIANG_POSTGRES_USER": s.postgres_user,
+            "SHANGLIANG_POSTGRES_PASSWORD": s.postgres_password,
+            "SHANGLIANG_POSTGRES_DBNAME": s.postgres_dbname,
+            "SHANGLIANG_POSTGRES_SCHEMA": s.postgres_schema,
+        }
+
+    def count_events(self, application: str) -> int:
+        s = self.settings
+        if s.event_store != "postgres":
+            return count_rows(s.data_dir / f"{application}.sqlite", "stored_events")
+        with psycopg.connect(
+            host=s.postgres_host, port=s.postgres_port, user=s.postgres_user,
+            password=s.postgres_password or None, dbname=s.postgres_dbname,
+        ) as c:  # fmt: skip
+            try:
+                table = f"{s.postgres_schema}.{application}_events"
+                return int(c.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # type: ignore[index]
+            except psycopg.errors.UndefinedTable:
+                return 0
+
+
+@contextlib.contextmanager
+def event_store(kind: str, workdir: Path, postgres_dbname: str) -> Iterator[Store]:
+    """SQLite files in `workdir`, or a PostgreSQL schema of this run's own, dropped after."""
+    if kind == "sqlite":
+        yield Store(Settings(data_dir=workdir))
+        return
+    settings = Settings(
+        data_dir=workdir,
+        event_store="postgres",
+        postgres_dbname=postgres_dbname,
+        postgres_schema=f"bench_{os.getpid()}_{int(time.time())}",
+    )
+    with psycopg.connect(
+        host=settings.postgres_host, port=settings.postgres_port, user=settings.postgres_user,
+        password=settings.postgres_password or None, dbname=postgres_dbname, autocommit=True,
+    ) as admin:  # fmt: skip
+        admin.execute(f"CREATE SCHEMA {settings.postgres_schema}")
+        try:
+            yield Store(settings)
+        finally:
+            admin.execute(f"DROP SCHEMA {settings.postgres_schema} CASCADE")
 
 
 @dataclass(frozen=True)
@@ -29,13 +95,14 @@ class Target:
     name: str
     base_url: str
     pids: dict[str, int]
-    event_store: Path
+    store: Store
+    application: str
     projections_url: str | None = None
     projections_db: Path | None = None
     logs: list[Path] = field(default_factory=list)
 
     def stored_events(self) -> int:
-        return count_rows(self.event_store, "stored_events")
+        return self.store.count_events(self.application)
 
     def projected_issues(self) -> int:
         assert self.projections_db is not None, "this target has no projection"
@@ -125,20 +192,20 @@ def wait_ready(name: str, url: str, process: subprocess.Popen[bytes], log_path: 
 
 
 @contextlib.contextmanager
-def baseline(workdir: Path) -> Iterator[Target]:
+def baseline(workdir: Path, store: Store) -> Iterator[Target]:
     """The naive baseline app alone."""
     port = free_port()
-    db = workdir / "baseline.sqlite"
     log = workdir / "baseline.log"
-    argv = [sys.executable, "-m", "bench.baseline_app", "--port", str(port), "--db", str(db)]
+    env = json.dumps(store.env("baseline"))
+    argv = [sys.executable, "-m", "bench.baseline_app", "--port", str(port), "--store-env", env]
     with _process("baseline", argv, dict(os.environ), log) as process:
         url = f"http://127.0.0.1:{port}"
         wait_ready("baseline", url, process, log)
-        yield Target("baseline", url, {"baseline": process.pid}, db, logs=[log])
+        yield Target("baseline", url, {"baseline": process.pid}, store, "baseline", logs=[log])
 
 
 @contextlib.contextmanager
-def pipeline(workdir: Path) -> Iterator[Target]:
+def pipeline(workdir: Path, store: Store) -> Iterator[Target]:
     """The full pipeline: nats-server, intake (with its relay) and projections."""
     intake_port, projections_port = free_port(), free_port()
     with contextlib.ExitStack() as stack:
@@ -150,6 +217,7 @@ def pipeline(workdir: Path) -> Iterator[Target]:
             "SHANGLIANG_NATS_URL": nats.url,
             "SHANGLIANG_INTAKE_PORT": str(intake_port),
             "SHANGLIANG_PROJECTIONS_PORT": str(projections_port),
+            **store.service_env(),
         }
         pids = {"nats-server": nats.process.pid}
         logs = [workdir / "nats" / "nats-server.log"]
@@ -166,7 +234,8 @@ def pipeline(workdir: Path) -> Iterator[Target]:
             "pipeline",
             urls["intake"],
             pids,
-            workdir / "intake.sqlite",
+            store,
+            "intake",
             projections_url=urls["projections"],
             projections_db=workdir / "projections.sqlite",
             logs=logs,

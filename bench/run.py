@@ -70,6 +70,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="before each target, wait up to this many seconds for the machine to be idle",
     )
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument(
+        "--store",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="event stores of both targets: SQLite files, or a fresh PostgreSQL schema",
+    )
+    parser.add_argument("--postgres-dbname", default="test", help="with --store postgres")
     return parser.parse_args(argv)
 
 
@@ -134,7 +141,10 @@ def throughput(args: argparse.Namespace, body: bytes, token: str) -> dict[str, A
         with tempfile.TemporaryDirectory(prefix=f"shangliang-bench-{name}-") as tmp:
             workdir = Path(tmp)
             script = write_script(workdir / "post_issue.lua", body, token)
-            with start(workdir) as target:
+            with (
+                processes.event_store(args.store, workdir, args.postgres_dbname) as store,
+                start(workdir, store) as target,
+            ):
                 url = f"{target.base_url}/issues"
                 if args.warmup > 0:
                     print(f"{name}: warm-up {args.warmup} s …", flush=True)
@@ -191,7 +201,8 @@ def projection_latency(args: argparse.Namespace, body: bytes, token: str) -> dic
     quiet = wait_for_quiet(args.quiet_wait)
     with (
         tempfile.TemporaryDirectory(prefix="shangliang-bench-latency-") as tmp,
-        processes.pipeline(Path(tmp)) as target,
+        processes.event_store(args.store, Path(tmp), args.postgres_dbname) as store,
+        processes.pipeline(Path(tmp), store) as target,
     ):
         assert target.projections_url is not None
         print(
