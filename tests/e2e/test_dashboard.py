@@ -440,8 +440,9 @@ def test_issue_rows_are_counted_by_china_month_and_as_of(visit, services):
         # 17:00 UTC on 31 May is 01:00 on 1 June in China.
         {"submitted_at": "2020-05-31T17:00:00+00:00", "category": "城市管理", "status": "submitted",
          "status_label": "已收集", "community": "丹英社区"},
+        # The API's rows name the departments of the issue's cases.
         {"submitted_at": "2020-06-20T09:00:00+08:00", "category": "城市管理", "status": "overdue",
-         "department": "市城市管理局"},
+         "departments": ["市城市管理局", "市交通运输局"]},
         {"submitted_at": "2020-07-01T09:00:00+08:00", "category": "物业管理", "status": "referred",
          "overdue": True, "department": "市住房和城乡建设局", "community": "丹英社区"},
         {"submitted_at": "2020-09-01T09:00:00+08:00", "category": "其他", "status": "resolved"},
@@ -453,7 +454,11 @@ def test_issue_rows_are_counted_by_china_month_and_as_of(visit, services):
     assert counted["by_category"] == {"城市管理": 2, "物业管理": 1}
     assert counted["by_community"] == {"丹英社区": 2}
     assert counted["by_status"] == {"submitted": 1, "overdue": 1, "referred": 1}
-    assert counted["overdue_by_department"] == {"市城市管理局": 1, "市住房和城乡建设局": 1}
+    assert counted["overdue_by_department"] == {
+        "市城市管理局": 1,
+        "市交通运输局": 1,
+        "市住房和城乡建设局": 1,
+    }
     assert counted["labels"] == {"submitted": "已收集"}
 
 
@@ -539,10 +544,18 @@ def test_the_charts_are_drawn_to_scale(visit, services):
     assert result["bars"][:3] == [["c0", 12], ["c1", 11], ["c2", 10]]
     assert len(result["bars"]) == 10
     assert result["bars"][-1] == ["", sum(range(1, 4))]  # the three smallest, as "其他"
-    assert result["funnel"] == [["submitted", 10], ["topic", 5], ["resolved", 2]]
+    # Nested stages: collected ⊇ screened ⊇ taken up ⊇ resolved ⊇ closed; a rejected issue
+    # is screened but not taken up, and is named beside the funnel.
+    assert result["funnel"] == [
+        ["submitted", 11],
+        ["screened", 6],
+        ["taken_up", 5],
+        ["resolved", 2],
+        ["closed", 0],
+    ]
     widths = result["funnelWidths"]
-    assert widths[0] > widths[1] > widths[2]
-    assert widths[0] == pytest.approx(2 * widths[1])
+    assert widths[0] > widths[1] > widths[2] > widths[3] > widths[4]
+    assert widths[1] == pytest.approx(6 / 11 * widths[0])
     assert "不予采纳 1" in result["note"]
     assert result["empty"] == "暂无数据"
 

@@ -29,14 +29,26 @@
     antu: ["安图县政协", "Antu CPPCC"],
   };
 
-  // Lifecycle order of an issue's combined status; the funnel counts "this stage or later".
-  const STATUS_PATH = [
-    "submitted", "screened", "topic", "report", "referred", "on_agenda", "consulted",
-    "under_supervision", "overdue", "answered", "resolved", "closed",
+  // The funnel's stages, each a subset of the one before: collected ⊇ screened ⊇ taken up
+  // (a topic, a referral or an answer) ⊇ resolved ⊇ closed. An issue is counted in every
+  // stage its current status has reached; those screened out (report, duplicate, rejected)
+  // leave after "screened" and are listed beside the funnel.
+  const TAKEN_UP = [
+    "topic", "referred", "answered", "on_agenda", "consulted", "under_supervision", "overdue",
+    "resolved", "closed",
   ];
+  const FUNNEL = [
+    { code: "submitted", reached: () => true },
+    { code: "screened", reached: (status) => status !== "submitted" },
+    { code: "taken_up", reached: (status) => TAKEN_UP.includes(status) },
+    { code: "resolved", reached: (status) => status === "resolved" || status === "closed" },
+    { code: "closed", reached: (status) => status === "closed" },
+  ];
+  const SCREENED_OUT = ["report", "duplicate", "rejected"];
   const STATUS = {
     submitted: ["已收集", "Collected"],
     screened: ["已筛选", "Screened"],
+    taken_up: ["已立项办理", "Taken up"],
     topic: ["列为协商议题", "Consultation topic"],
     report: ["转为《社情民意》", "Public-opinion report"],
     referred: ["转交承办单位", "Referred to a department"],
@@ -90,7 +102,7 @@
       partial: (n) => `，仅汇总了前 ${fmt(n)} 条`,
       currentStatus: "；状态为当前状态",
       fromBreakdown: "图表数据来自统计接口",
-      funnelNote: "柱长：到达该阶段及以后的问题数",
+      funnelNote: "柱长：已到达该阶段的问题数",
       alsoClosed: "另有", clauseSep: "；", listSep: "，", missingFigure: "接口暂未提供 / not provided by the API yet",
       colTitle: "标题", colOffice: "政协", colCategory: "类别", colStatus: "状态",
       colDate: "日期", colDepartment: "承办单位", colCommunity: "社区", colDetail: "详情",
@@ -120,7 +132,7 @@
       partial: (n) => `, only the first ${fmt(n)}`,
       currentStatus: "; statuses are current",
       fromBreakdown: "Charts from the statistics API",
-      funnelNote: "Bar length: issues at this stage or later",
+      funnelNote: "Bar length: issues that reached the stage",
       alsoClosed: "also", clauseSep: "; ", listSep: ", ", missingFigure: "接口暂未提供 / not provided by the API yet",
       colTitle: "Title", colOffice: "Office", colCategory: "Category", colStatus: "Status",
       colDate: "Date", colDepartment: "Department", colCommunity: "Community", colDetail: "Detail",
@@ -382,20 +394,20 @@
   }
 
   /**
-   * The status funnel: for each stage of the lifecycle, the issues whose current status is
-   * that stage or a later one; side outcomes (duplicate, rejected, unknown) are listed below.
+   * The status funnel: for each stage (FUNNEL), the issues whose current status has reached
+   * it; `data-now` is how many are at exactly that status now. Those screened out are listed
+   * below the funnel.
    */
   function funnelChart(byStatus, labels = {}) {
     const total = Object.values(byStatus).reduce((s, n) => s + n, 0);
     if (!total) return empty(t("noData"));
-    const stages = STATUS_PATH.filter((code) => byStatus[code] > 0 || code === "submitted");
-    const onPath = (code) => STATUS_PATH.includes(code);
-    const pathTotal = Object.entries(byStatus).filter(([c]) => onPath(c)).reduce((s, [, n]) => s + n, 0);
-    const reached = stages.map((code) => {
-      const index = STATUS_PATH.indexOf(code);
-      const value = STATUS_PATH.slice(index).reduce((s, c) => s + (byStatus[c] || 0), 0);
-      return { code, value, now: byStatus[code] || 0 };
-    });
+    const reached = FUNNEL.map((stage) => ({
+      code: stage.code,
+      value: Object.entries(byStatus)
+        .filter(([status]) => stage.reached(status))
+        .reduce((s, [, n]) => s + n, 0),
+      now: byStatus[stage.code] || 0,
+    }));
     const width = 520;
     const rowHeight = 34;
     const height = reached.length * rowHeight + 6;
@@ -403,19 +415,18 @@
     const span = 330;
     const labelSize = state.lang === "zh" ? 9 : 22;
     const parts = reached.map((stage, i) => {
-      const w = Math.max(4, (stage.value / Math.max(pathTotal, 1)) * span);
+      const w = Math.max(4, (stage.value / total) * span);
       const y = 3 + i * rowHeight;
       return (
-        `<g class="bar funnel clickable" data-key="${esc(stage.code)}" data-value="${stage.value}" data-now="${stage.now}"` +
-        ` data-filter="status" data-filter-value="${esc(stage.code)}">` +
-        `<title>${esc(statusName(stage.code, labels[stage.code]))}: ${fmt(stage.value)} (${fmt(stage.now)})</title>` +
+        `<g class="bar funnel" data-key="${esc(stage.code)}" data-value="${stage.value}" data-now="${stage.now}">` +
+        `<title>${esc(statusName(stage.code, labels[stage.code]))}: ${fmt(stage.value)}</title>` +
         `<rect x="${center - w / 2}" y="${y}" width="${w}" height="${rowHeight - 6}" rx="4"></rect>` +
         `<text class="label" x="${center - span / 2 - 6}" y="${y + 19}" text-anchor="end">${esc(shorten(statusName(stage.code, labels[stage.code]), labelSize))}</text>` +
         `<text class="value inside" x="${center}" y="${y + 19}" text-anchor="middle">${fmt(stage.value)}</text></g>`
       );
     });
     const aside = Object.entries(byStatus)
-      .filter(([code, n]) => !onPath(code) && n > 0)
+      .filter(([code, n]) => n > 0 && (SCREENED_OUT.includes(code) || !FUNNEL.some((f) => f.code === code) && !TAKEN_UP.includes(code)))
       .map(([code, n]) => `${esc(statusName(code, labels[code]))} ${fmt(n)}`);
     return (
       `<svg class="chart" viewBox="0 0 ${width} ${height}" role="img" aria-label="${esc(t("chartStatus"))}">${parts.join("")}</svg>` +
@@ -459,7 +470,11 @@
       add(counts.by_community, row.community);
       add(counts.by_status, row.status);
       if (row.status_label) labels[row.status] = row.status_label;
-      if (row.overdue === true || row.status === "overdue") add(counts.overdue_by_department, row.department);
+      if (row.overdue === true || row.status === "overdue") {
+        for (const department of row.departments || [row.department]) {
+          add(counts.overdue_by_department, department);
+        }
+      }
     }
     return { ...counts, labels };
   }
