@@ -12,6 +12,8 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
+from shared.audit import acting, actor_of
+from shared.contracts import Actor
 from shared.settings import Settings
 
 ROLES = ("clerk", "leader", "meetings", "supervisor", "department", "viewer", "admin")
@@ -29,6 +31,10 @@ class Principal(BaseModel):
     def can_read(self, office: str) -> bool:
         """A county office reads its own data; the prefecture office reads everything."""
         return self.is_prefecture or office == self.office
+
+    def actor(self, role: str | None = None) -> Actor:
+        """This user as the actor of a command that `role` authorized (audit)."""
+        return actor_of(self.subject, self.office, self.roles, role, self.department)
 
 
 class TokenError(ValueError):
@@ -137,20 +143,26 @@ async def current_principal(
             headers={"WWW-Authenticate": "Bearer"},
         )
     try:
-        return request.app.state.authenticator.verify(credentials.credentials)
+        principal: Principal = request.app.state.authenticator.verify(credentials.credentials)
     except TokenError as error:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             f"访问令牌无效 / invalid token: {error}",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         ) from error
+    # The request's commands record who did them; `require_role` adds which role allowed it.
+    acting.set(principal.actor())
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
 def require_role(principal: Principal, role: str) -> None:
+    """Refuse a caller without the role; otherwise the request's commands record that this
+    role authorized them."""
     if role not in principal.roles:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, f"需要角色 {role} / this needs the role {role!r}"
         )
+    acting.set(principal.actor(role))

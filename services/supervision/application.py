@@ -28,6 +28,7 @@ from services.supervision.domain import (
     letter_number,
 )
 from services.supervision.workdays import add_working_days
+from shared.audit import stamp, system_actor
 from shared.contracts import (
     CaseAcknowledgedV1,
     CaseEscalatedV1,
@@ -289,6 +290,8 @@ class SupervisionApplication(ServiceApplication):
                 case.supervise(now, self._ladder(case))
                 if not case.pending_events:
                     break
+                # Reminders, 催办, overdue and 提级督办 are the scheduler's doing.
+                stamp(case.pending_events, system_actor("scheduler", case.office))
                 try:
                     self.save(case)
                 except IntegrityError:
