@@ -28,6 +28,7 @@ from services.intake.domain import (
     previous_command,
 )
 from services.intake.imports import Kind, RowChecker, RowError, data_rows, read_table
+from shared.audit import HistoryEntry, read_history
 from shared.contracts import (
     ActivityCorrectedV1,
     ActivityRecordedV1,
@@ -47,7 +48,9 @@ A = TypeVar("A", bound=Aggregate)
 Command = tuple[str, str] | None
 
 PERSONAL_FIELDS = frozenset({"reporter_name", "reporter_phone"})
-_HIDDEN_IN_HISTORY = PERSONAL_FIELDS | {"command", "originator_id", "originator_topic"}
+_BOOKKEEPING = frozenset({"command"})
+"""A request's Idempotency-Key and fingerprint: retry bookkeeping, not what happened."""
+_HIDDEN_IN_HISTORY = PERSONAL_FIELDS | _BOOKKEEPING | {"originator_id", "originator_topic"}
 
 
 class IssueNotFound(LookupError):
@@ -135,6 +138,11 @@ class IntakeApplication(ServiceApplication):
                 }
             )
         return steps
+
+    def audit_trail(self, aggregate_id: UUID, personal: bool) -> list[HistoryEntry]:
+        """Every stored event with who caused it; the reporter only if `personal`."""
+        hidden = _BOOKKEEPING if personal else _BOOKKEEPING | PERSONAL_FIELDS
+        return read_history(self, aggregate_id, hidden)
 
     def list_issues(self, where: IssueFilter, page: int, page_size: int) -> Page:
         return self.catalog.select(Issue, where, lambda i: (i.submitted_at, i.id), page, page_size)

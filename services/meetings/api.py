@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from services.meetings import views as v
 from services.meetings.application import MeetingNotFound, MeetingsApplication
 from services.meetings.domain import Meeting, MeetingConflict, MeetingRuleBroken
+from shared.audit import History
 from shared.auth import CurrentPrincipal, Principal, require_role
 from shared.web import IdempotencyKey, PageNumber, PageSize
 
@@ -142,6 +143,14 @@ async def get_meeting(
     """One meeting with its agenda, participants, outcomes, postponements and history."""
     meeting = await readable_meeting(app, principal, meeting_id)
     return v.MeetingView.of(meeting, await run_in_threadpool(app.history, meeting_id))
+
+
+@router.get("/{meeting_id}/history", response_model=History)
+async def meeting_history(meeting_id: UUID, principal: CurrentPrincipal, app: Meetings) -> History:
+    """Every event of a meeting in order, with who did it and when (审计记录)."""
+    meeting = await readable_meeting(app, principal, meeting_id)
+    entries = await run_in_threadpool(app.audit_trail, meeting_id)
+    return History(id=meeting_id, office=meeting.offices[0], entries=entries)
 
 
 @router.post("/{meeting_id}/topics", response_model=v.MeetingView)

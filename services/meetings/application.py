@@ -26,6 +26,7 @@ from services.meetings.domain import (
     stable_id,
 )
 from services.meetings.reference import Roster
+from shared.audit import HistoryEntry, read_history
 from shared.eventstore import ServiceApplication
 
 T = TypeVar("T")
@@ -86,6 +87,10 @@ class MeetingsApplication(ServiceApplication):
                 }
             )
         return entries
+
+    def audit_trail(self, meeting_id: UUID) -> list[HistoryEntry]:
+        """Every stored event of a meeting with who caused it (retry bookkeeping left out)."""
+        return read_history(self, meeting_id, skipped=frozenset({"RequestAnswered"}))
 
     def roster(self, office: str) -> Roster:
         """The office's reference data (empty if nothing was registered yet)."""

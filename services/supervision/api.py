@@ -34,6 +34,7 @@ from services.supervision.schemas import (
     VerificationRequest,
 )
 from services.supervision.workdays import CalendarNotCovered
+from shared.audit import History
 from shared.auth import CurrentPrincipal, Principal, require_role
 from shared.web import IdempotencyKey
 
@@ -170,6 +171,14 @@ async def _visible_case(
 async def get_case(case_id: UUID, principal: CurrentPrincipal, app: Supervision) -> CaseView:
     """One case with its letters, reports, follow-ups and history."""
     return CaseView.of(await _visible_case(app, principal, case_id))
+
+
+@router.get("/{case_id}/history", response_model=History)
+async def case_history(case_id: UUID, principal: CurrentPrincipal, app: Supervision) -> History:
+    """Every event of a case in order, with who did it and when (审计记录)."""
+    case = await _visible_case(app, principal, case_id)
+    entries = await run_in_threadpool(app.audit_trail, case_id)
+    return History(id=case_id, office=case.office, entries=entries)
 
 
 @router.get("/{case_id}/letters/{sequence}.docx", response_class=Response)
