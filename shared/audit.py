@@ -85,14 +85,16 @@ class AuditedMapper(Mapper[UUID]):
     """Stores an event's actor with its state; takes it off again when loading."""
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
-        return self.to_audited_event(stored_event)[0]
+        domain_event = super().to_domain_event(stored_event)
+        # The event's __dict__ is the decoded state itself: without the key the event is
+        # exactly as it was before auditing existed.
+        vars(domain_event).pop(AUDIT_KEY, None)
+        return domain_event
 
     def to_audited_event(
         self, stored_event: StoredEvent
     ) -> tuple[DomainEventProtocol[UUID], Actor | None]:
         domain_event = super().to_domain_event(stored_event)
-        # The event's __dict__ is the decoded state itself: popping the key leaves the event
-        # exactly as it was before auditing existed.
         record = vars(domain_event).pop(AUDIT_KEY, None)
         return domain_event, None if record is None else Actor.model_validate(record)
 
