@@ -53,8 +53,14 @@ def actor_of(
 
 def system_actor(process: str, office: str | None = None, request: str | None = None) -> Actor:
     """A service's own process, e.g. `system:scheduler` or `system:supervision` (events of
-    that upstream); `request` is the id of the request that set it going, if known."""
-    return Actor(subject=f"system:{process}", office=office, role="system", request_id=request)
+    that upstream); `request` is the id of the request that set it going, by default the
+    current request's (a scan a supervisor asked for), if any."""
+    return Actor(
+        subject=f"system:{process}",
+        office=office,
+        role="system",
+        request_id=request or request_id.get(),
+    )
 
 
 @contextlib.contextmanager
