@@ -33,7 +33,10 @@ class Principal(BaseModel):
         return self.is_prefecture or office == self.office
 
     def actor(self, role: str | None = None) -> Actor:
-        """This user as the actor of a command that `role` authorized (audit)."""
+        """This user as the actor of a command that `role` authorized (audit); with no role
+        named, a token's only role is the one that authorized whatever it did."""
+        if role is None and len(self.roles) == 1:
+            (role,) = self.roles
         return actor_of(self.subject, self.office, self.roles, role, self.department)
 
 

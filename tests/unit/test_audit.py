@@ -14,7 +14,9 @@ from eventsourcing.application import Application
 from services.intake.application import IntakeApplication
 from services.intake.domain import Issue, issue_id_for
 from shared.audit import acting, acting_as, system_actor
+from shared.auth import Principal, require_role
 from shared.contracts import Actor
+from shared.observability import request_id
 
 IN_MEMORY = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 SUBMITTED = datetime(2020, 6, 4, 7, 30, tzinfo=UTC)
@@ -107,3 +109,22 @@ async def test_events_stored_before_auditing_load_and_show_who_as_unknown(
         writer.cancel()
         await asyncio.gather(writer, return_exceptions=True)
         app.close()
+
+
+def test_the_actor_names_the_role_the_command_required_or_the_tokens_only_role() -> None:
+    both = Principal(subject="wang", office="yanji", roles=frozenset({"clerk", "leader"}))
+    clerk = Principal(subject="li", office="yanji", roles=frozenset({"clerk"}))
+
+    def checked(principal: Principal, role: str | None) -> Actor | None:
+        """As in a handler: the token checked, maybe a role required, in a request."""
+        request_id.set("r-9")
+        acting.set(principal.actor())
+        if role is not None:
+            require_role(principal, role)
+        return acting.get()
+
+    assert contextvars.copy_context().run(checked, both, None) == Actor(
+        subject="wang", office="yanji", roles=["clerk", "leader"], request_id="r-9"
+    )
+    assert contextvars.copy_context().run(checked, both, "leader").role == "leader"  # type: ignore[union-attr]
+    assert contextvars.copy_context().run(checked, clerk, None).role == "clerk"  # type: ignore[union-attr]
