@@ -61,6 +61,14 @@ async def wait_for(event: asyncio.Event, timeout: float) -> None:
             await event.wait()
 
 
+class StepActor(BaseModel):
+    """Who took a step (the token's subject and the role it acted in; `system:…` for a
+    service's own processes)."""
+
+    subject: str
+    role: str | None = None
+
+
 class TimelineStep(BaseModel):
     at: str
     step: str
@@ -72,6 +80,8 @@ class TimelineStep(BaseModel):
     letter_number: str | None = None
     detail: str | None = None
     department: str | None = None
+    by: StepActor | None = None
+    """None for events published before auditing."""
 
 
 class IssueRow(BaseModel):

@@ -534,6 +534,18 @@ def test_every_step_of_an_issue_its_case_and_a_meeting_names_who_took_it(
     assert answer_of(own_department, 200)["id"] == case["id"]
     assert office.department("水利局").get(f"/cases/{case['id']}/history").status_code == 404
 
+    # The read side's timeline names who took each step, from the published envelopes.
+    status = eventually(
+        lambda: office.read_side.get(f"/issues/{issue['id']}"),
+        lambda shown: shown["status"] == "resolved",
+        "the projection to show the issue resolved",
+    )
+    by = {step["step"]: step["by"] for step in status["timeline"]}
+    assert by["submitted"] == {"subject": "e2e-yanji", "role": "clerk"}
+    assert by["screened"] == {"subject": "e2e-yanji", "role": "leader"}
+    assert by["case_opened"] == {"subject": "system:intake", "role": "system"}
+    assert by["letter_issued"] == {"subject": "e2e-yanji", "role": "supervisor"}
+
     activity = answer_of(
         office.clerk.post(
             "/activities",
