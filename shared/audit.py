@@ -10,9 +10,8 @@ takes off again, so aggregates never see it and events stored before it load unc
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -61,15 +60,6 @@ def system_actor(process: str, office: str | None = None, request: str | None = 
         role="system",
         request_id=request or request_id.get(),
     )
-
-
-@contextlib.contextmanager
-def acting_as(actor: Actor) -> Iterator[None]:
-    token = acting.set(actor)
-    try:
-        yield
-    finally:
-        acting.reset(token)
 
 
 def stamp(events: Iterable[DomainEventProtocol[UUID]], actor: Actor | None) -> None:

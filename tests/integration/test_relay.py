@@ -9,10 +9,10 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from services.intake.application import IntakeApplication, to_contract
-from shared.audit import acting_as
 from shared.contracts import Actor, IssueSubmittedV1, decode
 from shared.messaging import INTAKE_STREAM
 from shared.relay import Relay
+from tests.conftest import acting_as
 from tests.integration.support import (
     assert_stream_holds_each_event_once_in_order,
     read_stream,

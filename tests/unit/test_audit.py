@@ -13,10 +13,11 @@ from eventsourcing.application import Application
 
 from services.intake.application import IntakeApplication
 from services.intake.domain import Issue, issue_id_for
-from shared.audit import acting, acting_as, system_actor
+from shared.audit import acting, system_actor
 from shared.auth import Principal, require_role
 from shared.contracts import Actor
 from shared.observability import request_id
+from tests.conftest import acting_as
 
 IN_MEMORY = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 SUBMITTED = datetime(2020, 6, 4, 7, 30, tzinfo=UTC)
