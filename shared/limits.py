@@ -41,6 +41,7 @@ class TokenBuckets:
         self.rate = rate
         self.burst = burst
         self._buckets: dict[str, tuple[float, float]] = {}
+        self._prune_at = 10_000
         # A bucket untouched this long is full again and can be forgotten.
         self._idle = burst / rate
 
