@@ -129,7 +129,7 @@ async def list_meetings(
     page_size: PageSize = 50,
 ) -> v.Page:
     """Meetings of the caller's office (the prefecture's: of every office), by start time."""
-    offices_to_read(principal, office)
+    offices_to_read(principal, office)  # another county named → 404; the rest filters below
     found = await run_in_threadpool(
         app.meetings, principal.can_read, office, kind, status_, date_from, date_to
     )

@@ -35,7 +35,7 @@ from services.supervision.schemas import (
 )
 from services.supervision.workdays import CalendarNotCovered
 from shared.auth import CurrentPrincipal, Principal, offices_to_read, require_any_role, require_role
-from shared.web import IdempotencyKey, PageNumber, PageSize
+from shared.web import IdempotencyKey
 
 
 async def supervision(request: Request) -> SupervisionApplication:
@@ -141,8 +141,8 @@ async def list_cases(
     issue_id: UUID | None = None,
     meeting_id: UUID | None = None,
     overdue: bool | None = None,
-    page: PageNumber = 1,
-    page_size: PageSize = 50,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> CasePage:
     """The cases the caller may see (督办件列表), filtered."""
     offices = offices_to_read(principal, office)
