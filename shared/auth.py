@@ -17,6 +17,9 @@ from shared.contracts import Actor
 from shared.settings import Settings
 
 ROLES = ("clerk", "leader", "meetings", "supervisor", "department", "viewer", "admin")
+READERS = frozenset(ROLES) - {"department"}
+"""Roles that read their office's data (the prefecture's: every office's). A department user
+reads only its own supervision cases."""
 
 
 class Principal(BaseModel):
@@ -169,3 +172,40 @@ def require_role(principal: Principal, role: str) -> None:
             status.HTTP_403_FORBIDDEN, f"需要角色 {role} / this needs the role {role!r}"
         )
     acting.set(principal.actor(role))
+
+
+def require_any_role(principal: Principal, roles: frozenset[str] | tuple[str, ...]) -> None:
+    """Refuse a caller with none of the roles; otherwise the first of them it holds is the
+    role that authorized the request's commands."""
+    held = sorted(principal.roles & set(roles))
+    if not held:
+        named = ", ".join(sorted(roles))
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"需要角色 {named} 之一 / this needs one of the roles: {named}",
+        )
+    acting.set(principal.actor(held[0]))
+
+
+async def reading_principal(principal: CurrentPrincipal) -> Principal:
+    require_any_role(principal, READERS)
+    return principal
+
+
+Reader = Annotated[Principal, Depends(reading_principal)]
+"""The caller, if it has a role that reads its office's data."""
+
+
+NO_OFFICE = "没有这个政协的数据 / no such office"
+
+
+def offices_to_read(principal: Principal, office: str | None) -> frozenset[str] | None:
+    """The offices a list shows (None: all): a county its own, the prefecture any or one.
+
+    Asking for an office one may not read is a 404, as for any other office's resource.
+    """
+    if office is not None:
+        if not principal.can_read(office):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, NO_OFFICE)
+        return frozenset({office})
+    return None if principal.is_prefecture else frozenset({principal.office})

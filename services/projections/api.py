@@ -34,7 +34,7 @@ from services.projections.queries import (
     statistics,
 )
 from services.projections.views import ProjectionView
-from shared.auth import CurrentPrincipal, Principal
+from shared.auth import Principal, Reader
 
 EXPORT_LIMIT = 100_000
 """Rows in one export: far more than an office's year, far less than a spreadsheet's limit."""
@@ -203,7 +203,7 @@ def readable_offices(
 @router.get("/issues", response_model=IssuePage)
 def issues(
     request: Request,
-    principal: CurrentPrincipal,
+    principal: Reader,
     view: View,
     office: str | None = None,
     status_: Annotated[
@@ -239,7 +239,7 @@ def issues(
 @router.get("/issues/{issue_id}", response_model=IssueStatus)
 async def issue_status(
     issue_id: str,
-    principal: CurrentPrincipal,
+    principal: Reader,
     issues: View,
     progress: Progress,
     wait: Annotated[
@@ -312,7 +312,7 @@ Cache = Annotated[StatisticsCache, Depends(statistics_cache)]
 )
 async def yearly_statistics(
     year: Year,
-    principal: CurrentPrincipal,
+    principal: Reader,
     view: View,
     cache: Cache,
     request: Request,
@@ -341,7 +341,7 @@ async def yearly_statistics(
 def statistics_drill_down(
     year: Year,
     figure: Literal[FIGURES],  # type: ignore[valid-type]
-    principal: CurrentPrincipal,
+    principal: Reader,
     view: View,
     request: Request,
     office: str | None = None,

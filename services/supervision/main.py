@@ -12,6 +12,7 @@ from services.supervision.application import SupervisionApplication, to_contract
 from services.supervision.config import SupervisionConfig
 from services.supervision.scheduler import Clock, DeadlineScheduler
 from shared.auth import Authenticator
+from shared.limits import install_limits
 from shared.messaging import (
     INTAKE_STREAM,
     MEETINGS_STREAM,
@@ -57,6 +58,7 @@ def create_app(
     app.state.clock = clock
     app.state.authenticator = Authenticator(settings)
     install_error_handlers(app)
+    install_limits(app, settings)
     install_observability(app, "supervision")
     app.include_router(health_router(runtime.not_ready))
     app.include_router(router)
