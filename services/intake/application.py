@@ -50,7 +50,6 @@ Command = tuple[str, str] | None
 PERSONAL_FIELDS = frozenset({"reporter_name", "reporter_phone"})
 _BOOKKEEPING = frozenset({"command"})
 """A request's Idempotency-Key and fingerprint: retry bookkeeping, not what happened."""
-_HIDDEN_IN_HISTORY = PERSONAL_FIELDS | _BOOKKEEPING | {"originator_id", "originator_topic"}
 
 
 class IssueNotFound(LookupError):
@@ -120,19 +119,14 @@ class IntakeApplication(ServiceApplication):
     def history(self, aggregate_id: UUID) -> list[dict[str, Any]]:
         """Every stored event of an aggregate, without personal data or request keys."""
         steps = []
-        for stored in self.repository.event_store.get(aggregate_id):
-            fields = {
-                k: v
-                for k, v in vars(stored).items()
-                if k not in _HIDDEN_IN_HISTORY and not k.startswith("originator")
-            }
-            recorded_at = fields.pop("timestamp")
+        for entry in self.audit_trail(aggregate_id, personal=False):
+            fields = dict(entry.data)
             details = fields.pop("details", {})
             steps.append(
                 {
-                    "event": type(stored).__name__,
-                    "version": stored.originator_version,
-                    "recorded_at": recorded_at,
+                    "event": entry.event,
+                    "version": entry.version,
+                    "recorded_at": entry.recorded_at,
                     **fields,
                     **details,
                 }
