@@ -29,7 +29,7 @@ class SQLiteView(SQLiteTrackingRecorder):
             with connection.transaction(commit=True) as c:
                 done = self._max_tracking_id(tracking.application_name, c) or 0
                 for message in messages:
-                    if message.sequence > done:
+                    if message.position > done:
                         self.apply_message(c, tracking.application_name, message)
                 self.end_batch(c)
                 self._insert_tracking(c, tracking)

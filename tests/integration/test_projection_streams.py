@@ -17,6 +17,7 @@ from services.projections.views import ProjectionView, open_projection_view
 from shared.consumer import Delivered, StreamConsumer
 from shared.embedded import EmbeddedNats
 from shared.messaging import ensure_stream
+from shared.relay import POSITION_HEADER
 from tests.integration.support import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +31,10 @@ async def publish(js: JetStreamContext, streams: dict[str, list[Delivered]]) -> 
             await js.publish_async(
                 message.envelope.subject,
                 message.envelope.to_bytes(),
-                headers={"Nats-Msg-Id": message.envelope.id},
+                headers={
+                    "Nats-Msg-Id": message.envelope.id,
+                    POSITION_HEADER: str(message.position),
+                },
             )
     await js.publish_async_completed()
 
