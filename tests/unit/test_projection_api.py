@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,9 +19,12 @@ from shared.settings import Settings
 
 
 @pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Any, Authenticator]]:
-    """The app on a view loaded with a generated history (no consumers: nothing else moves)."""
-    settings = Settings(data_dir=tmp_path / "data")
+async def api(
+    store_settings: Settings,
+) -> AsyncIterator[tuple[httpx.AsyncClient, Any, Authenticator]]:
+    """The app on a view loaded with a generated history (no consumers: nothing else moves),
+    in a SQLite file, then in a PostgreSQL schema."""
+    settings = store_settings
     app = create_app(settings)
     for stream, messages in history(120, seed=9).items():
         for part in batches(messages, 50):
