@@ -17,7 +17,11 @@ from nats.js import JetStreamContext
 
 from services.intake.application import IntakeApplication, to_contract
 from services.intake.domain import issue_id_for
-from services.projections.views import IssueStatusView, open_issue_status_view
+from services.projections.views import (
+    IssueStatusView,
+    open_issue_status_view,
+    open_postgres_view,
+)
 from shared.consumer import Delivered, StreamConsumer
 from shared.contracts import Envelope, IssueSubmittedV1
 from shared.embedded import EmbeddedNats
@@ -25,6 +29,7 @@ from shared.eventstore import ServiceApplication
 from shared.messaging import INTAKE_STREAM
 from shared.process import Upstream, UpstreamProcessor
 from shared.relay import Relay
+from shared.settings import Settings
 from tests.integration.conftest import stop
 from tests.integration.support import (
     OFFICES,
@@ -34,6 +39,7 @@ from tests.integration.support import (
     stream_holds,
     wait_until,
 )
+from tests.integration.test_projection_postgres import CountingView as PostgresCountingView
 
 
 def delivered(sequence: int) -> Delivered:
@@ -232,12 +238,17 @@ async def purge_then_delete(
 async def test_a_view_follows_a_stream_purged_and_deleted_mid_run_applying_each_event_once(
     js: JetStreamContext,
     intake: IntakeApplication,
+    store_settings: Settings,
     tmp_path: Path,
     background: list[asyncio.Task[object]],
     nats_client: Client,
 ) -> None:
-    view = open_issue_status_view(str(tmp_path / "counted.sqlite"), CountingView)
-    assert isinstance(view, CountingView)
+    # The view in SQLite, then (with intake) in PostgreSQL.
+    if store_settings.projections_on_postgres:
+        view = open_postgres_view(store_settings.postgres_env(), PostgresCountingView)
+    else:
+        view = open_issue_status_view(str(tmp_path / "counted.sqlite"), CountingView)
+    assert isinstance(view, CountingView | PostgresCountingView)
     view.applied = []
     consumer = StreamConsumer(js, INTAKE_STREAM, view, stall_seconds=0.5)
     try:
