@@ -17,6 +17,9 @@ How a rebuild replaces the live view without a pause:
    whatever was published during the rebuild is applied next. The old view is closed a few
    seconds later, once requests that began on it are done; its file is left for inspection.
 
+With the read model in PostgreSQL (services/projections/stores.py) a rebuild fills a new
+schema through the live path and switches a pointer table instead; `check` is the same.
+
 `check` replays the streams into a temporary file up to exactly the positions the live
 view has applied (store positions, found in the streams by `sequence_after`), then compares
 every row; if the live view moved on meanwhile, it replays

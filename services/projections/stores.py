@@ -88,13 +88,12 @@ class SchemaViews:
         return SQL("{0}.projections_current").format(Identifier(self.schema))
 
     def current(self) -> str:
-        with self._connect() as connection:
-            connection.execute(
-                SQL("CREATE TABLE IF NOT EXISTS {0} (one BOOLEAN PRIMARY KEY, name TEXT)").format(
-                    self._pointer()
-                )
-            )
-            row = connection.execute(SQL("SELECT name FROM {0}").format(self._pointer())).fetchone()
+        try:
+            with self._connect() as connection:
+                query = SQL("SELECT name FROM {0}").format(self._pointer())
+                row = connection.execute(query).fetchone()
+        except psycopg.errors.UndefinedTable:
+            row = None  # never rebuilt: the configured schema
         return self.schema if row is None else str(row[0])
 
     def open(self, name: str) -> ProjectionView:
@@ -112,6 +111,11 @@ class SchemaViews:
     def switch_to(self, name: str) -> None:
         with self._connect() as connection:
             connection.execute(
+                SQL("CREATE TABLE IF NOT EXISTS {0} (one BOOLEAN PRIMARY KEY, name TEXT)").format(
+                    self._pointer()
+                )
+            )
+            connection.execute(
                 SQL(
                     "INSERT INTO {0} VALUES (TRUE, %s)"
                     " ON CONFLICT (one) DO UPDATE SET name = excluded.name"
@@ -123,7 +127,6 @@ class SchemaViews:
         self, js: JetStreamContext, progress: Callable[[int, int], Any] | None = None
     ) -> str:
         target = f"{self.schema}_{datetime.now(UTC).strftime('%Y%m%dt%H%M%S%f')}"
-        await asyncio.to_thread(self.current)  # the pointer table exists before the switch
         view = await asyncio.to_thread(self.open, target)
         try:
             ends = await rebuilding.stream_ends(js)
