@@ -198,9 +198,6 @@ class ProjectionView:
     """A read-only transaction (a consistent snapshot of the whole view)."""
     max_tracking_id: Callable[[str], int | None]
     _max_tracking_id: Callable[[str, Cursor], int | None]
-    # WAL with NORMAL: a power cut may lose the last batches, never half of one, and their
-    # tracking record goes with them, so they are simply applied again. No fsync per batch.
-    pragmas = ("PRAGMA synchronous = NORMAL",)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -379,6 +376,10 @@ def _dump(c: Cursor) -> dict[str, list[tuple[Any, ...]]]:
 
 class SQLiteProjectionView(ProjectionView, SQLiteView):
     """The view in a SQLite file of its own."""
+
+    # WAL with NORMAL: a power cut may lose the last batches, never half of one, and their
+    # tracking record goes with them, so they are simply applied again. No fsync per batch.
+    pragmas = ("PRAGMA synchronous = NORMAL",)
 
     def construct_create_table_statements(self) -> list[str]:
         return [*super().construct_create_table_statements(), *table_statements(postgres=False)]
