@@ -39,6 +39,7 @@ from bench.statistics_history import history
 from services.projections.rebuild import UPSTREAMS, rebuild
 from shared.embedded import EmbeddedNats
 from shared.messaging import connect, ensure_stream
+from shared.relay import POSITION_HEADER
 
 BATCH = 20_000
 
@@ -52,7 +53,10 @@ async def publish(js: JetStreamContext, issues: int) -> int:
             await js.publish_async(
                 message.envelope.subject,
                 message.envelope.to_bytes(),
-                headers={"Nats-Msg-Id": message.envelope.id},
+                headers={
+                    "Nats-Msg-Id": message.envelope.id,
+                    POSITION_HEADER: str(message.position),
+                },
             )
             if n % 20_000 == 0:
                 await js.publish_async_completed()

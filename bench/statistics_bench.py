@@ -99,17 +99,17 @@ def load(view: ProjectionView, issues: int, batch: int = 5000) -> int:
     for message in lean_issues(issues):
         pending.append(message)
         if len(pending) == batch:
-            view.apply(pending, Tracking("BENCH_LEAN", pending[-1].sequence))
+            view.apply(pending, Tracking("BENCH_LEAN", pending[-1].position))
             applied += len(pending)
             pending = []
             if applied % 200_000 < batch:
                 print(f"  loaded {applied:,} messages", flush=True)
     if pending:
-        view.apply(pending, Tracking("BENCH_LEAN", pending[-1].sequence))
+        view.apply(pending, Tracking("BENCH_LEAN", pending[-1].position))
         applied += len(pending)
     for stream, messages in history(4000, seed=2, days=300).items():
         for part in batches(messages, batch):
-            view.apply(part, Tracking(f"BENCH_{stream}", part[-1].sequence))
+            view.apply(part, Tracking(f"BENCH_{stream}", part[-1].position))
             applied += len(part)
     return applied
 

@@ -252,7 +252,7 @@ def projections(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from services.projections import rebuild as rebuilding
-    from services.projections.views import open_projection_view
+    from services.projections.stores import view_store
     from shared.messaging import connect
     from shared.settings import Settings
 
@@ -263,6 +263,7 @@ def projections(args: argparse.Namespace) -> int:
         return BAD_INPUT
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    store = view_store(settings.model_copy(update={"data_dir": data_dir}))
 
     async def run() -> int:
         try:
@@ -279,14 +280,14 @@ def projections(args: argparse.Namespace) -> int:
                         bar.total = total
                         bar.update(done - bar.n)
 
-                    target = await rebuilding.rebuild(js, data_dir, show)
+                    target = await store.rebuild(js, show)
                 print(f"已切换到 / now serving from {target}", flush=True)
                 return OK
-            live_path = rebuilding.live_file(data_dir)
-            if not live_path.exists():
+            live_path = store.current()
+            if not store.exists(live_path):
                 _error(f"没有投影文件 / no projection at {live_path}")
                 return FAILED
-            live = open_projection_view(str(live_path))
+            live = store.open(live_path)
             try:
                 with tempfile.TemporaryDirectory(dir=data_dir) as scratch:
                     found = await rebuilding.check(js, live, Path(scratch) / "check.sqlite")

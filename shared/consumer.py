@@ -1,9 +1,17 @@
-"""The stream consumer (事件消费): one upstream stream, strictly in order, each message once.
+"""The stream consumer (事件消费): one upstream stream, strictly in order, each event once.
 
-An ordered consumer replays the stream from the position after the consumer's own tracking
-record. Each batch of messages is applied in one transaction together with the tracking
-record of its last stream sequence, so a message seen again (a redelivery, a restart, a
-second replica) is skipped, and a crash between the two cannot happen.
+A view tracks the STORE position of the upstream (the notification id the relay puts in each
+message's `Shangliang-Position` header), not the stream sequence: the store is the source of
+truth, and a stream can be deleted and created again (sequences restart at 1) or purged and
+refilled by the relay (the same events at new sequences). Whatever the stream went through,
+an event's position stays the same, so a message whose position the view already recorded is
+skipped, and each event is applied exactly once.
+
+An ordered consumer replays the stream from the first message after the view's position,
+found by a binary search over the stream (positions grow with sequences in any one stream).
+Each batch of messages is applied in one transaction together with the tracking record of
+its last position, so a message seen again (a redelivery, a restart, a second replica, a
+refilled stream) is skipped, and a crash between the two cannot happen.
 """
 
 from __future__ import annotations
@@ -12,17 +20,20 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from eventsourcing.persistence import IntegrityError, Tracking
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
 from shared.aio import check_cancelled
 from shared.contracts import Contract, Envelope, UndecodableMessage, decode
 from shared.messaging import StreamSpec
 from shared.observability import CONSUMER_LAG, CONSUMER_POSITION
+from shared.relay import POSITION_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +42,60 @@ log = logging.getLogger(__name__)
 class Delivered:
     """One message of an upstream stream, decoded."""
 
-    sequence: int
+    position: int
+    """The event's notification id in the upstream store: what views track."""
     envelope: Envelope
     contract: Contract | None
 
 
 class TrackedView(Protocol):
-    """A read model or process that records how far it got in each upstream stream."""
+    """A read model or process that records how far it got in each upstream store."""
 
     def max_tracking_id(self, application_name: str) -> int | None: ...
 
     def apply(self, messages: Sequence[Delivered], tracking: Tracking) -> None:
         """Apply the messages and record the tracking in one transaction."""
+
+
+class StreamReplaced(Exception):
+    """The stream was deleted and created again under the subscription: subscribe anew."""
+
+
+def message_position(headers: dict[str, str] | None) -> int | None:
+    value = (headers or {}).get(POSITION_HEADER)
+    return None if value is None else int(value)
+
+
+async def last_position(js: JetStreamContext, spec: StreamSpec) -> int:
+    """The store position of the stream's last message (0 for an empty stream)."""
+    state = (await js.stream_info(spec.name)).state
+    if not state.messages:
+        return 0
+    last = await js.get_msg(spec.name, seq=state.last_seq)
+    return message_position(last.headers) or 0
+
+
+async def sequence_after(js: JetStreamContext, spec: StreamSpec, position: int) -> int:
+    """The stream sequence of the first message whose store position is after `position`
+    (one past the last sequence if there is none): where a view at `position` goes on."""
+    state = (await js.stream_info(spec.name)).state
+    low, high = state.first_seq, state.last_seq + 1
+    if not state.messages:
+        return high
+    while low < high:
+        middle = (low + high) // 2
+        try:
+            # `next`: the first message at or after `middle` (a purge can leave holes).
+            found = await js.get_msg(spec.name, seq=middle, subject=spec.subjects[0], next=True)
+        except NotFoundError:
+            high = middle  # nothing from `middle` on
+            continue
+        assert found.seq is not None
+        if (message_position(found.headers) or 0) > position:
+            high = middle
+        else:
+            low = found.seq + 1
+    return low
 
 
 class StreamConsumer:
@@ -64,7 +117,16 @@ class StreamConsumer:
         self._stall = stall_seconds
         self._on_applied = on_applied
         self.position = 0
-        """Stream sequence of the last message applied."""
+        """Store position of the last event applied (or skipped as already applied)."""
+        self._sequence = 0
+        """Stream sequence of the last message received by the current subscription."""
+        self._consumer: str | None = None
+        self._created: datetime | None = None
+
+    @property
+    def sequence(self) -> int:
+        """Stream sequence of the last message the current subscription received."""
+        return self._sequence
 
     @property
     def tracking_name(self) -> str:
@@ -82,6 +144,8 @@ class StreamConsumer:
                 raise
             except IntegrityError:
                 log.info("%s: position taken by another writer; resubscribing", self.tracking_name)
+            except StreamReplaced:
+                log.warning("%s: the stream was created again; resubscribing", self.tracking_name)
             except Exception as error:
                 if self.position > started_at:
                     delay = 0.1  # it worked for a while: a new failure, not the same one
@@ -91,7 +155,7 @@ class StreamConsumer:
 
     async def catch_up(self, timeout: float = 30.0) -> int:
         """Apply everything the stream holds now, then return the position (tests, rebuilds)."""
-        target = (await self._js.stream_info(self._upstream.name)).state.last_seq
+        target = await last_position(self._js, self._upstream)
         task = asyncio.create_task(self.run())
         try:
             async with asyncio.timeout(timeout):
@@ -104,6 +168,10 @@ class StreamConsumer:
 
     async def _follow(self) -> None:
         self.position = await asyncio.to_thread(self._view.max_tracking_id, self.tracking_name) or 0
+        self._created = (await self._js.stream_info(self._upstream.name)).created
+        start = await sequence_after(self._js, self._upstream, self.position)
+        self._sequence = start - 1
+        self._consumer = None
         # A bounded buffer: when the view falls behind, the callback waits and JetStream's
         # flow control slows the server down instead of messages piling up in memory.
         buffer: asyncio.Queue[Msg] = asyncio.Queue(maxsize=2 * self._max_batch)
@@ -113,8 +181,7 @@ class StreamConsumer:
             cb=buffer.put,
             ordered_consumer=True,
             config=ConsumerConfig(
-                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                opt_start_seq=self.position + 1,
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start
             ),
             idle_heartbeat=1.0,
         )
@@ -150,21 +217,49 @@ class StreamConsumer:
         return batch
 
     async def _stalled(self) -> bool:
-        """Quiet for a while: fine if the stream has nothing new, a stuck consumer if it has."""
+        """Quiet for a while: fine if the stream has nothing new, a stuck consumer if it has,
+        and a lost subscription if the stream is shorter than what it delivered (deleted and
+        created again: its sequences started over)."""
         info = await self._js.stream_info(self._upstream.name)
-        if info.state.last_seq > self.position:
+        if info.created != self._created or info.state.last_seq < self._sequence:
+            log.warning("%s: the stream was created again; resubscribing", self.tracking_name)
+            return True
+        if info.state.last_seq > self._sequence and (
+            await last_position(self._js, self._upstream) > self.position
+        ):
             log.info("%s: stream is ahead of a quiet consumer; resubscribing", self.tracking_name)
             return True
         return False
+
+    async def _same_stream(self, consumer: str) -> None:
+        """nats-py replaced the ordered consumer (missed heartbeats): it goes on after the
+        last sequence it saw, which in a stream created again is not where the view is."""
+        if (
+            self._consumer is not None
+            and consumer != self._consumer
+            and (await self._js.stream_info(self._upstream.name)).created != self._created
+        ):
+            raise StreamReplaced
+        self._consumer = consumer
 
     async def _apply(self, batch: list[Msg]) -> None:
         delivered: list[Delivered] = []
         last = self.position
         for msg in batch:
-            sequence = msg.metadata.sequence.stream
-            if sequence <= last:
-                continue  # seen before: a redelivery changes nothing
-            last = sequence
+            metadata = msg.metadata
+            if metadata.consumer != self._consumer:
+                await self._same_stream(metadata.consumer or "")
+            sequence = metadata.sequence.stream
+            if sequence <= self._sequence:
+                continue  # seen before in this subscription: a redelivery changes nothing
+            self._sequence = sequence
+            position = message_position(msg.headers)
+            if position is None:
+                log.error("%s #%d has no position, skipped", self.tracking_name, sequence)
+                continue
+            if position <= last:
+                continue  # applied before, from this stream or the one it replaced
+            last = position
             try:
                 envelope, contract = decode(msg.data)
             except UndecodableMessage as error:
@@ -172,7 +267,7 @@ class StreamConsumer:
                     "%s #%d is not a valid event, skipped: %s", self.tracking_name, sequence, error
                 )
                 continue
-            delivered.append(Delivered(sequence, envelope, contract))
+            delivered.append(Delivered(position, envelope, contract))
         if last == self.position:
             return
         await asyncio.to_thread(self._view.apply, delivered, Tracking(self.tracking_name, last))

@@ -4,7 +4,8 @@ Meetings learns which issues intake accepted as topics, supervision opens cases 
 outcomes and referrals, intake resolves issues when supervision verifies a case: each follows
 an upstream stream with a `StreamConsumer` whose view is an `UpstreamProcessor`. Every message
 is handled in its own transaction that stores the new domain events together with the
-upstream position, so a redelivered or replayed message changes nothing.
+upstream's store position (its notification id, not the stream sequence, which a stream
+created again starts over), so a redelivered, replayed or republished message changes nothing.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ class Upstream:
     """What a policy gets: the stream it came from, the envelope, the typed event."""
 
     stream: str
-    sequence: int
+    position: int
+    """The event's notification id in the upstream store."""
     envelope: Envelope
     event: Contract
 
@@ -65,7 +67,7 @@ class UpstreamProcessor:
         done = self.max_tracking_id(stream) or 0
         stored = False
         for message in messages:
-            if message.sequence > done:
+            if message.position > done:
                 stored |= self._process(stream, message)
         if stored:
             self.application.tell_saved()
@@ -73,14 +75,14 @@ class UpstreamProcessor:
     def _process(self, stream: str, message: Delivered) -> bool:
         """Store what one message causes, with its position; True if events were stored."""
         for attempt in range(self.conflict_retries + 1):
-            processing: ProcessingEvent[UUID] = ProcessingEvent(Tracking(stream, message.sequence))
+            processing: ProcessingEvent[UUID] = ProcessingEvent(Tracking(stream, message.position))
             if message.contract is not None:
-                upstream = Upstream(stream, message.sequence, message.envelope, message.contract)
+                upstream = Upstream(stream, message.position, message.envelope, message.contract)
                 try:
                     self.policy(upstream, processing)
                 except PolicyRefused as refusal:
-                    log.warning("%s #%d passed over: %s", stream, message.sequence, refusal)
-                    processing = ProcessingEvent(Tracking(stream, message.sequence))
+                    log.warning("%s #%d passed over: %s", stream, message.position, refusal)
+                    processing = ProcessingEvent(Tracking(stream, message.position))
                 stamp(processing.events, _actor_of(upstream))
             try:
                 self.application._record(processing)
@@ -88,7 +90,7 @@ class UpstreamProcessor:
             except IntegrityError:
                 # A request changed the same aggregate meanwhile: reload and decide again.
                 # The position itself being taken means another replica applied it.
-                if (self.max_tracking_id(stream) or 0) >= message.sequence:
+                if (self.max_tracking_id(stream) or 0) >= message.position:
                     return False
                 if attempt == self.conflict_retries:
                     raise

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     """Port of the nats-server that `shangliang up` starts; 0 picks a free one."""
     event_store: Literal["sqlite", "postgres"] = "sqlite"
     """Where event stores live: one SQLite file per service, or PostgreSQL to scale out."""
+    projection_store: Literal["sqlite", "postgres"] | None = None
+    """Where the read side keeps its views (and their tracking): by default where the event
+    stores are, so `SHANGLIANG_EVENT_STORE=postgres` alone puts everything in PostgreSQL."""
     postgres_host: str = "127.0.0.1"
     postgres_port: int = Field(default=5432, ge=1, le=65535)
     postgres_user: str = "postgres"
@@ -85,25 +88,33 @@ class Settings(BaseSettings):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return self.data_dir / name
 
+    @property
+    def projections_on_postgres(self) -> bool:
+        return (self.projection_store or self.event_store) == "postgres"
+
     def event_store_env(self, application: str) -> dict[str, str]:
         """The eventsourcing environment for one application: one SQLite file each, or
         PostgreSQL tables prefixed with the application's name."""
         if self.event_store == "postgres":
-            return {
-                "PERSISTENCE_MODULE": "eventsourcing.postgres",
-                "POSTGRES_HOST": self.postgres_host,
-                "POSTGRES_PORT": str(self.postgres_port),
-                "POSTGRES_USER": self.postgres_user,
-                "POSTGRES_PASSWORD": self.postgres_password,
-                "POSTGRES_DBNAME": self.postgres_dbname,
-                "POSTGRES_SCHEMA": self.postgres_schema,
-                "POSTGRES_POOL_SIZE": str(self.postgres_pool_size),
-                "POSTGRES_LOCK_TIMEOUT": "10",
-            }
+            return self.postgres_env()
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": str(self.data_file(f"{application}.sqlite")),
             "SQLITE_LOCK_TIMEOUT": "10",
+        }
+
+    def postgres_env(self) -> dict[str, str]:
+        """The eventsourcing environment of the configured PostgreSQL schema."""
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_HOST": self.postgres_host,
+            "POSTGRES_PORT": str(self.postgres_port),
+            "POSTGRES_USER": self.postgres_user,
+            "POSTGRES_PASSWORD": self.postgres_password,
+            "POSTGRES_DBNAME": self.postgres_dbname,
+            "POSTGRES_SCHEMA": self.postgres_schema,
+            "POSTGRES_POOL_SIZE": str(self.postgres_pool_size),
+            "POSTGRES_LOCK_TIMEOUT": "10",
         }
 
 

@@ -58,7 +58,8 @@ async def nats_client(nats_server: EmbeddedNats) -> AsyncIterator[Client]:
 
 @contextlib.contextmanager
 def fresh_postgres_schema() -> Iterator[str]:
-    """A fresh schema in the test database, dropped with everything in it afterwards."""
+    """A fresh schema in the test database, dropped with everything in it afterwards, and so
+    are the schemas named after it (a rebuilt read model's)."""
     try:
         admin = psycopg.connect(**POSTGRES, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as error:
@@ -72,7 +73,11 @@ def fresh_postgres_schema() -> Iterator[str]:
         try:
             yield schema
         finally:
-            admin.execute(f"DROP SCHEMA {schema} CASCADE")
+            named = admin.execute(
+                "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", (f"{schema}%",)
+            ).fetchall()
+            for (name,) in named:
+                admin.execute(f"DROP SCHEMA {name} CASCADE")
 
 
 def postgres_environment(schema: str) -> dict[str, str]:

@@ -84,9 +84,9 @@ class BulkLoad:
         rows = []
         facts = self.facts
         for message in messages:
-            if message.sequence <= done:
-                continue  # as the live view: a stream position is applied once
-            done = message.sequence
+            if message.position <= done:
+                continue  # as the live view: a store position is applied once
+            done = message.position
             for fact in facts_of(stream, message):
                 of_kind = facts[fact.entity]
                 of_entity = of_kind.get(fact.entity_id)

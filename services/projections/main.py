@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
 from nats.js import JetStreamContext
@@ -14,8 +13,8 @@ from nats.js import JetStreamContext
 from services.projections.api import ProjectionProgress, StatisticsCache, router
 from services.projections.dashboard import router as dashboard_router
 from services.projections.hot import CachedStatistics
-from services.projections.rebuild import UPSTREAMS, live_file
-from services.projections.views import open_projection_view
+from services.projections.rebuild import UPSTREAMS
+from services.projections.stores import ViewStore, view_store
 from shared.auth import Authenticator
 from shared.consumer import StreamConsumer
 from shared.limits import install_limits
@@ -36,16 +35,16 @@ OLD_VIEW_GRACE_SECONDS = 5.0
 class LiveView:
     """The view being served and the consumers that keep it up to date, one per stream.
 
-    After `shangliang projections rebuild` points at a new file, `follow_pointer` moves
-    everything to it (see services/projections/rebuild.py).
+    After `shangliang projections rebuild` points at a new file (or PostgreSQL schema),
+    `follow_pointer` moves everything to it (see services/projections/rebuild.py, stores.py).
     """
 
-    def __init__(self, app: FastAPI, data_dir: Path, progress: ProjectionProgress) -> None:
+    def __init__(self, app: FastAPI, store: ViewStore, progress: ProjectionProgress) -> None:
         self.app = app
-        self.data_dir = data_dir
+        self.store = store
         self.progress = progress
-        self.path = live_file(data_dir)
-        self.view = open_projection_view(str(self.path))
+        self.path = store.current()
+        self.view = store.open(self.path)
         self.consumers: list[StreamConsumer] = []
         self._tasks: list[asyncio.Task[None]] = []
         app.state.view = self.view
@@ -64,16 +63,20 @@ class LiveView:
         self._tasks = []
 
     async def follow_pointer(self, js: JetStreamContext) -> None:
-        """Switch to the file the pointer names whenever a rebuild changes it."""
+        """Switch to the view the pointer names whenever a rebuild changes it."""
         while True:
             await asyncio.sleep(POINTER_POLL_SECONDS)
-            wanted = live_file(self.data_dir)
-            if wanted == self.path or not wanted.exists():
+            try:
+                wanted = await asyncio.to_thread(self.store.current)
+            except Exception as error:  # PostgreSQL away for a moment: ask again
+                log.warning("projections: cannot read the pointer: %r", error)
+                continue
+            if wanted == self.path or not await asyncio.to_thread(self.store.exists, wanted):
                 continue
             log.info("projections: switching to the rebuilt view %s", wanted)
             await self.stop()
             old = self.view
-            self.view = await asyncio.to_thread(open_projection_view, str(wanted))
+            self.view = await asyncio.to_thread(self.store.open, wanted)
             self.path = wanted
             self.app.state.view = self.view
             self.start(js)
@@ -112,7 +115,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    live = LiveView(app, settings.data_dir, progress)
+    live = LiveView(app, view_store(settings), progress)
     app.state.settings = settings
     app.state.progress = progress
     app.state.statistics_cache = StatisticsCache()

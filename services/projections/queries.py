@@ -159,7 +159,7 @@ def recount(
     # Only the facts the counters depend on: the others cannot change a count.
     needed = {
         ISSUE: "step IN ('submitted', 'resolved', 'screened')",
-        ACTIVITY: "1",
+        ACTIVITY: "1 = 1",
         MEETING: "step IN ('meeting_held', 'meeting_planned')",
         CASE: "step IN ('letter_issued', 'case_overdue', 'case_opened')",
     }
@@ -224,9 +224,7 @@ def _issue_steps(step: str, extra: str = "") -> str:
         f"SELECT {_ISSUE_COLUMNS}, MIN(f.at) AS at, group_concat(f.event_id) AS event_ids"
         " FROM facts f JOIN issue_status i ON i.issue_id = f.entity_id"
         f" WHERE f.entity = 'issue' AND f.step = '{step}' AND f.year = :year"
-        " AND f.at <= :until AND i.submitted_at <= :until{offices}"
-        + extra
-        + " GROUP BY f.entity_id"
+        " AND f.at <= :until AND i.submitted_at <= :until{offices}" + extra + " GROUP BY i.issue_id"
     )
 
 
@@ -249,7 +247,8 @@ DRILL_SQL = {
         "SELECT m.meeting_id, m.offices, m.kind, m.title, m.status, m.held_at AS at,"
         " (SELECT group_concat(event_id) FROM facts WHERE entity = 'meeting' AND"
         " entity_id = m.meeting_id AND step = 'meeting_held') AS event_ids FROM meetings m"
-        " WHERE m.held_year = :year AND m.held_at <= :until AND (:kind IS NULL OR m.kind = :kind)"
+        " WHERE m.held_year = :year AND m.held_at <= :until"
+        " AND (CAST(:kind AS TEXT) IS NULL OR m.kind = :kind)"
         " AND m.meeting_id IN (SELECT meeting_id FROM meeting_offices WHERE 1 = 1{offices})"
     ),
     "letters_issued": (
@@ -259,8 +258,9 @@ DRILL_SQL = {
         " AND f.at <= :until{offices}"
     ),
     "cases_overdue": (
-        "SELECT f.entity_id AS case_id, f.office, f.detail AS department, MIN(f.at) AS at,"
-        " group_concat(f.event_id) AS event_ids, c.issue_ids FROM facts f"
+        "SELECT f.entity_id AS case_id, MIN(f.office) AS office, MIN(f.detail) AS department,"
+        " MIN(f.at) AS at, group_concat(f.event_id) AS event_ids, MIN(c.issue_ids) AS issue_ids"
+        " FROM facts f"
         " LEFT JOIN cases c ON c.case_id = f.entity_id"
         " WHERE f.entity = 'case' AND f.step = 'case_overdue' AND f.at <= :until{offices}"
         " GROUP BY f.entity_id HAVING MIN(f.year) = :year"
@@ -296,7 +296,7 @@ def drill_down(
     sql = DRILL_SQL[figure].format(offices=_in(column, offices, params, "offices"))
     params.update(limit=limit, offset=offset)
     with view.read() as c:
-        c.execute(f"SELECT COUNT(*) FROM ({sql})", params)
+        c.execute(f"SELECT COUNT(*) FROM ({sql}) AS q", params)
         total = c.fetchone()[0]
         c.execute(f"{sql} ORDER BY at LIMIT :limit OFFSET :offset", params)
         rows = [dict(row) for row in c.fetchall()]

@@ -17,8 +17,12 @@ How a rebuild replaces the live view without a pause:
    whatever was published during the rebuild is applied next. The old view is closed a few
    seconds later, once requests that began on it are done; its file is left for inspection.
 
+With the read model in PostgreSQL (services/projections/stores.py) a rebuild fills a new
+schema through the live path and switches a pointer table instead; `check` is the same.
+
 `check` replays the streams into a temporary file up to exactly the positions the live
-view has applied, then compares every row; if the live view moved on meanwhile, it replays
+view has applied (store positions, found in the streams by `sequence_after`), then compares
+every row; if the live view moved on meanwhile, it replays
 further and compares again.
 """
 
@@ -46,7 +50,7 @@ from pydantic import ValidationError, create_model
 
 from services.projections.bulk import BulkLoad
 from services.projections.views import ProjectionView, open_projection_view
-from shared.consumer import Delivered
+from shared.consumer import Delivered, message_position, sequence_after
 from shared.contracts import CONTRACTS, Contract, Envelope, UndecodableMessage, decode
 from shared.messaging import INTAKE_STREAM, MEETINGS_STREAM, SUPERVISION_STREAM, StreamSpec
 
@@ -108,7 +112,7 @@ async def stream_ends(js: JetStreamContext) -> dict[str, int]:
 
 
 Payloads = list[tuple[int, bytes]]
-"""(stream sequence, message bytes) of one batch: cheap to hand to another process."""
+"""(store position, message bytes) of one batch: cheap to hand to another process."""
 Applier = Callable[[str, Payloads, int], Awaitable[None]]
 
 
@@ -145,17 +149,17 @@ def decode_typed(payload: bytes) -> tuple[Envelope, Contract | None]:
 
 def decoded(payloads: Payloads) -> list[Delivered]:
     delivered = []
-    for sequence, data in payloads:
+    for position, data in payloads:
         try:
             envelope, contract = decode_typed(data)
         except UndecodableMessage:
             continue  # the live consumer skips it too (and logs it)
-        delivered.append(Delivered(sequence, envelope, contract))
+        delivered.append(Delivered(position, envelope, contract))
     return delivered
 
 
 def apply_payloads(view: ProjectionView, stream: str, payloads: Payloads, last: int) -> None:
-    """Decode one batch and apply it with the tracking record of its last sequence."""
+    """Decode one batch and apply it with the tracking record of its last position."""
     view.apply(decoded(payloads), Tracking(stream, last))
 
 
@@ -254,7 +258,8 @@ async def replay(
     batch_size: int = 20_000,
     advance: Callable[[int], object] | None = None,
 ) -> int:
-    """Apply a stream from after sequence `start` up to sequence `stop`.
+    """Apply a stream from after sequence `start` up to sequence `stop`; the view tracks
+    the messages' store positions.
 
     An ordered consumer pushes the messages into a queue while the previous batch is decoded
     and applied: receiving and writing overlap.
@@ -300,12 +305,16 @@ async def _replay_until_silent(
             batch = [first]
             while len(batch) < batch_size and not queue.empty():
                 batch.append(queue.get_nowait())
-            numbered = [(stream_sequence(m), m.data) for m in batch]
-            kept = [(n, data) for n, data in numbered if position < n <= stop]
-            if not kept:
+            numbered = [(stream_sequence(m), m) for m in batch]
+            inside = [(n, m) for n, m in numbered if position < n <= stop]
+            if not inside:
                 continue
-            last = kept[-1][0]
-            await apply(spec.name, kept, last)
+            kept = [
+                (at, m.data) for _, m in inside if (at := message_position(m.headers)) is not None
+            ]
+            last = inside[-1][0]
+            if kept:
+                await apply(spec.name, kept, kept[-1][0])
             if advance is not None:
                 advance(last - position)
             position = last
@@ -372,8 +381,11 @@ async def check(
             for _ in range(attempts):
                 positions = await asyncio.to_thread(live_positions, live)
                 for spec in UPSTREAMS:
-                    start = await asyncio.to_thread(rebuilt.max_tracking_id, spec.name) or 0
-                    await replay(js, apply, spec, start, positions[spec.name])
+                    done = await asyncio.to_thread(rebuilt.max_tracking_id, spec.name) or 0
+                    # Views track store positions; the stream is replayed by its sequences.
+                    start = await sequence_after(js, spec, done) - 1
+                    stop = await sequence_after(js, spec, positions[spec.name]) - 1
+                    await replay(js, apply, spec, start, stop)
                 snapshot = await asyncio.to_thread(live_snapshot, live)
                 if snapshot[0] == positions:
                     return differences(snapshot[1], rebuilt.dump())

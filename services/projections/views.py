@@ -17,11 +17,10 @@ import itertools
 import json
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from eventsourcing.persistence import InfrastructureFactory, Tracking
-from eventsourcing.sqlite import SQLiteCursor
 from eventsourcing.utils import Environment
 from pydantic_core import to_json
 
@@ -37,9 +36,12 @@ from services.projections.facts import (
     timeline_step,
 )
 from shared.consumer import Delivered
-from shared.views import SQLiteView
+from shared.views import PostgresView, SQLiteView, view_datastore
 
 __all__ = ["STATUS_LABELS", "IssueStatusView", "ProjectionView", "china_year"]
+
+Cursor = Any
+"""A cursor of the view's store: SQLite's, or `shared.views.PortableCursor`."""
 
 FACT_COLUMNS = "entity, entity_id, event_id, stream, at, year, step, office, ref_id, detail, data"
 
@@ -135,12 +137,67 @@ class _Batch(threading.local):
     facts: list[Fact] | None = None
 
 
-class ProjectionView(SQLiteView):
-    """查询视图: issue status, activities, meetings, cases and yearly counters, from facts."""
+INTEGER_COLUMNS = {"year", "held_year", "members", "key_problem"}
+"""The row tables' integer columns; the others hold text."""
 
-    # WAL with NORMAL: a power cut may lose the last batches, never half of one, and their
-    # tracking record goes with them, so they are simply applied again. No fsync per batch.
-    pragmas = ("PRAGMA synchronous = NORMAL",)
+
+def table_statements(postgres: bool) -> list[str]:
+    """The view's tables and indexes. SQLite's columns of the row tables keep no declared
+    type (as the first files were made); PostgreSQL's are typed, and their text compares
+    byte by byte (`COLLATE "C"`), as SQLite's does: the same order in lists on both."""
+    text = 'TEXT COLLATE "C"' if postgres else "TEXT"
+    integer = "BIGINT" if postgres else "INTEGER"
+    without_rowid = "" if postgres else " WITHOUT ROWID"
+    statements = [
+        f"CREATE TABLE IF NOT EXISTS facts ("
+        f" entity {text} NOT NULL, entity_id {text} NOT NULL, event_id {text} NOT NULL,"
+        f" stream {text} NOT NULL, at {text} NOT NULL, year {integer} NOT NULL,"
+        f" step {text} NOT NULL, office {text} NOT NULL, ref_id {text}, detail {text},"
+        f" data TEXT NOT NULL, PRIMARY KEY (entity, entity_id, event_id)){without_rowid}",
+        "CREATE INDEX IF NOT EXISTS facts_by_step ON facts (entity, step, year, at)",
+        f"CREATE TABLE IF NOT EXISTS figures ("
+        f" office {text} NOT NULL, year {integer} NOT NULL, figure {text} NOT NULL,"
+        f" n {integer} NOT NULL, PRIMARY KEY (office, year, figure)){without_rowid}",
+        f"CREATE TABLE IF NOT EXISTS resolution_days ("
+        f" office {text} NOT NULL, year {integer} NOT NULL, days {integer} NOT NULL,"
+        f" n {integer} NOT NULL, PRIMARY KEY (office, year, days)){without_rowid}",
+    ]
+    for table, key, columns in ROW_TABLES.values():
+        if postgres:
+            rest = ", ".join(
+                f"{c} {integer if c in INTEGER_COLUMNS else text}" for c in columns if c != key
+            )
+        else:
+            rest = ", ".join(c for c in columns if c != key)
+        statements.append(f"CREATE TABLE IF NOT EXISTS {table} ({key} {text} PRIMARY KEY, {rest})")
+    for table, key, other in LINK_TABLES.values():
+        statements += [
+            f"CREATE TABLE IF NOT EXISTS {table} ({key} {text} NOT NULL, {other} {text} NOT NULL,"
+            f" PRIMARY KEY ({other}, {key})){without_rowid}",
+            f"CREATE INDEX IF NOT EXISTS {table}_by_key ON {table} ({key})",
+        ]
+    return [
+        *statements,
+        "CREATE INDEX IF NOT EXISTS issue_status_by_year ON issue_status (year, office)",
+        "CREATE INDEX IF NOT EXISTS issue_status_by_office ON issue_status (office, status)",
+        "CREATE INDEX IF NOT EXISTS issue_status_by_time ON issue_status (submitted_at)",
+        "CREATE INDEX IF NOT EXISTS activities_by_year ON activities (year, office)",
+        "CREATE INDEX IF NOT EXISTS meetings_by_year ON meetings (held_year)",
+    ]
+
+
+class ProjectionView:
+    """查询视图: issue status, activities, meetings, cases and yearly counters, from facts.
+
+    The rules, whatever the store: `SQLiteProjectionView` keeps them in a SQLite file (the
+    embedded default), `PostgresProjectionView` in a PostgreSQL schema.
+    """
+
+    datastore: Any
+    read: Callable[[], Any]
+    """A read-only transaction (a consistent snapshot of the whole view)."""
+    max_tracking_id: Callable[[str], int | None]
+    _max_tracking_id: Callable[[str, Cursor], int | None]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -151,59 +208,23 @@ class ProjectionView(SQLiteView):
 
     def apply(self, messages: Sequence[Delivered], tracking: Tracking) -> None:
         self._batch.facts = []  # nothing left over from a batch that failed in this thread
-        super().apply(messages, tracking)
+        super().apply(messages, tracking)  # type: ignore[misc]
         # next() on a count is atomic under the GIL: two consumers' batches never share one.
         self.version = next(self._versions)
 
-    def construct_create_table_statements(self) -> list[str]:
-        statements = [
-            *super().construct_create_table_statements(),
-            "CREATE TABLE IF NOT EXISTS facts ("
-            " entity TEXT NOT NULL, entity_id TEXT NOT NULL, event_id TEXT NOT NULL,"
-            " stream TEXT NOT NULL, at TEXT NOT NULL, year INTEGER NOT NULL, step TEXT NOT NULL,"
-            " office TEXT NOT NULL, ref_id TEXT, detail TEXT, data TEXT NOT NULL,"
-            " PRIMARY KEY (entity, entity_id, event_id)) WITHOUT ROWID",
-            "CREATE INDEX IF NOT EXISTS facts_by_step ON facts (entity, step, year, at)",
-            "CREATE TABLE IF NOT EXISTS figures ("
-            " office TEXT NOT NULL, year INTEGER NOT NULL, figure TEXT NOT NULL,"
-            " n INTEGER NOT NULL, PRIMARY KEY (office, year, figure)) WITHOUT ROWID",
-            "CREATE TABLE IF NOT EXISTS resolution_days ("
-            " office TEXT NOT NULL, year INTEGER NOT NULL, days INTEGER NOT NULL,"
-            " n INTEGER NOT NULL, PRIMARY KEY (office, year, days)) WITHOUT ROWID",
-        ]
-        for table, key, columns in ROW_TABLES.values():
-            rest = ", ".join(c for c in columns if c != key)
-            statements.append(
-                f"CREATE TABLE IF NOT EXISTS {table} ({key} TEXT PRIMARY KEY, {rest})"
-            )
-        for table, key, other in LINK_TABLES.values():
-            statements += [
-                f"CREATE TABLE IF NOT EXISTS {table} ({key} TEXT NOT NULL, {other} TEXT NOT NULL,"
-                f" PRIMARY KEY ({other}, {key})) WITHOUT ROWID",
-                f"CREATE INDEX IF NOT EXISTS {table}_by_key ON {table} ({key})",
-            ]
-        return [
-            *statements,
-            "CREATE INDEX IF NOT EXISTS issue_status_by_year ON issue_status (year, office)",
-            "CREATE INDEX IF NOT EXISTS issue_status_by_office ON issue_status (office, status)",
-            "CREATE INDEX IF NOT EXISTS issue_status_by_time ON issue_status (submitted_at)",
-            "CREATE INDEX IF NOT EXISTS activities_by_year ON activities (year, office)",
-            "CREATE INDEX IF NOT EXISTS meetings_by_year ON meetings (held_year)",
-        ]
-
     # --- applying ------------------------------------------------------------------------
 
-    def apply_message(self, c: SQLiteCursor, stream: str, message: Delivered) -> None:
+    def apply_message(self, c: Cursor, stream: str, message: Delivered) -> None:
         if self._batch.facts is None:
             self._batch.facts = []
         self._batch.facts.extend(facts_of(stream, message))
 
-    def end_batch(self, c: SQLiteCursor) -> None:
+    def end_batch(self, c: Cursor) -> None:
         facts, self._batch.facts = self._batch.facts or [], None
         if facts:
             self.store_facts(c, facts)
 
-    def store_facts(self, c: SQLiteCursor, facts: Iterable[Fact]) -> None:
+    def store_facts(self, c: Cursor, facts: Iterable[Fact]) -> None:
         """Store new facts and bring every derived row and counter up to date with them."""
         added: dict[tuple[str, str], dict[str, Fact]] = defaultdict(dict)
         for fact in facts:
@@ -233,23 +254,20 @@ class ProjectionView(SQLiteView):
                 links[entity].extend((entity_id, link) for link in after.links)
         c.executemany(f"INSERT INTO facts ({FACT_COLUMNS}) VALUES ({marks(11)})", new_facts)
         for entity, values in rows.items():
-            table, _, columns = ROW_TABLES[entity]
-            c.executemany(
-                f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) "
-                f"VALUES ({marks(len(columns))})",
-                values,
-            )
+            table, key, columns = ROW_TABLES[entity]
+            c.executemany(upsert(table, key, columns), values)
         for entity, ids in gone.items():
             table, key, other = LINK_TABLES[entity]
             c.executemany(f"DELETE FROM {table} WHERE {key} = ?", ids)
             c.executemany(
-                f"INSERT OR IGNORE INTO {table} ({key}, {other}) VALUES (?, ?)", links[entity]
+                f"INSERT INTO {table} ({key}, {other}) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                links[entity],
             )
         _add_counts(c, "figures", "figure", counts)
         _add_counts(c, "resolution_days", "days", days)
 
     def _load_facts(
-        self, c: SQLiteCursor, keys: Iterable[tuple[str, str]]
+        self, c: Cursor, keys: Iterable[tuple[str, str]]
     ) -> dict[tuple[str, str], dict[str, Fact]]:
         ids: dict[str, list[str]] = defaultdict(list)
         for entity, entity_id in keys:
@@ -267,10 +285,6 @@ class ProjectionView(SQLiteView):
         return known
 
     # --- reading ---------------------------------------------------------------------------
-
-    def read(self) -> Any:
-        """A read-only transaction (a consistent snapshot of the whole view)."""
-        return self.datastore.transaction(commit=False)
 
     def facts(self, entity: str, entity_id: str) -> list[Fact]:
         with self.read() as c:
@@ -344,7 +358,7 @@ class ProjectionView(SQLiteView):
             return positions, _dump(c)
 
 
-def _dump(c: SQLiteCursor) -> dict[str, list[tuple[Any, ...]]]:
+def _dump(c: Cursor) -> dict[str, list[tuple[Any, ...]]]:
     tables: dict[str, list[tuple[Any, ...]]] = {}
     for entity in (ISSUE, ACTIVITY, MEETING, CASE):
         c.execute(
@@ -360,8 +374,35 @@ def _dump(c: SQLiteCursor) -> dict[str, list[tuple[Any, ...]]]:
     return tables
 
 
-IssueStatusView = ProjectionView
+class SQLiteProjectionView(ProjectionView, SQLiteView):
+    """The view in a SQLite file of its own."""
+
+    # WAL with NORMAL: a power cut may lose the last batches, never half of one, and their
+    # tracking record goes with them, so they are simply applied again. No fsync per batch.
+    pragmas = ("PRAGMA synchronous = NORMAL",)
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(), *table_statements(postgres=False)]
+
+
+class PostgresProjectionView(ProjectionView, PostgresView):
+    """The view in a PostgreSQL schema, shared by every replica of the service."""
+
+    def view_table_statements(self) -> list[str]:
+        return table_statements(postgres=True)
+
+
+IssueStatusView = SQLiteProjectionView
 """The name the first version had: the issue status is one part of the view."""
+
+
+def upsert(table: str, key: str, columns: Sequence[str]) -> str:
+    """Insert rows or replace those of the same key (the same SQL for SQLite and PostgreSQL)."""
+    changed = ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks(len(columns))})"
+        f" ON CONFLICT ({key}) DO UPDATE SET {changed}"
+    )
 
 
 def fact_of(row: Any) -> Fact:
@@ -399,14 +440,14 @@ def difference(
 
 
 def _add_counts(
-    c: SQLiteCursor, table: str, column: str, deltas: dict[tuple[str, int, Any], int]
+    c: Cursor, table: str, column: str, deltas: dict[tuple[str, int, Any], int]
 ) -> None:
     changed = [(*key, n) for key, n in deltas.items() if n]
     if not changed:
         return
     c.executemany(
         f"INSERT INTO {table} (office, year, {column}, n) VALUES (?, ?, ?, ?) "
-        f"ON CONFLICT (office, year, {column}) DO UPDATE SET n = n + excluded.n",
+        f"ON CONFLICT (office, year, {column}) DO UPDATE SET n = {table}.n + excluded.n",
         changed,
     )
     # A count back at zero leaves no row: whichever order the facts came in, the same rows.
@@ -429,7 +470,7 @@ def open_projection_view(db_path: str) -> ProjectionView:
 
 
 def open_issue_status_view(
-    db_path: str, view_class: type[ProjectionView] = ProjectionView
+    db_path: str, view_class: type[ProjectionView] = SQLiteProjectionView
 ) -> ProjectionView:
     """The view in its own SQLite file (created on first use)."""
     factory = InfrastructureFactory.construct(
@@ -440,4 +481,14 @@ def open_issue_status_view(
     )
     view = factory.tracking_recorder(view_class)
     assert isinstance(view, ProjectionView)
+    return view
+
+
+def open_postgres_view(
+    env: dict[str, str], view_class: type[PostgresProjectionView] = PostgresProjectionView
+) -> PostgresProjectionView:
+    """The view in the PostgreSQL schema the eventsourcing environment `env` names (its
+    tables are created on first use)."""
+    view = view_class(view_datastore(env))
+    view.create_table()
     return view

@@ -29,6 +29,7 @@ from shared.contracts import Envelope, MeetingConcludedV1, Outcome
 from shared.messaging import connect
 from shared.settings import Settings
 from tests.e2e.conftest import RunningStack, bearer
+from tests.integration.support import publish_as_relay
 
 YANJI, TUMEN, PREFECTURE = "yanji", "tumen", "yanbian"
 DEPARTMENT = "延吉市住房和城乡建设局"
@@ -332,9 +333,7 @@ async def open_case(stack: RunningStack, viewer: dict[str, str]) -> str:
         event_id = str(uuid4())
         subject = meeting.subject(YANJI)
         envelope = Envelope.wrap(event_id, datetime.now(UTC), subject, meeting)
-        await nc.jetstream().publish(
-            subject, envelope.to_bytes(), headers={"Nats-Msg-Id": event_id}
-        )
+        await publish_as_relay(nc.jetstream(), subject, envelope.to_bytes(), event_id, None)
     finally:
         await nc.close()
     async with httpx.AsyncClient(base_url=stack.supervision) as http:

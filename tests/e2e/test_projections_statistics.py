@@ -7,8 +7,11 @@ import io
 from collections.abc import Callable
 
 import httpx
+import psycopg
 from openpyxl import load_workbook
 
+from services.projections.rebuild import DEFAULT_FILE
+from tests.conftest import POSTGRES
 from tests.e2e.conftest import RunningStack, bearer, issue_body
 
 YEAR = 2011  # a year of this module's own
@@ -91,3 +94,31 @@ def test_statistics_drill_down_and_exports_over_http(
 
     unknown = httpx.get(f"{stack.projections}/statistics/{YEAR}/happiness", headers=county)
     assert unknown.status_code == 422, unknown.text
+
+
+def test_the_read_model_is_where_the_event_stores_are(
+    stack: RunningStack, mint: Callable[..., str], event_store: dict[str, str]
+) -> None:
+    issue_id = submit(stack, mint("hunchun", "clerk"), "hunchun", 7)
+    shown = httpx.get(
+        f"{stack.projections}/issues/{issue_id}",
+        params={"wait": 5},
+        headers=bearer(mint("yanbian", "viewer")),
+    )
+    assert shown.status_code == 200, shown.text
+
+    if not event_store:
+        assert (stack.data_dir / DEFAULT_FILE).exists()
+        return
+    # PostgreSQL by the same setting: the row is in the schema, and no view file was made.
+    schema = event_store["SHANGLIANG_POSTGRES_SCHEMA"]
+    with psycopg.connect(**POSTGRES) as connection:
+        row = connection.execute(
+            f"SELECT office, status FROM {schema}.issue_status WHERE issue_id = %s", (issue_id,)
+        ).fetchone()
+        tracked = connection.execute(
+            f"SELECT notification_id FROM {schema}.tracking WHERE application_name = 'INTAKE'"
+        ).fetchone()
+    assert row == ("hunchun", "submitted")
+    assert tracked is not None and tracked[0] >= 1
+    assert not (stack.data_dir / DEFAULT_FILE).exists()

@@ -19,7 +19,7 @@ from services.supervision.domain import CHINA
 from shared.contracts import CaseVerifiedV1, Envelope, MeetingConcludedV1, Outcome, decode
 from shared.messaging import SUPERVISION_STREAM, connect
 from tests.e2e.conftest import RunningStack, bearer
-from tests.integration.support import read_stream
+from tests.integration.support import publish_as_relay, read_stream
 
 DEPARTMENT = "延吉市住房和城乡建设局"
 
@@ -63,9 +63,7 @@ async def test_a_meeting_outcome_is_supervised_until_verified_and_published(
         js = nc.jetstream()
         event_id = str(uuid4())
         envelope = Envelope.wrap(event_id, datetime.now(UTC), meeting.subject("yanji"), meeting)
-        await js.publish(
-            meeting.subject("yanji"), envelope.to_bytes(), headers={"Nats-Msg-Id": event_id}
-        )
+        await publish_as_relay(js, meeting.subject("yanji"), envelope.to_bytes(), event_id, None)
 
         async with httpx.AsyncClient(base_url=stack.supervision, timeout=10) as http:
             case = await wait_for_case(http, meeting.meeting_id, bearer(mint("yanji", "viewer")))

@@ -145,3 +145,17 @@ async def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"no {what} after {timeout}s (last error: {last_error!r})")
         await asyncio.sleep(0.01)
+
+
+async def publish_as_relay(
+    js: JetStreamContext, subject: str, payload: bytes, msg_id: str | None, position: int | None
+) -> int:
+    """Publish as a service's relay would, with the store position views track (by default
+    the next stream sequence: a store whose every event is published); the stream sequence."""
+    if position is None:
+        stream = await js.find_stream_name_by_subject(subject)
+        position = (await js.stream_info(stream)).state.last_seq + 1
+    headers = {POSITION_HEADER: str(position)}
+    if msg_id is not None:
+        headers["Nats-Msg-Id"] = msg_id
+    return (await js.publish(subject, payload, headers=headers)).seq

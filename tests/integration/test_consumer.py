@@ -6,8 +6,10 @@ import asyncio
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from uuid import UUID
 
 import pytest
+from eventsourcing.application import ProcessingEvent
 from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.sqlite import SQLiteCursor
 from nats.aio.client import Client
@@ -15,13 +17,29 @@ from nats.js import JetStreamContext
 
 from services.intake.application import IntakeApplication, to_contract
 from services.intake.domain import issue_id_for
-from services.projections.views import IssueStatusView, open_issue_status_view
+from services.projections.views import (
+    IssueStatusView,
+    open_issue_status_view,
+    open_postgres_view,
+)
 from shared.consumer import Delivered, StreamConsumer
 from shared.contracts import Envelope, IssueSubmittedV1
 from shared.embedded import EmbeddedNats
+from shared.eventstore import ServiceApplication
 from shared.messaging import INTAKE_STREAM
+from shared.process import Upstream, UpstreamProcessor
 from shared.relay import Relay
-from tests.integration.support import OFFICES, store_issues, wait_until
+from shared.settings import Settings
+from tests.integration.conftest import stop
+from tests.integration.support import (
+    OFFICES,
+    message_ids,
+    store_issues,
+    stored_notifications,
+    stream_holds,
+    wait_until,
+)
+from tests.integration.test_projection_postgres import CountingView as PostgresCountingView
 
 
 def delivered(sequence: int) -> Delivered:
@@ -52,7 +70,7 @@ class SequenceLog:
 
     def apply(self, messages: Sequence[Delivered], tracking: Tracking) -> None:
         self.view.apply(messages, tracking)
-        self.sequences.extend(m.sequence for m in messages)
+        self.sequences.extend(m.position for m in messages)
 
 
 def collected(view: IssueStatusView) -> int:
@@ -130,7 +148,7 @@ class CountingView(IssueStatusView):
     applied: list[int]
 
     def apply_message(self, c: SQLiteCursor, stream: str, message: Delivered) -> None:
-        self.applied.append(message.sequence)
+        self.applied.append(message.position)
         super().apply_message(c, stream, message)
 
 
@@ -186,23 +204,91 @@ async def test_the_consumer_follows_the_stream_across_a_nats_server_crash(
     assert len({event_id for _, event_id, *_ in dump["issue_timeline"]}) == 600
 
 
-async def test_a_view_following_a_purged_and_healed_stream_records_each_event_once(
+async def purge_then_delete(
     js: JetStreamContext,
     intake: IntakeApplication,
-    view: IssueStatusView,
+    nats_client: Client,
+    background: list[asyncio.Task[object]],
+    consumer: StreamConsumer,
+) -> None:
+    """Run a relay and `consumer` while the stream is purged (refilled by a restarted relay at
+    new sequences, 101 on), then deleted (created again by the relay, sequences from 1)."""
+    relay = Relay(nats_client, INTAKE_STREAM, intake, to_contract, ack_timeout_seconds=1)
+    intake.saved_listeners.append(relay.wake)
+    running = asyncio.create_task(relay.run())
+    background += [running, asyncio.create_task(consumer.run())]
+    await asyncio.to_thread(store_issues, intake, 100)
+    await wait_until(lambda: consumer.position == 100, what="100 applied")
+
+    running.cancel()  # its restart finds the stream behind the store
+    await js.purge_stream(INTAKE_STREAM.name)
+    healer = Relay(nats_client, INTAKE_STREAM, intake, to_contract, ack_timeout_seconds=1)
+    intake.saved_listeners.append(healer.wake)
+    background.append(asyncio.create_task(healer.run()))
+    await wait_until(stream_holds(js, INTAKE_STREAM, 100), what="the purged stream refilled")
+    await asyncio.to_thread(store_issues, intake, 50, 100)
+    await wait_until(lambda: consumer.position == 150, what="150 applied")
+
+    await js.delete_stream(INTAKE_STREAM.name)
+    await asyncio.to_thread(store_issues, intake, 50, 150)  # the relay finds no stream
+    await wait_until(stream_holds(js, INTAKE_STREAM, 200), timeout=15, what="stream again")
+    await wait_until(lambda: consumer.position == 200, timeout=15, what="200 applied")
+
+
+async def test_a_view_follows_a_stream_purged_and_deleted_mid_run_applying_each_event_once(
+    js: JetStreamContext,
+    intake: IntakeApplication,
+    store_settings: Settings,
+    tmp_path: Path,
     background: list[asyncio.Task[object]],
     nats_client: Client,
 ) -> None:
-    store_issues(intake, 100)
-    await Relay(nats_client, INTAKE_STREAM, intake, to_contract).publish_all()
+    # The view in SQLite, then (with intake) in PostgreSQL.
+    if store_settings.projections_on_postgres:
+        view = open_postgres_view(store_settings.postgres_env(), PostgresCountingView)
+    else:
+        view = open_issue_status_view(str(tmp_path / "counted.sqlite"), CountingView)
+    assert isinstance(view, CountingView | PostgresCountingView)
+    view.applied = []
     consumer = StreamConsumer(js, INTAKE_STREAM, view, stall_seconds=0.5)
-    background.append(asyncio.create_task(consumer.run()))
-    await wait_until(lambda: consumer.position == 100, what="100 applied")
-    before = view.dump()
+    try:
+        await purge_then_delete(js, intake, nats_client, background, consumer)
 
-    await js.purge_stream(INTAKE_STREAM.name)
-    relay = Relay(nats_client, INTAKE_STREAM, intake, to_contract, ack_timeout_seconds=1)
-    background.append(asyncio.create_task(relay.run()))
-    await wait_until(lambda: consumer.position == 200, timeout=5, what="healed stream applied")
+        assert view.applied == list(range(1, 201))
+        assert view.max_tracking_id("INTAKE") == intake.recorder.max_notification_id() == 200
+        assert collected(view) == 200
+        dump = view.dump()
+        assert len(dump["issue_status"]) == len(dump["issue_timeline"]) == 200
+    finally:
+        await stop(*background)
+        view.datastore.close()
 
-    assert view.dump() == before
+
+async def test_a_process_follows_a_stream_purged_and_deleted_mid_run_handling_each_event_once(
+    js: JetStreamContext,
+    intake: IntakeApplication,
+    tmp_path: Path,
+    background: list[asyncio.Task[object]],
+    nats_client: Client,
+) -> None:
+    downstream = ServiceApplication(
+        env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "d.db")}
+    )
+    handled: list[str] = []
+
+    def policy(upstream: Upstream, processing: ProcessingEvent[UUID]) -> None:
+        handled.append(upstream.envelope.id)
+
+    consumer = StreamConsumer(
+        js, INTAKE_STREAM, UpstreamProcessor(downstream, policy), stall_seconds=0.5
+    )
+    try:
+        await purge_then_delete(js, intake, nats_client, background, consumer)
+
+        assert handled == message_ids(intake, stored_notifications(intake))
+        assert len(set(handled)) == 200
+        # The upstream position the process records is the store's, not a stream's.
+        assert downstream.recorder.max_tracking_id("INTAKE") == 200  # type: ignore[attr-defined]
+    finally:
+        await stop(*background)
+        downstream.close()

@@ -19,7 +19,7 @@ from shared.consumer import StreamConsumer
 from shared.contracts import CaseVerifiedV1, Envelope
 from shared.messaging import SUPERVISION_STREAM, ensure_stream
 from shared.process import UpstreamProcessor
-from tests.integration.support import open_intake, wait_until
+from tests.integration.support import open_intake, publish_as_relay, wait_until
 
 SUBMITTED = datetime(2020, 6, 4, 7, 30, tzinfo=UTC)
 VERIFIED = datetime(2020, 8, 1, 2, 0, tzinfo=UTC)
@@ -59,13 +59,10 @@ async def publish_verified(
     envelope = Envelope.wrap(
         event_id or str(uuid4()), datetime.now(UTC), contract.subject("yanji"), contract
     )
-    ack = await js.publish(
-        contract.subject("yanji"),
-        envelope.to_bytes(),
-        headers={"Nats-Msg-Id": str(uuid4())},  # another message id: stored again, as after
-        # the duplicate window or a relay that lost its place
+    # Another message id each time: stored again, as after the duplicate window.
+    return await publish_as_relay(
+        js, contract.subject("yanji"), envelope.to_bytes(), str(uuid4()), None
     )
-    return ack.seq
 
 
 async def referred_issue(app: IntakeApplication) -> UUID:

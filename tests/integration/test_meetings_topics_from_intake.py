@@ -21,7 +21,7 @@ from shared.consumer import Delivered, StreamConsumer
 from shared.contracts import Envelope, IssueScreenedV1, decode
 from shared.messaging import INTAKE_STREAM, MEETINGS_STREAM, ensure_stream
 from shared.process import UpstreamProcessor
-from shared.relay import Relay
+from shared.relay import POSITION_HEADER, Relay
 from shared.settings import Settings
 from tests.integration.support import read_stream, wait_until
 
@@ -59,7 +59,8 @@ class Forgetful:
 
 
 async def publish_screening(js: JetStreamContext, issue_id: UUID, msg_id: str) -> bool:
-    """Intake's topic decision as intake's relay would publish it; True if the stream took it."""
+    """Intake's topic decision as intake's relay would publish it (the event at position 1
+    of intake's store, whatever the message id); True if the stream took it."""
     contract = IssueScreenedV1(
         issue_id=issue_id,
         office="yanji",
@@ -71,7 +72,9 @@ async def publish_screening(js: JetStreamContext, issue_id: UUID, msg_id: str) -
     )
     envelope = Envelope.wrap(msg_id, datetime.now(UTC), contract.subject("yanji"), contract)
     ack = await js.publish(
-        contract.subject("yanji"), envelope.to_bytes(), headers={"Nats-Msg-Id": msg_id}
+        contract.subject("yanji"),
+        envelope.to_bytes(),
+        headers={"Nats-Msg-Id": msg_id, POSITION_HEADER: "1"},
     )
     return not ack.duplicate
 
@@ -114,14 +117,15 @@ async def test_a_topic_refused_before_intakes_decision_arrives_is_accepted_after
     # duplicate window, stored a second time after it — neither changes anything here.
     assert not await publish_screening(js, issue, "intake-event-1")
     assert await publish_screening(js, issue, "intake-event-1-after-the-window")
-    await wait_until(lambda: consumer.position == 2, what="the consumer at the second message")
+    await wait_until(lambda: consumer.sequence == 2, what="the consumer at the second message")
+    assert consumer.position == 1
     stored = meetings.recorder.max_notification_id()
     topic = meetings.accepted_topic(issue)
     assert topic is not None and topic.version == 2  # accepted, then taken by the meeting
 
     # The whole stream delivered again to the same store: each position is applied once.
     again = StreamConsumer(js, INTAKE_STREAM, Forgetful(processor))
-    assert await again.catch_up(timeout=10) == 2
+    assert await again.catch_up(timeout=10) == 1
     assert meetings.recorder.max_notification_id() == stored
     assert meetings.get_meeting(meeting.id).topics.keys() == {str(issue)}
 

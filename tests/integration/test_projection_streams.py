@@ -13,10 +13,14 @@ from nats.js import JetStreamContext
 
 from bench.statistics_history import history
 from services.projections.rebuild import UPSTREAMS, check, live_file, rebuild
-from services.projections.views import ProjectionView, open_projection_view
+from services.projections.stores import view_store
+from services.projections.views import open_projection_view
 from shared.consumer import Delivered, StreamConsumer
 from shared.embedded import EmbeddedNats
 from shared.messaging import ensure_stream
+from shared.relay import POSITION_HEADER
+from shared.settings import Settings
+from tests.conftest import postgres_environment
 from tests.integration.support import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +34,10 @@ async def publish(js: JetStreamContext, streams: dict[str, list[Delivered]]) -> 
             await js.publish_async(
                 message.envelope.subject,
                 message.envelope.to_bytes(),
-                headers={"Nats-Msg-Id": message.envelope.id},
+                headers={
+                    "Nats-Msg-Id": message.envelope.id,
+                    POSITION_HEADER: str(message.position),
+                },
             )
     await js.publish_async_completed()
 
@@ -75,17 +82,21 @@ async def test_consumers_of_the_three_streams_build_the_view_that_a_rebuild_buil
 
 
 async def test_check_reports_a_tampered_row_and_exits_1(
-    nats_server: EmbeddedNats, nats_client: Client, tmp_path: Path
+    nats_server: EmbeddedNats, nats_client: Client, store_settings: Settings
 ) -> None:
     js = nats_client.jetstream()
     await publish(js, history(60, seed=5))
-    data_dir = tmp_path / "data"
+    data_dir = store_settings.data_dir
     data_dir.mkdir()
     env = {
         **os.environ,
         "SHANGLIANG_NATS_URL": nats_server.url,
         "SHANGLIANG_DATA_DIR": str(data_dir),
     }
+    on_postgres = store_settings.projections_on_postgres
+    if on_postgres:  # the read model goes where the event stores are, by that setting alone
+        env |= postgres_environment(store_settings.postgres_schema)
+    views = view_store(store_settings)
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -99,12 +110,14 @@ async def test_check_reports_a_tampered_row_and_exits_1(
 
     rebuilt = await asyncio.to_thread(cli, "rebuild")
     assert rebuilt.returncode == 0, rebuilt.stderr
-    assert (data_dir / "projections.current").exists()
+    assert (data_dir / "projections.current").exists() != on_postgres
+    live_name = views.current()
+    assert live_name in rebuilt.stdout
     equal = await asyncio.to_thread(cli, "check")
     assert equal.returncode == 0, equal.stdout + equal.stderr
     assert "一致 / equal" in equal.stdout
 
-    view: ProjectionView = open_projection_view(str(live_file(data_dir)))
+    view = views.open(live_name)
     try:
         with view.datastore.transaction(commit=True) as c:
             c.execute(

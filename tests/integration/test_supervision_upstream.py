@@ -29,7 +29,7 @@ from shared.contracts import (
 from shared.embedded import EmbeddedNats
 from shared.messaging import INTAKE_STREAM, MEETINGS_STREAM, SUPERVISION_STREAM
 from shared.settings import Settings
-from tests.integration.support import read_stream, wait_until
+from tests.integration.support import publish_as_relay, read_stream, wait_until
 
 
 @contextlib.asynccontextmanager
@@ -54,9 +54,7 @@ async def publish(
 ) -> int:
     """Publish an upstream event as its service's relay would; returns its stream sequence."""
     envelope = Envelope.wrap(event_id, datetime.now(UTC), contract.subject(office), contract)
-    headers = None if msg_id is None else {"Nats-Msg-Id": msg_id}
-    ack = await js.publish(contract.subject(office), envelope.to_bytes(), headers=headers)
-    return ack.seq
+    return await publish_as_relay(js, contract.subject(office), envelope.to_bytes(), msg_id, None)
 
 
 def conclusion(offices: list[str], *departments: str) -> MeetingConcludedV1:

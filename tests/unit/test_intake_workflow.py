@@ -70,7 +70,7 @@ def verified(*issue_ids: UUID, case_id: UUID | None = None, sequence: int = 1) -
 
 def apply_policy(app: IntakeApplication, upstream: Upstream) -> int:
     """Run the policy as the processor does; the number of events it stored."""
-    processing: ProcessingEvent[UUID] = ProcessingEvent(Tracking("SUPERVISION", upstream.sequence))
+    processing: ProcessingEvent[UUID] = ProcessingEvent(Tracking("SUPERVISION", upstream.position))
     app.resolve_verified_case(upstream, processing)
     app._record(processing)
     return len(processing.events)

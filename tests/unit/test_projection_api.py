@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,13 +19,16 @@ from shared.settings import Settings
 
 
 @pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Any, Authenticator]]:
-    """The app on a view loaded with a generated history (no consumers: nothing else moves)."""
-    settings = Settings(data_dir=tmp_path / "data")
+async def api(
+    store_settings: Settings,
+) -> AsyncIterator[tuple[httpx.AsyncClient, Any, Authenticator]]:
+    """The app on a view loaded with a generated history (no consumers: nothing else moves),
+    in a SQLite file, then in a PostgreSQL schema."""
+    settings = store_settings
     app = create_app(settings)
     for stream, messages in history(120, seed=9).items():
         for part in batches(messages, 50):
-            app.state.view.apply(part, Tracking(stream, part[-1].sequence))
+            app.state.view.apply(part, Tracking(stream, part[-1].position))
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://projections"
     ) as client:
@@ -113,8 +115,8 @@ async def test_a_cached_statistics_answer_is_replaced_once_a_new_batch_is_applie
     assert first == again
     more = history(10, seed=99)["INTAKE"]  # issues of other ids, INTAKE positions after ours
     position = app.state.view.max_tracking_id("INTAKE")
-    moved = [type(m)(m.sequence + position, m.envelope, m.contract) for m in more]
-    app.state.view.apply(moved, Tracking("INTAKE", moved[-1].sequence))
+    moved = [type(m)(m.position + position, m.envelope, m.contract) for m in more]
+    app.state.view.apply(moved, Tracking("INTAKE", moved[-1].position))
     later = (await client.get("/statistics/2021", headers=prefecture)).json()
     assert (
         later["total"]["issues_collected"]

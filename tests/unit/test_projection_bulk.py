@@ -31,7 +31,7 @@ from shared.contracts import UndecodableMessage, decode
 def payloads_with_surprises() -> dict[str, Payloads]:
     """A generated history as bytes, with a re-published event and an undecodable message."""
     streams = {
-        stream: [(m.sequence, m.envelope.to_bytes()) for m in messages]
+        stream: [(m.position, m.envelope.to_bytes()) for m in messages]
         for stream, messages in history(200, seed=21).items()
     }
     intake, meetings = streams["INTAKE"], streams["MEETINGS"]

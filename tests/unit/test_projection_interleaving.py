@@ -35,11 +35,11 @@ def apply_in(view: ProjectionView, streams: dict[str, list[Delivered]], plan: Pl
         batch = streams[stream][taken[stream] : taken[stream] + count]
         if batch:
             taken[stream] += len(batch)
-            view.apply(batch, Tracking(stream, batch[-1].sequence))
+            view.apply(batch, Tracking(stream, batch[-1].position))
     for stream, messages in streams.items():  # whatever the plan left over, in order
         rest = messages[taken[stream] :]
         if rest:
-            view.apply(rest, Tracking(stream, rest[-1].sequence))
+            view.apply(rest, Tracking(stream, rest[-1].position))
 
 
 def in_time_order(streams: dict[str, list[Delivered]]) -> Plan:

@@ -349,7 +349,7 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProjectionView]
     loaded_view = open_projection_view(str(tmp_path_factory.mktemp("loaded") / "p.sqlite"))
     for stream, messages in history(600, seed=3).items():
         for batch in batches(messages, 97):
-            loaded_view.apply(batch, Tracking(stream, batch[-1].sequence))
+            loaded_view.apply(batch, Tracking(stream, batch[-1].position))
     try:
         yield loaded_view
     finally:
