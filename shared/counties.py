@@ -8,17 +8,16 @@ intake service. That intake stores and relays exactly as the prefecture's does, 
 The prefecture's `INTAKE_COUNTIES` stream sources every such county stream through the
 domain's API. JetStream keeps each county's messages in order and resumes each source where
 it stopped once the link is back. The prefecture's own `INTAKE` keeps exactly one writer
-(its relay checks `Nats-Expected-Last-Sequence`), and a consumer of intake's events reads
-`INTAKE_COUNTIES` as one more upstream stream, tracked by its own name like any other.
+(its relay checks `Nats-Expected-Last-Sequence`), and each reader of intake's events
+(meetings, supervision, projections) reads `INTAKE_COUNTIES` as one more upstream stream,
+tracked by its own name like any other.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from nats.js import JetStreamContext
 from nats.js.api import (
     DiscardPolicy,
     ExternalStream,
@@ -27,9 +26,10 @@ from nats.js.api import (
     StreamConfig,
     StreamSource,
 )
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.messaging import INTAKE_STREAM, StreamSpec, connect, ensure_stream
-from shared.settings import Settings
+from shared.messaging import INTAKE_STREAM, StreamSpec
 
 
 def county_domain(office: str) -> str:
@@ -72,35 +72,22 @@ class CountiesStream(StreamSpec):
         )
 
 
-async def ensure_counties_stream(
-    js: JetStreamContext, offices: list[str], replicas: int = 1, duplicate_window: float = 120.0
-) -> CountiesStream:
-    """Create the prefecture's stream, or change its sources to exactly these offices."""
-    spec = CountiesStream(offices=tuple(offices))
-    await ensure_stream(js, spec, replicas, duplicate_window)
-    return spec
+class LeafOffices(BaseSettings):
+    """`SHANGLIANG_LEAF_OFFICES`, e.g. `["hunchun", "tumen"]`: the county offices that run
+    their own leaf node. Read on its own, so that a module can know its upstream streams
+    without the settings that only a running service must have."""
+
+    model_config = SettingsConfigDict(env_prefix="SHANGLIANG_", extra="ignore")
+
+    leaf_offices: list[str] = Field(default_factory=list)
 
 
-async def _main(offices: list[str]) -> None:
-    settings = Settings()
-    nc = await connect(settings.nats_url, "counties")
-    try:
-        spec = await ensure_counties_stream(
-            nc.jetstream(), offices, settings.stream_replicas, settings.duplicate_window_seconds
-        )
-        print(f"{spec.name}: 来源 / sources {', '.join(map(county_domain, offices)) or '-'}")
-    finally:
-        await nc.close()
+def intake_streams(offices: Sequence[str] | None = None) -> tuple[StreamSpec, ...]:
+    """Where the prefecture's readers find intake's events: `INTAKE`, and `INTAKE_COUNTIES`
+    when county offices run leaf nodes (by default those of `SHANGLIANG_LEAF_OFFICES`).
 
-
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description="设置离线县政协来源 / set the county offices whose leaf nodes the "
-        "prefecture sources (run as the NATS admin user, SHANGLIANG_NATS_URL)"
-    )
-    parser.add_argument("offices", nargs="*", help="e.g. hunchun tumen")
-    asyncio.run(_main(parser.parse_args().offices))
-
-
-if __name__ == "__main__":
-    main()
+    Every reader ensures `INTAKE_COUNTIES` with these sources, so all of them must be given
+    the same list."""
+    if offices is None:
+        offices = LeafOffices().leaf_offices
+    return (INTAKE_STREAM, CountiesStream(offices=tuple(offices))) if offices else (INTAKE_STREAM,)

@@ -48,9 +48,11 @@ from services.projections.bulk import BulkLoad
 from services.projections.views import ProjectionView, open_projection_view
 from shared.consumer import Delivered
 from shared.contracts import CONTRACTS, Contract, Envelope, UndecodableMessage, decode
-from shared.messaging import INTAKE_STREAM, MEETINGS_STREAM, SUPERVISION_STREAM, StreamSpec
+from shared.counties import intake_streams
+from shared.messaging import MEETINGS_STREAM, SUPERVISION_STREAM, StreamSpec
 
-UPSTREAMS = (INTAKE_STREAM, MEETINGS_STREAM, SUPERVISION_STREAM)
+UPSTREAMS = (*intake_streams(), MEETINGS_STREAM, SUPERVISION_STREAM)
+"""With INTAKE_COUNTIES when county offices run leaf nodes (SHANGLIANG_LEAF_OFFICES)."""
 POINTER = "projections.current"
 DEFAULT_FILE = "projections.sqlite"
 

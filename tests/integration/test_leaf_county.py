@@ -25,7 +25,7 @@ from services.intake.application import IntakeApplication, to_contract
 from services.intake.domain import DEFAULT_CATEGORIES, Issue, issue_id_for
 from services.projections.views import open_issue_status_view
 from shared.consumer import StreamConsumer
-from shared.counties import ensure_counties_stream
+from shared.counties import intake_streams
 from shared.embedded import die_with_parent, free_port, nats_server_binary
 from shared.messaging import INTAKE_STREAM, connect, ensure_stream_with_retry
 from shared.relay import Relay
@@ -201,14 +201,16 @@ async def test_a_county_keeps_taking_issues_while_cut_off_and_the_prefecture_get
     reader_nc = await connect(hub_url("projections"), "projections")
     tasks: list[asyncio.Task[None]] = []
     try:
-        # Set up by the prefecture's operator; the county's intake creates its own stream.
-        await ensure_stream_with_retry(admin_nc.jetstream(), INTAKE_STREAM, replicas=3)
-        counties = await ensure_counties_stream(admin_nc.jetstream(), [COUNTY], replicas=3)
+        # As the prefecture's readers do with SHANGLIANG_LEAF_OFFICES=["hunchun"]; the
+        # county's intake creates its own stream.
+        reader = reader_nc.jetstream()
+        _, counties = intake_streams([COUNTY])
+        for stream in (INTAKE_STREAM, counties):
+            await ensure_stream_with_retry(reader, stream, replicas=3)
         county_relay = Relay(county_nc, INTAKE_STREAM, county, to_contract, ack_timeout_seconds=1)
         county.saved_listeners.append(county_relay.wake)
         prefecture_relay = Relay(intake_nc, INTAKE_STREAM, prefecture, to_contract, replicas=3)
         prefecture.saved_listeners.append(prefecture_relay.wake)
-        reader = reader_nc.jetstream()
         consumer = StreamConsumer(reader, counties, view, stall_seconds=1)
         tasks += [
             asyncio.create_task(job)
