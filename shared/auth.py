@@ -12,9 +12,14 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
+from shared.audit import acting, actor_of
+from shared.contracts import Actor
 from shared.settings import Settings
 
 ROLES = ("clerk", "leader", "meetings", "supervisor", "department", "viewer", "admin")
+READERS = frozenset(ROLES) - {"department"}
+"""Roles that read their office's data (the prefecture's: every office's). A department user
+reads only its own supervision cases."""
 
 
 class Principal(BaseModel):
@@ -29,6 +34,13 @@ class Principal(BaseModel):
     def can_read(self, office: str) -> bool:
         """A county office reads its own data; the prefecture office reads everything."""
         return self.is_prefecture or office == self.office
+
+    def actor(self, role: str | None = None) -> Actor:
+        """This user as the actor of a command that `role` authorized (audit); with no role
+        named, a token's only role is the one that authorized whatever it did."""
+        if role is None and len(self.roles) == 1:
+            (role,) = self.roles
+        return actor_of(self.subject, self.office, self.roles, role, self.department)
 
 
 class TokenError(ValueError):
@@ -137,20 +149,63 @@ async def current_principal(
             headers={"WWW-Authenticate": "Bearer"},
         )
     try:
-        return request.app.state.authenticator.verify(credentials.credentials)
+        principal: Principal = request.app.state.authenticator.verify(credentials.credentials)
     except TokenError as error:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             f"访问令牌无效 / invalid token: {error}",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         ) from error
+    # The request's commands record who did them; `require_role` adds which role allowed it.
+    acting.set(principal.actor())
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
 def require_role(principal: Principal, role: str) -> None:
+    """Refuse a caller without the role; otherwise the request's commands record that this
+    role authorized them."""
     if role not in principal.roles:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, f"需要角色 {role} / this needs the role {role!r}"
         )
+    acting.set(principal.actor(role))
+
+
+def require_any_role(principal: Principal, roles: frozenset[str] | tuple[str, ...]) -> None:
+    """Refuse a caller with none of the roles; otherwise the first of them it holds is the
+    role that authorized the request's commands."""
+    held = sorted(principal.roles & set(roles))
+    if not held:
+        named = ", ".join(sorted(roles))
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"需要角色 {named} 之一 / this needs one of the roles: {named}",
+        )
+    acting.set(principal.actor(held[0]))
+
+
+async def reading_principal(principal: CurrentPrincipal) -> Principal:
+    require_any_role(principal, READERS)
+    return principal
+
+
+Reader = Annotated[Principal, Depends(reading_principal)]
+"""The caller, if it has a role that reads its office's data."""
+
+
+NO_OFFICE = "没有这个政协的数据 / no such office"
+
+
+def offices_to_read(principal: Principal, office: str | None) -> frozenset[str] | None:
+    """The offices a list shows (None: all): a county its own, the prefecture any or one.
+
+    Asking for an office one may not read is a 404, as for any other office's resource.
+    """
+    if office is not None:
+        if not principal.can_read(office):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, NO_OFFICE)
+        return frozenset({office})
+    return None if principal.is_prefecture else frozenset({principal.office})

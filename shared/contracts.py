@@ -516,8 +516,28 @@ CONTRACTS: dict[str, type[Contract]] = {
 }
 
 
+class Actor(BaseModel):
+    """Who caused a stored event (经办人): the token's subject and office, the role that
+    authorized the command, and the request it came in; `system:…` for a service's own
+    processes (another service's events, the deadline scheduler)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    subject: str
+    office: str | None = None
+    role: str | None = None
+    """The role the command required; None where no role was asked for."""
+    roles: list[str] = Field(default_factory=list)
+    department: str | None = None
+    request_id: str | None = None
+
+
 class Envelope(BaseModel):
-    """CloudEvents-style envelope: `id` is stable per event, so re-publishing is harmless."""
+    """CloudEvents-style envelope: `id` is stable per event, so re-publishing is harmless.
+
+    `actor` (added later, optional) names who caused the event; events stored before it
+    existed, and readers built before it, go without.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -529,9 +549,17 @@ class Envelope(BaseModel):
     subject: str
     datacontenttype: str = "application/json"
     data: dict[str, Any] = Field(default_factory=dict)
+    actor: Actor | None = None
 
     @classmethod
-    def wrap(cls, event_id: str, time: datetime, subject: str, contract: Contract) -> Envelope:
+    def wrap(
+        cls,
+        event_id: str,
+        time: datetime,
+        subject: str,
+        contract: Contract,
+        actor: Actor | None = None,
+    ) -> Envelope:
         return cls(
             id=event_id,
             source=f"/shangliang/{contract.service}",
@@ -539,6 +567,7 @@ class Envelope(BaseModel):
             time=time,
             subject=subject,
             data=contract.model_dump(mode="json"),
+            actor=actor,
         )
 
     def to_bytes(self) -> bytes:

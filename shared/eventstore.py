@@ -16,10 +16,13 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import (
     IntegrityError,
     JSONTranscoder,
+    Mapper,
     ProcessRecorder,
     Recording,
     Transcoding,
 )
+
+from shared.audit import AuditedMapper, acting, stamp
 
 
 class DateAsISO(Transcoding):
@@ -43,6 +46,11 @@ class ServiceApplication(Application[UUID]):
         super().__init__(env)
         self.saved_listeners: list[Callable[[], None]] = []
         self.group_commit = GroupCommit(self)
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return self.factory.mapper(
+            transcoder=self.construct_transcoder(), mapper_class=AuditedMapper
+        )
 
     def construct_recorder(self) -> ProcessRecorder:
         # A process recorder stores new events and an upstream tracking record in one
@@ -107,8 +115,10 @@ class GroupCommit:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
 
     async def save(self, *aggregates: Any) -> None:
-        """Store the pending events of these aggregates, atomically with each other."""
+        """Store the pending events of these aggregates, atomically with each other, as
+        done by whoever the calling request acts as (read here, not by the writer)."""
         events = [e for a in aggregates for e in a.collect_events()]
+        stamp(events, acting.get())
         pending = _Pending(events)
         await self._queue.put(pending)
         await pending.done

@@ -17,8 +17,9 @@ from uuid import UUID
 from eventsourcing.application import ProcessingEvent
 from eventsourcing.persistence import IntegrityError, Tracking
 
+from shared.audit import stamp, system_actor
 from shared.consumer import Delivered
-from shared.contracts import Contract, Envelope
+from shared.contracts import Actor, Contract, Envelope
 from shared.eventstore import ServiceApplication
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ class UpstreamProcessor:
                 except PolicyRefused as refusal:
                     log.warning("%s #%d passed over: %s", stream, message.sequence, refusal)
                     processing = ProcessingEvent(Tracking(stream, message.sequence))
+                stamp(processing.events, _actor_of(upstream))
             try:
                 self.application._record(processing)
                 return bool(processing.events)
@@ -91,3 +93,13 @@ class UpstreamProcessor:
                 if attempt == self.conflict_retries:
                     raise
         return False
+
+
+def _actor_of(upstream: Upstream) -> Actor:
+    """The upstream service acts; the request that caused its event is kept for tracing."""
+    cause = upstream.envelope.actor
+    return system_actor(
+        upstream.event.service,
+        getattr(upstream.event, "office", None),
+        None if cause is None else cause.request_id,
+    )

@@ -39,6 +39,7 @@ from nats.js.api import Header, PubAck
 from nats.js.errors import NotFoundError
 
 from shared.aio import check_cancelled
+from shared.audit import audited_event
 from shared.contracts import Contract, Envelope
 from shared.messaging import StreamSpec, ensure_stream
 from shared.observability import EVENTS_RELAYED, RELAY_POSITION
@@ -205,14 +206,14 @@ class Relay:
         return len(notifications), notifications[-1].id, outgoing
 
     def _prepare(self, notification: Notification) -> _Outgoing | None:
-        domain_event = self._app.mapper.to_domain_event(notification)
+        domain_event, actor = audited_event(self._app.mapper, notification)
         translated = self._translate(domain_event)
         if translated is None:
             return None
         office, contract = translated
         msg_id = event_id(domain_event.originator_id, domain_event.originator_version)
         envelope = Envelope.wrap(
-            msg_id, domain_event.timestamp, str(domain_event.originator_id), contract
+            msg_id, domain_event.timestamp, str(domain_event.originator_id), contract, actor
         )
         return _Outgoing(notification.id, contract.subject(office), envelope.to_bytes(), msg_id)
 

@@ -51,6 +51,16 @@ class Settings(BaseSettings):
     token_audience: str = "shangliang"
     token_ttl_seconds: int = Field(default=8 * 3600, gt=0)
 
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """A larger request body is refused with 413 (a spreadsheet import: `max_upload_bytes`)."""
+    max_upload_bytes: int = Field(default=21 * 1024 * 1024, ge=1024)
+    """The body of a spreadsheet import: intake's 20 MB file and its multipart wrapping."""
+    rate_limit_per_second: float = Field(default=50_000.0, gt=0)
+    """Requests a token may send a second to one replica, after a burst (429 beyond). The
+    default is above what one replica serves (the statistics bench: ~14,000 a second with one
+    token), so that nothing the project runs meets it; production sets its own (docs/API.md)."""
+    rate_limit_burst: int = Field(default=100_000, ge=1)
+
     prefecture_office: str = "yanbian"
     county_offices: list[str] = Field(default_factory=lambda: list(COUNTY_OFFICES))
 

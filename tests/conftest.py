@@ -13,6 +13,8 @@ import psycopg
 import pytest
 from nats.aio.client import Client
 
+from shared.audit import acting
+from shared.contracts import Actor
 from shared.embedded import EmbeddedNats
 from shared.messaging import connect
 from shared.settings import Settings
@@ -106,3 +108,13 @@ def store_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
         postgres_dbname=POSTGRES["dbname"],
         postgres_schema=schema,
     )
+
+
+@contextlib.contextmanager
+def acting_as(actor: Actor) -> Iterator[None]:
+    """Commands called inside act as `actor`, as a request's do once its token was checked."""
+    token = acting.set(actor)
+    try:
+        yield
+    finally:
+        acting.reset(token)

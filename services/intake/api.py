@@ -53,7 +53,8 @@ from services.intake.schemas import (
     RowProblem,
     Screening,
 )
-from shared.auth import CurrentPrincipal, Principal, require_role
+from shared.audit import History
+from shared.auth import CurrentPrincipal, Principal, Reader, offices_to_read, require_role
 from shared.web import IdempotencyKey, PageNumber, PageSize
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -76,18 +77,6 @@ def _own_office(principal: Principal, office: str, doing: str) -> None:
             status.HTTP_403_FORBIDDEN,
             f"只能为本政协{doing} / you can do this only for your own office",
         )
-
-
-def _readable(principal: Principal, office: str | None) -> frozenset[str] | None:
-    """The offices a list may show: a county office its own, the prefecture any."""
-    if principal.is_prefecture:
-        return None if office is None else frozenset({office})
-    if office is not None and office != principal.office:
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN,
-            "只能查看本政协的数据 / you can read only your own office's data",
-        )
-    return frozenset({principal.office})
 
 
 def _shows_reporter(principal: Principal, issue: Issue) -> bool:
@@ -178,7 +167,7 @@ async def correct_activity(
 
 @router.get("/activities", response_model=ActivityPage, tags=["activities"])
 async def list_activities(
-    principal: CurrentPrincipal,
+    principal: Reader,
     app: Intake,
     office: str | None = None,
     community: str | None = None,
@@ -188,7 +177,7 @@ async def list_activities(
     page_size: PageSize = 50,
 ) -> ActivityPage:
     """Outreach activities, newest first; `community` matches a community or a station."""
-    where = ActivityFilter(_readable(principal, office), community, date_from, date_to)
+    where = ActivityFilter(offices_to_read(principal, office), community, date_from, date_to)
     found: Page = await run_in_threadpool(app.list_activities, where, page, page_size)
     return ActivityPage(
         items=[ActivityView.of(a) for a in found.items],
@@ -198,10 +187,16 @@ async def list_activities(
     )
 
 
+@router.get("/activities/{activity_id}/history", response_model=History, tags=["activities"])
+async def activity_history(activity_id: UUID, principal: Reader, app: Intake) -> History:
+    """Every event of an activity in order, with who did it and when (审计记录)."""
+    activity = await _activity_for(app, principal, activity_id)
+    entries = await run_in_threadpool(app.audit_trail, activity_id, False)
+    return History(id=activity_id, office=activity.office, entries=entries)
+
+
 @router.get("/activities/{activity_id}", response_model=ActivityDetail, tags=["activities"])
-async def get_activity(
-    activity_id: UUID, principal: CurrentPrincipal, app: Intake
-) -> ActivityDetail:
+async def get_activity(activity_id: UUID, principal: Reader, app: Intake) -> ActivityDetail:
     """One outreach activity with its history (corrections included)."""
     activity = await _activity_for(app, principal, activity_id)
     history = await run_in_threadpool(app.history, activity_id)
@@ -310,7 +305,7 @@ async def reopen_issue(
 
 @router.get("/issues", response_model=IssuePage, tags=["issues"])
 async def list_issues(
-    principal: CurrentPrincipal,
+    principal: Reader,
     app: Intake,
     office: str | None = None,
     status_: Annotated[Status | None, Query(alias="status")] = None,
@@ -324,7 +319,7 @@ async def list_issues(
 ) -> IssuePage:
     """Issues, newest first; dates are days of `submitted_at` in China Standard Time."""
     where = IssueFilter(
-        _readable(principal, office),
+        offices_to_read(principal, office),
         status_,
         category,
         community,
@@ -341,8 +336,18 @@ async def list_issues(
     )
 
 
+@router.get("/issues/{issue_id}/history", response_model=History, tags=["issues"])
+async def issue_history(issue_id: UUID, principal: Reader, app: Intake) -> History:
+    """Every event of an issue in order, with who did it and when (审计记录); the reporter
+    only for its own office's clerk or leader."""
+    issue = await _issue_for(app, principal, issue_id)
+    personal = _shows_reporter(principal, issue)
+    entries = await run_in_threadpool(app.audit_trail, issue_id, personal)
+    return History(id=issue_id, office=issue.office, entries=entries)
+
+
 @router.get("/issues/{issue_id}", response_model=IssueDetail, tags=["issues"])
-async def get_issue(issue_id: UUID, principal: CurrentPrincipal, app: Intake) -> IssueDetail:
+async def get_issue(issue_id: UUID, principal: Reader, app: Intake) -> IssueDetail:
     """One issue with its history; the reporter only for its own office's clerk or leader."""
     issue = await _issue_for(app, principal, issue_id)
     history = await run_in_threadpool(app.history, issue_id)
@@ -351,7 +356,7 @@ async def get_issue(issue_id: UUID, principal: CurrentPrincipal, app: Intake) ->
 
 
 @router.get("/categories", tags=["issues"])
-async def categories(principal: CurrentPrincipal, app: Intake) -> dict[str, Any]:
+async def categories(principal: Reader, app: Intake) -> dict[str, Any]:
     """The issue categories of the caller's office (问题类别)."""
     return {"office": principal.office, "categories": list(app.categories_of(principal.office))}
 
@@ -388,7 +393,7 @@ async def import_spreadsheet(
 
 
 @router.get("/imports/{kind}/template.xlsx", tags=["imports"])
-async def import_template(kind: Kind, principal: CurrentPrincipal) -> Response:
+async def import_template(kind: Kind, principal: Reader) -> Response:
     """The import template (导入模板) with the Chinese headers and how to fill them."""
     name = "活动导入模板" if kind == "activities" else "问题导入模板"
     return Response(

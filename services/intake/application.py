@@ -28,6 +28,7 @@ from services.intake.domain import (
     previous_command,
 )
 from services.intake.imports import Kind, RowChecker, RowError, data_rows, read_table
+from shared.audit import HistoryEntry, read_history
 from shared.contracts import (
     ActivityCorrectedV1,
     ActivityRecordedV1,
@@ -47,7 +48,8 @@ A = TypeVar("A", bound=Aggregate)
 Command = tuple[str, str] | None
 
 PERSONAL_FIELDS = frozenset({"reporter_name", "reporter_phone"})
-_HIDDEN_IN_HISTORY = PERSONAL_FIELDS | {"command", "originator_id", "originator_topic"}
+_BOOKKEEPING = frozenset({"command"})
+"""A request's Idempotency-Key and fingerprint: retry bookkeeping, not what happened."""
 
 
 class IssueNotFound(LookupError):
@@ -117,24 +119,24 @@ class IntakeApplication(ServiceApplication):
     def history(self, aggregate_id: UUID) -> list[dict[str, Any]]:
         """Every stored event of an aggregate, without personal data or request keys."""
         steps = []
-        for stored in self.repository.event_store.get(aggregate_id):
-            fields = {
-                k: v
-                for k, v in vars(stored).items()
-                if k not in _HIDDEN_IN_HISTORY and not k.startswith("originator")
-            }
-            recorded_at = fields.pop("timestamp")
+        for entry in self.audit_trail(aggregate_id, personal=False):
+            fields = dict(entry.data)
             details = fields.pop("details", {})
             steps.append(
                 {
-                    "event": type(stored).__name__,
-                    "version": stored.originator_version,
-                    "recorded_at": recorded_at,
+                    "event": entry.event,
+                    "version": entry.version,
+                    "recorded_at": entry.recorded_at,
                     **fields,
                     **details,
                 }
             )
         return steps
+
+    def audit_trail(self, aggregate_id: UUID, personal: bool) -> list[HistoryEntry]:
+        """Every stored event with who caused it; the reporter only if `personal`."""
+        hidden = _BOOKKEEPING if personal else _BOOKKEEPING | PERSONAL_FIELDS
+        return read_history(self, aggregate_id, hidden)
 
     def list_issues(self, where: IssueFilter, page: int, page_size: int) -> Page:
         return self.catalog.select(Issue, where, lambda i: (i.submitted_at, i.id), page, page_size)

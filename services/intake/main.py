@@ -17,6 +17,7 @@ from services.intake.settings import (
     cipher_environment,
 )
 from shared.auth import Authenticator
+from shared.limits import install_limits
 from shared.messaging import INTAKE_STREAM, SUPERVISION_STREAM
 from shared.observability import install_observability
 from shared.process import UpstreamProcessor
@@ -47,6 +48,7 @@ def create_app(settings: Settings, intake_settings: IntakeServiceSettings | None
     app.state.authenticator = Authenticator(settings)
     install_error_handlers(app)
     install_refusal_handlers(app)
+    install_limits(app, settings, upload_prefixes=("/imports/",))
     install_observability(app, "intake")
     app.include_router(health_router(runtime.not_ready))
     app.include_router(router)

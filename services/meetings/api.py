@@ -15,7 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from services.meetings import views as v
 from services.meetings.application import MeetingNotFound, MeetingsApplication
 from services.meetings.domain import Meeting, MeetingConflict, MeetingRuleBroken
-from shared.auth import CurrentPrincipal, Principal, require_role
+from shared.audit import History
+from shared.auth import CurrentPrincipal, Principal, Reader, offices_to_read, require_role
 from shared.web import IdempotencyKey, PageNumber, PageSize
 
 
@@ -116,7 +117,7 @@ async def plan_meeting(
 
 @router.get("", response_model=v.Page)
 async def list_meetings(
-    principal: CurrentPrincipal,
+    principal: Reader,
     app: Meetings,
     office: str | None = None,
     kind: Literal["thematic", "onsite", "written"] | None = None,
@@ -129,6 +130,7 @@ async def list_meetings(
     page_size: PageSize = 50,
 ) -> v.Page:
     """Meetings of the caller's office (the prefecture's: of every office), by start time."""
+    offices_to_read(principal, office)  # another county named → 404; the rest filters below
     found = await run_in_threadpool(
         app.meetings, principal.can_read, office, kind, status_, date_from, date_to
     )
@@ -136,12 +138,18 @@ async def list_meetings(
 
 
 @router.get("/{meeting_id}", response_model=v.MeetingView)
-async def get_meeting(
-    meeting_id: UUID, principal: CurrentPrincipal, app: Meetings
-) -> v.MeetingView:
+async def get_meeting(meeting_id: UUID, principal: Reader, app: Meetings) -> v.MeetingView:
     """One meeting with its agenda, participants, outcomes, postponements and history."""
     meeting = await readable_meeting(app, principal, meeting_id)
     return v.MeetingView.of(meeting, await run_in_threadpool(app.history, meeting_id))
+
+
+@router.get("/{meeting_id}/history", response_model=History)
+async def meeting_history(meeting_id: UUID, principal: Reader, app: Meetings) -> History:
+    """Every event of a meeting in order, with who did it and when (审计记录)."""
+    meeting = await readable_meeting(app, principal, meeting_id)
+    entries = await run_in_threadpool(app.audit_trail, meeting_id)
+    return History(id=meeting_id, office=meeting.offices[0], entries=entries)
 
 
 @router.post("/{meeting_id}/topics", response_model=v.MeetingView)

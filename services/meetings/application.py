@@ -26,6 +26,7 @@ from services.meetings.domain import (
     stable_id,
 )
 from services.meetings.reference import Roster
+from shared.audit import HistoryEntry, read_history
 from shared.eventstore import ServiceApplication
 
 T = TypeVar("T")
@@ -67,25 +68,19 @@ class MeetingsApplication(ServiceApplication):
 
     def history(self, meeting_id: UUID) -> list[dict[str, Any]]:
         """What happened to a meeting, event by event, with when each was recorded."""
-        entries = []
-        for domain_event in self.repository.event_store.get(meeting_id):
-            name = type(domain_event).__name__
-            if name == "RequestAnswered":
-                continue  # bookkeeping of retries, not a happening
-            fields = {
-                k: v
-                for k, v in vars(domain_event).items()
-                if k not in ("originator_id", "originator_version", "timestamp", "originator_topic")
+        return [
+            {
+                "event": entry.event,
+                "version": entry.version,
+                "recorded_at": entry.recorded_at,
+                **entry.data,
             }
-            entries.append(
-                {
-                    "event": name,
-                    "version": domain_event.originator_version,
-                    "recorded_at": domain_event.timestamp,
-                    **fields,
-                }
-            )
-        return entries
+            for entry in self.audit_trail(meeting_id)
+        ]
+
+    def audit_trail(self, meeting_id: UUID) -> list[HistoryEntry]:
+        """Every stored event of a meeting with who caused it (retry bookkeeping left out)."""
+        return read_history(self, meeting_id, skipped=frozenset({"RequestAnswered"}))
 
     def roster(self, office: str) -> Roster:
         """The office's reference data (empty if nothing was registered yet)."""

@@ -12,6 +12,7 @@ from services.meetings.reference_api import calendar_router
 from services.meetings.reference_api import router as reference_router
 from shared.auth import Authenticator
 from shared.counties import intake_streams
+from shared.limits import install_limits
 from shared.messaging import MEETINGS_STREAM
 from shared.observability import install_observability
 from shared.process import UpstreamProcessor
@@ -40,6 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.meetings = meetings
     app.state.authenticator = Authenticator(settings)
     install_error_handlers(app)
+    install_limits(app, settings)
     install_observability(app, "meetings")
     app.include_router(health_router(runtime.not_ready))
     app.include_router(router)

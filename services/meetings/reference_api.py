@@ -18,7 +18,7 @@ from services.meetings.api import (
 )
 from services.meetings.application import MeetingsApplication
 from services.meetings.calendar import feed
-from shared.auth import CurrentPrincipal, Principal, TokenError, require_role
+from shared.auth import CurrentPrincipal, Principal, Reader, TokenError, require_role
 
 router = APIRouter(tags=["reference data"])
 
@@ -90,7 +90,7 @@ async def record_department(
 
 @router.get("/people", response_model=v.Page)
 async def list_people(
-    principal: CurrentPrincipal,
+    principal: Reader,
     app: Meetings,
     office: str | None = None,
     kind: str | None = None,
@@ -105,7 +105,7 @@ async def list_people(
 
 @router.get("/venues", response_model=v.Page)
 async def list_venues(
-    principal: CurrentPrincipal,
+    principal: Reader,
     app: Meetings,
     office: str | None = None,
     page: PageNumber = 1,
@@ -118,7 +118,7 @@ async def list_venues(
 
 @router.get("/departments", response_model=v.Page)
 async def list_departments(
-    principal: CurrentPrincipal,
+    principal: Reader,
     app: Meetings,
     office: str | None = None,
     page: PageNumber = 1,
@@ -130,12 +130,16 @@ async def list_departments(
 
 
 ICS = "text/calendar; charset=utf-8"
-Token = Annotated[str, Query(min_length=1, description="只读令牌 / a viewer token")]
+Token = Annotated[str | None, Query(min_length=1, description="只读令牌 / a viewer token")]
 calendar_router = APIRouter(prefix="/calendar", tags=["calendar"])
 
 
-def viewer(request: Request, token: str) -> Principal:
+def viewer(request: Request, token: str | None) -> Principal:
     """The token in a calendar URL is seen by calendar apps and proxies: only a read-only one."""
+    if token is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "需要访问令牌 / a token is required (?token=)"
+        )
     try:
         principal: Principal = request.app.state.authenticator.verify(token)
     except TokenError as error:
@@ -152,7 +156,7 @@ def viewer(request: Request, token: str) -> Principal:
 
 @calendar_router.get("/people/{person_id}.ics", response_class=Response)
 async def person_calendar(
-    person_id: str, request: Request, app: Meetings, token: Token
+    person_id: str, request: Request, app: Meetings, token: Token = None
 ) -> Response:
     """The meetings a person is invited to and has not declined, as an iCalendar feed."""
     principal = viewer(request, token)
@@ -164,7 +168,9 @@ async def person_calendar(
 
 
 @calendar_router.get("/{office}.ics", response_class=Response)
-async def office_calendar(office: str, request: Request, app: Meetings, token: Token) -> Response:
+async def office_calendar(
+    office: str, request: Request, app: Meetings, token: Token = None
+) -> Response:
     """An office's meetings (its own and those it holds jointly), as an iCalendar feed."""
     principal = viewer(request, token)
     if office not in app.known_offices or not principal.can_read(office):

@@ -34,7 +34,7 @@ from services.projections.queries import (
     statistics,
 )
 from services.projections.views import ProjectionView
-from shared.auth import CurrentPrincipal, Principal
+from shared.auth import Principal, Reader
 
 EXPORT_LIMIT = 100_000
 """Rows in one export: far more than an office's year, far less than a spreadsheet's limit."""
@@ -61,6 +61,14 @@ async def wait_for(event: asyncio.Event, timeout: float) -> None:
             await event.wait()
 
 
+class StepActor(BaseModel):
+    """Who took a step (the token's subject and the role it acted in; `system:…` for a
+    service's own processes)."""
+
+    subject: str
+    role: str | None = None
+
+
 class TimelineStep(BaseModel):
     at: str
     step: str
@@ -72,6 +80,8 @@ class TimelineStep(BaseModel):
     letter_number: str | None = None
     detail: str | None = None
     department: str | None = None
+    by: StepActor | None = None
+    """None for events published before auditing."""
 
 
 class IssueRow(BaseModel):
@@ -193,7 +203,7 @@ def readable_offices(
 @router.get("/issues", response_model=IssuePage)
 def issues(
     request: Request,
-    principal: CurrentPrincipal,
+    principal: Reader,
     view: View,
     office: str | None = None,
     status_: Annotated[
@@ -229,7 +239,7 @@ def issues(
 @router.get("/issues/{issue_id}", response_model=IssueStatus)
 async def issue_status(
     issue_id: str,
-    principal: CurrentPrincipal,
+    principal: Reader,
     issues: View,
     progress: Progress,
     wait: Annotated[
@@ -302,7 +312,7 @@ Cache = Annotated[StatisticsCache, Depends(statistics_cache)]
 )
 async def yearly_statistics(
     year: Year,
-    principal: CurrentPrincipal,
+    principal: Reader,
     view: View,
     cache: Cache,
     request: Request,
@@ -331,7 +341,7 @@ async def yearly_statistics(
 def statistics_drill_down(
     year: Year,
     figure: Literal[FIGURES],  # type: ignore[valid-type]
-    principal: CurrentPrincipal,
+    principal: Reader,
     view: View,
     request: Request,
     office: str | None = None,

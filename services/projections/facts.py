@@ -110,6 +110,9 @@ def facts_of(stream: str, message: Delivered) -> Iterator[Fact]:
         return
     at = event.occurred_at.astimezone(CHINA)  # once: the text and the year are both China's
     base = (message.envelope.id, stream, china_time(at), at.year)
+    actor = message.envelope.actor
+    # Who took the step, for the timeline; events published before auditing name no one.
+    by = None if actor is None else {"subject": actor.subject, "role": actor.role}
 
     def fact(
         entity: str,
@@ -121,6 +124,8 @@ def facts_of(stream: str, message: Delivered) -> Iterator[Fact]:
         **data: Any,
     ) -> Fact:
         ref = None if ref_id is None else str(ref_id)
+        if by is not None:
+            data["by"] = by
         return Fact(entity, str(entity_id), *base, step, office, ref, detail, data)
 
     yield from _facts(event, fact)
@@ -330,4 +335,5 @@ def timeline_step(f: Fact) -> dict[str, Any]:
         "letter_number": f.detail if f.step == "letter_issued" else None,
         "detail": None if f.step == "letter_issued" else f.detail,
         "department": f.data.get("department"),
+        "by": f.data.get("by"),
     }

@@ -5,7 +5,7 @@ when the view applies a batch. Going through FastAPI's routing, dependency injec
 parameter validation cost such a request more than twice what answering it does. This ASGI
 layer answers only the plainest form of the question — no query string, a bearer token,
 an answer already in the cache for this very view version — and passes everything else
-(a first asking, an export, `as_of`, `office`, any token problem) on to the API, which
+(a first asking, an export, `as_of`, `office`, any token or role problem) on to the API, which
 answers and fills the cache.
 """
 
@@ -19,7 +19,7 @@ from starlette.datastructures import State
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.projections.api import StatisticsCache, statistics_key
-from shared.auth import TokenError
+from shared.auth import READERS, TokenError
 
 _PLAIN_QUESTION = re.compile(r"^/statistics/(\d{4})$")
 _BEARER = b"bearer "
@@ -70,6 +70,8 @@ class CachedStatistics:
         try:
             principal = self.state.authenticator.verify(authorization[7:].decode("latin-1"))
         except TokenError:
+            return None
+        if not principal.roles & READERS:
             return None
         offices: Any = None if principal.is_prefecture else [principal.office]
         key = statistics_key(year, self.state.settings.offices, offices, None)

@@ -18,6 +18,7 @@ from services.projections.rebuild import UPSTREAMS, live_file
 from services.projections.views import open_projection_view
 from shared.auth import Authenticator
 from shared.consumer import StreamConsumer
+from shared.limits import install_limits
 from shared.messaging import connect, ensure_stream_with_retry
 from shared.observability import install_observability
 from shared.settings import ProjectionsSettings, Settings
@@ -119,6 +120,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     # Inside the metrics middleware, so that cached answers are counted and carry a request id.
     app.add_middleware(CachedStatistics, state=app.state)
+    install_limits(app, settings)
     install_observability(app, "projections")
     app.include_router(health_router(not_ready))
     for extra in ROUTERS:

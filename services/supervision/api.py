@@ -34,7 +34,8 @@ from services.supervision.schemas import (
     VerificationRequest,
 )
 from services.supervision.workdays import CalendarNotCovered
-from shared.auth import CurrentPrincipal, Principal, require_role
+from shared.audit import History
+from shared.auth import CurrentPrincipal, Principal, offices_to_read, require_any_role, require_role
 from shared.web import IdempotencyKey
 
 
@@ -64,10 +65,12 @@ def reader(principal: Principal) -> Callable[[SupervisionCase], None]:
     return guard
 
 
-def office_writer(principal: Principal) -> Callable[[SupervisionCase], None]:
+def office_writer(
+    principal: Principal, roles: tuple[str, ...] = ("supervisor",)
+) -> Callable[[SupervisionCase], None]:
     """The supervising office's own staff; the prefecture reads a county's cases but does not
     act on them."""
-    require_role(principal, "supervisor")
+    require_any_role(principal, roles)
     see = reader(principal)
 
     def guard(case: SupervisionCase) -> None:
@@ -79,6 +82,10 @@ def office_writer(principal: Principal) -> Callable[[SupervisionCase], None]:
             )
 
     return guard
+
+
+VERIFIERS = ("supervisor", "leader")
+"""Who accepts or sends back a department's work: the supervisors, or the office's leader."""
 
 
 def department_writer(principal: Principal) -> Callable[[SupervisionCase], None]:
@@ -139,10 +146,7 @@ async def list_cases(
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> CasePage:
     """The cases the caller may see (督办件列表), filtered."""
-    if principal.is_prefecture:
-        offices = None if office is None else frozenset({office})
-    else:
-        offices = frozenset({principal.office} if office in (None, principal.office) else ())
+    offices = offices_to_read(principal, office)
     if "department" in principal.roles:
         if department not in (None, principal.department):
             offices = frozenset()
@@ -170,6 +174,14 @@ async def _visible_case(
 async def get_case(case_id: UUID, principal: CurrentPrincipal, app: Supervision) -> CaseView:
     """One case with its letters, reports, follow-ups and history."""
     return CaseView.of(await _visible_case(app, principal, case_id))
+
+
+@router.get("/{case_id}/history", response_model=History)
+async def case_history(case_id: UUID, principal: CurrentPrincipal, app: Supervision) -> History:
+    """Every event of a case in order, with who did it and when (审计记录)."""
+    case = await _visible_case(app, principal, case_id)
+    entries = await run_in_threadpool(app.audit_trail, case_id)
+    return History(id=case_id, office=case.office, entries=entries)
 
 
 @router.get("/{case_id}/letters/{sequence}.docx", response_class=Response)
@@ -346,7 +358,7 @@ async def verify(
     idempotency_key: IdempotencyKey = None,
 ) -> CaseView:
     """The office accepts the department's work (验收); its issues become resolved."""
-    guard = office_writer(principal)
+    guard = office_writer(principal, VERIFIERS)
     now = now_of(request)
     return await _command(
         app,
@@ -369,7 +381,7 @@ async def send_back(
     idempotency_key: IdempotencyKey = None,
 ) -> CaseView:
     """The office sends the work back (退回重办) with a reason and a new deadline."""
-    guard = office_writer(principal)
+    guard = office_writer(principal, VERIFIERS)
     now = now_of(request)
     return await _command(
         app,

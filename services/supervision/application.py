@@ -28,6 +28,7 @@ from services.supervision.domain import (
     letter_number,
 )
 from services.supervision.workdays import add_working_days
+from shared.audit import HistoryEntry, read_history, stamp, system_actor
 from shared.contracts import (
     CaseAcknowledgedV1,
     CaseEscalatedV1,
@@ -133,6 +134,10 @@ class SupervisionApplication(ServiceApplication):
         except AggregateNotFoundError:
             raise CaseNotFound(case_id) from None
         return case
+
+    def audit_trail(self, case_id: UUID) -> list[HistoryEntry]:
+        """Every stored event of a case with who caused it (retry bookkeeping left out)."""
+        return read_history(self, case_id, skipped=frozenset({"RequestRemembered"}))
 
     def list_cases(
         self, where: CaseFilter, page: int, page_size: int
@@ -289,6 +294,8 @@ class SupervisionApplication(ServiceApplication):
                 case.supervise(now, self._ladder(case))
                 if not case.pending_events:
                     break
+                # Reminders, 催办, overdue and 提级督办 are the scheduler's doing.
+                stamp(case.pending_events, system_actor("scheduler", case.office))
                 try:
                     self.save(case)
                 except IntegrityError:

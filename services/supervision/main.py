@@ -13,6 +13,7 @@ from services.supervision.config import SupervisionConfig
 from services.supervision.scheduler import Clock, DeadlineScheduler
 from shared.auth import Authenticator
 from shared.counties import intake_streams
+from shared.limits import install_limits
 from shared.messaging import (
     MEETINGS_STREAM,
     SUPERVISION_STREAM,
@@ -60,6 +61,7 @@ def create_app(
     app.state.clock = clock
     app.state.authenticator = Authenticator(settings)
     install_error_handlers(app)
+    install_limits(app, settings)
     install_observability(app, "supervision")
     app.include_router(health_router(runtime.not_ready))
     app.include_router(router)

@@ -215,7 +215,7 @@ def test_the_reporter_is_shown_only_to_the_offices_clerk_and_leader(
     assert ok(yanji.get(path, prefecture))["reporter_phone"] is None
     assert yanji.get(path, bearer(mint("tumen", "clerk"))).status_code == 404
     tumen_list = yanji.get("/issues", bearer(mint("tumen", "viewer")), office="yanji")
-    assert tumen_list.status_code == 403
+    assert tumen_list.status_code == 404
 
 
 def test_imports_refuse_a_file_that_is_not_a_spreadsheet_and_another_offices_rows(

@@ -446,3 +446,146 @@ def test_a_reopened_issue_is_resolved_again_by_a_second_case(office: Office) -> 
         first["id"],
         second["id"],
     ]
+
+
+def actors_of(history: dict[str, Any]) -> list[tuple[str, str, str | None, str | None]]:
+    return [
+        (e["event"], e["actor"]["subject"], e["actor"]["office"], e["actor"]["role"])
+        for e in history["entries"]
+    ]
+
+
+def test_every_step_of_an_issue_its_case_and_a_meeting_names_who_took_it(
+    stack: RunningStack, office: Office, mint: Callable[..., str]
+) -> None:
+    """Each history names the token's subject, office and authorizing role, and the request
+    id; what another service caused is `system:<service>`, traced to the request behind it."""
+    body = issue_body(
+        OFFICE, title="路口信号灯故障", reporter_name="李明", reporter_phone="13900000000"
+    )
+    posted = office.clerk.post("/issues", json=body)
+    issue = answer_of(posted, 201)
+    screening = office.leader.post(
+        f"/issues/{issue['id']}/screening",
+        json={
+            "decision": "refer",
+            "department": "交通局",
+            "deadline": "2020-08-31",
+            "screened_at": "2020-06-25T09:30:00+08:00",
+        },
+    )
+    answer_of(screening, 200)
+    found = eventually(
+        lambda: office.supervisor.get("/cases", params={"issue_id": issue["id"]}),
+        lambda page: page["total"] == 1,
+        "supervision opened no case from intake's referral",
+    )
+    (case,) = found["items"]
+    supervise_to_verification(
+        office,
+        case,
+        {"deadline": "2020-08-31", "issued_at": "2020-07-01T09:00:00+08:00"},
+        {
+            "ack": "2020-07-02T09:00:00+08:00",
+            "completion": "2020-07-20T16:00:00+08:00",
+            "verified": "2020-07-24T10:00:00+08:00",
+        },
+    )
+    resolved_by_case(office, issue["id"], case["id"])
+
+    issue_history = answer_of(office.leader.get(f"/issues/{issue['id']}/history"), 200)
+    assert (issue_history["id"], issue_history["office"]) == (issue["id"], OFFICE)
+    assert actors_of(issue_history) == [
+        ("Submitted", "e2e-yanji", OFFICE, "clerk"),
+        ("Screened", "e2e-yanji", OFFICE, "leader"),
+        ("Resolved", "system:supervision", OFFICE, "system"),
+    ]
+    submitted, screened, resolved = issue_history["entries"]
+    assert submitted["actor"]["request_id"] == posted.headers["x-request-id"]
+    assert screened["actor"]["request_id"] == screening.headers["x-request-id"]
+    assert [e["version"] for e in issue_history["entries"]] == [1, 2, 3]
+    recorded_at = datetime.fromisoformat(submitted["recorded_at"])
+    assert abs(recorded_at - datetime.now(recorded_at.tzinfo)) < timedelta(minutes=5)
+    assert submitted["data"]["reporter_name"] == "李明"
+    assert (screened["data"]["decision"], resolved["data"]["case_id"]) == ("refer", case["id"])
+    assert "command" not in screened["data"]
+
+    # The viewer reads the history, not the reporter; another county office not at all.
+    seen_by_viewer = answer_of(office.viewer.get(f"/issues/{issue['id']}/history"), 200)
+    assert "reporter_name" not in seen_by_viewer["entries"][0]["data"]
+    tumen = httpx.Client(base_url=stack.intake, headers=bearer(mint("tumen", "leader")))
+    prefecture = httpx.Client(base_url=stack.intake, headers=bearer(mint("yanbian", "viewer")))
+    with tumen, prefecture:
+        assert tumen.get(f"/issues/{issue['id']}/history").status_code == 404
+        assert prefecture.get(f"/issues/{issue['id']}/history").status_code == 200
+
+    case_history = answer_of(office.supervisor.get(f"/cases/{case['id']}/history"), 200)
+    assert actors_of(case_history) == [
+        ("Opened", "system:intake", OFFICE, "system"),
+        ("LetterIssued", "e2e-yanji", OFFICE, "supervisor"),
+        ("Acknowledged", "e2e-yanji", OFFICE, "department"),
+        ("CompletionReported", "e2e-yanji", OFFICE, "department"),
+        ("Verified", "e2e-yanji", OFFICE, "supervisor"),
+    ]
+    opened, _, acknowledged, *_ = case_history["entries"]
+    assert opened["actor"]["request_id"] == screening.headers["x-request-id"]
+    assert acknowledged["actor"]["department"] == "交通局"
+    own_department = office.department("交通局").get(f"/cases/{case['id']}/history")
+    assert answer_of(own_department, 200)["id"] == case["id"]
+    assert office.department("水利局").get(f"/cases/{case['id']}/history").status_code == 404
+
+    # The read side's timeline names who took each step, from the published envelopes.
+    status = eventually(
+        lambda: office.read_side.get(f"/issues/{issue['id']}"),
+        lambda shown: shown["status"] == "resolved",
+        "the projection to show the issue resolved",
+    )
+    by = {step["step"]: step["by"] for step in status["timeline"]}
+    assert by["submitted"] == {"subject": "e2e-yanji", "role": "clerk"}
+    assert by["screened"] == {"subject": "e2e-yanji", "role": "leader"}
+    assert by["case_opened"] == {"subject": "system:intake", "role": "system"}
+    assert by["letter_issued"] == {"subject": "e2e-yanji", "role": "supervisor"}
+
+    activity = answer_of(
+        office.clerk.post(
+            "/activities",
+            json={
+                "office": OFFICE,
+                "held_at": "2020-06-04T14:30:00+08:00",
+                "community": "进学社区",
+                "members": ["金委员"],
+            },
+        ),
+        201,
+    )
+    corrected = {"members": ["金委员", "朴委员"], "reason": "漏记一位委员"}
+    answer_of(office.clerk.post(f"/activities/{activity['id']}/corrections", json=corrected), 200)
+    activity_history = answer_of(office.viewer.get(f"/activities/{activity['id']}/history"), 200)
+    assert actors_of(activity_history) == [
+        ("Recorded", "e2e-yanji", OFFICE, "clerk"),
+        ("Corrected", "e2e-yanji", OFFICE, "clerk"),
+    ]
+    with httpx.Client(base_url=stack.intake, headers=bearer(mint("tumen", "viewer"))) as other:
+        assert other.get(f"/activities/{activity['id']}/history").status_code == 404
+
+    load_seed(office.meetings)
+    meeting = answer_of(
+        office.meetings.post(
+            "/meetings",
+            json={
+                "office": OFFICE,
+                "kind": "thematic",
+                "title": "交通信号设施专题协商会",
+                "theme": "路口信号灯维护",
+                "starts_at": "2020-09-10T14:30:00+08:00",
+                "ends_at": "2020-09-10T17:00:00+08:00",
+                "venue": HALL,
+                "planned_at": "2020-09-01T09:00:00+08:00",
+            },
+        ),
+        201,
+    )
+    meeting_history = answer_of(office.meetings.get(f"/meetings/{meeting['id']}/history"), 200)
+    assert actors_of(meeting_history) == [("Planned", "e2e-yanji", OFFICE, "meetings")]
+    with httpx.Client(base_url=stack.meetings, headers=bearer(mint("tumen", "meetings"))) as other:
+        assert other.get(f"/meetings/{meeting['id']}/history").status_code == 404

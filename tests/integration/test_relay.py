@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from services.intake.application import IntakeApplication, to_contract
-from shared.contracts import IssueSubmittedV1, decode
+from shared.contracts import Actor, IssueSubmittedV1, decode
 from shared.messaging import INTAKE_STREAM
 from shared.relay import Relay
+from tests.conftest import acting_as
 from tests.integration.support import (
     assert_stream_holds_each_event_once_in_order,
     read_stream,
@@ -19,6 +21,8 @@ from tests.integration.support import (
     stream_messages,
     wait_until,
 )
+
+SUBMITTED = datetime(2020, 6, 4, 7, 30, tzinfo=UTC)
 
 
 async def test_publishes_every_event_exactly_once_in_notification_order(
@@ -141,3 +145,22 @@ async def test_a_deleted_stream_is_created_again_and_refilled_while_the_relay_ru
 
     await wait_until(stream_holds(js, INTAKE_STREAM, 400), timeout=10, what="stream refilled")
     assert_stream_holds_each_event_once_in_order(await read_stream(js, INTAKE_STREAM), intake)
+
+
+async def test_each_envelope_names_who_caused_its_event(
+    js: JetStreamContext, intake: IntakeApplication, nats_client: Client
+) -> None:
+    store_issues(intake, 1)  # stored as no request: who is unknown
+    clerk = Actor(subject="clerk-li", office="yanji", role="clerk", roles=["clerk"], request_id="7")
+    writer = asyncio.create_task(intake.group_commit.run())
+    try:
+        with acting_as(clerk):
+            await intake.submit_issue("yanji", "路灯损坏", "路灯不亮", "城市管理", SUBMITTED)
+    finally:
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+
+    await Relay(nats_client, INTAKE_STREAM, intake, to_contract).publish_all()
+
+    envelopes = [decode(m.data)[0] for m in await read_stream(js, INTAKE_STREAM)]
+    assert [e.actor for e in envelopes] == [None, clerk]

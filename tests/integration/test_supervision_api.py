@@ -423,3 +423,10 @@ async def test_a_supervisor_runs_the_deadline_scan_at_once_and_a_second_changes_
     assert first.json()["changed"] == 2  # both 2020 cases are past their deadline
     assert again.json()["changed"] == 0
     assert service.app.state.supervision.get_case(cases["housing"]).overdue
+    history = await service.http.get(
+        f"/cases/{cases['housing']}/history", headers=supervisor(service)
+    )
+    overdue = [e for e in history.json()["entries"] if e["event"] == "BecameOverdue"]
+    assert [(e["actor"]["subject"], e["actor"]["request_id"]) for e in overdue] == [
+        ("system:scheduler", first.headers["x-request-id"])
+    ]

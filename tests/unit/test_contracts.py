@@ -9,7 +9,7 @@ from uuid import uuid4
 import pytest
 
 from services.projections.views import china_year
-from shared.contracts import Envelope, IssueSubmittedV1, UndecodableMessage, decode
+from shared.contracts import Actor, Envelope, IssueSubmittedV1, UndecodableMessage, decode
 
 BEIJING = timezone(timedelta(hours=8))
 
@@ -35,6 +35,17 @@ def test_an_envelope_survives_the_round_trip_through_bytes() -> None:
     assert decoded.type == "shangliang.intake.IssueSubmitted.v1"
     assert decoded.source == "/shangliang/intake"
     assert decoded_contract == contract
+
+
+def test_the_envelope_carries_the_actor_and_one_from_before_actors_reads_as_unknown() -> None:
+    actor = Actor(subject="clerk-li", office="yanji", role="clerk", roles=["clerk"])
+    moment = datetime(2020, 6, 4, tzinfo=UTC)
+    envelope = Envelope.wrap("e", moment, "s", submitted(), actor)
+    older = json.loads(envelope.to_bytes())
+    del older["actor"]
+
+    assert decode(envelope.to_bytes())[0].actor == actor
+    assert decode(json.dumps(older).encode())[0].actor is None
 
 
 def test_the_subject_names_service_office_event_and_version() -> None:

@@ -276,7 +276,7 @@ async def test_a_calendar_url_takes_only_a_valid_viewer_token_of_a_readable_offi
     other = await api.client.get(f"/calendar/yanji.ics?token={api.token('tumen', 'viewer')}")
     missing = await api.client.get("/calendar/yanji.ics")
     assert (writer.status_code, forged.status_code, other.status_code) == (403, 401, 404)
-    assert missing.status_code == 422
+    assert missing.status_code == 401
 
 
 async def test_a_persons_calendar_holds_only_the_meetings_they_did_not_decline(api: Api) -> None:

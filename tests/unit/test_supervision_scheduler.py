@@ -197,3 +197,26 @@ async def test_the_steps_are_published_as_case_overdue_and_case_escalated(
         ("urge", None),
         ("escalate", "yanbian"),
     ]
+
+
+async def test_the_steps_the_scheduler_records_name_it_as_their_actor(
+    store: list[SupervisionApplication],
+) -> None:
+    app = store[0]
+    case_id = a_case_with_letter(app, deadline=date(2020, 9, 30))
+    await DeadlineScheduler(app, Clock(midnight("2026-11-26"))).scan()
+
+    trail = [
+        (entry.event, entry.actor and (entry.actor.subject, entry.actor.office, entry.actor.role))
+        for entry in app.audit_trail(case_id)
+    ]
+    scheduler = ("system:scheduler", "yanji", "system")
+    assert trail == [
+        ("Opened", None),  # saved by the test itself, as no request
+        ("LetterIssued", None),
+        ("Acknowledged", None),
+        ("Escalated", scheduler),
+        ("Escalated", scheduler),
+        ("BecameOverdue", scheduler),
+        ("Escalated", scheduler),
+    ]

@@ -796,7 +796,7 @@
       .map(
         (s) =>
           `<li class="step"><span class="dot"></span><div><strong>${esc(STEP_NAMES[s.step] ? pick(STEP_NAMES[s.step]) : s.step)}</strong>` +
-          `<span class="muted"> · ${esc(chinaTime(s.at))} · ${esc(streamName(s.stream))}</span>${s.note ? `<p>${esc(s.note)}</p>` : ""}</div></li>`,
+          `<span class="muted"> · ${esc(chinaTime(s.at))} · ${esc(streamName(s.stream))}${s.by ? ` · ${esc(s.by.subject)}` : ""}</span>${s.note ? `<p>${esc(s.note)}</p>` : ""}</div></li>`,
       )
       .join("");
     body.innerHTML =
