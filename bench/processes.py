@@ -100,6 +100,13 @@ class Target:
     projections_url: str | None = None
     projections_db: Path | None = None
     logs: list[Path] = field(default_factory=list)
+    replica_urls: tuple[str, ...] = ()
+    """Every replica's base URL when there are several, each to be loaded on its own."""
+    nats_url: str | None = None
+
+    @property
+    def load_urls(self) -> tuple[str, ...]:
+        return self.replica_urls or (self.base_url,)
 
     def stored_events(self) -> int:
         return self.store.count_events(self.application)
@@ -205,9 +212,12 @@ def baseline(workdir: Path, store: Store) -> Iterator[Target]:
 
 
 @contextlib.contextmanager
-def pipeline(workdir: Path, store: Store) -> Iterator[Target]:
-    """The full pipeline: nats-server, intake (with its relay) and projections."""
-    intake_port, projections_port = free_port(), free_port()
+def pipeline(workdir: Path, store: Store, intake_replicas: int = 1) -> Iterator[Target]:
+    """The full pipeline: nats-server, intake (with its relay) and projections. With several
+    intake replicas, each is a process on a port of its own, all on one event store; the
+    relay's lease lets one of them publish."""
+    intake_ports = [free_port() for _ in range(intake_replicas)]
+    projections_port = free_port()
     with contextlib.ExitStack() as stack:
         nats = stack.enter_context(EmbeddedNats(workdir / "nats"))
         assert nats.process is not None
@@ -215,28 +225,33 @@ def pipeline(workdir: Path, store: Store) -> Iterator[Target]:
             **os.environ,
             "SHANGLIANG_DATA_DIR": str(workdir),
             "SHANGLIANG_NATS_URL": nats.url,
-            "SHANGLIANG_INTAKE_PORT": str(intake_port),
-            "SHANGLIANG_PROJECTIONS_PORT": str(projections_port),
             **store.service_env(),
         }
         pids = {"nats-server": nats.process.pid}
         logs = [workdir / "nats" / "nats-server.log"]
+        intakes = [
+            (f"intake-{n + 1}" if intake_replicas > 1 else "intake", "intake", port)
+            for n, port in enumerate(intake_ports)
+        ]
         urls = {}
-        for name, port in (("intake", intake_port), ("projections", projections_port)):
+        for name, service, port in [*intakes, ("projections", "projections", projections_port)]:
             log = workdir / f"{name}.log"
-            argv = [sys.executable, "-m", f"services.{name}.main"]
-            process = stack.enter_context(_process(name, argv, env, log))
+            argv = [sys.executable, "-m", f"services.{service}.main"]
+            service_env = {**env, f"SHANGLIANG_{service.upper()}_PORT": str(port)}
+            process = stack.enter_context(_process(name, argv, service_env, log))
             urls[name] = f"http://127.0.0.1:{port}"
             wait_ready(name, urls[name], process, log)
             pids[name] = process.pid
             logs.append(log)
         yield Target(
-            "pipeline",
-            urls["intake"],
+            "pipeline" if intake_replicas == 1 else f"pipeline x{intake_replicas}",
+            urls[intakes[0][0]],
             pids,
             store,
             "intake",
             projections_url=urls["projections"],
             projections_db=workdir / "projections.sqlite",
             logs=logs,
+            replica_urls=tuple(urls[name] for name, _, _ in intakes) if intake_replicas > 1 else (),
+            nats_url=nats.url,
         )

@@ -2,7 +2,8 @@
 
 1. POST /issues throughput and latency under closed-loop load (wrk), the full pipeline
    (nats-server + intake + projections, consuming during the load) beside a naive baseline
-   (bench/baseline_app.py: one SQLite transaction per request), in the same run.
+   (bench/baseline_app.py: one SQLite transaction per request), in the same run; with
+   `--intake-replicas 1 2` also the pipeline with two intake processes on one event store.
 2. Submission-to-projection latency at a steady open-loop rate.
 
 Every process is started fresh in a temporary folder and stopped again, also on Ctrl-C.
@@ -21,17 +22,20 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import nats
 import uvloop
+from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from bench import latency, processes
 from bench.processes import Target, cpu_seconds, machine_busy_seconds
-from bench.wrk import run_wrk, write_script, wrk_version
+from bench.wrk import run_wrk_on_each, write_script, wrk_version
 from shared.auth import Authenticator
 from shared.settings import Settings
 
@@ -77,6 +81,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="event stores of both targets: SQLite files, or a fresh PostgreSQL schema",
     )
     parser.add_argument("--postgres-dbname", default="test", help="with --store postgres")
+    parser.add_argument(
+        "--intake-replicas",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="one pipeline target per number of intake processes, e.g. `1 2`; with several, "
+        "one wrk per replica shares out the connections",
+    )
     return parser.parse_args(argv)
 
 
@@ -136,20 +148,30 @@ def wait_for_quiet(max_wait_s: float, threshold_cores: float = 0.2) -> dict[str,
 
 def throughput(args: argparse.Namespace, body: bytes, token: str) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    for name, start in (("baseline", processes.baseline), ("pipeline", processes.pipeline)):
+    targets: list[tuple[str, Callable[[Path, processes.Store], Any]]] = [
+        ("baseline", processes.baseline)
+    ]
+    for replicas in args.intake_replicas:
+        targets.append(
+            (
+                "pipeline" if replicas == 1 else f"pipeline x{replicas}",
+                lambda workdir, store, n=replicas: processes.pipeline(workdir, store, n),
+            )
+        )
+    for name, start in targets:
         quiet = wait_for_quiet(args.quiet_wait)
-        with tempfile.TemporaryDirectory(prefix=f"shangliang-bench-{name}-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="shangliang-bench-") as tmp:
             workdir = Path(tmp)
             script = write_script(workdir / "post_issue.lua", body, token)
             with (
                 processes.event_store(args.store, workdir, args.postgres_dbname) as store,
                 start(workdir, store) as target,
             ):
-                url = f"{target.base_url}/issues"
+                urls = tuple(f"{url}/issues" for url in target.load_urls)
                 if args.warmup > 0:
                     print(f"{name}: warm-up {args.warmup} s …", flush=True)
-                    run_wrk(
-                        url,
+                    run_wrk_on_each(
+                        urls,
                         script,
                         connections=args.connections,
                         threads=args.threads,
@@ -157,8 +179,8 @@ def throughput(args: argparse.Namespace, body: bytes, token: str) -> dict[str, A
                     )
                 print(f"{name}: measuring {args.duration} s …", flush=True)
                 used = cpu_window(target.pids)
-                result = run_wrk(
-                    url,
+                result, parts = run_wrk_on_each(
+                    urls,
                     script,
                     connections=args.connections,
                     threads=args.threads,
@@ -172,6 +194,12 @@ def throughput(args: argparse.Namespace, body: bytes, token: str) -> dict[str, A
                 entry["other_cpu_s"] = round(
                     machine_cpu - sum(cpu.values()) - result.generator_cpu_s, 2
                 )
+                if len(parts) > 1:
+                    # Without each wrk's CPU: measured per process, it also counts the other.
+                    entry["per_replica"] = [
+                        {k: v for k, v in p.as_dict().items() if k != "generator_cpu_s"}
+                        for p in parts
+                    ]
                 if target.projections_db is not None:
                     stored = target.stored_events()
                     entry["projection"] = {
@@ -179,12 +207,81 @@ def throughput(args: argparse.Namespace, body: bytes, token: str) -> dict[str, A
                         "backlog_at_end_of_load": stored - target.projected_issues(),
                         **_catch_up(target),
                     }
+                    entry["stream"] = _stream_check(target)
                 else:
                     entry["stored_events"] = target.stored_events()
                 results[name] = entry
     baseline_rps = results["baseline"]["requests_per_second"]
-    results["ratio"] = round(results["pipeline"]["requests_per_second"] / baseline_rps, 2)
+    results["ratios"] = {
+        name: round(results[name]["requests_per_second"] / baseline_rps, 2)
+        for name, _ in targets[1:]
+    }
     return results
+
+
+def _stream_check(target: Target) -> dict[str, Any]:
+    """After the load: did every stored event reach the INTAKE stream once, and which
+    replica's relay published them (the lease lets one do it)?"""
+    assert target.nats_url is not None
+
+    async def check() -> dict[str, Any]:
+        stored = target.stored_events()
+        nc = await nats.connect(target.nats_url)
+        try:
+            js = nc.jetstream()
+            started = time.monotonic()
+            while (await js.stream_info("INTAKE")).state.messages < stored:
+                if time.monotonic() - started > CATCH_UP_TIMEOUT_SECONDS:
+                    break
+                await asyncio.sleep(0.1)
+            info = await js.stream_info("INTAKE")
+            ids: set[str] = set()
+            complete = asyncio.Event()
+            if not info.state.messages:
+                complete.set()
+
+            async def collect(msg: Any) -> None:
+                ids.add(msg.headers["Nats-Msg-Id"].split("~")[0])
+                if msg.metadata.sequence.stream >= info.state.last_seq:
+                    complete.set()
+
+            subscription = await js.subscribe(
+                "intake.>",
+                stream="INTAKE",
+                cb=collect,
+                ordered_consumer=True,
+                config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+            )
+            async with asyncio.timeout(CATCH_UP_TIMEOUT_SECONDS):
+                await complete.wait()
+            await subscription.unsubscribe()
+        finally:
+            await nc.close()
+        return {
+            "stored_events": stored,
+            "stream_messages": info.state.messages,
+            "distinct_event_ids": len(ids),
+            "each_once": stored == info.state.messages == len(ids),
+            "relayed_by": {
+                name: _events_relayed(url)
+                for name, url in zip(
+                    [n for n in target.pids if n.startswith("intake")],
+                    target.load_urls,
+                    strict=True,
+                )
+            },
+        }
+
+    return asyncio.run(check())
+
+
+def _events_relayed(base_url: str) -> int:
+    """The replica's own count of events its relay published (its Prometheus metrics)."""
+    with urllib.request.urlopen(f"{base_url}/metrics", timeout=5) as answer:
+        for line in answer.read().decode().splitlines():
+            if line.startswith('shangliang_events_relayed_total{stream="INTAKE"}'):
+                return int(float(line.split()[-1]))
+    return 0
 
 
 def _catch_up(target: Target) -> dict[str, Any]:
@@ -242,32 +339,45 @@ def report(results: dict[str, Any]) -> str:
             "",
             f"POST /issues · wrk -t{params['threads']} -c{params['connections']} "
             f"-d{params['duration']}s (after {params['warmup']} s warm-up)",
-            f"{'target':<10}{'req/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+            f"{'target':<12}{'req/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}"
             f"{'requests':>10}{'non-2xx':>9}{'sock err':>9}  CPU seconds while measured",
         ]
-        for name in ("baseline", "pipeline"):
+        names = ["baseline", *tp["ratios"]]
+        for name in names:
             r = tp[name]
             lat = r["latency_ms"]
             cpu = ", ".join(f"{k} {v}" for k, v in r["server_cpu_s"].items())
             cpu += f", wrk {r['generator_cpu_s']}, other {r['other_cpu_s']}"
             lines.append(
-                f"{name:<10}{r['requests_per_second']:>9.1f}{lat['p50']:>9.2f}{lat['p90']:>9.2f}"
+                f"{name:<12}{r['requests_per_second']:>9.1f}{lat['p50']:>9.2f}{lat['p90']:>9.2f}"
                 f"{lat['p99']:>9.2f}{lat['max']:>9.2f}{r['requests']:>10}{r['non_2xx']:>9}"
                 f"{sum(r['socket_errors'].values()):>9}  {cpu}"
             )
-        verdict = "met" if tp["ratio"] >= 1.0 else "MISSED"
-        lines.append(f"pipeline / baseline: {tp['ratio']:.2f}x (target >= 1.0x: {verdict})")
-        projection = tp["pipeline"]["projection"]
-        caught_up = projection["caught_up_after_s"]
-        lines.append(
-            f"projection: {projection['backlog_at_end_of_load']} of "
-            f"{projection['stored_events']} issues not yet projected when the load stopped; "
-            + (
-                f"caught up {caught_up} s later"
-                if caught_up is not None
-                else f"NOT caught up after {CATCH_UP_TIMEOUT_SECONDS:g} s"
+        for name, ratio in tp["ratios"].items():
+            verdict = "met" if ratio >= 1.0 else "MISSED"
+            lines.append(f"{name} / baseline: {ratio:.2f}x (target >= 1.0x: {verdict})")
+        for name in tp["ratios"]:
+            projection = tp[name]["projection"]
+            caught_up = projection["caught_up_after_s"]
+            lines.append(
+                f"{name} projection: {projection['backlog_at_end_of_load']} of "
+                f"{projection['stored_events']} issues not yet projected when the load stopped; "
+                + (
+                    f"caught up {caught_up} s later"
+                    if caught_up is not None
+                    else f"NOT caught up after {CATCH_UP_TIMEOUT_SECONDS:g} s"
+                )
             )
-        )
+            stream = tp[name]["stream"]
+            relayed = ", ".join(f"{k} {v}" for k, v in stream["relayed_by"].items())
+            lines.append(
+                f"{name} stream: {stream['stream_messages']} messages for "
+                f"{stream['stored_events']} stored events, {stream['distinct_event_ids']} "
+                f"distinct ({'each once' if stream['each_once'] else 'NOT each once'}); "
+                f"relayed by {relayed}"
+            )
+            for part in tp[name].get("per_replica", []):
+                lines.append(f"  one wrk per replica: {part['requests_per_second']} req/s")
     if "latency" in results:
         la = results["latency"]
         total = la["submit_to_projection_ms"]
@@ -328,9 +438,11 @@ def main(argv: list[str] | None = None) -> int:
 def failed_requests(results: dict[str, Any]) -> int:
     """Non-2xx answers, socket errors and failed latency probes, all targets together."""
     failed = 0
-    for name in ("baseline", "pipeline"):
-        if entry := results.get("throughput", {}).get(name):
+    for entry in results.get("throughput", {}).values():
+        if isinstance(entry, dict) and "non_2xx" in entry:
             failed += entry["non_2xx"] + sum(entry["socket_errors"].values())
+            if not entry.get("stream", {"each_once": True})["each_once"]:
+                failed += 1
     if latency_entry := results.get("latency"):
         failed += latency_entry["requests"] - latency_entry["ok"]
     return failed

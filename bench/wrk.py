@@ -6,6 +6,7 @@ import json
 import resource
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -161,3 +162,55 @@ def run_wrk(
         latency_ms={k: round(v / 1000, 2) for k, v in raw["latency_us"].items()},
         generator_cpu_s=(after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
     )
+
+
+def run_wrk_on_each(
+    urls: tuple[str, ...],
+    script: Path,
+    *,
+    connections: int,
+    threads: int,
+    duration_s: int,
+) -> tuple[WrkResult, list[WrkResult]]:
+    """One wrk per URL (wrk loads one host), all started together, the connections shared
+    out between them. Returns the sum (latency: the worst of the parts) and the parts."""
+    if len(urls) == 1:
+        result = run_wrk(
+            urls[0], script, connections=connections, threads=threads, duration_s=duration_s
+        )
+        return result, [result]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with ThreadPoolExecutor(len(urls)) as pool:
+        parts = list(
+            pool.map(
+                lambda url: run_wrk(
+                    url,
+                    script,
+                    connections=connections // len(urls),
+                    threads=threads,
+                    duration_s=duration_s,
+                ),
+                urls,
+            )
+        )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    requests = sum(p.requests for p in parts)
+    total = WrkResult(
+        requests=requests,
+        # The parts ran over the same seconds: the sum of their rates is requests / mean time.
+        duration_s=sum(p.duration_s for p in parts) / len(parts),
+        non_2xx=sum(p.non_2xx for p in parts),
+        first_non_2xx=next((p.first_non_2xx for p in parts if p.first_non_2xx), 0),
+        socket_errors={k: sum(p.socket_errors[k] for p in parts) for k in parts[0].socket_errors},
+        latency_ms={
+            k: (
+                round(sum(p.latency_ms[k] * p.requests for p in parts) / max(requests, 1), 2)
+                if k == "mean"
+                else max(p.latency_ms[k] for p in parts)
+            )
+            for k in parts[0].latency_ms
+        },
+        generator_cpu_s=(after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
+    )
+    # A part's own generator CPU also counts the other wrk if it ended first: use the total's.
+    return total, parts

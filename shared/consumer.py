@@ -66,11 +66,19 @@ def message_position(headers: dict[str, str] | None) -> int | None:
     return None if value is None else int(value)
 
 
+def position_of(spec: StreamSpec, headers: dict[str, str] | None, sequence: int) -> int | None:
+    """Where a message stands among what its readers track: its store position, or in a
+    stream gathered from several stores (whose positions interleave) its stream sequence."""
+    return sequence if spec.sourced else message_position(headers)
+
+
 async def last_position(js: JetStreamContext, spec: StreamSpec) -> int:
     """The store position of the stream's last message (0 for an empty stream)."""
     state = (await js.stream_info(spec.name)).state
     if not state.messages:
         return 0
+    if spec.sourced:
+        return state.last_seq
     last = await js.get_msg(spec.name, seq=state.last_seq)
     return message_position(last.headers) or 0
 
@@ -82,6 +90,8 @@ async def sequence_after(js: JetStreamContext, spec: StreamSpec, position: int) 
     low, high = state.first_seq, state.last_seq + 1
     if not state.messages:
         return high
+    if spec.sourced:
+        return max(low, min(position + 1, high))
     while low < high:
         middle = (low + high) // 2
         try:
@@ -253,7 +263,7 @@ class StreamConsumer:
             if sequence <= self._sequence:
                 continue  # seen before in this subscription: a redelivery changes nothing
             self._sequence = sequence
-            position = message_position(msg.headers)
+            position = position_of(self._upstream, msg.headers, sequence)
             if position is None:
                 log.error("%s #%d has no position, skipped", self.tracking_name, sequence)
                 continue

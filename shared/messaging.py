@@ -29,6 +29,12 @@ class StreamSpec:
     def subjects(self) -> list[str]:
         return [f"{self.service}.>"]
 
+    @property
+    def sourced(self) -> bool:
+        """Whether the stream gathers other streams: their stores' positions interleave in
+        it, so its readers track its own sequence instead of the relay's position."""
+        return False
+
     def config(self, replicas: int = 1, duplicate_window: float = 120.0) -> StreamConfig:
         return StreamConfig(
             name=self.name,

@@ -11,8 +11,9 @@ from services.meetings.publishing import to_contract
 from services.meetings.reference_api import calendar_router
 from services.meetings.reference_api import router as reference_router
 from shared.auth import Authenticator
+from shared.counties import intake_streams
 from shared.limits import install_limits
-from shared.messaging import INTAKE_STREAM, MEETINGS_STREAM
+from shared.messaging import MEETINGS_STREAM
 from shared.observability import install_observability
 from shared.process import UpstreamProcessor
 from shared.runtime import Publishing, ServiceRuntime
@@ -24,11 +25,12 @@ def create_app(settings: Settings) -> FastAPI:
     meetings = MeetingsApplication(
         env=settings.event_store_env("meetings"), offices=settings.offices
     )
+    processor = UpstreamProcessor(meetings, intake_policy(meetings))
     runtime = ServiceRuntime(
         settings,
         "meetings",
         Publishing(MEETINGS_STREAM, meetings, to_contract),
-        upstreams=[(INTAKE_STREAM, UpstreamProcessor(meetings, intake_policy(meetings)))],
+        upstreams=[(stream, processor) for stream in intake_streams()],
     )
 
     app = FastAPI(

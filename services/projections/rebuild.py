@@ -50,11 +50,13 @@ from pydantic import ValidationError, create_model
 
 from services.projections.bulk import BulkLoad
 from services.projections.views import ProjectionView, open_projection_view
-from shared.consumer import Delivered, message_position, sequence_after
+from shared.consumer import Delivered, position_of, sequence_after
 from shared.contracts import CONTRACTS, Contract, Envelope, UndecodableMessage, decode
-from shared.messaging import INTAKE_STREAM, MEETINGS_STREAM, SUPERVISION_STREAM, StreamSpec
+from shared.counties import intake_streams
+from shared.messaging import MEETINGS_STREAM, SUPERVISION_STREAM, StreamSpec
 
-UPSTREAMS = (INTAKE_STREAM, MEETINGS_STREAM, SUPERVISION_STREAM)
+UPSTREAMS = (*intake_streams(), MEETINGS_STREAM, SUPERVISION_STREAM)
+"""With INTAKE_COUNTIES when county offices run leaf nodes (SHANGLIANG_LEAF_OFFICES)."""
 POINTER = "projections.current"
 DEFAULT_FILE = "projections.sqlite"
 
@@ -310,7 +312,9 @@ async def _replay_until_silent(
             if not inside:
                 continue
             kept = [
-                (at, m.data) for _, m in inside if (at := message_position(m.headers)) is not None
+                (at, m.data)
+                for n, m in inside
+                if (at := position_of(spec, m.headers, n)) is not None
             ]
             last = inside[-1][0]
             if kept:

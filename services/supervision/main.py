@@ -12,9 +12,9 @@ from services.supervision.application import SupervisionApplication, to_contract
 from services.supervision.config import SupervisionConfig
 from services.supervision.scheduler import Clock, DeadlineScheduler
 from shared.auth import Authenticator
+from shared.counties import intake_streams
 from shared.limits import install_limits
 from shared.messaging import (
-    INTAKE_STREAM,
     MEETINGS_STREAM,
     SUPERVISION_STREAM,
 )
@@ -44,7 +44,10 @@ def create_app(
         settings,
         "supervision",
         Publishing(SUPERVISION_STREAM, supervision, to_contract),
-        upstreams=[(MEETINGS_STREAM, processor), (INTAKE_STREAM, processor)],
+        upstreams=[
+            (MEETINGS_STREAM, processor),
+            *((stream, processor) for stream in intake_streams()),
+        ],
         tasks=[scheduler.run],
     )
 

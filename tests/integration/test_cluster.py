@@ -28,7 +28,7 @@ from tests.integration.support import store_issues, stored_notifications, wait_u
 NODE_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "nats" / "cluster" / "node.conf"
 PASSWORDS = {
     f"NATS_{user.upper()}_PASSWORD": f"{user}-test-password"
-    for user in ("admin", "intake", "meetings", "supervision", "projections")
+    for user in ("admin", "intake", "meetings", "supervision", "projections", "county")
 }
 
 

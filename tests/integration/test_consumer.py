@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
@@ -14,6 +15,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.sqlite import SQLiteCursor
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from nats.js.api import StreamConfig, StreamSource
 
 from services.intake.application import IntakeApplication, to_contract
 from services.intake.domain import issue_id_for
@@ -26,7 +28,7 @@ from shared.consumer import Delivered, StreamConsumer
 from shared.contracts import Envelope, IssueSubmittedV1
 from shared.embedded import EmbeddedNats
 from shared.eventstore import ServiceApplication
-from shared.messaging import INTAKE_STREAM
+from shared.messaging import INTAKE_STREAM, StreamSpec
 from shared.process import Upstream, UpstreamProcessor
 from shared.relay import Relay
 from shared.settings import Settings
@@ -34,6 +36,7 @@ from tests.integration.conftest import stop
 from tests.integration.support import (
     OFFICES,
     message_ids,
+    publish_as_relay,
     store_issues,
     stored_notifications,
     stream_holds,
@@ -292,3 +295,53 @@ async def test_a_process_follows_a_stream_purged_and_deleted_mid_run_handling_ea
     finally:
         await stop(*background)
         downstream.close()
+
+
+@dataclass(frozen=True)
+class Gathered(StreamSpec):
+    """A stream sourced from two stores' streams, as `INTAKE_COUNTIES` gathers the county
+    offices' intake: both stores count their positions from 1."""
+
+    service: str = "intake"
+
+    @property
+    def name(self) -> str:
+        return "GATHERED"
+
+    @property
+    def subjects(self) -> list[str]:
+        return []
+
+    @property
+    def sourced(self) -> bool:
+        return True
+
+    def config(self, replicas: int = 1, duplicate_window: float = 120.0) -> StreamConfig:
+        return StreamConfig(
+            name=self.name, sources=[StreamSource(name="COUNTY_A"), StreamSource(name="COUNTY_B")]
+        )
+
+
+async def test_a_stream_gathered_from_two_stores_is_applied_whole_though_their_positions_interleave(
+    nats_client: Client, view: IssueStatusView
+) -> None:
+    js = nats_client.jetstream()
+    for name, office in (("COUNTY_A", "yanji"), ("COUNTY_B", "tumen")):
+        await js.add_stream(StreamConfig(name=name, subjects=[f"intake.{office}.>"]))
+    await js.add_stream(Gathered().config())
+    for position in range(1, 101):
+        for offset, office in ((0, "yanji"), (1000, "tumen")):
+            message = delivered(position + offset)
+            contract = message.contract.model_copy(
+                update={"office": office, "issue_id": issue_id_for(office, f"k{position}")}
+            )
+            envelope = Envelope.wrap(
+                f"{office}-{position}", datetime(2021, 1, 2, tzinfo=UTC), office, contract
+            )
+            await publish_as_relay(
+                js, contract.subject(office), envelope.to_bytes(), envelope.id, position
+            )
+    await wait_until(stream_holds(js, Gathered(), 200))
+
+    assert await StreamConsumer(js, Gathered(), view, max_batch=64).catch_up() == 200
+    assert collected(view) == 200

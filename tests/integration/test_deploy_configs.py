@@ -28,7 +28,7 @@ K8S_VERSION = "1.30"
 NATS_ENV = {
     **{
         f"NATS_{user}_PASSWORD": "test-only"
-        for user in ("ADMIN", "INTAKE", "MEETINGS", "SUPERVISION", "PROJECTIONS")
+        for user in ("ADMIN", "INTAKE", "MEETINGS", "SUPERVISION", "PROJECTIONS", "COUNTY")
     },
     # What compose and the cluster test give each node of deploy/nats/cluster/node.conf.
     "NATS_SERVER_NAME": "nats-1",
@@ -36,6 +36,10 @@ NATS_ENV = {
     "NATS_CLUSTER_PORT": "6222",
     "NATS_MONITOR_PORT": "8222",
     "NATS_STORE_DIR": "/tmp/jetstream",
+    # ... and what deploy/nats/leaf's hub and county configs need besides.
+    "NATS_LEAF_PORT": "7422",
+    "NATS_DOMAIN": "county-hunchun",
+    "NATS_HUB_URL": "nats-leaf://county:test-only@nats-1:7422",
     **{f"NATS_ROUTE_{n}": f"nats-route://nats-{n}:6222" for n in (1, 2, 3)},
 }
 

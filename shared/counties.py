@@ -1,0 +1,97 @@
+"""Offline county offices (县政协离线运行): the prefecture's stream of their intake events.
+
+A county office may run its own nats-server as a leaf node of the prefecture's cluster, in a
+JetStream domain of its own (`county-<office>`, deploy/nats/leaf/county.conf), with its own
+intake service. That intake stores and relays exactly as the prefecture's does, into an
+`INTAKE` stream of the county's domain, whether or not the link to the prefecture is up.
+
+The prefecture's `INTAKE_COUNTIES` stream sources every such county stream through the
+domain's API. JetStream keeps each county's messages in order and resumes each source where
+it stopped once the link is back. The prefecture's own `INTAKE` keeps exactly one writer
+(its relay checks `Nats-Expected-Last-Sequence`), and each reader of intake's events
+(meetings, supervision, projections) reads `INTAKE_COUNTIES` as one more upstream stream,
+tracked by its own name like any other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from nats.js.api import (
+    DiscardPolicy,
+    ExternalStream,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+    StreamSource,
+)
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.messaging import INTAKE_STREAM, StreamSpec
+
+
+def county_domain(office: str) -> str:
+    """The JetStream domain of a county office's own nats-server."""
+    return f"county-{office}"
+
+
+@dataclass(frozen=True)
+class CountiesStream(StreamSpec):
+    """The prefecture's stream of the county offices' intake events: no subjects of its own,
+    one source per county that runs a leaf node. Messages keep their `intake.<office>.*`
+    subjects, so intake's consumers read it with the same filter as `INTAKE`."""
+
+    service: str = INTAKE_STREAM.service
+    offices: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return f"{INTAKE_STREAM.name}_COUNTIES"
+
+    @property
+    def subjects(self) -> list[str]:
+        return []
+
+    @property
+    def sourced(self) -> bool:
+        return True
+
+    def config(self, replicas: int = 1, duplicate_window: float = 120.0) -> StreamConfig:
+        return StreamConfig(
+            name=self.name,
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.OLD,
+            num_replicas=replicas,
+            duplicate_window=duplicate_window,
+            sources=[
+                StreamSource(
+                    name=INTAKE_STREAM.name,
+                    external=ExternalStream(api=f"$JS.{county_domain(office)}.API"),
+                )
+                for office in self.offices
+            ],
+        )
+
+
+class LeafOffices(BaseSettings):
+    """`SHANGLIANG_LEAF_OFFICES`, e.g. `["hunchun", "tumen"]`: the county offices that run
+    their own leaf node. Read on its own, so that a module can know its upstream streams
+    without the settings that only a running service must have."""
+
+    model_config = SettingsConfigDict(env_prefix="SHANGLIANG_", extra="ignore")
+
+    leaf_offices: list[str] = Field(default_factory=list)
+
+
+def intake_streams(offices: Sequence[str] | None = None) -> tuple[StreamSpec, ...]:
+    """Where the prefecture's readers find intake's events: `INTAKE`, and `INTAKE_COUNTIES`
+    when county offices run leaf nodes (by default those of `SHANGLIANG_LEAF_OFFICES`).
+
+    Every reader ensures `INTAKE_COUNTIES` with these sources, so all of them must be given
+    the same list."""
+    if offices is None:
+        offices = LeafOffices().leaf_offices
+    return (INTAKE_STREAM, CountiesStream(offices=tuple(offices))) if offices else (INTAKE_STREAM,)

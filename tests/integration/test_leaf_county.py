@@ -1,0 +1,268 @@
+"""An offline county office (deploy/nats/leaf): its own nats-server, a leaf node of the
+prefecture's 3-node cluster, and its own intake. The link between them is cut, the county
+goes on taking issues, the link comes back, and the prefecture's projection ends with every
+county issue exactly once, in order. All configs are the deploy files themselves.
+
+The link is a TCP relay the test controls: cutting it closes the leaf connection on both
+servers (as a lost network does), while the servers and every client stay up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from services.intake.application import IntakeApplication, to_contract
+from services.intake.domain import DEFAULT_CATEGORIES, Issue, issue_id_for
+from services.projections.views import open_issue_status_view
+from shared.consumer import StreamConsumer
+from shared.counties import intake_streams
+from shared.embedded import die_with_parent, free_port, nats_server_binary
+from shared.messaging import INTAKE_STREAM, connect, ensure_stream_with_retry
+from shared.relay import Relay
+from tests.integration.support import (
+    NEW_YEAR,
+    assert_stream_holds_each_event_once_in_order,
+    open_intake,
+    read_stream,
+    stored_notifications,
+    wait_until,
+)
+from tests.integration.test_cluster import PASSWORDS, Node, wait_healthy
+
+LEAF = Path(__file__).resolve().parents[2] / "deploy" / "nats" / "leaf"
+COUNTY = "hunchun"
+
+
+class Link:
+    """A TCP relay between the county's leaf node and the hub's leaf port."""
+
+    def __init__(self, target_port: int) -> None:
+        self.port = free_port()
+        self._target = target_port
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+        self._pipes: set[asyncio.Task[None]] = set()
+
+    async def restore(self) -> None:
+        self._server = await asyncio.start_server(self._connect, "127.0.0.1", self.port)
+
+    async def cut(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.close()
+        self._writers = []
+        await self._server.wait_closed()
+
+    async def _connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            hub_reader, hub_writer = await asyncio.open_connection("127.0.0.1", self._target)
+        except OSError:
+            writer.close()
+            return
+        self._writers += [writer, hub_writer]
+        for source, sink in ((reader, hub_writer), (hub_reader, writer)):
+            pipe = asyncio.create_task(self._pipe(source, sink))
+            self._pipes.add(pipe)
+            pipe.add_done_callback(self._pipes.discard)
+
+    @staticmethod
+    async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        sink.close()
+
+
+def start_server(config: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [nats_server_binary(), "-c", str(config)],
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+        )
+
+
+def leaf_connections(monitor_port: int) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{monitor_port}/leafz", timeout=2) as answer:
+        return int(json.load(answer)["leafnodes"])
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[list[tuple[Node, int]]]:
+    """The prefecture's cluster, every node from deploy/nats/leaf/hub-node.conf; with each
+    node its leaf port."""
+    cluster_ports = [free_port() for _ in range(3)]
+    routes = {
+        f"NATS_ROUTE_{i + 1}": f"nats-route://127.0.0.1:{p}" for i, p in enumerate(cluster_ports)
+    }
+    nodes: list[tuple[Node, int]] = []
+    try:
+        for i, cluster_port in enumerate(cluster_ports):
+            name = f"hub-{i + 1}"
+            client, monitor, leaf = free_port(), free_port(), free_port()
+            env = {
+                "NATS_SERVER_NAME": name,
+                "NATS_CLIENT_PORT": str(client),
+                "NATS_CLUSTER_PORT": str(cluster_port),
+                "NATS_MONITOR_PORT": str(monitor),
+                "NATS_LEAF_PORT": str(leaf),
+                "NATS_STORE_DIR": str(tmp_path / name),
+                **routes,
+                **PASSWORDS,
+            }
+            process = start_server(LEAF / "hub-node.conf", env, tmp_path / f"{name}.log")
+            nodes.append((Node(name, client, monitor, process), leaf))
+        for node, _ in nodes:
+            wait_healthy(node)
+        yield nodes
+    finally:
+        for node, _ in nodes:
+            node.process.terminate()
+            node.process.wait(10)
+
+
+@pytest.fixture
+async def link(hub: list[tuple[Node, int]]) -> AsyncIterator[Link]:
+    link = Link(hub[0][1])
+    await link.restore()
+    yield link
+    await link.cut()
+
+
+@pytest.fixture
+def county_leaf(tmp_path: Path, link: Link) -> Iterator[Node]:
+    """The county office's nats-server from deploy/nats/leaf/county.conf, linked to the hub."""
+    client, monitor = free_port(), free_port()
+    env = {
+        "NATS_SERVER_NAME": f"county-{COUNTY}",
+        "NATS_DOMAIN": f"county-{COUNTY}",
+        "NATS_CLIENT_PORT": str(client),
+        "NATS_MONITOR_PORT": str(monitor),
+        "NATS_STORE_DIR": str(tmp_path / "county"),
+        "NATS_HUB_URL": f"nats-leaf://county:county-test-password@127.0.0.1:{link.port}",
+        "NATS_INTAKE_PASSWORD": "county-intake-password",
+    }
+    process = start_server(LEAF / "county.conf", env, tmp_path / "county.log")
+    node = Node("county", client, monitor, process)
+    try:
+        wait_healthy(node)
+        yield node
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def submit_issues(app: IntakeApplication, office: str, first: int, count: int) -> None:
+    """What a clerk submits: issues of one office, one save each."""
+    for n in range(first, first + count):
+        app.save(
+            Issue.submit(
+                issue_id_for(office, f"issue-{n}"),
+                office,
+                f"问题 {n}",
+                f"描述 {n}",
+                DEFAULT_CATEGORIES[n % len(DEFAULT_CATEGORIES)],
+                NEW_YEAR,
+                now=datetime.now(UTC),
+            )
+        )
+
+
+async def test_a_county_keeps_taking_issues_while_cut_off_and_the_prefecture_gets_each_once(
+    hub: list[tuple[Node, int]], county_leaf: Node, link: Link, tmp_path: Path
+) -> None:
+    (hub_node, _), *_ = hub
+
+    def hub_url(user: str) -> str:
+        return ",".join(node.url(user) for node, _ in hub)
+
+    county = open_intake(tmp_path / "county-intake.db")
+    prefecture = open_intake(tmp_path / "prefecture-intake.db")
+    view = open_issue_status_view(str(tmp_path / "projections.sqlite"))
+    admin_nc = await connect(hub_url("admin"), "admin")
+    county_nc = await connect(
+        f"nats://intake:county-intake-password@127.0.0.1:{county_leaf.client_port}", "county"
+    )
+    intake_nc = await connect(hub_url("intake"), "intake")
+    reader_nc = await connect(hub_url("projections"), "projections")
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        # As the prefecture's readers do with SHANGLIANG_LEAF_OFFICES=["hunchun"]; the
+        # county's intake creates its own stream.
+        reader = reader_nc.jetstream()
+        _, counties = intake_streams([COUNTY])
+        for stream in (INTAKE_STREAM, counties):
+            await ensure_stream_with_retry(reader, stream, replicas=3)
+        county_relay = Relay(county_nc, INTAKE_STREAM, county, to_contract, ack_timeout_seconds=1)
+        county.saved_listeners.append(county_relay.wake)
+        prefecture_relay = Relay(intake_nc, INTAKE_STREAM, prefecture, to_contract, replicas=3)
+        prefecture.saved_listeners.append(prefecture_relay.wake)
+        consumer = StreamConsumer(reader, counties, view, stall_seconds=1)
+        tasks += [
+            asyncio.create_task(job)
+            for job in (county_relay.run(), prefecture_relay.run(), consumer.run())
+        ]
+
+        def projected() -> int:
+            return sum(view.issues_collected(2020).values())
+
+        county_js = county_nc.jetstream()
+        await asyncio.to_thread(submit_issues, county, COUNTY, 0, 10)
+        await wait_until(lambda: projected() == 10, timeout=20, what="the link carrying issues")
+
+        await link.cut()
+        await wait_until(
+            lambda: (
+                leaf_connections(hub_node.monitor_port) == 0
+                and leaf_connections(county_leaf.monitor_port) == 0
+            ),
+            what="the leaf connection gone on both sides",
+        )
+        await asyncio.to_thread(submit_issues, county, COUNTY, 10, 20)
+        assert len(stored_notifications(county)) == 30  # taken and stored while cut off
+        await wait_until(
+            lambda: county_relay.position == stored_notifications(county)[-1].id,
+            what="the county's own stream holding every issue",
+        )
+        await asyncio.sleep(2)
+        # The positive control: while cut off the prefecture has not seen the new issues.
+        assert (await reader.stream_info(counties.name)).state.messages == 10
+        assert projected() == 10
+
+        await link.restore()
+        await wait_until(lambda: projected() == 30, timeout=30, what="the county's issues")
+
+        # The prefecture's own intake goes on beside it, and the streams stay apart.
+        await asyncio.to_thread(submit_issues, prefecture, "yanbian", 0, 3)
+        await wait_until(lambda: prefecture_relay.position > 0, what="the prefecture's relay")
+        assert_stream_holds_each_event_once_in_order(await read_stream(reader, counties), county)
+        assert_stream_holds_each_event_once_in_order(
+            await read_stream(admin_nc.jetstream(), INTAKE_STREAM), prefecture
+        )
+        assert (await county_js.stream_info(INTAKE_STREAM.name)).state.messages == 30
+        timeline = view.dump()["issue_timeline"]
+        assert len(timeline) == len({row[1] for row in timeline}) == 30
+        assert projected() == 30
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for nc in (admin_nc, county_nc, intake_nc, reader_nc):
+            await nc.close()
+        view.datastore.close()
+        county.close()
+        prefecture.close()

@@ -1,0 +1,35 @@
+"""Which streams the prefecture's readers of intake's events follow (shared/counties.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.counties import CountiesStream, intake_streams
+from shared.messaging import INTAKE_STREAM
+
+
+def test_without_county_leaf_nodes_the_readers_follow_intake_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("SHANGLIANG_LEAF_OFFICES", raising=False)
+    assert intake_streams() == (INTAKE_STREAM,)
+
+
+def test_county_leaf_nodes_add_one_stream_that_sources_each_countys_intake(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SHANGLIANG_LEAF_OFFICES", '["hunchun", "tumen"]')
+    intake, counties = intake_streams()
+    assert intake == INTAKE_STREAM
+    assert isinstance(counties, CountiesStream)
+    config = counties.config(replicas=3)
+    assert config.name == "INTAKE_COUNTIES" != INTAKE_STREAM.name
+    # No subjects of its own: nothing published on the prefecture lands in it directly.
+    assert not config.subjects
+    assert [(s.name, s.external.api) for s in config.sources or [] if s.external] == [
+        ("INTAKE", "$JS.county-hunchun.API"),
+        ("INTAKE", "$JS.county-tumen.API"),
+    ]
+    assert config.num_replicas == 3
+    # The readers filter it by intake's subjects, which the sourced messages keep.
+    assert counties.service == INTAKE_STREAM.service
