@@ -61,9 +61,11 @@ class MeetingsApplication(ServiceApplication):
 
     def get_meeting(self, meeting_id: UUID) -> Meeting:
         try:
-            meeting: Meeting = self.repository.get(meeting_id)
+            meeting = self.repository.get(meeting_id)
         except AggregateNotFoundError:
             raise MeetingNotFound(meeting_id) from None
+        if not isinstance(meeting, Meeting):  # the id of a roster, topic or schedule
+            raise MeetingNotFound(meeting_id)
         return meeting
 
     def history(self, meeting_id: UUID) -> list[dict[str, Any]]:

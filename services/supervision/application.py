@@ -130,9 +130,11 @@ class SupervisionApplication(ServiceApplication):
 
     def get_case(self, case_id: UUID) -> SupervisionCase:
         try:
-            case: SupervisionCase = self.repository.get(case_id)
+            case = self.repository.get(case_id)
         except AggregateNotFoundError:
             raise CaseNotFound(case_id) from None
+        if not isinstance(case, SupervisionCase):  # the id of a letter register
+            raise CaseNotFound(case_id)
         return case
 
     def audit_trail(self, case_id: UUID) -> list[HistoryEntry]:

@@ -11,7 +11,7 @@ from uuid import UUID, uuid4
 import pytest
 from eventsourcing.persistence import Tracking
 
-from services.meetings.application import MeetingsApplication
+from services.meetings.application import MeetingNotFound, MeetingsApplication
 from services.meetings.bookings import AcceptedTopic
 from services.meetings.consumers import intake_policy
 from services.meetings.domain import (
@@ -339,6 +339,8 @@ async def test_concluding_publishes_outcomes_and_frees_the_topics(app: MeetingsA
     freed = app.accepted_topic(issue)
     assert isinstance(freed, AcceptedTopic) and freed.meeting_id is None
     assert concluded.status == "concluded"
+    with pytest.raises(MeetingNotFound):  # another aggregate's id is no meeting
+        app.get_meeting(freed.id)
 
 
 async def test_meetings_are_listed_for_the_offices_that_may_read_them(

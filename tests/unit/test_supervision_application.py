@@ -13,6 +13,7 @@ from eventsourcing.persistence import Tracking
 
 from services.supervision.application import (
     CaseFilter,
+    CaseNotFound,
     IdempotencyConflict,
     SupervisionApplication,
     to_contract,
@@ -22,6 +23,7 @@ from services.supervision.domain import (
     CHINA,
     CaseRuleBroken,
     IllegalTransition,
+    LetterRegister,
     SupervisionCase,
     case_id_for_outcome,
     case_id_for_referral,
@@ -207,6 +209,8 @@ async def test_letters_are_numbered_per_office_and_year_in_the_offices_format(
         (await issue(supervision, yanji[1]))[1].number,
     ]
     assert numbers == ["延市政协督〔2020〕1号", "延州政协督〔2020〕1号", "延市政协督〔2020〕2号"]
+    with pytest.raises(CaseNotFound):  # a letter register's id is no case
+        supervision.get_case(LetterRegister.create_id("yanji", 2020))
 
 
 async def test_the_letters_year_is_the_year_in_china(supervision: SupervisionApplication) -> None:
