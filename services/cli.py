@@ -253,7 +253,7 @@ def projections(args: argparse.Namespace) -> int:
 
     from services.projections import rebuild as rebuilding
     from services.projections.views import open_projection_view
-    from shared.messaging import connect
+    from shared.messaging import connect_as
     from shared.settings import Settings
 
     try:
@@ -266,7 +266,7 @@ def projections(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         try:
-            nc = await connect(settings.nats_url, "projections-cli")
+            nc = await connect_as(settings, "projections-cli")
         except Exception as error:
             _error(f"无法连接 NATS / cannot reach NATS at {settings.nats_url}: {error}")
             return FAILED
@@ -295,6 +295,48 @@ def projections(args: argparse.Namespace) -> int:
             return _report_differences(found, live_path)
         finally:
             await nc.close()
+
+    return asyncio.run(run())
+
+
+def nats_setup(args: argparse.Namespace) -> int:
+    """As NATS's admin user: create every service's stream and the relays' lease bucket (or
+    bring them to the current settings), then exit. Run once before the services start."""
+    import asyncio
+
+    from pydantic import ValidationError
+
+    from shared.messaging import NatsConfigurationError, connect_as, set_up
+    from shared.settings import Settings
+
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        _error(_settings_problem(error))
+        return BAD_INPUT
+
+    async def run() -> int:
+        try:
+            nc = await connect_as(settings, "nats-setup")
+        except NatsConfigurationError as error:
+            _error(str(error))
+            return BAD_INPUT
+        except Exception as error:
+            _error(f"无法连接 NATS / cannot reach NATS at {settings.nats_url}: {error}")
+            return FAILED
+        try:
+            async with asyncio.timeout(args.timeout):
+                await set_up(settings, nc.jetstream())
+        except TimeoutError:
+            _error(
+                f"{args.timeout:.0f} 秒内未完成，请检查用户是否为 admin / not done within "
+                f"{args.timeout:.0f}s: is SHANGLIANG_NATS_USER the admin user?"
+            )
+            return FAILED
+        finally:
+            await nc.close()
+        print("NATS 已就绪 / streams and lease bucket are set up", flush=True)
+        return OK
 
     return asyncio.run(run())
 
@@ -393,6 +435,16 @@ def parser() -> argparse.ArgumentParser:
         help="核对重建与在用视图 / compare a rebuild with the live view (exit 1 if they differ)",
     )
     views.set_defaults(run=projections)
+
+    setup = commands.add_parser(
+        "nats-setup",
+        help="以 admin 创建事件流 / create the streams as NATS's admin user",
+        description=nats_setup.__doc__,
+    )
+    setup.add_argument(
+        "--timeout", type=float, default=120.0, help="最长等待秒数 / give up after (120 s)"
+    )
+    setup.set_defaults(run=nats_setup)
     return root
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SIGNING_KEY = "shangliang-embedded-development-key-change-me"
@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     mode: Literal["embedded", "production"] = "embedded"
     data_dir: Path = Path("data")
     nats_url: str = "nats://127.0.0.1:4222"
+    nats_user: str | None = None
+    """This process's NATS user (deploy/nats/users.conf); production mode requires one.
+    `shangliang up` gives each service its own; `shangliang nats-setup` runs as `admin`."""
+    nats_password: SecretStr | None = None
     embedded_nats_port: int = Field(default=0, ge=0, le=65535)
     """Port of the nats-server that `shangliang up` starts; 0 picks a free one."""
     event_store: Literal["sqlite", "postgres"] = "sqlite"

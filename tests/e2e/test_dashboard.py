@@ -148,6 +148,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     folder = tmp_path_factory.mktemp("dashboard")
     nats = EmbeddedNats(folder / "nats").start()
     settings = Settings(data_dir=folder / "data", nats_url=nats.url)
+    nats.set_up_blocking(settings)
     projections_app = projections_main.create_app(settings)
     projections_app.include_router(dashboard.router)
     started: list[ServerThread] = []
