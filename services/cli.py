@@ -307,10 +307,10 @@ def nats_setup(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from shared.messaging import NatsConfigurationError, connect_as, set_up
-    from shared.settings import Settings
+    from shared.settings import NatsSettings
 
     try:
-        settings = Settings()
+        settings = NatsSettings()
     except ValidationError as error:
         _error(_settings_problem(error))
         return BAD_INPUT

@@ -21,7 +21,7 @@ from types import TracebackType
 
 from shared.messaging import connect, set_up
 from shared.nats_access import ADMIN, USERS, password_variable, users_conf
-from shared.settings import Settings
+from shared.settings import NatsSettings
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -128,7 +128,7 @@ class EmbeddedNats:
         self._wait_ready(timeout)
         return self
 
-    async def set_up(self, settings: Settings, timeout: float = 30.0) -> None:
+    async def set_up(self, settings: NatsSettings, timeout: float = 30.0) -> None:
         """As the admin, what `shangliang nats-setup` does in production: the streams and the
         relays' lease bucket, which the services' users may not create."""
         password = None if self.passwords is None else self.passwords[ADMIN]
@@ -139,7 +139,7 @@ class EmbeddedNats:
         finally:
             await nc.close()
 
-    def set_up_blocking(self, settings: Settings, timeout: float = 30.0) -> None:
+    def set_up_blocking(self, settings: NatsSettings, timeout: float = 30.0) -> None:
         asyncio.run(self.set_up(settings, timeout))
 
     def _wait_ready(self, timeout: float) -> None:

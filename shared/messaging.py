@@ -13,7 +13,7 @@ from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfi
 from nats.js.errors import BadRequestError, NotFoundError
 
 from shared.lease import bucket_config
-from shared.settings import Settings
+from shared.settings import NatsSettings
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class NatsConfigurationError(RuntimeError):
     """No NATS credentials where they are required; the message is meant for the operator."""
 
 
-async def connect_as(settings: Settings, name: str) -> Client:
+async def connect_as(settings: NatsSettings, name: str) -> Client:
     """Connect as the configured NATS user (`SHANGLIANG_NATS_USER` / `_PASSWORD`)."""
     if settings.mode == "production" and not (settings.nats_user and settings.nats_password):
         raise NatsConfigurationError(
@@ -150,7 +150,7 @@ async def wait_for_stream(js: JetStreamContext, spec: StreamSpec) -> None:
         delay = min(delay * 2, 5.0)
 
 
-async def set_up(settings: Settings, js: JetStreamContext) -> None:
+async def set_up(settings: NatsSettings, js: JetStreamContext) -> None:
     """The admin's job at start-up: every service's stream and the relays' lease bucket."""
     for spec in STREAMS:
         await ensure_stream_with_retry(
