@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 OK, FAILED, BAD_INPUT, INTERRUPTED = 0, 1, 2, 130
 DEMO_SCAN_VARIABLE = "SHANGLIANG_SUPERVISION_SCAN_INTERVAL_SECONDS"
+CONNECT_TIMEOUT_SECONDS = 10.0
 
 
 def _error(message: str) -> None:
@@ -263,10 +264,13 @@ def projections(args: argparse.Namespace) -> int:
         return BAD_INPUT
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    settings = _as_embedded_user(settings, "projections")
 
     async def run() -> int:
         try:
-            nc = await connect_as(settings, "projections-cli")
+            # Refused credentials make nats-py retry forever: a command gives up.
+            async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
+                nc = await connect_as(settings, "projections-cli")
         except Exception as error:
             _error(f"无法连接 NATS / cannot reach NATS at {settings.nats_url}: {error}")
             return FAILED
@@ -317,28 +321,42 @@ def nats_setup(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         try:
-            nc = await connect_as(settings, "nats-setup")
+            async with asyncio.timeout(args.timeout):
+                nc = await connect_as(settings, "nats-setup")
+                try:
+                    await set_up(settings, nc.jetstream())
+                finally:
+                    await nc.close()
         except NatsConfigurationError as error:
             _error(str(error))
             return BAD_INPUT
-        except Exception as error:
-            _error(f"无法连接 NATS / cannot reach NATS at {settings.nats_url}: {error}")
-            return FAILED
-        try:
-            async with asyncio.timeout(args.timeout):
-                await set_up(settings, nc.jetstream())
         except TimeoutError:
             _error(
-                f"{args.timeout:.0f} 秒内未完成，请检查用户是否为 admin / not done within "
-                f"{args.timeout:.0f}s: is SHANGLIANG_NATS_USER the admin user?"
+                f"{args.timeout:.0f} 秒内未完成：NATS 是否可达，用户是否为 admin？/ not done "
+                f"within {args.timeout:.0f}s: is NATS reachable at {settings.nats_url}, and "
+                "SHANGLIANG_NATS_USER the admin user with its password?"
             )
             return FAILED
-        finally:
-            await nc.close()
         print("NATS 已就绪 / streams and lease bucket are set up", flush=True)
         return OK
 
     return asyncio.run(run())
+
+
+def _as_embedded_user(settings: Settings, user: str) -> Settings:
+    """Without a configured NATS user, beside a `shangliang up` data folder: its password for
+    `user`, so that a command run by hand reaches the embedded server as the service would."""
+    import json
+
+    from pydantic import SecretStr
+
+    from services.launcher import PASSWORDS_FILE
+
+    passwords = settings.data_dir / PASSWORDS_FILE
+    if settings.nats_user is not None or not passwords.exists():
+        return settings
+    password = json.loads(passwords.read_text())[user]
+    return settings.model_copy(update={"nats_user": user, "nats_password": SecretStr(password)})
 
 
 def _report_differences(found: list[tuple[str, list[object], list[object]]], live: object) -> int:

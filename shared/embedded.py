@@ -132,12 +132,13 @@ class EmbeddedNats:
         """As the admin, what `shangliang nats-setup` does in production: the streams and the
         relays' lease bucket, which the services' users may not create."""
         password = None if self.passwords is None else self.passwords[ADMIN]
-        nc = await connect(self.url, "set-up", ADMIN if password else None, password)
-        try:
-            async with asyncio.timeout(timeout):
+        async with asyncio.timeout(timeout):
+            # Inside the timeout: refused credentials make nats-py retry forever.
+            nc = await connect(self.url, "set-up", ADMIN if password else None, password)
+            try:
                 await set_up(settings, nc.jetstream())
-        finally:
-            await nc.close()
+            finally:
+                await nc.close()
 
     def set_up_blocking(self, settings: NatsSettings, timeout: float = 30.0) -> None:
         asyncio.run(self.set_up(settings, timeout))

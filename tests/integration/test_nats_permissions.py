@@ -17,6 +17,7 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from services import cli
 from services.cli import main as shangliang
 from shared.embedded import EmbeddedNats, passwords_from_file
 from shared.lease import BUCKET, relay_lease
@@ -230,3 +231,16 @@ def test_production_mode_refuses_to_connect_without_nats_credentials(
     monkeypatch.setenv("SHANGLIANG_MODE", "production")
     assert shangliang(["nats-setup"]) == 2
     assert "SHANGLIANG_NATS_PASSWORD" in capsys.readouterr().err
+
+
+def test_a_command_run_by_hand_reaches_the_embedded_server_as_projections(
+    secured: EmbeddedNats, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secured.set_up_blocking(Settings())
+    monkeypatch.setenv("SHANGLIANG_NATS_URL", secured.url)
+    monkeypatch.setenv("SHANGLIANG_DATA_DIR", str(tmp_path))  # where the passwords are
+    assert shangliang(["projections", "rebuild"]) == 0
+
+    monkeypatch.setenv("SHANGLIANG_DATA_DIR", str(tmp_path / "elsewhere"))
+    monkeypatch.setattr(cli, "CONNECT_TIMEOUT_SECONDS", 1.0)
+    assert shangliang(["projections", "rebuild"]) == 1  # anonymous: refused
