@@ -55,10 +55,10 @@ def secured(tmp_path: Path) -> Iterator[EmbeddedNats]:
 async def as_user(secured: EmbeddedNats) -> AsyncIterator[Connect]:
     """Connects as one of the users; the admin has already created the streams and bucket."""
     opened: list[Client] = []
-    assert secured.passwords is not None
+    passwords = secured.passwords or {}
 
     async def open_as(user: str) -> Client:
-        opened.append(await connect(secured.url, user, user, secured.passwords[user]))  # type: ignore[index]
+        opened.append(await connect(secured.url, user, user, passwords[user]))
         return opened[-1]
 
     await set_up(Settings(), (await open_as(ADMIN)).jetstream())
@@ -204,19 +204,19 @@ async def test_a_service_holds_its_own_relay_lease_only(as_user: Connect) -> Non
 def test_nats_setup_runs_as_admin_and_not_as_a_service(
     secured: EmbeddedNats, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert secured.passwords is not None
+    passwords = secured.passwords or {}
     monkeypatch.setenv("SHANGLIANG_NATS_URL", secured.url)
     monkeypatch.setenv("SHANGLIANG_NATS_USER", "intake")
-    monkeypatch.setenv("SHANGLIANG_NATS_PASSWORD", secured.passwords["intake"])
+    monkeypatch.setenv("SHANGLIANG_NATS_PASSWORD", passwords["intake"])
     assert shangliang(["nats-setup", "--timeout", "2"]) == 1
     assert "admin" in capsys.readouterr().err
 
     monkeypatch.setenv("SHANGLIANG_NATS_USER", ADMIN)
-    monkeypatch.setenv("SHANGLIANG_NATS_PASSWORD", secured.passwords[ADMIN])
+    monkeypatch.setenv("SHANGLIANG_NATS_PASSWORD", passwords[ADMIN])
     assert shangliang(["nats-setup"]) == 0
 
     async def streams() -> list[str]:
-        nc = await connect(secured.url, "check", ADMIN, secured.passwords[ADMIN])  # type: ignore[index]
+        nc = await connect(secured.url, "check", ADMIN, passwords[ADMIN])
         try:
             return sorted(s.config.name for s in await nc.jetstream().streams_info())
         finally:
