@@ -134,6 +134,11 @@ async def test_intake_publishes_its_own_subjects_but_not_a_meetings_subject(
     assert (await admin.stream_info(MEETINGS_STREAM.name)).state.messages == 0
     assert (await admin.stream_info(INTAKE_STREAM.name)).state.messages == 1
 
+    projections = (await as_user("projections")).jetstream(timeout=REFUSAL_TIMEOUT)
+    with pytest.raises(NatsTimeout):  # the read side publishes nothing at all
+        await projections.publish("intake.yanji.IssueSubmitted.v1", b"{}")
+    assert (await admin.stream_info(INTAKE_STREAM.name)).state.messages == 1
+
 
 async def test_a_consumer_reads_the_streams_it_was_given_and_no_other(
     as_user: Connect, caplog: pytest.LogCaptureFixture
