@@ -8,7 +8,8 @@ server of `shangliang up` loads the very same text. Least privilege:
   nats-setup`, or the launcher) and is for operators;
 - a service publishes only its own subjects, reads its own stream's state and last message
   (the relay resumes from it), may create its own stream again if it was deleted (the store
-  heals the stream), but never update or delete a stream; it holds only its own lease key;
+  heals the stream), but never update or delete a stream; it writes only its own lease key
+  (reading the bucket shows other holders' names, nothing more);
 - it reads only its upstream streams, through consumers it creates on them;
 - it receives only on inboxes of its own prefix, so no user can listen in on the replies and
   deliveries of another (with the usual shared `_INBOX.>` any user could).
