@@ -221,6 +221,7 @@ def pipeline(workdir: Path, store: Store, intake_replicas: int = 1) -> Iterator[
     with contextlib.ExitStack() as stack:
         nats = stack.enter_context(EmbeddedNats(workdir / "nats"))
         assert nats.process is not None
+        nats.set_up_blocking(Settings())  # the streams, as `shangliang up` creates them
         env = {
             **os.environ,
             "SHANGLIANG_DATA_DIR": str(workdir),

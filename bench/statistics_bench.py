@@ -160,6 +160,7 @@ def main() -> None:
         print(f"loaded {results['messages']:,} messages in {results['load_s']} s", flush=True)
         script = get_script(tmp / "get.lua", token)
         with EmbeddedNats(tmp / "nats") as nats:
+            nats.set_up_blocking(Settings())  # the streams, as `shangliang up` creates them
             port = free_port()
             env = {
                 **os.environ,

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 OK, FAILED, BAD_INPUT, INTERRUPTED = 0, 1, 2, 130
 DEMO_SCAN_VARIABLE = "SHANGLIANG_SUPERVISION_SCAN_INTERVAL_SECONDS"
+CONNECT_TIMEOUT_SECONDS = 10.0
 
 
 def _error(message: str) -> None:
@@ -253,7 +254,7 @@ def projections(args: argparse.Namespace) -> int:
 
     from services.projections import rebuild as rebuilding
     from services.projections.stores import view_store
-    from shared.messaging import connect
+    from shared.messaging import connect_as
     from shared.settings import Settings
 
     try:
@@ -263,11 +264,14 @@ def projections(args: argparse.Namespace) -> int:
         return BAD_INPUT
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    settings = _as_embedded_user(settings, "projections")
     store = view_store(settings.model_copy(update={"data_dir": data_dir}))
 
     async def run() -> int:
         try:
-            nc = await connect(settings.nats_url, "projections-cli")
+            # Refused credentials make nats-py retry forever: a command gives up.
+            async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
+                nc = await connect_as(settings, "projections-cli")
         except Exception as error:
             _error(f"无法连接 NATS / cannot reach NATS at {settings.nats_url}: {error}")
             return FAILED
@@ -298,6 +302,62 @@ def projections(args: argparse.Namespace) -> int:
             await nc.close()
 
     return asyncio.run(run())
+
+
+def nats_setup(args: argparse.Namespace) -> int:
+    """As NATS's admin user: create every service's stream and the relays' lease bucket (or
+    bring them to the current settings), then exit. Run once before the services start."""
+    import asyncio
+
+    from pydantic import ValidationError
+
+    from shared.messaging import NatsConfigurationError, connect_as, set_up
+    from shared.settings import NatsSettings
+
+    try:
+        settings = NatsSettings()
+    except ValidationError as error:
+        _error(_settings_problem(error))
+        return BAD_INPUT
+
+    async def run() -> int:
+        try:
+            async with asyncio.timeout(args.timeout):
+                nc = await connect_as(settings, "nats-setup")
+                try:
+                    await set_up(settings, nc.jetstream())
+                finally:
+                    await nc.close()
+        except NatsConfigurationError as error:
+            _error(str(error))
+            return BAD_INPUT
+        except TimeoutError:
+            _error(
+                f"{args.timeout:.0f} 秒内未完成：NATS 是否可达，用户是否为 admin？/ not done "
+                f"within {args.timeout:.0f}s: is NATS reachable at {settings.nats_url}, and "
+                "SHANGLIANG_NATS_USER the admin user with its password?"
+            )
+            return FAILED
+        print("NATS 已就绪 / streams and lease bucket are set up", flush=True)
+        return OK
+
+    return asyncio.run(run())
+
+
+def _as_embedded_user(settings: Settings, user: str) -> Settings:
+    """Without a configured NATS user, beside a `shangliang up` data folder: its password for
+    `user`, so that a command run by hand reaches the embedded server as the service would."""
+    import json
+
+    from pydantic import SecretStr
+
+    from services.launcher import PASSWORDS_FILE
+
+    passwords = settings.data_dir / PASSWORDS_FILE
+    if settings.nats_user is not None or not passwords.exists():
+        return settings
+    password = json.loads(passwords.read_text())[user]
+    return settings.model_copy(update={"nats_user": user, "nats_password": SecretStr(password)})
 
 
 def _report_differences(found: list[tuple[str, list[object], list[object]]], live: object) -> int:
@@ -394,6 +454,16 @@ def parser() -> argparse.ArgumentParser:
         help="核对重建与在用视图 / compare a rebuild with the live view (exit 1 if they differ)",
     )
     views.set_defaults(run=projections)
+
+    setup = commands.add_parser(
+        "nats-setup",
+        help="以 admin 创建事件流 / create the streams as NATS's admin user",
+        description=nats_setup.__doc__,
+    )
+    setup.add_argument(
+        "--timeout", type=float, default=120.0, help="最长等待秒数 / give up after (120 s)"
+    )
+    setup.set_defaults(run=nats_setup)
     return root
 
 

@@ -17,8 +17,9 @@ from pathlib import Path
 from types import FrameType
 
 import httpx
+import nats.errors
 
-from shared.embedded import EmbeddedNats, die_with_parent, free_port
+from shared.embedded import EmbeddedNats, die_with_parent, free_port, passwords_from_file
 from shared.settings import (
     IntakeSettings,
     MeetingsSettings,
@@ -46,6 +47,10 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("projections", "查询统计", "services.projections.main", ProjectionsSettings),
 )
 """Started in this order, stopped in the reverse order."""
+
+
+PASSWORDS_FILE = "nats-passwords.json"
+"""In the data folder: every NATS user's password, generated on the first start."""
 
 
 class LaunchError(RuntimeError):
@@ -196,9 +201,12 @@ class Stack:
         """Start everything and wait until each service is ready; raise if anything fails."""
         self._refuse_busy_ports()
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        # Each service connects as its own user (shared/nats_access.py), never anonymously.
+        self.nats.passwords = passwords_from_file(self.data_dir / PASSWORDS_FILE)
         try:
             self.nats.start()
-        except (OSError, RuntimeError, TimeoutError) as error:
+            self.nats.set_up_blocking(self.settings)
+        except (OSError, RuntimeError, TimeoutError, nats.errors.Error) as error:
             raise LaunchError(
                 f"nats-server 启动失败 / nats-server did not start: {error}"
             ) from error
@@ -223,10 +231,13 @@ class Stack:
 
     def _environment(self, service: ServiceProcess) -> dict[str, str]:
         prefix = service.spec.settings.model_config.get("env_prefix", "")
+        assert self.nats.passwords is not None, "set when the stack starts"
         # The child needs the whole environment (PATH, locale, SHANGLIANG_* keys), not only ours.
         return {
             **os.environ,
             "SHANGLIANG_NATS_URL": self.nats.url,
+            "SHANGLIANG_NATS_USER": service.spec.name,
+            "SHANGLIANG_NATS_PASSWORD": self.nats.passwords[service.spec.name],
             "SHANGLIANG_DATA_DIR": str(self.data_dir),
             f"{prefix}HOST": service.host,
             f"{prefix}PORT": str(service.port),

@@ -90,8 +90,9 @@ def intake_streams(offices: Sequence[str] | None = None) -> tuple[StreamSpec, ..
     """Where the prefecture's readers find intake's events: `INTAKE`, and `INTAKE_COUNTIES`
     when county offices run leaf nodes (by default those of `SHANGLIANG_LEAF_OFFICES`).
 
-    Every reader ensures `INTAKE_COUNTIES` with these sources, so all of them must be given
-    the same list."""
+    The admin's set-up (`shangliang nats-setup`) creates `INTAKE_COUNTIES` with these
+    sources, and every reader follows the streams of the list it is given, so all of them
+    must be given the same list."""
     if offices is None:
         offices = LeafOffices().leaf_offices
     return (INTAKE_STREAM, CountiesStream(offices=tuple(offices))) if offices else (INTAKE_STREAM,)

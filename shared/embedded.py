@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
+import json
+import os
+import secrets
 import shutil
 import signal
 import socket
@@ -14,6 +18,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
+
+from shared.messaging import connect, set_up
+from shared.nats_access import ADMIN, USERS, password_variable, users_conf
+from shared.settings import NatsSettings
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -41,16 +49,45 @@ def nats_server_binary() -> str:
     return found
 
 
+def passwords_from_file(path: Path) -> dict[str, str]:
+    """Every NATS user's password, generated once into `path` (readable by its owner only)."""
+    try:
+        return dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        pass
+    # A letter first: nats-server reads a variable's value as a config token, and one of
+    # digits alone would become a number.
+    passwords = {user: f"p{secrets.token_hex(24)}" for user in USERS}
+    try:
+        # O_EXCL: of two launchers starting at once, one writes and the other reads its file.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return dict(json.loads(path.read_text()))
+    with os.fdopen(fd, "w") as file:
+        json.dump(passwords, file)
+    return passwords
+
+
 class EmbeddedNats:
-    """Starts nats-server with JetStream and a data folder, and waits until it is ready."""
+    """Starts nats-server with JetStream and a data folder, and waits until it is ready.
+
+    With `passwords` (user → password) it loads the users of deploy/nats/users.conf, from
+    the same description (shared/nats_access.py); without, anyone may connect (tests).
+    """
 
     def __init__(
-        self, data_dir: Path, port: int = 0, host: str = "127.0.0.1", monitor_port: int = 0
+        self,
+        data_dir: Path,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        monitor_port: int = 0,
+        passwords: dict[str, str] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.host = host
         self.port = port or free_port(host)
         self.monitor_port = monitor_port or free_port(host)
+        self.passwords = passwords
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -59,10 +96,19 @@ class EmbeddedNats:
 
     def start(self, timeout: float = 15.0) -> EmbeddedNats:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        users: list[str] = []
+        environment = dict(os.environ)
+        if self.passwords is not None:
+            # Written at every start, so that it is always the code's current description.
+            config = self.data_dir / "users.conf"
+            config.write_text(users_conf())
+            users = ["-c", str(config)]
+            environment |= {password_variable(u): p for u, p in self.passwords.items()}
         log_file = (self.data_dir / "nats-server.log").open("ab")
         self.process = subprocess.Popen(
             [
                 nats_server_binary(),
+                *users,
                 "-a", self.host,
                 "-p", str(self.port),
                 "-m", str(self.monitor_port),
@@ -70,6 +116,7 @@ class EmbeddedNats:
                 "-sd", str(self.data_dir),
                 "-n", f"shangliang-{self.port}",
             ],
+            env=environment,
             stdout=log_file,
             stderr=subprocess.STDOUT,
             preexec_fn=die_with_parent,
@@ -80,6 +127,21 @@ class EmbeddedNats:
         log_file.close()
         self._wait_ready(timeout)
         return self
+
+    async def set_up(self, settings: NatsSettings, timeout: float = 30.0) -> None:
+        """As the admin, what `shangliang nats-setup` does in production: the streams and the
+        relays' lease bucket, which the services' users may not create."""
+        password = None if self.passwords is None else self.passwords[ADMIN]
+        async with asyncio.timeout(timeout):
+            # Inside the timeout: refused credentials make nats-py retry forever.
+            nc = await connect(self.url, "set-up", ADMIN if password else None, password)
+            try:
+                await set_up(settings, nc.jetstream())
+            finally:
+                await nc.close()
+
+    def set_up_blocking(self, settings: NatsSettings, timeout: float = 30.0) -> None:
+        asyncio.run(self.set_up(settings, timeout))
 
     def _wait_ready(self, timeout: float) -> None:
         assert self.process is not None

@@ -27,6 +27,19 @@ from shared.aio import check_cancelled
 log = logging.getLogger(__name__)
 
 BUCKET = "shangliang_leases"
+TTL_SECONDS = 6.0
+
+
+def relay_lease(service: str) -> str:
+    """The lease a service's relay runs under (its NATS user may touch this key only)."""
+    return f"relay-{service}"
+
+
+def bucket_config(ttl_seconds: float = TTL_SECONDS, replicas: int = 1) -> KeyValueConfig:
+    """The lease bucket: the key's TTL is the lease's, so a dead holder's turn ends."""
+    return KeyValueConfig(
+        bucket=BUCKET, ttl=ttl_seconds, history=1, storage=StorageType.FILE, replicas=replicas
+    )
 
 
 def holder_name() -> str:
@@ -42,7 +55,7 @@ class Lease:
         js: JetStreamContext,
         name: str,
         holder: str | None = None,
-        ttl_seconds: float = 6.0,
+        ttl_seconds: float = TTL_SECONDS,
         replicas: int = 1,
     ) -> None:
         self._js = js
@@ -85,15 +98,8 @@ class Lease:
             try:
                 self._kv = await self._js.key_value(BUCKET)
             except BucketNotFoundError:
-                self._kv = await self._js.create_key_value(
-                    KeyValueConfig(
-                        bucket=BUCKET,
-                        ttl=self._ttl,
-                        history=1,
-                        storage=StorageType.FILE,
-                        replicas=self._replicas,
-                    )
-                )
+                # Normally created by the admin at start-up (a service's user may not).
+                self._kv = await self._js.create_key_value(bucket_config(self._ttl, self._replicas))
         return self._kv
 
     async def _acquire(self) -> None:

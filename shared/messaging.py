@@ -10,7 +10,10 @@ import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, NotFoundError
+
+from shared.lease import bucket_config
+from shared.settings import NatsSettings
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +53,37 @@ class StreamSpec:
 INTAKE_STREAM = StreamSpec("intake")
 MEETINGS_STREAM = StreamSpec("meetings")
 SUPERVISION_STREAM = StreamSpec("supervision")
+STREAMS = (INTAKE_STREAM, MEETINGS_STREAM, SUPERVISION_STREAM)
 
 
-async def connect(url: str, name: str) -> Client:
+def inbox_prefix(user: str) -> str:
+    """Where a user's replies and deliveries arrive: `_INBOX_intake.<id>`."""
+    return f"_INBOX_{user}"
+
+
+class NatsConfigurationError(RuntimeError):
+    """No NATS credentials where they are required; the message is meant for the operator."""
+
+
+async def connect_as(settings: NatsSettings, name: str) -> Client:
+    """Connect as the configured NATS user (`SHANGLIANG_NATS_USER` / `_PASSWORD`)."""
+    if settings.mode == "production" and not (settings.nats_user and settings.nats_password):
+        raise NatsConfigurationError(
+            "生产模式需要设置 SHANGLIANG_NATS_USER 和 SHANGLIANG_NATS_PASSWORD / production "
+            "mode needs SHANGLIANG_NATS_USER and SHANGLIANG_NATS_PASSWORD (see deploy/README.md)"
+        )
+    password = settings.nats_password.get_secret_value() if settings.nats_password else None
+    return await connect(settings.nats_url, name, settings.nats_user, password)
+
+
+async def connect(
+    url: str, name: str, user: str | None = None, password: str | None = None
+) -> Client:
     """Connect and keep reconnecting forever: a service outlives any NATS outage.
 
     `url` may list several servers, comma-separated (the nodes of a cluster), so that a
-    service starts while any one of them is down.
+    service starts while any one of them is down. A user receives on inboxes of its own
+    prefix, the only ones its permissions let it subscribe to (shared/nats_access.py).
     """
 
     async def on_error(error: Exception) -> None:
@@ -78,6 +105,9 @@ async def connect(url: str, name: str) -> Client:
         error_cb=on_error,
         disconnected_cb=on_disconnected,
         reconnected_cb=on_reconnected,
+        user=user or None,
+        password=password if user else None,
+        inbox_prefix=inbox_prefix(user) if user else "_INBOX",
     )
 
 
@@ -104,5 +134,46 @@ async def ensure_stream_with_retry(
             return
         except (TimeoutError, nats.errors.Error) as error:
             log.warning("stream %s not ready yet: %s", spec.name, error)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+async def wait_for_stream(js: JetStreamContext, spec: StreamSpec) -> None:
+    """Wait until the stream exists: services do not create the streams, the admin does."""
+    delay = 0.2
+    while True:
+        try:
+            await js.stream_info(spec.name)
+            return
+        except NotFoundError:
+            log.warning(
+                "stream %s does not exist yet; waiting for the set-up (shangliang nats-setup)",
+                spec.name,
+            )
+        except (TimeoutError, nats.errors.Error) as error:
+            log.warning("stream %s not reachable yet: %s", spec.name, error)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)
+
+
+async def set_up(settings: NatsSettings, js: JetStreamContext) -> None:
+    """The admin's job at start-up: every service's stream, the county offices' intake
+    (`SHANGLIANG_LEAF_OFFICES`) and the relays' lease bucket."""
+    from shared.counties import intake_streams  # it builds on this module's StreamSpec
+
+    for spec in dict.fromkeys((*STREAMS, *intake_streams())):
+        await ensure_stream_with_retry(
+            js, spec, settings.stream_replicas, settings.duplicate_window_seconds
+        )
+    delay = 0.2
+    while True:
+        try:
+            await js.create_key_value(bucket_config(replicas=settings.stream_replicas))
+            return
+        except BadRequestError as error:
+            log.warning("lease bucket exists with another configuration, left as is: %s", error)
+            return
+        except (TimeoutError, nats.errors.Error) as error:
+            log.warning("lease bucket not ready yet: %s", error)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)

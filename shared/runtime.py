@@ -15,8 +15,8 @@ from nats.js import JetStreamContext
 
 from shared.consumer import StreamConsumer, TrackedView
 from shared.eventstore import ServiceApplication
-from shared.lease import Lease
-from shared.messaging import StreamSpec, connect, ensure_stream_with_retry
+from shared.lease import Lease, relay_lease
+from shared.messaging import StreamSpec, connect_as, wait_for_stream
 from shared.relay import Relay, Translate
 from shared.settings import Settings
 
@@ -49,14 +49,12 @@ class ServiceRuntime:
     @contextlib.asynccontextmanager
     async def lifespan(self, _: FastAPI) -> AsyncIterator[None]:
         settings = self.settings
-        nc = await connect(settings.nats_url, self.name)
+        nc = await connect_as(settings, self.name)
         self.js = js = nc.jetstream()
         own = [self.publishing.stream] if self.publishing else []
-        # Upstream streams may not exist yet if this service starts before their owners.
+        # The admin creates the streams at start-up; this service's user may not.
         for stream in [*own, *(s for s, _ in self.upstreams)]:
-            await ensure_stream_with_retry(
-                js, stream, settings.stream_replicas, settings.duplicate_window_seconds
-            )
+            await wait_for_stream(js, stream)
         jobs: list[Awaitable[None]] = []
         if self.publishing is not None:
             app = self.publishing.application
@@ -69,7 +67,7 @@ class ServiceRuntime:
                 duplicate_window_seconds=settings.duplicate_window_seconds,
             )
             app.saved_listeners.append(self.relay.wake)
-            self.lease = Lease(js, f"relay-{self.name}", replicas=settings.stream_replicas)
+            self.lease = Lease(js, relay_lease(self.name), replicas=settings.stream_replicas)
             jobs += [self.lease.run(self.relay.run), app.group_commit.run()]
         self.consumers = [
             StreamConsumer(js, stream, view, on_applied=self.on_applied)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SIGNING_KEY = "shangliang-embedded-development-key-change-me"
@@ -23,14 +23,28 @@ COUNTY_OFFICES = (
 )
 
 
-class Settings(BaseSettings):
-    """Settings every service shares, read from `SHANGLIANG_*` variables."""
+class NatsSettings(BaseSettings):
+    """How to reach NATS and what the streams look like: all that `shangliang nats-setup`
+    needs (no signing key, no database)."""
 
     model_config = SettingsConfigDict(env_prefix="SHANGLIANG_", extra="ignore")
 
     mode: Literal["embedded", "production"] = "embedded"
-    data_dir: Path = Path("data")
     nats_url: str = "nats://127.0.0.1:4222"
+    nats_user: str | None = None
+    """This process's NATS user (deploy/nats/users.conf); production mode requires one.
+    `shangliang up` gives each service its own; `shangliang nats-setup` runs as `admin`."""
+    nats_password: SecretStr | None = None
+    stream_replicas: int = Field(default=1, ge=1, le=5)
+    duplicate_window_seconds: float = Field(default=120.0, gt=0)
+
+
+class Settings(NatsSettings):
+    """Settings every service shares, read from `SHANGLIANG_*` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="SHANGLIANG_", extra="ignore")
+
+    data_dir: Path = Path("data")
     embedded_nats_port: int = Field(default=0, ge=0, le=65535)
     """Port of the nats-server that `shangliang up` starts; 0 picks a free one."""
     event_store: Literal["sqlite", "postgres"] = "sqlite"
@@ -45,8 +59,6 @@ class Settings(BaseSettings):
     postgres_dbname: str = "shangliang"
     postgres_schema: str = "public"
     postgres_pool_size: int = Field(default=5, ge=1)
-    stream_replicas: int = Field(default=1, ge=1, le=5)
-    duplicate_window_seconds: float = Field(default=120.0, gt=0)
 
     signing_keys: list[str] = Field(default_factory=lambda: [DEV_SIGNING_KEY])
     """HS256 keys; the first signs, all verify (so a key can be rotated)."""

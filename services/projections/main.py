@@ -18,7 +18,7 @@ from services.projections.stores import ViewStore, view_store
 from shared.auth import Authenticator
 from shared.consumer import StreamConsumer
 from shared.limits import install_limits
-from shared.messaging import connect, ensure_stream_with_retry
+from shared.messaging import connect_as, wait_for_stream
 from shared.observability import install_observability
 from shared.settings import ProjectionsSettings, Settings
 from shared.web import health_router, install_error_handlers, serve
@@ -88,13 +88,11 @@ def create_app(settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        nc = await connect(settings.nats_url, "projections")
+        nc = await connect_as(settings, "projections")
         js = nc.jetstream()
-        # Upstream streams may not exist yet if this service starts first.
+        # The admin creates the streams at start-up; this service's user may not.
         for spec in UPSTREAMS:
-            await ensure_stream_with_retry(
-                js, spec, settings.stream_replicas, settings.duplicate_window_seconds
-            )
+            await wait_for_stream(js, spec)
         live.start(js)
         follow = asyncio.create_task(live.follow_pointer(js))
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,9 +16,12 @@ from typing import Any
 
 import httpx
 import pytest
+from nats.aio.client import Client
 
+from services.launcher import PASSWORDS_FILE
 from shared.auth import Authenticator
 from shared.embedded import die_with_parent, free_port
+from shared.messaging import connect
 from shared.settings import Settings
 from tests.conftest import fresh_postgres_schema, postgres_environment
 
@@ -128,6 +132,12 @@ class RunningStack:
 
     def launcher_output(self) -> str:
         return self.output.read_text(errors="replace")
+
+    async def connect_as(self, user: str) -> Client:
+        """Connect to the stack's nats-server as one of its users, with the password the
+        launcher generated into the data folder."""
+        passwords = json.loads((self.data_dir / PASSWORDS_FILE).read_text())
+        return await connect(self.nats_url, f"e2e-{user}", user, passwords[user])
 
 
 def wait_ready(stack: RunningStack, timeout: float = START_TIMEOUT) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import subprocess
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from services.demo import SERVICES as DEMO_SERVICES
 from services.demo_table import ROWS
-from services.launcher import SERVICES
+from services.launcher import PASSWORDS_FILE, SERVICES
 from services.scenario import generate
 from shared.auth import Authenticator
 from shared.settings import Settings
@@ -112,7 +113,11 @@ def test_demo_once_prints_the_reports_figures_and_a_rerun_stores_nothing_new(
     assert table["收集问题和建议 / issues collected"][:2] == ["316", "300"]
     new, already = writes(first.stdout)
     assert new > 0 and already == 0
+    passwords = data_dir / PASSWORDS_FILE  # the NATS users' passwords, the owner's only
+    assert stat.S_IMODE(passwords.stat().st_mode) == 0o600
+    generated = passwords.read_text()
 
     second = demo_once()
     assert figures_table(second.stdout) == table
     assert writes(second.stdout) == (0, new)
+    assert passwords.read_text() == generated

@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,9 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     folder = tmp_path_factory.mktemp("dashboard")
     nats = EmbeddedNats(folder / "nats").start()
     settings = Settings(data_dir=folder / "data", nats_url=nats.url)
+    # In a thread of its own: Playwright's sync API may already run an event loop in this one.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(nats.set_up_blocking, settings).result()
     projections_app = projections_main.create_app(settings)
     projections_app.include_router(dashboard.router)
     started: list[ServerThread] = []

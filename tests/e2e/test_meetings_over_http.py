@@ -14,7 +14,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from services.meetings.seed import load_seed
 from shared.contracts import MeetingConcludedV1, MeetingHeldV1, decode
-from shared.messaging import MEETINGS_STREAM, connect
+from shared.messaging import MEETINGS_STREAM
 from tests.e2e.conftest import RunningStack, bearer, issue_body
 
 HALL = "延吉市政协委员协商议事厅"
@@ -37,11 +37,12 @@ def screen_as_topics(stack: RunningStack, leader: str, issue_ids: list[str]) -> 
         )
 
 
-def meetings_stream(nats_url: str, wanted: Callable[[list[Any]], bool]) -> list[Any]:
-    """The MEETINGS stream's events, read until `wanted` holds (or 20 s pass)."""
+def meetings_stream(stack: RunningStack, wanted: Callable[[list[Any]], bool]) -> list[Any]:
+    """The MEETINGS stream's events, read until `wanted` holds (or 20 s pass), as supervision
+    reads them."""
 
     async def read() -> list[Any]:
-        nc = await connect(nats_url, "e2e-supervision")
+        nc = await stack.connect_as("supervision")
         js = nc.jetstream()
         events: list[Any] = []
         subscription = await js.subscribe(
@@ -137,7 +138,7 @@ def test_one_meeting_of_each_kind_is_planned_filled_held_and_concluded(
 
     concluded = {m["id"] for m in (thematic, onsite, written)}
     events = meetings_stream(
-        stack.nats_url,
+        stack,
         lambda seen: (
             {str(e.meeting_id) for e in seen if isinstance(e, MeetingConcludedV1)} >= concluded
         ),

@@ -17,7 +17,7 @@ from docx import Document
 
 from services.supervision.domain import CHINA
 from shared.contracts import CaseVerifiedV1, Envelope, MeetingConcludedV1, Outcome, decode
-from shared.messaging import SUPERVISION_STREAM, connect
+from shared.messaging import SUPERVISION_STREAM
 from tests.e2e.conftest import RunningStack, bearer
 from tests.integration.support import publish_as_relay, read_stream
 
@@ -58,7 +58,7 @@ async def test_a_meeting_outcome_is_supervised_until_verified_and_published(
             )
         ],
     )
-    nc = await connect(stack.nats_url, "e2e")
+    nc = await stack.connect_as("admin")  # an operator: publishes for meetings, reads all
     try:
         js = nc.jetstream()
         event_id = str(uuid4())

@@ -21,8 +21,9 @@ from services.intake.application import IntakeApplication, to_contract
 from services.projections.views import open_issue_status_view
 from shared.consumer import StreamConsumer
 from shared.embedded import die_with_parent, free_port, nats_server_binary
-from shared.messaging import INTAKE_STREAM, connect, ensure_stream_with_retry
+from shared.messaging import INTAKE_STREAM, connect, set_up
 from shared.relay import Relay
+from shared.settings import Settings
 from tests.integration.support import store_issues, stored_notifications, wait_until
 
 NODE_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "nats" / "cluster" / "node.conf"
@@ -39,8 +40,9 @@ class Node:
     monitor_port: int
     process: subprocess.Popen[bytes]
 
-    def url(self, user: str) -> str:
-        return f"nats://{user}:{user}-test-password@127.0.0.1:{self.client_port}"
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.client_port}"
 
     def kill(self) -> None:
         self.process.kill()
@@ -115,12 +117,15 @@ async def test_killing_the_stream_leader_mid_load_loses_and_repeats_nothing(
         env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "i.db")}
     )
     view = open_issue_status_view(str(tmp_path / "projections.sqlite"))
-    intake_nc = await connect(",".join(n.url("intake") for n in cluster), "intake")
-    reader_nc = await connect(",".join(n.url("projections") for n in cluster), "projections")
+    urls = ",".join(n.url for n in cluster)
+    admin_nc = await connect(urls, "admin", "admin", "admin-test-password")
+    await set_up(Settings(stream_replicas=3), admin_nc.jetstream())
+    await admin_nc.close()
+    intake_nc = await connect(urls, "intake", "intake", "intake-test-password")
+    reader_nc = await connect(urls, "projections", "projections", "projections-test-password")
     tasks: list[asyncio.Task[None]] = []
     try:
         js = intake_nc.jetstream()
-        await ensure_stream_with_retry(js, INTAKE_STREAM, replicas=3)
         relay = Relay(
             intake_nc, INTAKE_STREAM, intake, to_contract, ack_timeout_seconds=1, replicas=3
         )

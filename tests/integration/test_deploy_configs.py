@@ -18,6 +18,7 @@ import pytest
 import yaml
 from kubernetes_validate import utils as k8s
 
+from services.cli import parser
 from services.intake.settings import IntakeServiceSettings
 from services.supervision.config import SupervisionConfig
 from shared.embedded import nats_server_binary
@@ -188,3 +189,29 @@ def test_compose_runs_three_nats_nodes_postgres_and_the_four_services() -> None:
         assert env["SHANGLIANG_STREAM_REPLICAS"] == "3"
         assert env["SHANGLIANG_EVENT_STORE"] == "postgres"
         assert env["SHANGLIANG_NATS_URL"].count("nats://") == 3
+
+
+def test_the_admin_sets_nats_up_and_each_service_connects_as_its_own_user() -> None:
+    services = compose()["services"]
+    setup = services["nats-setup"]
+    assert setup["environment"]["SHANGLIANG_NATS_USER"] == "admin"
+    (job,) = [d for _, d in manifests() if d["kind"] == "Job"]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert {"name": "SHANGLIANG_NATS_USER", "value": "admin"} in container["env"]
+    for command in (setup["command"], container["command"]):
+        assert command[0] == "shangliang"
+        assert parser().parse_args(command[1:]).command == "nats-setup"
+
+    deployments = {d["metadata"]["name"]: d for _, d in manifests() if d["kind"] == "Deployment"}
+    for name in ("intake", "meetings", "supervision", "projections"):
+        env = services[name]["environment"]
+        assert env["SHANGLIANG_NATS_USER"] == name
+        assert f"NATS_{name.upper()}_PASSWORD" in env["SHANGLIANG_NATS_PASSWORD"]
+        assert services[name]["depends_on"]["nats-setup"] == {
+            "condition": "service_completed_successfully"
+        }
+        (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
+        variables = {e["name"]: e for e in container["env"]}
+        assert variables["SHANGLIANG_NATS_USER"]["value"] == name
+        secret = variables["SHANGLIANG_NATS_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"]
+        assert secret == f"NATS_{name.upper()}_PASSWORD"

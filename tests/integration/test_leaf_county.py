@@ -187,26 +187,25 @@ async def test_a_county_keeps_taking_issues_while_cut_off_and_the_prefecture_get
 ) -> None:
     (hub_node, _), *_ = hub
 
-    def hub_url(user: str) -> str:
-        return ",".join(node.url(user) for node, _ in hub)
+    urls = ",".join(node.url for node, _ in hub)
 
     county = open_intake(tmp_path / "county-intake.db")
     prefecture = open_intake(tmp_path / "prefecture-intake.db")
     view = open_issue_status_view(str(tmp_path / "projections.sqlite"))
-    admin_nc = await connect(hub_url("admin"), "admin")
+    admin_nc = await connect(urls, "admin", "admin", "admin-test-password")
     county_nc = await connect(
-        f"nats://intake:county-intake-password@127.0.0.1:{county_leaf.client_port}", "county"
+        f"nats://127.0.0.1:{county_leaf.client_port}", "county", "intake", "county-intake-password"
     )
-    intake_nc = await connect(hub_url("intake"), "intake")
-    reader_nc = await connect(hub_url("projections"), "projections")
+    intake_nc = await connect(urls, "intake", "intake", "intake-test-password")
+    reader_nc = await connect(urls, "projections", "projections", "projections-test-password")
     tasks: list[asyncio.Task[None]] = []
     try:
-        # As the prefecture's readers do with SHANGLIANG_LEAF_OFFICES=["hunchun"]; the
-        # county's intake creates its own stream.
+        # As the admin's set-up does with SHANGLIANG_LEAF_OFFICES=["hunchun"]; the county's
+        # intake creates its own stream.
         reader = reader_nc.jetstream()
         _, counties = intake_streams([COUNTY])
         for stream in (INTAKE_STREAM, counties):
-            await ensure_stream_with_retry(reader, stream, replicas=3)
+            await ensure_stream_with_retry(admin_nc.jetstream(), stream, replicas=3)
         county_relay = Relay(county_nc, INTAKE_STREAM, county, to_contract, ack_timeout_seconds=1)
         county.saved_listeners.append(county_relay.wake)
         prefecture_relay = Relay(intake_nc, INTAKE_STREAM, prefecture, to_contract, replicas=3)

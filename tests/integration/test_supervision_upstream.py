@@ -40,8 +40,10 @@ async def running_supervision(
     scan_interval: float = 60.0,
 ) -> AsyncIterator[FastAPI]:
     """The supervision service as `main` composes it, with its lifespan running."""
+    settings = Settings(nats_url=nats.url, data_dir=data_dir)
+    await nats.set_up(settings)
     app = create_app(
-        Settings(nats_url=nats.url, data_dir=data_dir),
+        settings,
         SupervisionConfig(scan_interval_seconds=scan_interval),
         clock=clock,
     )
