@@ -26,7 +26,6 @@ import pytest
 from services.supervision.domain import CHINA
 from shared.auth import ROLES, Authenticator
 from shared.contracts import Envelope, MeetingConcludedV1, Outcome
-from shared.messaging import connect
 from shared.settings import Settings
 from tests.e2e.conftest import RunningStack, bearer
 from tests.integration.support import publish_as_relay
@@ -328,7 +327,7 @@ async def open_case(stack: RunningStack, viewer: dict[str, str]) -> str:
             )
         ],
     )
-    nc = await connect(stack.nats_url, "e2e-access")
+    nc = await stack.connect_as("admin")  # an operator: publishes for meetings
     try:
         event_id = str(uuid4())
         subject = meeting.subject(YANJI)
