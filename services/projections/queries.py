@@ -144,10 +144,10 @@ def figures(
 def recount(
     view: ProjectionView, year: int, until: str | None = None
 ) -> tuple[dict[tuple[str, str], int], dict[str, dict[int, int]]]:
-    """The counters of a year derived afresh from the facts that happened by `until`.
+    """The counters of a year derived afresh, entity by entity, from the facts that happened
+    by `until`, with the live path's own derive functions.
 
-    What the statistics were as of a past moment; with no `until`, a check that the
-    precomputed counters hold what the facts say.
+    The reference the precomputed counters and `counted_as_of` are both held to (tests).
     """
     cut = "" if until is None else " AND at <= :until"
     relevant = {
@@ -188,6 +188,97 @@ def recount(
     )
 
 
+def _first(step: str) -> str:
+    """`f` is the first fact of its step for its entity by `until` (as `in_order` orders).
+
+    A `+` before a column keeps SQLite from looking it up by the step index, which would scan
+    every fact of the step for each entity: an entity's facts are a range of the primary key.
+    """
+    return (
+        "f.event_id = (SELECT x.event_id FROM facts x WHERE x.entity = f.entity"
+        f" AND x.entity_id = f.entity_id AND +x.step = '{step}' AND x.at <= :until"
+        " ORDER BY x.at, x.event_id LIMIT 1)"
+    )
+
+
+_SUBMITTED = (  # CROSS JOIN: SQLite then looks the issue up for each `f`, never the reverse
+    "CROSS JOIN facts s ON s.entity = 'issue' AND s.entity_id = f.entity_id"
+    " AND +s.step = 'submitted' AND s.at <= :until"
+)
+AS_OF_SQL = {
+    # (office, figure, n): an issue counts in its office, and only once it was submitted.
+    "figures": (
+        "SELECT office, 'issues_collected', COUNT(DISTINCT entity_id) FROM facts"
+        " WHERE entity = 'issue' AND step = 'submitted' AND year = :year AND at <= :until"
+        " GROUP BY office"
+        " UNION ALL SELECT s.office, 'reports_forwarded', COUNT(DISTINCT f.entity_id)"
+        f" FROM facts f {_SUBMITTED} WHERE f.entity = 'issue' AND f.step = 'screened'"
+        " AND f.detail = 'report' AND f.year = :year AND f.at <= :until GROUP BY s.office"
+        " UNION ALL SELECT f.office, 'outreach_activities', COUNT(*) FROM facts f"
+        " WHERE f.entity = 'activity' AND f.step = 'activity_recorded' AND f.year = :year"
+        " AND f.at <= :until GROUP BY f.office"
+        # The members as the latest correction by `until` gave them (else as recorded).
+        " UNION ALL SELECT f.office, 'member_participations', SUM((SELECT"
+        " CAST(json_extract(m.data, '$.members') AS INTEGER) FROM facts m"
+        " WHERE m.entity = 'activity' AND m.entity_id = f.entity_id AND m.at <= :until"
+        " ORDER BY m.step = 'activity_corrected' DESC, m.at DESC, m.event_id DESC LIMIT 1))"
+        " FROM facts f WHERE f.entity = 'activity' AND f.step = 'activity_recorded'"
+        " AND f.year = :year AND f.at <= :until GROUP BY f.office"
+        " UNION ALL SELECT office, 'letters_issued', COUNT(*) FROM facts"
+        " WHERE entity = 'case' AND step = 'letter_issued' AND year = :year AND at <= :until"
+        " GROUP BY office"
+        " UNION ALL SELECT f.office, 'cases_overdue', COUNT(*) FROM facts f"
+        " WHERE f.entity = 'case' AND f.step = 'case_overdue' AND f.year = :year"
+        f" AND f.at <= :until AND {_first('case_overdue')} GROUP BY f.office"
+    ),
+    # (office, days, resolved, of them key problems): an issue resolved in the year, once,
+    # its days counted to its first resolution of the year.
+    "resolved": (
+        "SELECT s.office, MAX(0, CAST(julianday(substr(f.first_at, 1, 10))"
+        " - julianday(substr(s.at, 1, 10)) AS INTEGER)) AS days, COUNT(*),"
+        " SUM(IFNULL(json_extract(s.data, '$.key_problem'), 0) OR EXISTS (SELECT 1 FROM facts k"
+        " WHERE k.entity = 'issue' AND k.entity_id = f.entity_id AND +k.step = 'screened'"
+        " AND k.at <= :until AND json_extract(k.data, '$.key_problem') = 1))"
+        " FROM (SELECT entity_id, MIN(at) AS first_at FROM facts WHERE entity = 'issue'"
+        " AND step = 'resolved' AND year = :year AND at <= :until GROUP BY entity_id) f"
+        f" {_SUBMITTED} GROUP BY s.office, days"
+    ),
+    # (kind, offices): each meeting held in the year, by its first `meeting_held`.
+    "meetings": (
+        "SELECT f.detail, f.data ->> '$.offices' FROM facts f WHERE f.entity = 'meeting'"
+        " AND f.step = 'meeting_held' AND f.year = :year AND f.at <= :until"
+        f" AND {_first('meeting_held')}"
+    ),
+}
+
+
+def counted_as_of(
+    view: ProjectionView, year: int, until: str
+) -> tuple[dict[tuple[str, str], int], dict[str, dict[int, int]]]:
+    """`recount`'s answer, counted by SQL over the facts' indexes (entity, step, year, at)
+    instead of deriving every entity in Python: the statistics as of a past moment."""
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    days: dict[str, dict[int, int]] = defaultdict(dict)
+    params = {"year": year, "until": until}
+    with view.read() as c:
+        c.execute(AS_OF_SQL["figures"], params)
+        for office, figure, n in c.fetchall():
+            counts[(office, figure)] += n
+            counts[(TOTAL, figure)] += n
+        c.execute(AS_OF_SQL["resolved"], params)
+        for office, n_days, n, key in c.fetchall():
+            for key_office in (office, TOTAL):
+                counts[(key_office, "issues_resolved")] += n
+                counts[(key_office, "key_problems_resolved")] += key
+                days[key_office][n_days] = days[key_office].get(n_days, 0) + n
+        c.execute(AS_OF_SQL["meetings"], params)
+        for kind, offices in c.fetchall():
+            for office in json.loads(offices):
+                counts[(office, f"meetings_{kind}")] += 1
+            counts[(TOTAL, f"meetings_{kind}")] += 1  # a joint meeting counts once in total
+    return {key: n for key, n in counts.items() if n}, dict(days)
+
+
 def statistics(
     view: ProjectionView, year: int, offices: Sequence[str], all_offices: bool, as_of: date | None
 ) -> dict[str, Any]:
@@ -195,7 +286,7 @@ def statistics(
     if as_of is None:
         counts, days = view.counters(year)
     else:
-        counts, days = recount(view, year, end_of_day(as_of))
+        counts, days = counted_as_of(view, year, end_of_day(as_of))
     rows = [figures(o, counts, days) for o in offices]
     if all_offices:
         total = figures(TOTAL, counts, days)
