@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import defaultdict
 from collections.abc import Sequence
@@ -9,7 +10,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from services.projections.derive import DERIVE, STATUS_LABELS, Derived, days_between
+from services.projections.derive import (
+    DERIVE,
+    STATUS_LABELS,
+    Derived,
+    days_between,
+    derive_issue,
+)
 from services.projections.facts import ACTIVITY, CASE, ISSUE, MEETING, TOTAL, Fact
 from services.projections.views import (
     FACT_COLUMNS,
@@ -50,6 +57,8 @@ class IssueFilter:
     year: int | None = None
     key_problem: bool | None = None
     department: str | None = None
+    month: int | None = None
+    """The month of the year the issue was submitted in, in China."""
 
 
 def _in(column: str, values: Sequence[str] | None, params: dict[str, Any], name: str) -> str:
@@ -57,6 +66,10 @@ def _in(column: str, values: Sequence[str] | None, params: dict[str, Any], name:
         return ""
     params[name] = json.dumps(list(values))
     return f" AND {column} IN (SELECT value FROM json_each(:{name}))"
+
+
+MONTH = "CAST(substr(i.submitted_at, 6, 2) AS INTEGER)"
+"""An issue's month in China: its fixed-width China time reads `YYYY-MM-...`."""
 
 
 def list_issues(
@@ -73,6 +86,9 @@ def list_issues(
     if where.key_problem is not None:
         sql += " AND i.key_problem = :key_problem"
         params["key_problem"] = int(where.key_problem)
+    if where.month is not None:
+        sql += f" AND {MONTH} = :month"
+        params["month"] = where.month
     if where.department is not None:
         sql += (
             " AND i.issue_id IN (SELECT issue_id FROM issue_departments"
@@ -413,3 +429,71 @@ def _drill_item(figure: str, row: dict[str, Any]) -> dict[str, Any]:
     if "issue_ids" in row:
         row["issue_ids"] = [i for i in (row["issue_ids"] or "").split(",") if i]
     return row
+
+
+# --- breakdown -----------------------------------------------------------------------------
+
+BREAKDOWNS = ("by_month", "by_category", "by_community", "by_status", "overdue_by_department")
+BREAKDOWN_FILTERS = {
+    "by_month": {"month": "{}"},
+    "by_category": {"category": "{}"},
+    "by_community": {"community": "{}"},
+    "by_status": {"status": "{}"},
+    "overdue_by_department": {"department": "{}", "status": "overdue"},
+}
+"""The `GET /issues` filters that list the issues behind one bucket of each breakdown."""
+
+
+def breakdown(
+    view: ProjectionView, year: int, offices: Sequence[str] | None, as_of: date | None
+) -> dict[str, dict[str, int]]:
+    """A year's issues counted by month, category, community, status, and the overdue ones
+    by the departments of their cases (分类统计): now, or as they stood at the end of `as_of`.
+    """
+    params: dict[str, Any] = {"year": year}
+    where = "i.year = :year" + _in("i.office", offices, params, "offices")
+    if as_of is None:
+        rows_sql = f"SELECT {MONTH}, category, community, status, departments FROM issue_status i"
+        with view.read() as c:
+            c.execute(f"{rows_sql} WHERE {where}", params)
+            rows = [(m, cat, com, st, (d or "").split(",")) for m, cat, com, st, d in c.fetchall()]
+    else:
+        rows = _rows_as_of(view, where, params, end_of_day(as_of))
+    counted: dict[str, dict[str, int]] = {name: {} for name in BREAKDOWNS}
+    counted["by_month"] = {str(m): 0 for m in range(1, 13)}
+
+    def add(name: str, key: object) -> None:
+        if key:
+            counted[name][str(key)] = counted[name].get(str(key), 0) + 1
+
+    for month, category, community, status, departments in rows:
+        add("by_month", month)
+        add("by_category", category)
+        add("by_community", community)
+        add("by_status", status)
+        if status == "overdue":
+            for department in departments:
+                add("overdue_by_department", department)
+    return counted
+
+
+def _rows_as_of(
+    view: ProjectionView, where: str, params: dict[str, Any], until: str
+) -> list[tuple[int, str, str | None, str, list[str]]]:
+    """The year's issues submitted by `until`, each derived from its facts by then."""
+    with view.read() as c:
+        c.execute(
+            f"SELECT {FACT_COLUMNS} FROM facts WHERE entity = 'issue' AND at <= :until"
+            " AND entity_id IN (SELECT issue_id FROM issue_status i"
+            f" WHERE {where} AND i.submitted_at <= :until) ORDER BY entity_id",
+            {**params, "until": until},
+        )
+        found = c.fetchall()
+    rows = []
+    for _, group in itertools.groupby(map(fact_of, found), key=lambda f: f.entity_id):
+        row = derive_issue(group, until).row
+        if row is not None:
+            month = int(row["submitted_at"][5:7])
+            departments = row["departments"].split(",")
+            rows.append((month, row["category"], row["community"], row["status"], departments))
+    return rows
