@@ -218,18 +218,18 @@ def _first(step: str) -> str:
 
 
 _SUBMITTED = (  # CROSS JOIN: SQLite then looks the issue up for each `f`, never the reverse
-    "CROSS JOIN facts s ON s.entity = 'issue' AND s.entity_id = f.entity_id"
-    " AND +s.step = 'submitted' AND s.at <= :until"
+    "CROSS JOIN issue_status i ON i.issue_id = f.entity_id AND i.submitted_at <= :until"
 )
 AS_OF_SQL = {
-    # (office, figure, n): an issue counts in its office, and only once it was submitted.
+    # (office, figure, n). The rows of issues and meetings answer as of any moment for what
+    # they hold of an entity's earliest facts: its submission (office, time), the moment it
+    # first became a key problem, the first time a meeting was held (kind, offices).
     "figures": (
-        "SELECT office, 'issues_collected', COUNT(DISTINCT entity_id) FROM facts"
-        " WHERE entity = 'issue' AND step = 'submitted' AND year = :year AND at <= :until"
-        " GROUP BY office"
-        " UNION ALL SELECT s.office, 'reports_forwarded', COUNT(DISTINCT f.entity_id)"
+        "SELECT office, 'issues_collected', COUNT(*) FROM issue_status"
+        " WHERE year = :year AND submitted_at <= :until GROUP BY office"
+        " UNION ALL SELECT i.office, 'reports_forwarded', COUNT(DISTINCT f.entity_id)"
         f" FROM facts f {_SUBMITTED} WHERE f.entity = 'issue' AND f.step = 'screened'"
-        " AND f.detail = 'report' AND f.year = :year AND f.at <= :until GROUP BY s.office"
+        " AND f.detail = 'report' AND f.year = :year AND f.at <= :until GROUP BY i.office"
         " UNION ALL SELECT f.office, 'outreach_activities', COUNT(*) FROM facts f"
         " WHERE f.entity = 'activity' AND f.step = 'activity_recorded' AND f.year = :year"
         " AND f.at <= :until GROUP BY f.office"
@@ -250,20 +250,16 @@ AS_OF_SQL = {
     # (office, days, resolved, of them key problems): an issue resolved in the year, once,
     # its days counted to its first resolution of the year.
     "resolved": (
-        "SELECT s.office, MAX(0, CAST(julianday(substr(f.first_at, 1, 10))"
-        " - julianday(substr(s.at, 1, 10)) AS INTEGER)) AS days, COUNT(*),"
-        " SUM(IFNULL(json_extract(s.data, '$.key_problem'), 0) OR EXISTS (SELECT 1 FROM facts k"
-        " WHERE k.entity = 'issue' AND k.entity_id = f.entity_id AND +k.step = 'screened'"
-        " AND k.at <= :until AND json_extract(k.data, '$.key_problem') = 1))"
+        "SELECT i.office, MAX(0, CAST(julianday(substr(f.first_at, 1, 10))"
+        " - julianday(substr(i.submitted_at, 1, 10)) AS INTEGER)) AS days, COUNT(*),"
+        " SUM(i.key_problem_since <= :until)"
         " FROM (SELECT entity_id, MIN(at) AS first_at FROM facts WHERE entity = 'issue'"
         " AND step = 'resolved' AND year = :year AND at <= :until GROUP BY entity_id) f"
-        f" {_SUBMITTED} GROUP BY s.office, days"
+        f" {_SUBMITTED} GROUP BY i.office, days"
     ),
-    # (kind, offices): each meeting held in the year, by its first `meeting_held`.
+    # (kind, offices): each meeting first held in the year by `until`.
     "meetings": (
-        "SELECT f.detail, f.data ->> '$.offices' FROM facts f WHERE f.entity = 'meeting'"
-        " AND f.step = 'meeting_held' AND f.year = :year AND f.at <= :until"
-        f" AND {_first('meeting_held')}"
+        "SELECT kind, offices FROM meetings WHERE held_year = :year AND held_at <= :until"
     ),
 }
 
@@ -285,11 +281,11 @@ def counted_as_of(
         for office, n_days, n, key in c.fetchall():
             for key_office in (office, TOTAL):
                 counts[(key_office, "issues_resolved")] += n
-                counts[(key_office, "key_problems_resolved")] += key
+                counts[(key_office, "key_problems_resolved")] += key or 0
                 days[key_office][n_days] = days[key_office].get(n_days, 0) + n
         c.execute(AS_OF_SQL["meetings"], params)
         for kind, offices in c.fetchall():
-            for office in json.loads(offices):
+            for office in offices.split(","):
                 counts[(office, f"meetings_{kind}")] += 1
             counts[(TOTAL, f"meetings_{kind}")] += 1  # a joint meeting counts once in total
     return {key: n for key, n in counts.items() if n}, dict(days)
