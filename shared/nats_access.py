@@ -42,6 +42,8 @@ class ServiceAccess:
     user: str
     publishes: StreamSpec | None
     consumes: tuple[StreamSpec, ...]
+    pulls: bool = False
+    """Whether it also reads its upstreams through pull consumers (the projections' rebuild)."""
 
     def publish_allowed(self) -> list[str]:
         allowed: list[str] = []
@@ -66,6 +68,8 @@ class ServiceAccess:
                 f"{API}.CONSUMER.DELETE.{upstream.name}.>",
                 f"$JS.FC.{upstream.name}.>",
             ]
+            if self.pulls:
+                allowed.append(f"{API}.CONSUMER.MSG.NEXT.{upstream.name}.>")
         return allowed
 
     def subscribe_allowed(self) -> list[str]:
@@ -78,7 +82,7 @@ SERVICES: tuple[ServiceAccess, ...] = (
     ServiceAccess("intake", INTAKE_STREAM, (SUPERVISION_STREAM,)),
     ServiceAccess("meetings", MEETINGS_STREAM, INTAKES),
     ServiceAccess("supervision", SUPERVISION_STREAM, (MEETINGS_STREAM, *INTAKES)),
-    ServiceAccess("projections", None, (*INTAKES, MEETINGS_STREAM, SUPERVISION_STREAM)),
+    ServiceAccess("projections", None, (*INTAKES, MEETINGS_STREAM, SUPERVISION_STREAM), pulls=True),
 )
 COUNTY = "county"
 """The user of the county offices' leaf nodes (deploy/nats/leaf/county.conf). A leaf only

@@ -169,6 +169,12 @@ _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _JSON_EXTRACT = re.compile(r"json_extract\(([\w.]+), '\$\.(\w+)'\)")
 _JSON_EACH = re.compile(r"json_each\((\?|:\w+)\)")
 _GROUP_CONCAT = re.compile(r"group_concat\(([\w.]+)\)")
+# SQLite's planner hints: `CROSS JOIN … ON` fixes the join order, a unary `+` before a
+# column keeps an index from being used; PostgreSQL plans on its own and knows neither.
+_CROSS_JOIN = re.compile(r"\bCROSS JOIN (\w+ \w+) ON\b")
+_UNARY_PLUS = re.compile(r"(?<=\s)\+(?=\w+\.\w)")
+_JULIANDAY = re.compile(r"julianday\((substr\([\w.]+, 1, 10\))\)")
+_MAX_OF_TWO = re.compile(r"\bMAX\(0, ")
 
 
 @functools.lru_cache(maxsize=512)
@@ -177,6 +183,10 @@ def postgres_sql(sql: str) -> str:
     sql = _JSON_EXTRACT.sub(r"(CAST(\1 AS json) ->> '\2')", sql)
     sql = _JSON_EACH.sub(r"json_array_elements_text(CAST(\1 AS json)) AS value", sql)
     sql = _GROUP_CONCAT.sub(r"string_agg(\1, ',')", sql)
+    sql = _CROSS_JOIN.sub(r"JOIN \1 ON", sql)
+    sql = _UNARY_PLUS.sub("", sql)
+    sql = _JULIANDAY.sub(r"CAST(\1 AS date)", sql)  # a date minus a date: days
+    sql = _MAX_OF_TWO.sub("GREATEST(0, ", sql)
     parts = _LITERALS.split(sql.replace("%", "%%"))
     for i in range(0, len(parts), 2):  # outside the string literals
         parts[i] = _NAMED.sub(r"%(\1)s", parts[i].replace("?", "%s"))

@@ -8,6 +8,7 @@ import json
 import time
 from datetime import date
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
@@ -24,9 +25,11 @@ from services.projections.exports import (
     export,
 )
 from services.projections.queries import (
+    BREAKDOWN_FILTERS,
     FIGURES,
     MEETING_KINDS,
     IssueFilter,
+    breakdown,
     drill_down,
     end_of_day,
     issue_item,
@@ -140,6 +143,20 @@ class YearlyStatistics(BaseModel):
     total: Figures
 
 
+class Breakdown(BaseModel):
+    year: int
+    office: str | None
+    as_of: str | None
+    by_month: dict[str, int]
+    """"1" to "12": issues submitted in that month (China Standard Time)."""
+    by_category: dict[str, int]
+    by_community: dict[str, int]
+    by_status: dict[str, int]
+    overdue_by_department: dict[str, int]
+    links: dict[str, dict[str, str]]
+    """Per breakdown and bucket: the `GET /issues` list of the issues it counts."""
+
+
 class DrillDown(BaseModel):
     year: int
     figure: str
@@ -215,6 +232,9 @@ def issues(
     year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
     key_problem: bool | None = None,
     department: str | None = None,
+    month: Annotated[
+        int | None, Query(ge=1, le=12, description="提交月份（北京时间）/ month submitted, China")
+    ] = None,
     page: Page = 1,
     page_size: PageSize = 50,
     fmt: Format = "json",
@@ -228,6 +248,7 @@ def issues(
         year,
         key_problem,
         department,
+        month,
     )
     if fmt != "json":
         _, rows = list_issues(view, where, EXPORT_LIMIT, 0)
@@ -335,6 +356,37 @@ async def yearly_statistics(
     body = json.dumps(answer, ensure_ascii=False).encode()
     cache.put(view, version, key, body)
     return Response(body, media_type="application/json")
+
+
+@router.get("/statistics/{year}/breakdown", response_model=Breakdown)
+def statistics_breakdown(
+    year: Year,
+    principal: Reader,
+    view: View,
+    request: Request,
+    office: str | None = None,
+    as_of: AsOf = None,
+) -> Any:
+    """A year's issues by month, category, community and status, the overdue ones by
+    department (分类统计), each bucket with the link to the issue list behind it."""
+    offices = readable_offices(request, principal, office)
+    counted = breakdown(view, year, offices, as_of)
+    scope = {"year": year} if office is None else {"year": year, "office": office}
+    links = {
+        name: {
+            key: "/issues?"
+            + urlencode({**scope, **{k: v.format(key) for k, v in BREAKDOWN_FILTERS[name].items()}})
+            for key in buckets
+        }
+        for name, buckets in counted.items()
+    }
+    return {
+        "year": year,
+        "office": office,
+        "as_of": None if as_of is None else as_of.isoformat(),
+        **counted,
+        "links": links,
+    }
 
 
 @router.get("/statistics/{year}/{figure}", response_model=DrillDown)

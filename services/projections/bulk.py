@@ -78,24 +78,23 @@ class BulkLoad:
 
     def add(self, stream: str, messages: Iterable[Delivered], last: int) -> None:
         """Keep and append the facts of messages after this stream's position so far."""
-        done = self.positions.get(stream, 0)
-        if last <= done:
+        self.add_facts(stream, facts_after(stream, messages, self.positions.get(stream, 0)), last)
+
+    def add_facts(self, stream: str, new: Iterable[Fact], last: int) -> None:
+        """Keep and append facts of a stream's messages up to `last` (from `facts_after`)."""
+        if last <= self.positions.get(stream, 0):
             return
         rows = []
         facts = self.facts
-        for message in messages:
-            if message.position <= done:
-                continue  # as the live view: a store position is applied once
-            done = message.position
-            for fact in facts_of(stream, message):
-                of_kind = facts[fact.entity]
-                of_entity = of_kind.get(fact.entity_id)
-                if of_entity is None:
-                    of_entity = of_kind[fact.entity_id] = {}
-                elif fact.event_id in of_entity:
-                    continue  # re-published: the first is kept, as the live view keeps it
-                of_entity[fact.event_id] = fact
-                rows.append(fact_row(fact))
+        for fact in new:
+            of_kind = facts[fact.entity]
+            of_entity = of_kind.get(fact.entity_id)
+            if of_entity is None:
+                of_entity = of_kind[fact.entity_id] = {}
+            elif fact.event_id in of_entity:
+                continue  # re-published: the first is kept, as the live view keeps it
+            of_entity[fact.event_id] = fact
+            rows.append(fact_row(fact))
         self.positions[stream] = last
         self._wait_for_writer()
         self.written = self.writer.submit(self._insert_facts, rows)
@@ -201,6 +200,17 @@ class BulkLoad:
             self.connection.execute("ROLLBACK")
             raise
         self.connection.execute("COMMIT")
+
+
+def facts_after(stream: str, messages: Iterable[Delivered], done: int) -> list[Fact]:
+    """The facts of the messages after store position `done`: as the live view, a store
+    position is applied once."""
+    found = []
+    for message in messages:
+        if message.position > done:
+            done = message.position
+            found.extend(facts_of(stream, message))
+    return found
 
 
 def _index_statements(view: ProjectionView) -> dict[str, list[str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import defaultdict
 from collections.abc import Sequence
@@ -9,7 +10,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from services.projections.derive import DERIVE, STATUS_LABELS, Derived, days_between
+from services.projections.derive import (
+    DERIVE,
+    STATUS_LABELS,
+    Derived,
+    days_between,
+    derive_issue,
+)
 from services.projections.facts import ACTIVITY, CASE, ISSUE, MEETING, TOTAL, Fact
 from services.projections.views import (
     FACT_COLUMNS,
@@ -50,6 +57,8 @@ class IssueFilter:
     year: int | None = None
     key_problem: bool | None = None
     department: str | None = None
+    month: int | None = None
+    """The month of the year the issue was submitted in, in China."""
 
 
 def _in(column: str, values: Sequence[str] | None, params: dict[str, Any], name: str) -> str:
@@ -57,6 +66,10 @@ def _in(column: str, values: Sequence[str] | None, params: dict[str, Any], name:
         return ""
     params[name] = json.dumps(list(values))
     return f" AND {column} IN (SELECT value FROM json_each(:{name}))"
+
+
+MONTH = "CAST(substr(i.submitted_at, 6, 2) AS INTEGER)"
+"""An issue's month in China: its fixed-width China time reads `YYYY-MM-...`."""
 
 
 def list_issues(
@@ -73,6 +86,9 @@ def list_issues(
     if where.key_problem is not None:
         sql += " AND i.key_problem = :key_problem"
         params["key_problem"] = int(where.key_problem)
+    if where.month is not None:
+        sql += f" AND {MONTH} = :month"
+        params["month"] = where.month
     if where.department is not None:
         sql += (
             " AND i.issue_id IN (SELECT issue_id FROM issue_departments"
@@ -144,10 +160,10 @@ def figures(
 def recount(
     view: ProjectionView, year: int, until: str | None = None
 ) -> tuple[dict[tuple[str, str], int], dict[str, dict[int, int]]]:
-    """The counters of a year derived afresh from the facts that happened by `until`.
+    """The counters of a year derived afresh, entity by entity, from the facts that happened
+    by `until`, with the live path's own derive functions.
 
-    What the statistics were as of a past moment; with no `until`, a check that the
-    precomputed counters hold what the facts say.
+    The reference the precomputed counters and `counted_as_of` are both held to (tests).
     """
     cut = "" if until is None else " AND at <= :until"
     relevant = {
@@ -188,6 +204,93 @@ def recount(
     )
 
 
+def _first(step: str) -> str:
+    """`f` is the first fact of its step for its entity by `until` (as `in_order` orders).
+
+    A `+` before a column keeps SQLite from looking it up by the step index, which would scan
+    every fact of the step for each entity: an entity's facts are a range of the primary key.
+    """
+    return (
+        "f.event_id = (SELECT x.event_id FROM facts x WHERE x.entity = f.entity"
+        f" AND x.entity_id = f.entity_id AND +x.step = '{step}' AND x.at <= :until"
+        " ORDER BY x.at, x.event_id LIMIT 1)"
+    )
+
+
+_SUBMITTED = (  # CROSS JOIN: SQLite then looks the issue up for each `f`, never the reverse
+    "CROSS JOIN issue_status i ON i.issue_id = f.entity_id AND i.submitted_at <= :until"
+)
+AS_OF_SQL = {
+    # (office, figure, n). The rows of issues and meetings answer as of any moment for what
+    # they hold of an entity's earliest facts: its submission (office, time), the moment it
+    # first became a key problem, the first time a meeting was held (kind, offices).
+    "figures": (
+        "SELECT office, 'issues_collected', COUNT(*) FROM issue_status"
+        " WHERE year = :year AND submitted_at <= :until GROUP BY office"
+        " UNION ALL SELECT i.office, 'reports_forwarded', COUNT(DISTINCT f.entity_id)"
+        f" FROM facts f {_SUBMITTED} WHERE f.entity = 'issue' AND f.step = 'screened'"
+        " AND f.detail = 'report' AND f.year = :year AND f.at <= :until GROUP BY i.office"
+        " UNION ALL SELECT f.office, 'outreach_activities', COUNT(*) FROM facts f"
+        " WHERE f.entity = 'activity' AND f.step = 'activity_recorded' AND f.year = :year"
+        " AND f.at <= :until GROUP BY f.office"
+        # The members as the latest correction by `until` gave them (else as recorded).
+        " UNION ALL SELECT f.office, 'member_participations', SUM((SELECT"
+        " CAST(json_extract(m.data, '$.members') AS INTEGER) FROM facts m"
+        " WHERE m.entity = 'activity' AND m.entity_id = f.entity_id AND m.at <= :until"
+        " ORDER BY m.step = 'activity_corrected' DESC, m.at DESC, m.event_id DESC LIMIT 1))"
+        " FROM facts f WHERE f.entity = 'activity' AND f.step = 'activity_recorded'"
+        " AND f.year = :year AND f.at <= :until GROUP BY f.office"
+        " UNION ALL SELECT office, 'letters_issued', COUNT(*) FROM facts"
+        " WHERE entity = 'case' AND step = 'letter_issued' AND year = :year AND at <= :until"
+        " GROUP BY office"
+        " UNION ALL SELECT f.office, 'cases_overdue', COUNT(*) FROM facts f"
+        " WHERE f.entity = 'case' AND f.step = 'case_overdue' AND f.year = :year"
+        f" AND f.at <= :until AND {_first('case_overdue')} GROUP BY f.office"
+    ),
+    # (office, days, resolved, of them key problems): an issue resolved in the year, once,
+    # its days counted to its first resolution of the year.
+    "resolved": (
+        "SELECT i.office, MAX(0, CAST(julianday(substr(f.first_at, 1, 10))"
+        " - julianday(substr(i.submitted_at, 1, 10)) AS INTEGER)) AS days, COUNT(*),"
+        " SUM(CASE WHEN i.key_problem_since <= :until THEN 1 ELSE 0 END)"
+        " FROM (SELECT entity_id, MIN(at) AS first_at FROM facts WHERE entity = 'issue'"
+        " AND step = 'resolved' AND year = :year AND at <= :until GROUP BY entity_id) f"
+        f" {_SUBMITTED} GROUP BY i.office, days"
+    ),
+    # (kind, offices): each meeting first held in the year by `until`.
+    "meetings": (
+        "SELECT kind, offices FROM meetings WHERE held_year = :year AND held_at <= :until"
+    ),
+}
+
+
+def counted_as_of(
+    view: ProjectionView, year: int, until: str
+) -> tuple[dict[tuple[str, str], int], dict[str, dict[int, int]]]:
+    """`recount`'s answer, counted by SQL over the facts' indexes (entity, step, year, at)
+    instead of deriving every entity in Python: the statistics as of a past moment."""
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    days: dict[str, dict[int, int]] = defaultdict(dict)
+    params = {"year": year, "until": until}
+    with view.read() as c:
+        c.execute(AS_OF_SQL["figures"], params)
+        for office, figure, n in c.fetchall():
+            counts[(office, figure)] += n
+            counts[(TOTAL, figure)] += n
+        c.execute(AS_OF_SQL["resolved"], params)
+        for office, n_days, n, key in c.fetchall():
+            for key_office in (office, TOTAL):
+                counts[(key_office, "issues_resolved")] += n
+                counts[(key_office, "key_problems_resolved")] += key or 0
+                days[key_office][n_days] = days[key_office].get(n_days, 0) + n
+        c.execute(AS_OF_SQL["meetings"], params)
+        for kind, offices in c.fetchall():
+            for office in offices.split(","):
+                counts[(office, f"meetings_{kind}")] += 1
+            counts[(TOTAL, f"meetings_{kind}")] += 1  # a joint meeting counts once in total
+    return {key: n for key, n in counts.items() if n}, dict(days)
+
+
 def statistics(
     view: ProjectionView, year: int, offices: Sequence[str], all_offices: bool, as_of: date | None
 ) -> dict[str, Any]:
@@ -195,7 +298,7 @@ def statistics(
     if as_of is None:
         counts, days = view.counters(year)
     else:
-        counts, days = recount(view, year, end_of_day(as_of))
+        counts, days = counted_as_of(view, year, end_of_day(as_of))
     rows = [figures(o, counts, days) for o in offices]
     if all_offices:
         total = figures(TOTAL, counts, days)
@@ -322,3 +425,71 @@ def _drill_item(figure: str, row: dict[str, Any]) -> dict[str, Any]:
     if "issue_ids" in row:
         row["issue_ids"] = [i for i in (row["issue_ids"] or "").split(",") if i]
     return row
+
+
+# --- breakdown -----------------------------------------------------------------------------
+
+BREAKDOWNS = ("by_month", "by_category", "by_community", "by_status", "overdue_by_department")
+BREAKDOWN_FILTERS = {
+    "by_month": {"month": "{}"},
+    "by_category": {"category": "{}"},
+    "by_community": {"community": "{}"},
+    "by_status": {"status": "{}"},
+    "overdue_by_department": {"department": "{}", "status": "overdue"},
+}
+"""The `GET /issues` filters that list the issues behind one bucket of each breakdown."""
+
+
+def breakdown(
+    view: ProjectionView, year: int, offices: Sequence[str] | None, as_of: date | None
+) -> dict[str, dict[str, int]]:
+    """A year's issues counted by month, category, community, status, and the overdue ones
+    by the departments of their cases (分类统计): now, or as they stood at the end of `as_of`.
+    """
+    params: dict[str, Any] = {"year": year}
+    where = "i.year = :year" + _in("i.office", offices, params, "offices")
+    if as_of is None:
+        rows_sql = f"SELECT {MONTH}, category, community, status, departments FROM issue_status i"
+        with view.read() as c:
+            c.execute(f"{rows_sql} WHERE {where}", params)
+            rows = [(m, cat, com, st, (d or "").split(",")) for m, cat, com, st, d in c.fetchall()]
+    else:
+        rows = _rows_as_of(view, where, params, end_of_day(as_of))
+    counted: dict[str, dict[str, int]] = {name: {} for name in BREAKDOWNS}
+    counted["by_month"] = {str(m): 0 for m in range(1, 13)}
+
+    def add(name: str, key: object) -> None:
+        if key:
+            counted[name][str(key)] = counted[name].get(str(key), 0) + 1
+
+    for month, category, community, status, departments in rows:
+        add("by_month", month)
+        add("by_category", category)
+        add("by_community", community)
+        add("by_status", status)
+        if status == "overdue":
+            for department in departments:
+                add("overdue_by_department", department)
+    return counted
+
+
+def _rows_as_of(
+    view: ProjectionView, where: str, params: dict[str, Any], until: str
+) -> list[tuple[int, str, str | None, str, list[str]]]:
+    """The year's issues submitted by `until`, each derived from its facts by then."""
+    with view.read() as c:
+        c.execute(
+            f"SELECT {FACT_COLUMNS} FROM facts WHERE entity = 'issue' AND at <= :until"
+            " AND entity_id IN (SELECT issue_id FROM issue_status i"
+            f" WHERE {where} AND i.submitted_at <= :until) ORDER BY entity_id",
+            {**params, "until": until},
+        )
+        found = c.fetchall()
+    rows = []
+    for _, group in itertools.groupby(map(fact_of, found), key=lambda f: f.entity_id):
+        row = derive_issue(group, until).row
+        if row is not None:
+            month = int(row["submitted_at"][5:7])
+            departments = row["departments"].split(",")
+            rows.append((month, row["category"], row["community"], row["status"], departments))
+    return rows

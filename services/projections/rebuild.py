@@ -3,8 +3,9 @@
 How a rebuild replaces the live view without a pause:
 
 1. `rebuild` creates a new file `projections.<UTC timestamp>.sqlite` beside the live one and
-   replays INTAKE, MEETINGS and SUPERVISION into it from sequence 1 with ordered consumers,
-   in large batches, up to each stream's last sequence at the start. A worker process loads
+   replays INTAKE, MEETINGS and SUPERVISION into it from sequence 1, each in stream order
+   (an ephemeral pull consumer read over a plain connection: pull.py), in large batches, up
+   to each stream's last sequence at the start. A worker process loads
    the file in bulk (bulk.py: facts as they come, every entity derived once at the end, the
    tracking records last, then fsync) while this one receives. The live service goes on
    answering from its own file.
@@ -42,15 +43,15 @@ from pathlib import Path
 from typing import Any
 
 from eventsourcing.persistence import Tracking
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from pydantic import ValidationError, create_model
 
-from services.projections.bulk import BulkLoad
+from services.projections.bulk import BulkLoad, facts_after
+from services.projections.facts import Fact
+from services.projections.pull import Payloads, pulled
 from services.projections.views import ProjectionView, open_projection_view
-from shared.consumer import Delivered, position_of, sequence_after
+from shared.consumer import Delivered, sequence_after
 from shared.contracts import CONTRACTS, Contract, Envelope, UndecodableMessage, decode
 from shared.counties import intake_streams
 from shared.messaging import MEETINGS_STREAM, SUPERVISION_STREAM, StreamSpec
@@ -113,8 +114,6 @@ async def stream_ends(js: JetStreamContext) -> dict[str, int]:
     return ends
 
 
-Payloads = list[tuple[int, bytes]]
-"""(store position, message bytes) of one batch: cheap to hand to another process."""
 Applier = Callable[[str, Payloads, int], Awaitable[None]]
 
 
@@ -187,6 +186,16 @@ def _open_in_worker(path: str) -> None:
 def _add_in_worker(stream: str, payloads: Payloads, last: int) -> None:
     assert _worker_load is not None
     _worker_load.add(stream, decoded(payloads), last)
+    _keep_out_of_collections()
+
+
+def _add_facts_in_worker(stream: str, facts: list[Fact], last: int) -> None:
+    assert _worker_load is not None
+    _worker_load.add_facts(stream, facts, last)
+    _keep_out_of_collections()
+
+
+def _keep_out_of_collections() -> None:
     # What outlives a batch (the facts kept for the end) makes no cycles: leave it out of
     # every later collection, which would otherwise scan all of it again and again.
     gc.freeze()
@@ -202,11 +211,13 @@ class Loader:
     not wait for the GIL that receiving holds: on two cores the two run side by side.
 
     Its calls run one after another in the order they are made. `apply` returns once the
-    batch is handed over, unless `IN_FLIGHT` batches already wait for the worker: receiving
-    goes on (into the next stream, too) while the worker loads.
+    batch is handed over. Receiving costs less than loading, so when the worker is behind
+    (`BEHIND` batches wait for it) this process decodes the batch into facts itself and
+    hands over those: decoding, the largest share of loading, is split between the two
+    cores as the worker keeps up or not, whatever else the machine runs.
     """
 
-    IN_FLIGHT = 2
+    BEHIND = 2
 
     def __init__(self, pool: ProcessPoolExecutor) -> None:
         self.pool = pool
@@ -214,12 +225,19 @@ class Loader:
         # Start the process (its imports take most of a second) while the first batch arrives.
         pool.submit(os.getpid)
         self.pending: collections.deque[asyncio.Future[None]] = collections.deque()
+        self.handed: dict[str, int] = {}
 
     async def apply(self, stream: str, payloads: Payloads, last: int) -> None:
-        self.pending.append(
-            self.loop.run_in_executor(self.pool, _add_in_worker, stream, payloads, last)
-        )
-        if len(self.pending) > self.IN_FLIGHT:
+        while self.pending and self.pending[0].done():
+            await self.pending.popleft()  # raises a failure of the worker's
+        if len(self.pending) < self.BEHIND:
+            call = self.loop.run_in_executor(self.pool, _add_in_worker, stream, payloads, last)
+        else:
+            facts = facts_after(stream, decoded(payloads), self.handed.get(stream, 0))
+            call = self.loop.run_in_executor(self.pool, _add_facts_in_worker, stream, facts, last)
+        self.handed[stream] = last
+        self.pending.append(call)
+        if len(self.pending) > 2 * self.BEHIND:
             await self.pending.popleft()
 
     async def finish(self) -> None:
@@ -237,20 +255,6 @@ async def in_process(path: Path) -> AsyncIterator[Loader]:
         yield Loader(pool)
 
 
-def stream_sequence(msg: Msg) -> int:
-    """The message's stream sequence, read from its reply subject as `msg.metadata` reads it
-    (`$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>...`, or with a domain and an
-    account hash before the stream), without building the rest of the metadata, which
-    cost this process, the one that receives, more than the sequence itself."""
-    tokens = msg.reply.split(".")
-    if tokens[:2] == ["$JS", "ACK"]:
-        if len(tokens) == 9:
-            return int(tokens[5])
-        if len(tokens) >= 11:
-            return int(tokens[7])
-    return msg.metadata.sequence.stream  # not a JetStream message: let nats-py say so
-
-
 async def replay(
     js: JetStreamContext,
     apply: Applier,
@@ -260,70 +264,34 @@ async def replay(
     batch_size: int = 20_000,
     advance: Callable[[int], object] | None = None,
 ) -> int:
-    """Apply a stream from after sequence `start` up to sequence `stop`; the view tracks
-    the messages' store positions.
+    """Apply a stream from after sequence `start` up to sequence `stop`, in stream order;
+    the view tracks the messages' store positions.
 
-    An ordered consumer pushes the messages into a queue while the previous batch is decoded
-    and applied: receiving and writing overlap.
+    A pull consumer from `start + 1` on (pull.py) delivers what an ordered consumer would;
+    the next batch is received while the previous one is applied.
     """
     if start >= stop:
         return start
+    # The JetStream API calls go through the caller's connection; pull.py reads the
+    # messages over a connection of its own to the same server.
+    batches = pulled(js._nc, js, spec, start, stop, batch_size)
     position = start
-    while position < stop:
-        # A subscription that falls silent before `stop` lost messages (nats-py drops what
-        # overflows a slow subscriber): subscribe again after the last applied position.
-        position = await _replay_until_silent(js, apply, spec, position, stop, batch_size, advance)
-    return position
-
-
-async def _replay_until_silent(
-    js: JetStreamContext,
-    apply: Applier,
-    spec: StreamSpec,
-    start: int,
-    stop: int,
-    batch_size: int,
-    advance: Callable[[int], object] | None,
-    silence_seconds: float = 5.0,
-) -> int:
-    queue: asyncio.Queue[Msg] = asyncio.Queue(maxsize=4 * batch_size)
-    subscription = await js.subscribe(
-        f"{spec.service}.>",
-        stream=spec.name,
-        cb=queue.put,
-        ordered_consumer=True,
-        config=ConsumerConfig(
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start + 1
-        ),
-    )
-    position = start
+    applying: asyncio.Task[None] | None = None
     try:
-        while position < stop:
-            try:
-                async with asyncio.timeout(silence_seconds):
-                    first = await queue.get()
-            except TimeoutError:
-                return position
-            batch = [first]
-            while len(batch) < batch_size and not queue.empty():
-                batch.append(queue.get_nowait())
-            numbered = [(stream_sequence(m), m) for m in batch]
-            inside = [(n, m) for n, m in numbered if position < n <= stop]
-            if not inside:
-                continue
-            kept = [
-                (at, m.data)
-                for n, m in inside
-                if (at := position_of(spec, m.headers, n)) is not None
-            ]
-            last = inside[-1][0]
+        async for kept, last in batches:
+            if applying is not None:
+                await applying
             if kept:
-                await apply(spec.name, kept, kept[-1][0])
+                applying = asyncio.create_task(apply(spec.name, kept, kept[-1][0]))
             if advance is not None:
                 advance(last - position)
             position = last
+        if applying is not None:
+            await applying
     finally:
-        await subscription.unsubscribe()
+        await batches.aclose()
+    if position < stop:
+        raise RuntimeError(f"{spec.name} ends at {position}, before {stop}: messages were removed")
     return position
 
 

@@ -107,6 +107,7 @@ MATRIX: list[tuple[str, str, frozenset[str], str]] = [
     ("projections", "GET /issues/{issue_id}",                           READERS,    READ),
     ("projections", "GET /statistics/{year}",                           READERS,    OWN),
     ("projections", "GET /statistics/{year}?office=yanji&format=xlsx",  READERS,    READ),
+    ("projections", "GET /statistics/{year}/breakdown?office=yanji",    READERS,    READ),
     ("projections", "GET /statistics/{year}/{figure}?office=yanji",     READERS,    READ),
     ("projections", "GET /dashboard",                                   ALL,        PUBLIC),
     ("projections", "GET /dashboard/static/{name}",                     ALL,        PUBLIC),

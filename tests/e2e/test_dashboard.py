@@ -437,78 +437,33 @@ def test_text_from_the_data_is_shown_as_text_never_run(visit, services):
     assert opened.errors == []
 
 
-def test_issue_rows_are_counted_by_china_month_and_as_of(visit, services):
-    """The charts' fallback when the API has no breakdown: counting the issue list's rows."""
+def test_the_charts_draw_the_apis_breakdown_and_link_to_its_lists(visit, services):
     page = open_ready(visit, services, "year=2020").page
-    rows = [
-        # 17:00 UTC on 31 May is 01:00 on 1 June in China.
-        {"submitted_at": "2020-05-31T17:00:00+00:00", "category": "城市管理", "status": "submitted",
-         "status_label": "已收集", "community": "丹英社区"},
-        # The API's rows name the departments of the issue's cases.
-        {"submitted_at": "2020-06-20T09:00:00+08:00", "category": "城市管理", "status": "overdue",
-         "departments": ["市城市管理局", "市交通运输局"]},
-        {"submitted_at": "2020-07-01T09:00:00+08:00", "category": "物业管理", "status": "referred",
-         "overdue": True, "department": "市住房和城乡建设局", "community": "丹英社区"},
-        {"submitted_at": "2020-09-01T09:00:00+08:00", "category": "其他", "status": "resolved"},
-    ]  # fmt: skip
-    counted = page.evaluate(
-        "([rows, asOf]) => window.ShangliangDashboard.countIssues(rows, asOf)", [rows, "2020-07-01"]
-    )
-    assert {k: v for k, v in counted["by_month"].items() if v} == {"6": 2, "7": 1}
-    assert counted["by_category"] == {"城市管理": 2, "物业管理": 1}
-    assert counted["by_community"] == {"丹英社区": 2}
-    assert counted["by_status"] == {"submitted": 1, "overdue": 1, "referred": 1}
-    assert counted["overdue_by_department"] == {
-        "市城市管理局": 1,
-        "市交通运输局": 1,
-        "市住房和城乡建设局": 1,
-    }
-    assert counted["labels"] == {"submitted": "已收集"}
-
-
-def breakdown_from_api(services: Services, year: int) -> dict[str, dict[str, int]] | None:
-    """What the charts must show: the API's breakdown, else counts over its issue list."""
-    answer = services.get(f"/statistics/{year}/breakdown")
-    if answer.status_code == 200 and "by_month" in answer.json():
-        return answer.json()
-    listed = services.get("/issues", year=year, page_size=200)
-    if listed.status_code != 200:
-        return None
-    rows = listed.json()["items"]
-    by_category: dict[str, int] = {}
-    by_status: dict[str, int] = {}
-    for row in rows:
-        by_category[row["category"]] = by_category.get(row["category"], 0) + 1
-        by_status[row["status"]] = by_status.get(row["status"], 0) + 1
-    return {"by_category": by_category, "by_status": by_status}
-
-
-def test_the_charts_draw_what_the_api_answers(visit, services):
-    page = open_ready(visit, services, "year=2020").page
-    expected = breakdown_from_api(services, 2020)
-    bodies = ["chart-month", "chart-category", "chart-community", "chart-status", "chart-overdue"]
-    if expected is None:
-        for body in bodies:
-            assert page.get_attribute(f"#{body} .chart-body", "data-available") == "false"
-            assert "接口暂未提供此数据" in page.inner_text(f"#{body}")
-        return
-    bars = page.eval_on_selector_all(
-        "#chart-category .bar", "els => els.map(e => [e.dataset.key, Number(e.dataset.value)])"
-    )
-    assert dict(bars) == {k: v for k, v in expected["by_category"].items() if v}
+    answer = services.get("/statistics/2020/breakdown")
+    assert answer.status_code == 200, answer.text
+    expected = answer.json()
+    for chart, name in (
+        ("chart-month", "by_month"),
+        ("chart-category", "by_category"),
+        ("chart-community", "by_community"),
+        ("chart-overdue", "overdue_by_department"),
+    ):
+        bars = page.eval_on_selector_all(
+            f"#{chart} .bar",
+            "els => els.map(e => [e.dataset.key, Number(e.dataset.value), e.dataset.href])",
+        )
+        assert {k: v for k, v, _ in bars if v} == {k: v for k, v in expected[name].items() if v}
+        assert all(href == expected["links"][name][k] for k, _, href in bars if k), chart
     now = page.eval_on_selector_all(
         "#chart-status .bar", "els => els.map(e => [e.dataset.key, Number(e.dataset.now)])"
     )
     assert now, "the funnel draws no stage"
     for status, count in now:
         assert count == expected["by_status"].get(status, 0), status
-    if "by_month" in expected:
-        months = page.eval_on_selector_all(
-            "#chart-month .bar", "els => els.map(e => [e.dataset.key, Number(e.dataset.value)])"
-        )
-        assert {k: v for k, v in months if v} == {
-            k: v for k, v in expected["by_month"].items() if v
-        }
+    category, n = next((k, v) for k, v in expected["by_category"].items() if v)
+    page.click(f'#chart-category .bar[data-key="{category}"]')
+    page.wait_for_selector('#drawer[data-state="ready"]')
+    assert page.get_attribute("#drawer", "data-total") == str(n)
 
 
 def test_the_charts_are_drawn_to_scale(visit, services):

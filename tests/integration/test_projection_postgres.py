@@ -17,7 +17,15 @@ from nats.js import JetStreamContext
 from bench.statistics_history import batches, history
 from services.intake.application import to_contract
 from services.projections.facts import TOTAL
-from services.projections.queries import FIGURES, IssueFilter, drill_down, list_issues, recount
+from services.projections.queries import (
+    FIGURES,
+    IssueFilter,
+    breakdown,
+    counted_as_of,
+    drill_down,
+    list_issues,
+    recount,
+)
 from services.projections.rebuild import UPSTREAMS, check
 from services.projections.stores import SchemaViews
 from services.projections.views import (
@@ -77,10 +85,15 @@ def test_the_view_in_postgres_answers_every_question_as_the_view_in_sqlite(
         assert recount(pg, year, "2020-01-20T00:00:00.000000+08:00") == recount(
             lite, year, "2020-01-20T00:00:00.000000+08:00"
         )
+        until = "2020-01-20T23:59:59.999999+08:00"
+        assert counted_as_of(pg, year, until) == counted_as_of(lite, year, until)
+        for as_of in (None, date(2020, 1, 20)):
+            assert breakdown(pg, year, None, as_of) == breakdown(lite, year, None, as_of)
     for where in (
         IssueFilter(),
         IssueFilter(offices=["yanji", "tumen"], year=2020),
         IssueFilter(key_problem=True),
+        IssueFilter(year=2020, month=1),
         IssueFilter(status="resolved", department="市住建局"),
     ):
         assert list_issues(pg, where, 25, 5) == list_issues(lite, where, 25, 5)

@@ -8,11 +8,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+from eventsourcing.persistence import Tracking
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from bench.statistics_history import history
-from services.projections.rebuild import UPSTREAMS, check, live_file, rebuild
+from services.projections.rebuild import (
+    UPSTREAMS,
+    check,
+    in_process,
+    in_thread,
+    live_file,
+    rebuild,
+    replay,
+)
 from services.projections.stores import view_store
 from services.projections.views import open_projection_view
 from shared.consumer import Delivered, StreamConsumer
@@ -130,3 +139,40 @@ async def test_check_reports_a_tampered_row_and_exits_1(
     assert differs.returncode == 1, differs.stdout + differs.stderr
     assert "不一致 / differs: issue_status" in differs.stdout
     assert "'closed'" in differs.stdout
+
+
+async def test_a_replay_in_small_pulls_loads_what_the_live_path_applies(
+    nats_client: Client, tmp_path: Path
+) -> None:
+    js = nats_client.jetstream()
+    streams = history(120, seed=12)
+    await publish(js, streams)
+    live = open_projection_view(str(tmp_path / "live.sqlite"))
+    part = open_projection_view(str(tmp_path / "part.sqlite"))
+    try:
+        for spec in UPSTREAMS:
+            messages = streams[spec.name]
+            live.apply(messages, Tracking(spec.name, len(messages)))
+        # Many pulls of 23 messages: the worker falls behind and this process decodes too.
+        async with in_process(tmp_path / "bulk.sqlite") as loader:
+            for spec in UPSTREAMS:
+                end = len(streams[spec.name])
+                assert await replay(js, loader.apply, spec, 0, end, batch_size=23) == end
+            await loader.finish()
+        bulk = open_projection_view(str(tmp_path / "bulk.sqlite"))
+        try:
+            assert bulk.dump() == live.dump()
+        finally:
+            bulk.datastore.close()
+        # From inside a stream to before its end, in pulls of 7.
+        assert await replay(js, in_thread(part), UPSTREAMS[0], 10, 50, batch_size=7) == 50
+        assert part.max_tracking_id(UPSTREAMS[0].name) == 50
+        expected = open_projection_view(str(tmp_path / "expected.sqlite"))
+        try:
+            expected.apply(streams[UPSTREAMS[0].name][10:50], Tracking(UPSTREAMS[0].name, 50))
+            assert part.dump() == expected.dump()
+        finally:
+            expected.datastore.close()
+    finally:
+        part.datastore.close()
+        live.datastore.close()

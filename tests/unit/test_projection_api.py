@@ -180,3 +180,59 @@ async def test_a_repeated_plain_question_is_answered_from_the_cache_exactly_as_t
     assert bad.status_code == 401
     unknown = await client.get("/statistics/2020?office=nowhere", headers=as_(auth, "yanbian"))
     assert unknown.status_code == 422
+
+
+async def test_every_bucket_of_the_breakdown_links_to_the_issues_it_counts(
+    api: tuple[httpx.AsyncClient, Any, Authenticator],
+) -> None:
+    client, _, auth = api
+    prefecture = as_(auth, "yanbian")
+    for year in (2020, 2021):
+        answer = await client.get(f"/statistics/{year}/breakdown", headers=prefecture)
+        assert answer.status_code == 200, answer.text
+        counted = answer.json()
+        collected = (await client.get(f"/statistics/{year}", headers=prefecture)).json()
+        assert sum(counted["by_month"].values()) == collected["total"]["issues_collected"]
+        assert sum(counted["by_status"].values()) == collected["total"]["issues_collected"]
+        for name in projections_api.BREAKDOWN_FILTERS:
+            assert counted["links"][name].keys() == counted[name].keys(), name
+            for key, n in counted[name].items():
+                link = counted["links"][name][key] + "&page_size=200"
+                listed = await client.get(link, headers=prefecture)
+                assert listed.json()["total"] == n, (name, key)
+    overdue = counted["overdue_by_department"]
+    assert overdue and counted["by_community"], "the history has overdue issues and communities"
+    bad = await client.get("/issues", params={"month": 13}, headers=prefecture)
+    assert bad.status_code == 422 and "month" in bad.json()["message"]
+
+
+async def test_the_breakdown_as_of_a_day_counts_each_issue_as_it_stood_then(
+    api: tuple[httpx.AsyncClient, Any, Authenticator],
+) -> None:
+    client, _, auth = api
+    prefecture = as_(auth, "yanbian")
+    day = "2021-01-10"
+    then = (
+        await client.get("/statistics/2021/breakdown", params={"as_of": day}, headers=prefecture)
+    ).json()
+    now = (await client.get("/statistics/2021/breakdown", headers=prefecture)).json()
+    listed = await client.get(
+        "/issues", params={"year": 2021, "page_size": 200}, headers=prefecture
+    )
+    statuses: dict[str, int] = {}
+    for item in listed.json()["items"]:
+        if item["submitted_at"][:10] <= day:
+            one = await client.get(
+                f"/issues/{item['issue_id']}", params={"as_of": day}, headers=prefecture
+            )
+            status = one.json()["status"]
+            statuses[status] = statuses.get(status, 0) + 1
+    assert then["as_of"] == day and then["by_status"] == statuses
+    assert then["by_status"] != now["by_status"]
+    county = await client.get("/statistics/2021/breakdown", headers=as_(auth, "yanji"))
+    own = await client.get("/issues", params={"year": 2021}, headers=as_(auth, "yanji"))
+    assert sum(county.json()["by_status"].values()) == own.json()["total"]
+    other = await client.get(
+        "/statistics/2021/breakdown", params={"office": "tumen"}, headers=as_(auth, "yanji")
+    )
+    assert other.status_code == 404

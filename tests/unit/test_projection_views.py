@@ -13,7 +13,14 @@ import pytest
 from eventsourcing.persistence import Tracking
 
 from bench.statistics_history import batches, history
-from services.projections.queries import FIGURES, drill_down, end_of_day, recount, statistics
+from services.projections.queries import (
+    FIGURES,
+    counted_as_of,
+    drill_down,
+    end_of_day,
+    recount,
+    statistics,
+)
 from services.projections.views import ProjectionView, open_projection_view
 from shared.consumer import Delivered
 from shared.contracts import (
@@ -363,6 +370,18 @@ def test_the_precomputed_counters_equal_a_recount_from_the_facts(
     counts, days = loaded.counters(year)
     assert counts, "the history has figures in this year"
     assert recount(loaded, year) == (counts, days)
+
+
+@pytest.mark.parametrize("year", [2020, 2021])
+def test_statistics_as_of_any_day_are_what_a_recount_of_the_facts_by_then_gives(
+    loaded: ProjectionView, year: int
+) -> None:
+    # The history runs from 20 December 2020 into February 2021.
+    days = [date(2020, 12, 1) + timedelta(days=n) for n in range(0, 100, 3)]
+    for day in days:
+        until = end_of_day(day)
+        assert counted_as_of(loaded, year, until) == recount(loaded, year, until), day
+    assert counted_as_of(loaded, year, end_of_day(days[-1]))[0], "the history has figures"
 
 
 @pytest.mark.parametrize("figure", FIGURES)

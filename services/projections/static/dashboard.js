@@ -8,9 +8,6 @@
 (() => {
   const CHINA_OFFSET_MS = 8 * 3600 * 1000;
   const PAGE_SIZE = 200;
-  // Aggregating the issue list in the browser is the fallback for an API without a breakdown;
-  // past this many pages the charts say they are partial rather than stall the page.
-  const MAX_PAGES = 50;
   const LIST_PAGE_SIZE = 50;
   const FIRST_YEAR = 2019;
   const TOKEN_KEY = "shangliang.token";
@@ -98,10 +95,8 @@
       unavailable: "接口暂未提供此数据", viewItems: "查看明细 ›", timeline: "办理时间线",
       backToList: "‹ 返回列表", prev: "上一页", next: "下一页",
       pageOf: (p, n, t) => `第 ${p} / ${n} 页，共 ${fmt(t)} 条`,
-      aggregated: (n) => `图表由问题列表汇总（${fmt(n)} 条）`,
-      partial: (n) => `，仅汇总了前 ${fmt(n)} 条`,
-      currentStatus: "；状态为当前状态",
-      fromBreakdown: "图表数据来自统计接口",
+      fromBreakdown: "图表数据来自统计接口；点击柱条查看问题列表",
+      listsNow: "（列表为当前状态）",
       funnelNote: "柱长：已到达该阶段的问题数",
       alsoClosed: "另有", clauseSep: "；", listSep: "，", missingFigure: "接口暂未提供 / not provided by the API yet",
       colTitle: "标题", colOffice: "政协", colCategory: "类别", colStatus: "状态",
@@ -109,8 +104,7 @@
       openTimeline: "时间线 ›", exportFailed: "导出失败", exportUnsupported: "接口暂不支持导出此格式", errorTitle: "无法读取统计数据",
       keyCount: (t, r) => `共 ${fmt(t)} 个，已解决 ${fmt(r)} 个`,
       asOfNote: (d) => `数据截至 ${d}`, noItems: "没有条目", moreItems: (n) => `仅显示前 ${n} 个`,
-      filterCategory: "类别", filterCommunity: "社区", filterStatus: "状态",
-      filterDepartment: "承办单位", allOfficesName: "延边州及各县市政协",
+      allOfficesName: "延边州及各县市政协",
       tokenExpired: "令牌无效或已过期，请重新获取。/ The token is invalid or has expired: get a new one.",
       tokenMissing: "打开看板需要只读令牌。/ The dashboard needs a read-only token.",
       months: ["1月", "2月", "3月", "4月", "5月", "6月", "7月", "8月", "9月", "10月", "11月", "12月"],
@@ -128,10 +122,8 @@
       unavailable: "Not provided by the API yet", viewItems: "Show items ›", timeline: "Timeline",
       backToList: "‹ Back to the list", prev: "Previous", next: "Next",
       pageOf: (p, n, t) => `Page ${p} of ${n}, ${fmt(t)} items`,
-      aggregated: (n) => `Charts aggregated from the issue list (${fmt(n)} issues)`,
-      partial: (n) => `, only the first ${fmt(n)}`,
-      currentStatus: "; statuses are current",
-      fromBreakdown: "Charts from the statistics API",
+      fromBreakdown: "Charts from the statistics API; click a bar for its issues",
+      listsNow: " (lists show the current status)",
       funnelNote: "Bar length: issues that reached the stage",
       alsoClosed: "also", clauseSep: "; ", listSep: ", ", missingFigure: "接口暂未提供 / not provided by the API yet",
       colTitle: "Title", colOffice: "Office", colCategory: "Category", colStatus: "Status",
@@ -139,8 +131,7 @@
       openTimeline: "Timeline ›", exportFailed: "Export failed", exportUnsupported: "the API does not export this format yet", errorTitle: "Could not read the figures",
       keyCount: (t, r) => `${fmt(t)} in all, ${fmt(r)} solved`,
       asOfNote: (d) => `Figures as of ${d}`, noItems: "No items", moreItems: (n) => `Only the first ${n} shown`,
-      filterCategory: "Category", filterCommunity: "Community", filterStatus: "Status",
-      filterDepartment: "Department", allOfficesName: "all offices",
+      allOfficesName: "all offices",
       tokenExpired: "令牌无效或已过期，请重新获取。/ The token is invalid or has expired: get a new one.",
       tokenMissing: "打开看板需要只读令牌。/ The dashboard needs a read-only token.",
       months: ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"],
@@ -211,7 +202,6 @@
 
   /** The date in China Standard Time (YYYY-MM-DD) and month of an ISO time. */
   const chinaDate = (iso) => new Date(Date.parse(iso) + CHINA_OFFSET_MS).toISOString().slice(0, 10);
-  const chinaMonth = (iso) => new Date(Date.parse(iso) + CHINA_OFFSET_MS).getUTCMonth() + 1;
   const chinaTime = (iso) => {
     const shifted = new Date(Date.parse(iso) + CHINA_OFFSET_MS).toISOString();
     return `${shifted.slice(0, 10)} ${shifted.slice(11, 16)}`;
@@ -348,8 +338,8 @@
       const x = left + i * slot + (slot - barWidth) / 2;
       const h = (e.value / axisMax) * plotHeight;
       parts.push(
-        `<g class="bar${options.filter ? " clickable" : ""}" data-key="${esc(e.key)}" data-value="${e.value}"` +
-          `${options.filter ? ` data-filter="${esc(options.filter)}" data-filter-value="${esc(e.key)}"` : ""}>` +
+        `<g class="bar${e.href ? " clickable" : ""}" data-key="${esc(e.key)}" data-value="${e.value}"` +
+          `${e.href ? ` data-href="${esc(e.href)}" data-list-title="${esc(`${options.title || ""}：${e.label}`)}"` : ""}>` +
           `<title>${esc(e.label)}: ${fmt(e.value)}</title>` +
           `<rect x="${x}" y="${y(e.value)}" width="${barWidth}" height="${Math.max(h, 0)}" rx="3"></rect>` +
           (e.value ? `<text class="value" x="${x + barWidth / 2}" y="${y(e.value) - 5}" text-anchor="middle">${fmt(e.value)}</text>` : "") +
@@ -380,10 +370,10 @@
     const parts = rows.map((e, i) => {
       const y = 4 + i * rowHeight;
       const w = Math.max(2, (e.value / max) * span);
-      const clickable = options.filter && !e.rest;
+      const clickable = e.href && !e.rest;
       return (
         `<g class="bar${options.tone ? ` ${options.tone}` : ""}${clickable ? " clickable" : ""}" data-key="${esc(e.key)}" data-value="${e.value}"` +
-        `${clickable ? ` data-filter="${esc(options.filter)}" data-filter-value="${esc(e.key)}"` : ""}>` +
+        `${clickable ? ` data-href="${esc(e.href)}" data-list-title="${esc(`${options.title || ""}：${e.label}`)}"` : ""}>` +
         `<title>${esc(e.label)}: ${fmt(e.value)}</title>` +
         `<text class="label" x="${labelWidth - 8}" y="${y + 18}" text-anchor="end">${esc(shorten(e.label, 9))}</text>` +
         `<rect x="${labelWidth}" y="${y + 5}" width="${w}" height="${rowHeight - 10}" rx="3"></rect>` +
@@ -398,7 +388,7 @@
    * it; `data-now` is how many are at exactly that status now. Those screened out are listed
    * below the funnel.
    */
-  function funnelChart(byStatus, labels = {}) {
+  function funnelChart(byStatus, links = {}) {
     const total = Object.values(byStatus).reduce((s, n) => s + n, 0);
     if (!total) return empty(t("noData"));
     const reached = FUNNEL.map((stage) => ({
@@ -418,16 +408,17 @@
       const w = Math.max(4, (stage.value / total) * span);
       const y = 3 + i * rowHeight;
       return (
-        `<g class="bar funnel" data-key="${esc(stage.code)}" data-value="${stage.value}" data-now="${stage.now}">` +
-        `<title>${esc(statusName(stage.code, labels[stage.code]))}: ${fmt(stage.value)}</title>` +
+        `<g class="bar funnel${links[stage.code] ? " clickable" : ""}" data-key="${esc(stage.code)}" data-value="${stage.value}" data-now="${stage.now}"` +
+        `${links[stage.code] ? ` data-href="${esc(links[stage.code])}" data-list-title="${esc(`${t("chartStatus")}：${statusName(stage.code)}`)}"` : ""}>` +
+        `<title>${esc(statusName(stage.code))}: ${fmt(stage.value)}</title>` +
         `<rect x="${center - w / 2}" y="${y}" width="${w}" height="${rowHeight - 6}" rx="4"></rect>` +
-        `<text class="label" x="${center - span / 2 - 6}" y="${y + 19}" text-anchor="end">${esc(shorten(statusName(stage.code, labels[stage.code]), labelSize))}</text>` +
+        `<text class="label" x="${center - span / 2 - 6}" y="${y + 19}" text-anchor="end">${esc(shorten(statusName(stage.code), labelSize))}</text>` +
         `<text class="value inside" x="${center}" y="${y + 19}" text-anchor="middle">${fmt(stage.value)}</text></g>`
       );
     });
     const aside = Object.entries(byStatus)
       .filter(([code, n]) => n > 0 && (SCREENED_OUT.includes(code) || !FUNNEL.some((f) => f.code === code) && !TAKEN_UP.includes(code)))
-      .map(([code, n]) => `${esc(statusName(code, labels[code]))} ${fmt(n)}`);
+      .map(([code, n]) => `${esc(statusName(code))} ${fmt(n)}`);
     return (
       `<svg class="chart" viewBox="0 0 ${width} ${height}" role="img" aria-label="${esc(t("chartStatus"))}">${parts.join("")}</svg>` +
       `<p class="chart-note">${esc(t("funnelNote"))}${aside.length ? `${t("clauseSep")}${esc(t("alsoClosed"))} ${aside.join(t("listSep"))}` : ""}</p>`
@@ -441,59 +432,13 @@
   const isCounts = (value) =>
     value && typeof value === "object" && Object.values(value).every((n) => typeof n === "number");
 
-  /** The breakdown from the API if it has one, else aggregated from the issue list. */
+  /** The issues of the year by month, category, community, status and overdue department. */
   async function loadBreakdown() {
     const params = { office: state.office, as_of: state.asOf };
     const answer = await getOptional(`/statistics/${state.year}/breakdown`, params);
     const keys = ["by_month", "by_category", "by_community", "by_status", "overdue_by_department"];
-    if (answer && keys.every((k) => isCounts(answer[k]))) {
-      return { ...answer, source: t("fromBreakdown"), labels: {} };
-    }
-    return aggregateIssues();
-  }
-
-  /**
-   * The breakdown of issue rows, as the API's breakdown would give it: months in China
-   * Standard Time, rows submitted after `asOf` left out, and the API's status labels.
-   */
-  function countIssues(rows, asOf = "") {
-    const counts = { by_month: {}, by_category: {}, by_community: {}, by_status: {}, overdue_by_department: {} };
-    const labels = {};
-    const add = (table, key) => {
-      if (key !== undefined && key !== null && key !== "") table[key] = (table[key] || 0) + 1;
-    };
-    for (let m = 1; m <= 12; m += 1) counts.by_month[String(m)] = 0;
-    for (const row of rows) {
-      if (asOf && row.submitted_at && chinaDate(row.submitted_at) > asOf) continue;
-      if (row.submitted_at) add(counts.by_month, String(chinaMonth(row.submitted_at)));
-      add(counts.by_category, row.category);
-      add(counts.by_community, row.community);
-      add(counts.by_status, row.status);
-      if (row.status_label) labels[row.status] = row.status_label;
-      if (row.overdue === true || row.status === "overdue") {
-        for (const department of row.departments || [row.department]) {
-          add(counts.overdue_by_department, department);
-        }
-      }
-    }
-    return { ...counts, labels };
-  }
-
-  async function aggregateIssues() {
-    const rows = [];
-    let total = 0;
-    for (let page = 1; page <= MAX_PAGES; page += 1) {
-      const answer = await getOptional("/issues", { year: state.year, office: state.office, page, page_size: PAGE_SIZE });
-      if (!answer || !Array.isArray(answer.items)) return null;
-      rows.push(...answer.items);
-      total = answer.total;
-      if (rows.length >= total || !answer.items.length) break;
-    }
-    const { labels, ...counts } = countIssues(rows, state.asOf);
-    let source = t("aggregated", rows.length);
-    if (rows.length < total) source += t("partial", rows.length);
-    if (state.asOf) source += t("currentStatus");
-    return { ...counts, source, labels: state.lang === "zh" ? labels : {} };
+    if (!answer || !keys.every((k) => isCounts(answer[k]))) return null;
+    return { ...answer, source: t("fromBreakdown") + (state.asOf ? t("listsNow") : "") };
   }
 
   function renderCharts(breakdown) {
@@ -506,15 +451,19 @@
       $("#chart-source").textContent = "";
       return;
     }
-    const entries = (table) => Object.entries(table).map(([key, value]) => ({ key, label: key, value }));
-    const months = T[state.lang].months.map((label, i) => ({ key: String(i + 1), label, value: breakdown.by_month[String(i + 1)] || 0 }));
-    body("chart-month").innerHTML = columnChart(months, { title: t("chartMonth") });
-    body("chart-category").innerHTML = barChart(entries(breakdown.by_category), { filter: "category", title: t("chartCategory") });
-    body("chart-community").innerHTML = barChart(entries(breakdown.by_community), { filter: "community", title: t("chartCommunity") });
-    body("chart-status").innerHTML = funnelChart(breakdown.by_status, breakdown.labels);
-    body("chart-overdue").innerHTML = barChart(entries(breakdown.overdue_by_department), {
-      filter: "department", tone: "alert", title: t("chartOverdue"),
+    // Every bar links to the issue list the API names for its bucket.
+    const links = (name) => (breakdown.links && breakdown.links[name]) || {};
+    const entries = (name) =>
+      Object.entries(breakdown[name]).map(([key, value]) => ({ key, label: key, value, href: links(name)[key] }));
+    const months = T[state.lang].months.map((label, i) => {
+      const key = String(i + 1);
+      return { key, label, value: breakdown.by_month[key] || 0, href: links("by_month")[key] };
     });
+    body("chart-month").innerHTML = columnChart(months, { title: t("chartMonth") });
+    body("chart-category").innerHTML = barChart(entries("by_category"), { title: t("chartCategory") });
+    body("chart-community").innerHTML = barChart(entries("by_community"), { title: t("chartCommunity") });
+    body("chart-status").innerHTML = funnelChart(breakdown.by_status, links("by_status"));
+    body("chart-overdue").innerHTML = barChart(entries("overdue_by_department"), { tone: "alert", title: t("chartOverdue") });
     for (const id of ["chart-month", "chart-category", "chart-community", "chart-status", "chart-overdue"]) {
       body(id).dataset.available = "true";
     }
@@ -926,7 +875,7 @@
   }
 
   function onClick(event) {
-    const target = event.target.closest("[data-drill], [data-filter], a.export, [data-select-office], [data-page], #drawer-close, #drawer-back, a.timeline-link");
+    const target = event.target.closest("[data-drill], [data-href], a.export, [data-select-office], [data-page], #drawer-close, #drawer-back, a.timeline-link");
     if (!target) {
       if (event.target.id === "drawer") closeDrawer();
       return;
@@ -943,14 +892,11 @@
         name: figure, title: figureTitle(figure), path: `/statistics/${state.year}/${figure}`,
         params: { office: state.office, as_of: state.asOf }, page: 1, fallback,
       }));
-    } else if (target.dataset.filter) {
-      const filter = target.dataset.filter;
-      const value = target.dataset.filterValue;
-      const label = filter === "status" ? statusName(value) : value;
-      const name = t(`filter${filter[0].toUpperCase()}${filter.slice(1)}`);
+    } else if (target.dataset.href) {
+      const link = new URL(target.dataset.href, location.href);
       guarded(() => showList({
-        name: `issues-${filter}`, title: `${state.year} · ${name}：${label}`, path: "/issues",
-        params: { year: state.year, office: state.office, [filter]: value }, page: 1, fallback: null,
+        name: `issues-${target.dataset.key}`, title: `${state.year} · ${target.dataset.listTitle}`,
+        path: link.pathname, params: Object.fromEntries(link.searchParams), page: 1, fallback: null,
       }));
     } else if (target.dataset.selectOffice) {
       state.office = target.dataset.selectOffice;
@@ -1013,6 +959,6 @@
   }
 
   // For the end-to-end test and for a curious administrator's console.
-  window.ShangliangDashboard = { approx, charts, countIssues, state };
+  window.ShangliangDashboard = { approx, charts, state };
   start();
 })();
