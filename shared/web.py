@@ -25,7 +25,9 @@ IdempotencyKey = Annotated[
     ),
 ]
 """Every write takes one (docs/API.md): a retry with the same key stores nothing new."""
-PageNumber = Annotated[int, Query(ge=1)]
+MAX_PAGE = 1_000_000
+"""Far past any list's end, yet its offset fits the 64-bit integers SQL counts rows with."""
+PageNumber = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 PageSize = Annotated[int, Query(ge=1, le=200)]
 
 

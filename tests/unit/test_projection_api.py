@@ -17,6 +17,7 @@ from services.projections import api as projections_api
 from services.projections.main import create_app
 from shared.auth import Authenticator
 from shared.settings import Settings
+from shared.web import MAX_PAGE
 
 
 @pytest.fixture
@@ -178,3 +179,16 @@ async def test_a_repeated_plain_question_is_answered_from_the_cache_exactly_as_t
     assert bad.status_code == 401
     unknown = await client.get("/statistics/2020?office=nowhere", headers=as_(auth, "yanbian"))
     assert unknown.status_code == 422
+
+
+async def test_a_page_past_any_offset_sql_can_hold_is_a_422_naming_page(
+    api: tuple[httpx.AsyncClient, Any, Authenticator],
+) -> None:
+    """Found by the fuzzer (tests/e2e/test_fuzz.py): page 10^33 made SQLite's OFFSET overflow."""
+    client, _, auth = api
+    for path in ("/issues", "/statistics/2020/issues_collected"):
+        answer = await client.get(path, params={"page": 10**33}, headers=as_(auth, "yanji"))
+        assert answer.status_code == 422, answer.text
+        assert "page" in answer.json()["message"]
+    last = await client.get("/issues", params={"page": MAX_PAGE}, headers=as_(auth, "yanji"))
+    assert last.status_code == 200 and last.json()["items"] == []
