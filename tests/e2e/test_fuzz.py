@@ -7,24 +7,22 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import RunningStack
 from tests.e2e.fuzzing import (
-    DEPARTMENT,
-    OFFICE,
-    PREFECTURE,
+    SERVICES,
     Report,
     Target,
     fuzz,
     seed_stack,
+    store_table,
+    targets,
     wait_quiet,
 )
 
 CASES = 1000
-SERVICES = ("intake", "meetings", "supervision", "projections")
 
 
 @pytest.fixture(scope="module")
@@ -33,34 +31,6 @@ def event_store() -> Iterator[dict[str, str]]:
     a scheduled scan storing reminders while a refused request is in flight would look like
     that request's doing. `POST /scheduler/scan` is among the fuzzed routes."""
     yield {"SHANGLIANG_SUPERVISION_SCAN_INTERVAL_SECONDS": "86400"}
-
-
-def store_table(path: Path) -> str:
-    return "facts" if path.name.startswith("projections") else "stored_events"
-
-
-def targets(
-    stack: RunningStack, mint: Callable[..., str], known: dict[str, list[str]]
-) -> dict[str, Target]:
-    staff = mint(OFFICE, "clerk", "leader", "meetings", "supervisor", "viewer", "admin")
-    prefecture = mint(PREFECTURE, "clerk", "leader", "meetings", "supervisor", "viewer")
-    department = mint(OFFICE, "department", department=DEPARTMENT)
-    data = stack.data_dir
-
-    def target(name: str, url: str, file: str, tokens: list[str]) -> Target:
-        path = data / file
-        return Target(name, url, path, store_table(path), tokens, known)
-
-    return {
-        "intake": target("intake", stack.intake, "intake.sqlite", [staff, prefecture]),
-        "meetings": target("meetings", stack.meetings, "meetings.sqlite", [staff, prefecture]),
-        "supervision": target(
-            "supervision", stack.supervision, "supervision.sqlite", [staff, department, prefecture]
-        ),
-        "projections": target(
-            "projections", stack.projections, "projections.sqlite", [staff, prefecture]
-        ),
-    }
 
 
 @pytest.fixture(scope="module")
