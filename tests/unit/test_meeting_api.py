@@ -309,6 +309,15 @@ async def test_a_persons_calendar_holds_only_the_meetings_they_did_not_decline(a
     assert uids == [f"{invited}@shangliang"]
 
 
+async def test_a_person_id_with_a_line_break_gets_an_empty_calendar_not_a_500(api: Api) -> None:
+    """Found by the fuzzer: the feed's name holds the id, and a raw line break broke it."""
+    viewer = api.token("yanji", "viewer")
+    answer = await api.client.get(f"/calendar/people/a%0Ab.ics?token={viewer}")
+    assert answer.status_code == 200, answer.text
+    assert Calendar.from_ical(answer.content).walk("VEVENT") == []
+    assert "\r\nX-WR-CALNAME:协商会议 · a\\nb\r\n" in answer.text  # escaped as TEXT
+
+
 async def test_two_bookings_of_one_hall_are_answered_with_a_named_conflict(api: Api) -> None:
     first = (await api.post("/meetings", plan_body(title="先定的会"))).json()
     answer = await api.post(
