@@ -5,7 +5,6 @@ request changes what the service stores. bench/fuzz_soak.py runs 10,000 per serv
 from __future__ import annotations
 
 import os
-import random
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -23,6 +22,8 @@ from tests.e2e.fuzzing import (
 )
 
 CASES = 1000
+SEED = 2026
+"""The suite sends the same cases every run; bench/fuzz_soak.py draws a new seed each time."""
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def test_generated_requests_get_no_5xx_and_refusals_store_nothing(
 ) -> None:
     stores = [t.store for t in fuzz_targets.values()]
     wait_quiet(stores, store_table)
-    random_seed = int(os.environ.get("SHANGLIANG_FUZZ_SEED", random.randrange(2**32)))
+    random_seed = int(os.environ.get("SHANGLIANG_FUZZ_SEED", SEED))
     report: Report = fuzz(fuzz_targets[service], CASES, random_seed)
     print(f"{service} (seed {random_seed}): {report.summary()}")
     assert report.cases >= CASES
