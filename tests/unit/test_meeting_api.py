@@ -162,6 +162,17 @@ async def test_a_window_that_ends_before_it_starts_is_a_422_naming_the_field(api
     assert api.meetings.recorder.max_notification_id() == before
 
 
+async def test_a_time_past_the_years_china_time_can_show_is_a_422_naming_it(api: Api) -> None:
+    """Found by fuzzing: year 9999 west of Greenwich cannot be put on China's clock."""
+    before = api.meetings.recorder.max_notification_id()
+    answer = await api.post("/meetings", plan_body(ends_at="9999-12-31T23:00:00-10:00"))
+
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"] == ["body", "ends_at"]
+    assert "1949" in answer.json()["message"] and "2099" in answer.json()["message"]
+    assert api.meetings.recorder.max_notification_id() == before
+
+
 async def test_an_outcome_with_an_early_deadline_is_a_422_naming_the_outcome(api: Api) -> None:
     issue = uuid4()
     api.screen_as_topic(issue)
