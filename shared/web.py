@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import uvicorn
 from fastapi import APIRouter, FastAPI, Header, Query, Request, Response, status
@@ -25,8 +27,29 @@ IdempotencyKey = Annotated[
     ),
 ]
 """Every write takes one (docs/API.md): a retry with the same key stores nothing new."""
-PageNumber = Annotated[int, Query(ge=1)]
+MAX_PAGE = 1_000_000
+"""Far past any list's end, yet its offset fits the 64-bit integers SQL counts rows with."""
+PageNumber = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 PageSize = Annotated[int, Query(ge=1, le=200)]
+
+CHINA = ZoneInfo("Asia/Shanghai")
+FIRST_YEAR, LAST_YEAR = 1949, 2099
+_EARLIEST = datetime(FIRST_YEAR, 1, 1, tzinfo=CHINA)
+_AFTER_LAST = datetime(LAST_YEAR + 1, 1, 1, tzinfo=CHINA)
+
+
+def china_time(moment: datetime) -> datetime:
+    """A time in a request body; without an offset it is China Standard Time (docs/API.md).
+    Its year must lie in FIRST_YEAR..LAST_YEAR: a time in year 1 or 9999 cannot be put on
+    China's clock, and once stored it broke every list that showed it (found by fuzzing)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=CHINA)
+    if not _EARLIEST <= moment < _AFTER_LAST:
+        raise ValueError(
+            f"时间须在 {FIRST_YEAR} 年至 {LAST_YEAR} 年之间 / the time must lie in the years "
+            f"{FIRST_YEAR} to {LAST_YEAR}"
+        )
+    return moment
 
 
 def health_router(is_ready: Callable[[], str | None]) -> APIRouter:

@@ -21,13 +21,13 @@ from eventsourcing.domain import Aggregate
 
 from services.intake.activity import OutreachActivity
 from services.intake.domain import (
-    CHINA,
     Issue,
     IssueRuleBroken,
     activity_id_for,
     imported_key,
     issue_id_for,
 )
+from shared.web import china_time
 
 Kind = Literal["activities", "issues"]
 MAX_ROWS = 50_000
@@ -202,7 +202,7 @@ def _moment(value: Any) -> datetime:
                 moment = datetime(year, month, day, hour, minute, second)
             except ValueError as error:
                 raise ValueError(f"日期无效 / not a valid date: {error}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=CHINA)
+    return china_time(moment)
 
 
 class RowChecker:

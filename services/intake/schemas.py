@@ -9,15 +9,10 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from services.intake.activity import OutreachActivity
-from services.intake.domain import CHINA, Decision, Issue, Source, Status
+from services.intake.domain import Decision, Issue, Source, Status
+from shared.web import china_time
 
-
-def _china_if_naive(moment: datetime) -> datetime:
-    """A time without an offset is China Standard Time (docs/API.md)."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=CHINA)
-
-
-Moment = Annotated[datetime, AfterValidator(_china_if_naive)]
+Moment = Annotated[datetime, AfterValidator(china_time)]
 Name = Annotated[str, Field(min_length=1, max_length=100)]
 
 

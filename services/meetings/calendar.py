@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from icalendar import Calendar, Event
+from icalendar import Calendar, Event, vText
 
 from services.meetings.domain import KIND_NAMES, SHANGHAI, Meeting
 
@@ -22,7 +22,8 @@ def feed(name: str, meetings: Iterable[Meeting]) -> bytes:
     calendar.add("version", "2.0")
     calendar.add("calscale", "GREGORIAN")
     calendar.add("method", "PUBLISH")
-    calendar.add("x-wr-calname", name)
+    # Typed as TEXT so that a line break in it (a person id may hold one) is escaped.
+    calendar.add("x-wr-calname", vText(name))
     calendar.add("x-wr-timezone", "Asia/Shanghai")
     for meeting in meetings:
         calendar.add_component(_event(meeting))

@@ -8,15 +8,10 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from services.meetings.domain import SHANGHAI, Meeting
+from services.meetings.domain import Meeting
+from shared.web import china_time
 
-
-def _in_shanghai_if_naive(moment: datetime) -> datetime:
-    """A time without an offset is China Standard Time (docs/API.md)."""
-    return moment.replace(tzinfo=SHANGHAI) if moment.tzinfo is None else moment
-
-
-Moment = Annotated[datetime, AfterValidator(_in_shanghai_if_naive)]
+Moment = Annotated[datetime, AfterValidator(china_time)]
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 
 

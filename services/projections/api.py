@@ -38,6 +38,7 @@ from services.projections.queries import (
 )
 from services.projections.views import ProjectionView
 from shared.auth import Principal, Reader
+from shared.web import MAX_PAGE
 
 EXPORT_LIMIT = 100_000
 """Rows in one export: far more than an office's year, far less than a spreadsheet's limit."""
@@ -180,7 +181,7 @@ async def progress(request: Request) -> ProjectionProgress:
 
 View = Annotated[ProjectionView, Depends(view)]
 Progress = Annotated[ProjectionProgress, Depends(progress)]
-Page = Annotated[int, Query(ge=1, description="页码 / page, from 1")]
+Page = Annotated[int, Query(ge=1, le=MAX_PAGE, description="页码 / page, from 1")]
 PageSize = Annotated[int, Query(ge=1, le=200, description="每页条数 / page size, ≤ 200")]
 AsOf = Annotated[
     date | None, Query(description="截至该日（北京时间）结束 / as at the end of that day")

@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 from fastapi import Response
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 ExportFormat = Literal["json", "csv", "xlsx"]
 
@@ -104,6 +105,12 @@ def _cell(row: dict[str, Any], key: str) -> Any:
     return value
 
 
+def _xlsx_safe(value: Any) -> Any:
+    """A cell without the control characters .xlsx cannot hold (a typed-in title may have
+    them): dropped rather than the whole export refused."""
+    return ILLEGAL_CHARACTERS_RE.sub("", value) if isinstance(value, str) else value
+
+
 def export(rows: Iterable[dict[str, Any]], columns: Columns, name: str, fmt: str) -> Response:
     """The rows as a download; `name` without extension (ASCII or Chinese)."""
     header = [title for _, title in columns]
@@ -121,7 +128,7 @@ def export(rows: Iterable[dict[str, Any]], columns: Columns, name: str, fmt: str
         sheet = book.create_sheet(name[:31])
         sheet.append(header)
         for line in table:
-            sheet.append(line)
+            sheet.append([_xlsx_safe(value) for value in line])
         buffer = io.BytesIO()
         book.save(buffer)
         body = buffer.getvalue()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from datetime import date
 
 from docx import Document
@@ -15,6 +16,8 @@ from services.supervision.domain import Letter, SupervisionCase, china_day
 
 TITLE = "议政协商会议议题办理情况督办函"
 DOCX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+"""Characters a DOCX (XML 1.0) cannot hold; typed-in requirements may carry them."""
 
 
 def chinese_date(day: date) -> str:
@@ -43,7 +46,7 @@ def _line(
         paragraph.alignment = align
     if indent:
         paragraph.paragraph_format.first_line_indent = Pt(size * 2)
-    _styled(paragraph.add_run(text), size, font, bold)
+    _styled(paragraph.add_run(NOT_IN_XML.sub("", text)), size, font, bold)
 
 
 def render_letter(case: SupervisionCase, letter: Letter, office_name: str) -> bytes:

@@ -8,14 +8,10 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from services.supervision.domain import CHINA, STATUS_LABELS, Letter, SupervisionCase
+from services.supervision.domain import STATUS_LABELS, Letter, SupervisionCase
+from shared.web import china_time
 
-
-def _in_china_if_naive(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=CHINA)
-
-
-ChinaTime = Annotated[datetime, AfterValidator(_in_china_if_naive)]
+ChinaTime = Annotated[datetime, AfterValidator(china_time)]
 """A time in a request body; without an offset it is China Standard Time."""
 
 

@@ -84,9 +84,9 @@ def years_in(body: dict[str, Any]) -> set[int]:
     """The year a body's submission time would count in, if it is a time at all."""
     try:
         moment = datetime.fromisoformat(body["submitted_at"])
-    except (KeyError, TypeError, ValueError):
+        return {moment.astimezone(CHINA).year if moment.tzinfo else moment.year}
+    except (KeyError, TypeError, ValueError, OverflowError):  # no time, or none China has
         return set()
-    return {moment.astimezone(CHINA).year if moment.tzinfo else moment.year}
 
 
 def refused_and_nothing_stored(
@@ -215,6 +215,7 @@ def _in_an_hour() -> str:
         ({"description": {"text": "路灯不亮"}}, "description"),
         ({"category": "外星人入侵"}, "category"),
         ({"submitted_at": _in_an_hour()}, "submitted_at"),
+        ({"submitted_at": "0001-01-01T00:00:00+09:00"}, "submitted_at"),
     ],
     ids=[
         "a missing title",
@@ -224,6 +225,7 @@ def _in_an_hour() -> str:
         "a description that is an object",
         "an unknown category",
         "a submission time in the future",
+        "a submission time before China's clock begins (found by fuzzing)",
     ],
 )
 def test_a_malformed_submission_gets_422_naming_the_field_and_stores_nothing(

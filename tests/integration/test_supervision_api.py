@@ -391,6 +391,19 @@ async def test_the_letter_downloads_as_a_printable_docx(
     assert other.status_code == 404
 
 
+async def test_a_letter_whose_requirements_hold_control_characters_still_downloads(
+    service: Service, cases: dict[str, UUID]
+) -> None:
+    """Found by the fuzzer: the requirements are stored as typed; the DOCX refused them (500)."""
+    body = {**LETTER, "requirements": "请于雨季前\x01完成\x0b路灯修复\ufffe"}
+    issued = await post(service, f"/cases/{cases['housing']}/letters", body, supervisor(service))
+    assert issued.status_code == 201, issued.text
+    response = await service.http.get(issued.json()["document"], headers=housing(service))
+    assert response.status_code == 200, response.text
+    text = [p.text for p in Document(io.BytesIO(response.content)).paragraphs]
+    assert "请于雨季前完成路灯修复" in text
+
+
 async def test_the_service_scheduler_marks_a_back_dated_case_overdue(
     nats_server: EmbeddedNats, nats_client: Client, tmp_path: Path
 ) -> None:

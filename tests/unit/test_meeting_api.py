@@ -162,6 +162,17 @@ async def test_a_window_that_ends_before_it_starts_is_a_422_naming_the_field(api
     assert api.meetings.recorder.max_notification_id() == before
 
 
+async def test_a_time_past_the_years_china_time_can_show_is_a_422_naming_it(api: Api) -> None:
+    """Found by fuzzing: year 9999 west of Greenwich cannot be put on China's clock."""
+    before = api.meetings.recorder.max_notification_id()
+    answer = await api.post("/meetings", plan_body(ends_at="9999-12-31T23:00:00-10:00"))
+
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"] == ["body", "ends_at"]
+    assert "1949" in answer.json()["message"] and "2099" in answer.json()["message"]
+    assert api.meetings.recorder.max_notification_id() == before
+
+
 async def test_an_outcome_with_an_early_deadline_is_a_422_naming_the_outcome(api: Api) -> None:
     issue = uuid4()
     api.screen_as_topic(issue)
@@ -307,6 +318,15 @@ async def test_a_persons_calendar_holds_only_the_meetings_they_did_not_decline(a
 
     uids = [str(e["uid"]) for e in Calendar.from_ical(answer.content).walk("VEVENT")]
     assert uids == [f"{invited}@shangliang"]
+
+
+async def test_a_person_id_with_a_line_break_gets_an_empty_calendar_not_a_500(api: Api) -> None:
+    """Found by the fuzzer: the feed's name holds the id, and a raw line break broke it."""
+    viewer = api.token("yanji", "viewer")
+    answer = await api.client.get(f"/calendar/people/a%0Ab.ics?token={viewer}")
+    assert answer.status_code == 200, answer.text
+    assert Calendar.from_ical(answer.content).walk("VEVENT") == []
+    assert "\r\nX-WR-CALNAME:协商会议 · a\\nb\r\n" in answer.text  # escaped as TEXT
 
 
 async def test_two_bookings_of_one_hall_are_answered_with_a_named_conflict(api: Api) -> None:

@@ -13,9 +13,11 @@ from openpyxl import load_workbook
 
 from bench.statistics_history import batches, history
 from services.projections import api as projections_api
+from services.projections.exports import ISSUE_COLUMNS, export
 from services.projections.main import create_app
 from shared.auth import Authenticator
 from shared.settings import Settings
+from shared.web import MAX_PAGE
 
 
 @pytest.fixture
@@ -236,3 +238,25 @@ async def test_the_breakdown_as_of_a_day_counts_each_issue_as_it_stood_then(
         "/statistics/2021/breakdown", params={"office": "tumen"}, headers=as_(auth, "yanji")
     )
     assert other.status_code == 404
+
+
+async def test_a_page_past_any_offset_sql_can_hold_is_a_422_naming_page(
+    api: tuple[httpx.AsyncClient, Any, Authenticator],
+) -> None:
+    """Found by the fuzzer (tests/e2e/test_fuzz.py): page 10^33 made SQLite's OFFSET overflow."""
+    client, _, auth = api
+    for path in ("/issues", "/statistics/2020/issues_collected"):
+        answer = await client.get(path, params={"page": 10**33}, headers=as_(auth, "yanji"))
+        assert answer.status_code == 422, answer.text
+        assert "page" in answer.json()["message"]
+    last = await client.get("/issues", params={"page": MAX_PAGE}, headers=as_(auth, "yanji"))
+    assert last.status_code == 200 and last.json()["items"] == []
+
+
+def test_an_xlsx_export_drops_the_control_characters_a_typed_in_title_may_hold() -> None:
+    """Found by the fuzzer: intake accepts such a title; openpyxl refused it, a 500."""
+    row = {"issue_id": "1", "office": "yanji", "title": "路灯\x01损坏\x0b", "key_problem": True}
+    answer = export([row], ISSUE_COLUMNS, "问题状态 issues", "xlsx")
+    sheet = load_workbook(io.BytesIO(answer.body)).active
+    assert sheet is not None
+    assert list(sheet.iter_rows(values_only=True))[1][:3] == ("1", "yanji", "路灯损坏")
