@@ -19,9 +19,8 @@ import tempfile
 from pathlib import Path
 
 from shared.auth import Authenticator
-from shared.embedded import die_with_parent
 from shared.settings import Settings
-from tests.e2e.conftest import ROOT, RunningStack, stack_environment, wait_ready
+from tests.e2e.conftest import launch_stack, wait_ready
 from tests.e2e.fuzzing import SERVICES, fuzz, seed_stack, store_table, targets, wait_quiet
 
 
@@ -39,31 +38,10 @@ def main() -> int:
 
     failed = False
     with tempfile.TemporaryDirectory(prefix="fuzz-soak-") as folder:
-        env = {
-            **stack_environment(Path(folder) / "data"),
-            "SHANGLIANG_SUPERVISION_SCAN_INTERVAL_SECONDS": "86400",
-        }
-        output = Path(folder) / "launcher.out"
-        with output.open("wb") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "up"],
-                cwd=ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent,
-            )
-        stack = RunningStack(
-            process=process,
-            output=output,
-            data_dir=Path(folder) / "data",
-            intake=f"http://127.0.0.1:{env['SHANGLIANG_INTAKE_PORT']}",
-            meetings=f"http://127.0.0.1:{env['SHANGLIANG_MEETINGS_PORT']}",
-            supervision=f"http://127.0.0.1:{env['SHANGLIANG_SUPERVISION_PORT']}",
-            projections=f"http://127.0.0.1:{env['SHANGLIANG_PROJECTIONS_PORT']}",
-            nats_url=f"nats://127.0.0.1:{env['SHANGLIANG_EMBEDDED_NATS_PORT']}",
+        stack = launch_stack(
+            Path(folder), {"SHANGLIANG_SUPERVISION_SCAN_INTERVAL_SECONDS": "86400"}
         )
+        process = stack.process
         try:
             wait_ready(stack)
             services = targets(stack, mint, seed_stack(stack, mint))

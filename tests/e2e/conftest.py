@@ -168,14 +168,10 @@ def event_store(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
         yield postgres_environment(schema)
 
 
-@pytest.fixture(scope="module")
-def stack(
-    tmp_path_factory: pytest.TempPathFactory, event_store: dict[str, str]
-) -> Iterator[RunningStack]:
-    """`python -m services.cli up` on free ports; at the end it must stop cleanly, leaving no
-    process behind."""
-    folder = tmp_path_factory.mktemp("stack")
-    env = {**stack_environment(folder / "data"), **event_store}
+def launch_stack(folder: Path, settings: dict[str, str]) -> RunningStack:
+    """`python -m services.cli up` on free ports with its data in `folder`, and `settings`
+    on top of the defaults; not yet ready."""
+    env = {**stack_environment(folder / "data"), **settings}
     output = folder / "launcher.out"
     with output.open("wb") as out:
         process = subprocess.Popen(
@@ -187,7 +183,7 @@ def stack(
             stderr=subprocess.STDOUT,
             preexec_fn=die_with_parent,
         )
-    running = RunningStack(
+    return RunningStack(
         process=process,
         output=output,
         data_dir=folder / "data",
@@ -197,6 +193,16 @@ def stack(
         projections=f"http://127.0.0.1:{env['SHANGLIANG_PROJECTIONS_PORT']}",
         nats_url=f"nats://127.0.0.1:{env['SHANGLIANG_EMBEDDED_NATS_PORT']}",
     )
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, event_store: dict[str, str]
+) -> Iterator[RunningStack]:
+    """`python -m services.cli up` on free ports; at the end it must stop cleanly, leaving no
+    process behind."""
+    running = launch_stack(tmp_path_factory.mktemp("stack"), event_store)
+    process = running.process
     try:
         wait_ready(running)
         yield running
