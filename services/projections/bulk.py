@@ -110,8 +110,8 @@ class BulkLoad:
 
     def finish(self, streams: Iterable[str]) -> None:
         """Derive every entity, write rows, links, counters and indexes; hand over the file."""
-        # The writer thread indexes the facts, then writes each kind's rows, while this one
-        # derives the next kind (the largest first).
+        # The writer thread indexes the facts, then writes and indexes each kind's rows,
+        # while this one derives the next kind (the largest first).
         self._wait_for_writer()
         self.written = self.writer.submit(self._create_indexes, "facts")
         counts: Counts = defaultdict(int)
@@ -132,8 +132,6 @@ class BulkLoad:
                 "INSERT INTO resolution_days (office, year, days, n) VALUES (?, ?, ?, ?)",
                 [(*k, n) for k, n in days.items() if n],
             )
-        for table in {table for table, _, _ in [*ROW_TABLES.values(), *LINK_TABLES.values()]}:
-            self._create_indexes(table)
         self.connection.execute("PRAGMA journal_mode = WAL")
         self.connection.close()
         view = open_projection_view(str(self.path))
@@ -185,6 +183,8 @@ class BulkLoad:
                 c.executemany(
                     f"INSERT OR IGNORE INTO {table} ({key}, {other}) VALUES (?, ?)", links
                 )
+        for table in _tables_of(entity):
+            self._create_indexes(table)
 
     def _create_indexes(self, table: str) -> None:
         with self.transaction() as c:
@@ -211,6 +211,11 @@ def facts_after(stream: str, messages: Iterable[Delivered], done: int) -> list[F
             done = message.position
             found.extend(facts_of(stream, message))
     return found
+
+
+def _tables_of(entity: str) -> list[str]:
+    """The tables an entity kind's rows and links go to."""
+    return [ROW_TABLES[entity][0], *([LINK_TABLES[entity][0]] if entity in LINK_TABLES else [])]
 
 
 def _index_statements(view: ProjectionView) -> dict[str, list[str]]:

@@ -88,6 +88,19 @@ def test_a_bulk_load_equals_the_live_view_with_its_positions_and_indexes(tmp_pat
     assert index_names(tmp_path / "bulk.sqlite") == index_names(tmp_path / "live.sqlite")
 
 
+def test_a_bulk_load_without_meetings_or_cases_has_every_index_of_the_live_view(
+    tmp_path: Path,
+) -> None:
+    # The tables of a kind with no entity get their indexes too, though none is derived.
+    intake = payloads_with_surprises()["INTAKE"]
+    open_projection_view(str(tmp_path / "live.sqlite")).datastore.close()
+    load = BulkLoad(tmp_path / "bulk.sqlite")
+    load.add("INTAKE", decoded(intake), intake[-1][0])
+    load.finish(STREAMS)
+    assert not load.facts.keys() >= {"meeting", "case"}
+    assert index_names(tmp_path / "bulk.sqlite") == index_names(tmp_path / "live.sqlite")
+
+
 values = st.one_of(st.none(), st.booleans(), st.integers(-(2**62), 2**62), st.text())
 
 
