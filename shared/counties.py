@@ -11,6 +11,11 @@ it stopped once the link is back. The prefecture's own `INTAKE` keeps exactly on
 (its relay checks `Nats-Expected-Last-Sequence`), and each reader of intake's events
 (meetings, supervision, projections) reads `INTAKE_COUNTIES` as one more upstream stream,
 tracked by its own name like any other.
+
+The other way, the county's intake follows supervision's verdicts on its issues: the
+county's `SUPERVISION` stream sources the prefecture's through the hub's domain (`hub`,
+deploy/nats/leaf/hub-node.conf), only the county's own `supervision.<office>.>` subjects,
+and catches up after a cut like any source.
 """
 
 from __future__ import annotations
@@ -29,7 +34,10 @@ from nats.js.api import (
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.messaging import INTAKE_STREAM, StreamSpec
+from shared.messaging import INTAKE_STREAM, SUPERVISION_STREAM, StreamSpec
+
+HUB_DOMAIN = "hub"
+"""The JetStream domain of the prefecture's cluster (deploy/nats/leaf/hub-node.conf)."""
 
 
 def county_domain(office: str) -> str:
@@ -96,3 +104,54 @@ def intake_streams(offices: Sequence[str] | None = None) -> tuple[StreamSpec, ..
     if offices is None:
         offices = LeafOffices().leaf_offices
     return (INTAKE_STREAM, CountiesStream(offices=tuple(offices))) if offices else (INTAKE_STREAM,)
+
+
+@dataclass(frozen=True)
+class CountySupervisionStream(StreamSpec):
+    """A county server's `SUPERVISION`: no subjects of its own, one source, the prefecture's
+    `SUPERVISION` through the hub's domain, filtered to the county's own subjects. Its
+    messages keep their subjects and headers, and come from the one supervision store in
+    its order, so intake reads it like the prefecture's (tracked by the relay's position)."""
+
+    service: str = SUPERVISION_STREAM.service
+    office: str = ""
+    hub_domain: str = HUB_DOMAIN
+
+    @property
+    def subjects(self) -> list[str]:
+        return [f"{self.service}.{self.office}.>"]
+
+    def config(self, replicas: int = 1, duplicate_window: float = 120.0) -> StreamConfig:
+        return StreamConfig(
+            name=self.name,
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.OLD,
+            num_replicas=replicas,
+            duplicate_window=duplicate_window,
+            sources=[
+                StreamSource(
+                    name=SUPERVISION_STREAM.name,
+                    filter_subject=self.subjects[0],
+                    external=ExternalStream(api=f"$JS.{self.hub_domain}.API"),
+                )
+            ],
+        )
+
+
+class CountyServer(BaseSettings):
+    """`SHANGLIANG_COUNTY_OFFICE`, e.g. `hunchun`: set for the set-up (`shangliang
+    nats-setup`) of a county office's own nats-server, which then creates that server's
+    streams instead of the prefecture's; `SHANGLIANG_HUB_DOMAIN` (`hub`) is the prefecture's
+    JetStream domain."""
+
+    model_config = SettingsConfigDict(env_prefix="SHANGLIANG_", extra="ignore")
+
+    county_office: str | None = None
+    hub_domain: str = HUB_DOMAIN
+
+
+def county_streams(office: str, hub_domain: str = HUB_DOMAIN) -> tuple[StreamSpec, ...]:
+    """The streams of a county office's own server: its intake's `INTAKE`, and the
+    `SUPERVISION` its intake follows, sourced from the prefecture's."""
+    return (INTAKE_STREAM, CountySupervisionStream(office=office, hub_domain=hub_domain))

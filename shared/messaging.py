@@ -158,10 +158,18 @@ async def wait_for_stream(js: JetStreamContext, spec: StreamSpec) -> None:
 
 async def set_up(settings: NatsSettings, js: JetStreamContext) -> None:
     """The admin's job at start-up: every service's stream, the county offices' intake
-    (`SHANGLIANG_LEAF_OFFICES`) and the relays' lease bucket."""
-    from shared.counties import intake_streams  # it builds on this module's StreamSpec
+    (`SHANGLIANG_LEAF_OFFICES`) and the relays' lease bucket. On a county office's own
+    server (`SHANGLIANG_COUNTY_OFFICE`), that server's streams instead."""
+    # they build on this module's StreamSpec
+    from shared.counties import CountyServer, county_streams, intake_streams
 
-    for spec in dict.fromkeys((*STREAMS, *intake_streams())):
+    county = CountyServer()
+    specs = (
+        county_streams(county.county_office, county.hub_domain)
+        if county.county_office
+        else dict.fromkeys((*STREAMS, *intake_streams()))
+    )
+    for spec in specs:
         await ensure_stream_with_retry(
             js, spec, settings.stream_replicas, settings.duplicate_window_seconds
         )

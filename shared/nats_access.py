@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from shared.counties import CountiesStream
+from shared.counties import HUB_DOMAIN, CountiesStream
 from shared.lease import BUCKET, relay_lease
 from shared.messaging import (
     INTAKE_STREAM,
@@ -85,12 +85,15 @@ SERVICES: tuple[ServiceAccess, ...] = (
     ServiceAccess("projections", None, (*INTAKES, MEETINGS_STREAM, SUPERVISION_STREAM), pulls=True),
 )
 COUNTY = "county"
-"""The user of the county offices' leaf nodes (deploy/nats/leaf/county.conf). A leaf only
-answers the prefecture's sourcing of county streams: API requests to county JetStream
-domains in, stream messages and API replies out. No service subject crosses, so the
-prefecture's streams never take a county's events directly."""
-COUNTY_PUBLISH = ["$JS.S.>", "$JSC.R.>"]
-COUNTY_SUBSCRIBE = ["$JS.*.API.>", "$JS.FC.>"]
+"""The user of the county offices' leaf nodes (deploy/nats/leaf/county.conf), as the hub sees
+them (publish: what a leaf may send in; subscribe: what it may receive). Sourcing only, both
+ways: the prefecture's sourcing of county streams (API requests to county JetStream domains
+in, stream messages and API replies out) and a county's sourcing of the prefecture's
+SUPERVISION (API requests to the hub's domain and flow control replies out, stream messages
+and API replies in). No service subject crosses, so neither side's streams take the other's
+events directly."""
+COUNTY_PUBLISH = ["$JS.S.>", "$JSC.R.>", f"$JS.{HUB_DOMAIN}.API.>", "$JS.FC.>"]
+COUNTY_SUBSCRIBE = ["$JS.*.API.>", "$JS.FC.>", "$JS.S.>", "$JSC.R.>"]
 USERS: tuple[str, ...] = (ADMIN, *(service.user for service in SERVICES), COUNTY)
 
 

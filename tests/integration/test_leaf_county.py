@@ -3,6 +3,9 @@ prefecture's 3-node cluster, and its own intake. The link between them is cut, t
 goes on taking issues, the link comes back, and the prefecture's projection ends with every
 county issue exactly once, in order. All configs are the deploy files themselves.
 
+The other way, supervision's verdicts on the county's issues reach the county's intake through
+its own SUPERVISION stream, sourced from the prefecture's, after a cut too.
+
 The link is a TCP relay the test controls: cutting it closes the leaf connection on both
 servers (as a lost network does), while the servers and every client stay up.
 """
@@ -18,23 +21,37 @@ import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from uuid import UUID, uuid4
 
 import pytest
+from nats.js import JetStreamContext
 
 from services.intake.application import IntakeApplication, to_contract
 from services.intake.domain import DEFAULT_CATEGORIES, Issue, issue_id_for
 from services.projections.views import open_issue_status_view
 from shared.consumer import StreamConsumer
+from shared.contracts import CaseVerifiedV1, Envelope
 from shared.counties import intake_streams
 from shared.embedded import die_with_parent, free_port, nats_server_binary
-from shared.messaging import INTAKE_STREAM, connect, ensure_stream_with_retry
+from shared.messaging import (
+    INTAKE_STREAM,
+    SUPERVISION_STREAM,
+    connect,
+    ensure_stream_with_retry,
+    set_up,
+)
+from shared.process import UpstreamProcessor
 from shared.relay import Relay
+from shared.settings import NatsSettings
 from tests.integration.support import (
     NEW_YEAR,
     assert_stream_holds_each_event_once_in_order,
     open_intake,
+    publish_as_relay,
     read_stream,
     stored_notifications,
+    stream_holds,
+    stream_messages,
     wait_until,
 )
 from tests.integration.test_cluster import PASSWORDS, Node, wait_healthy
@@ -265,3 +282,97 @@ async def test_a_county_keeps_taking_issues_while_cut_off_and_the_prefecture_get
         view.datastore.close()
         county.close()
         prefecture.close()
+
+
+async def publish_verified(js: JetStreamContext, office: str, issue_id: UUID) -> None:
+    """A CaseVerifiedV1 on the prefecture's SUPERVISION, as supervision's relay puts it."""
+    contract = CaseVerifiedV1(
+        case_id=uuid4(),
+        office=office,
+        department="市住建局",
+        issue_ids=[issue_id],
+        verified_at=datetime.now(UTC),
+    )
+    subject = contract.subject(office)
+    envelope = Envelope.wrap(str(uuid4()), datetime.now(UTC), subject, contract)
+    await publish_as_relay(js, subject, envelope.to_bytes(), str(uuid4()), None)
+
+
+async def test_the_county_intake_resolves_its_issues_verified_at_the_prefecture_after_a_cut_too(
+    hub: list[tuple[Node, int]],
+    county_leaf: Node,
+    link: Link,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (hub_node, _), *_ = hub
+    county = open_intake(tmp_path / "county-intake.db")
+    admin_nc = await connect(
+        ",".join(node.url for node, _ in hub), "admin", "admin", "admin-test-password"
+    )
+    county_nc = await connect(
+        f"nats://127.0.0.1:{county_leaf.client_port}", "county", "intake", "county-intake-password"
+    )
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        hub_js, county_js = admin_nc.jetstream(), county_nc.jetstream()
+        _, counties = intake_streams([COUNTY])
+        for stream in (INTAKE_STREAM, SUPERVISION_STREAM, counties):
+            await ensure_stream_with_retry(hub_js, stream, replicas=3)
+        # The county's set-up, as `shangliang nats-setup` runs it there.
+        monkeypatch.setenv("SHANGLIANG_COUNTY_OFFICE", COUNTY)
+        await set_up(NatsSettings(), county_js)
+        county_relay = Relay(county_nc, INTAKE_STREAM, county, to_contract, ack_timeout_seconds=1)
+        county.saved_listeners.append(county_relay.wake)
+        # As services/intake/main.py wires it: the ordinary SUPERVISION, on the county's server.
+        verdicts = StreamConsumer(
+            county_js,
+            SUPERVISION_STREAM,
+            UpstreamProcessor(county, county.resolve_verified_case),
+            stall_seconds=1,
+        )
+        tasks += [asyncio.create_task(job) for job in (county_relay.run(), verdicts.run())]
+
+        await asyncio.to_thread(submit_issues, county, COUNTY, 0, 2)
+        await wait_until(stream_holds(hub_js, counties, 2), timeout=20, what="issues at the hub")
+        first, second = (issue_id_for(COUNTY, f"issue-{n}") for n in range(2))
+
+        def resolved(issue_id: UUID) -> bool:
+            return bool(county.get_issue(issue_id).status == "resolved")
+
+        # Another office's verdict stays at the prefecture (it names a county issue, so that
+        # the county's intake would resolve it if it came through).
+        await publish_verified(hub_js, "tumen", second)
+        await publish_verified(hub_js, COUNTY, first)
+        await wait_until(lambda: resolved(first), timeout=20, what="the verdict at the county")
+        assert await stream_messages(county_js, SUPERVISION_STREAM) == 1
+        assert not resolved(second)
+
+        await link.cut()
+        await wait_until(
+            lambda: (
+                leaf_connections(hub_node.monitor_port) == 0
+                and leaf_connections(county_leaf.monitor_port) == 0
+            ),
+            what="the leaf connection gone on both sides",
+        )
+        await publish_verified(hub_js, COUNTY, second)
+        await asyncio.sleep(2)
+        # The positive control: while cut off the county has not heard of the verdict.
+        assert not resolved(second)
+        assert await stream_messages(county_js, SUPERVISION_STREAM) == 1
+
+        await link.restore()
+        await wait_until(lambda: resolved(second), timeout=30, what="the verdict after the cut")
+        held = await read_stream(county_js, SUPERVISION_STREAM)
+        assert [m.subject for m in held] == [f"supervision.{COUNTY}.CaseVerified.v1"] * 2
+        # Still no service subject crossed: the hub's INTAKE never took the county's issues.
+        assert await stream_messages(hub_js, INTAKE_STREAM) == 0
+        assert county.recorder.max_tracking_id(SUPERVISION_STREAM.name) == 3
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for nc in (admin_nc, county_nc):
+            await nc.close()
+        county.close()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.counties import CountiesStream, intake_streams
-from shared.messaging import INTAKE_STREAM
+from shared.counties import CountiesStream, CountyServer, county_streams, intake_streams
+from shared.messaging import INTAKE_STREAM, SUPERVISION_STREAM
 
 
 def test_without_county_leaf_nodes_the_readers_follow_intake_alone(
@@ -33,3 +33,23 @@ def test_county_leaf_nodes_add_one_stream_that_sources_each_countys_intake(
     assert config.num_replicas == 3
     # The readers filter it by intake's subjects, which the sourced messages keep.
     assert counties.service == INTAKE_STREAM.service
+
+
+def test_a_county_server_sources_only_its_own_verdicts_from_the_hubs_domain(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SHANGLIANG_COUNTY_OFFICE", "hunchun")
+    monkeypatch.delenv("SHANGLIANG_HUB_DOMAIN", raising=False)
+    server = CountyServer()
+    assert server.county_office is not None
+    intake, supervision = county_streams(server.county_office, server.hub_domain)
+    assert intake == INTAKE_STREAM
+    config = supervision.config()
+    # The name intake's consumer reads, no subjects of its own, one filtered source.
+    assert config.name == SUPERVISION_STREAM.name
+    assert not config.subjects
+    assert [
+        (s.name, s.filter_subject, s.external.api) for s in config.sources or [] if s.external
+    ] == [("SUPERVISION", "supervision.hunchun.>", "$JS.hub.API")]
+    # One store's positions in its order: tracked by the relay's position, like the original.
+    assert not supervision.sourced
