@@ -720,6 +720,7 @@
     intake: ["问题收集", "intake"],
     meetings: ["协商会议", "meetings"],
     supervision: ["督办", "supervision"],
+    intake_counties: ["县政协问题收集（叶节点）", "county offices' intake (leaf nodes)"],
   };
   const streamName = (stream) => {
     const known = STREAMS[String(stream).toLowerCase()];
