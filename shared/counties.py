@@ -24,11 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from nats.js.api import (
-    DiscardPolicy,
     ExternalStream,
-    RetentionPolicy,
-    StorageType,
-    StreamConfig,
     StreamSource,
 )
 from pydantic import Field
@@ -66,22 +62,14 @@ class CountiesStream(StreamSpec):
     def sourced(self) -> bool:
         return True
 
-    def config(self, replicas: int = 1, duplicate_window: float = 120.0) -> StreamConfig:
-        return StreamConfig(
-            name=self.name,
-            retention=RetentionPolicy.LIMITS,
-            storage=StorageType.FILE,
-            discard=DiscardPolicy.OLD,
-            num_replicas=replicas,
-            duplicate_window=duplicate_window,
-            sources=[
-                StreamSource(
-                    name=INTAKE_STREAM.name,
-                    external=ExternalStream(api=f"$JS.{county_domain(office)}.API"),
-                )
-                for office in self.offices
-            ],
-        )
+    def sources(self) -> list[StreamSource]:
+        return [
+            StreamSource(
+                name=INTAKE_STREAM.name,
+                external=ExternalStream(api=f"$JS.{county_domain(office)}.API"),
+            )
+            for office in self.offices
+        ]
 
 
 class LeafOffices(BaseSettings):
@@ -121,22 +109,14 @@ class CountySupervisionStream(StreamSpec):
     def subjects(self) -> list[str]:
         return [f"{self.service}.{self.office}.>"]
 
-    def config(self, replicas: int = 1, duplicate_window: float = 120.0) -> StreamConfig:
-        return StreamConfig(
-            name=self.name,
-            retention=RetentionPolicy.LIMITS,
-            storage=StorageType.FILE,
-            discard=DiscardPolicy.OLD,
-            num_replicas=replicas,
-            duplicate_window=duplicate_window,
-            sources=[
-                StreamSource(
-                    name=SUPERVISION_STREAM.name,
-                    filter_subject=self.subjects[0],
-                    external=ExternalStream(api=f"$JS.{self.hub_domain}.API"),
-                )
-            ],
-        )
+    def sources(self) -> list[StreamSource]:
+        return [
+            StreamSource(
+                name=SUPERVISION_STREAM.name,
+                filter_subject=self.subjects[0],
+                external=ExternalStream(api=f"$JS.{self.hub_domain}.API"),
+            )
+        ]
 
 
 class CountyServer(BaseSettings):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamSource
 from nats.js.errors import BadRequestError, NotFoundError
 
 from shared.lease import bucket_config
@@ -38,15 +38,22 @@ class StreamSpec:
         it, so its readers track its own sequence instead of the relay's position."""
         return False
 
+    def sources(self) -> list[StreamSource]:
+        """The streams this one gathers (shared/counties.py); a stream that gathers others
+        takes no subjects of its own."""
+        return []
+
     def config(self, replicas: int = 1, duplicate_window: float = 120.0) -> StreamConfig:
+        sources = self.sources()
         return StreamConfig(
             name=self.name,
-            subjects=self.subjects,
+            subjects=None if sources else self.subjects,
             retention=RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
             discard=DiscardPolicy.OLD,
             num_replicas=replicas,
             duplicate_window=duplicate_window,
+            sources=sources or None,
         )
 
 

@@ -316,10 +316,8 @@ class Gathered(StreamSpec):
     def sourced(self) -> bool:
         return True
 
-    def config(self, replicas: int = 1, duplicate_window: float = 120.0) -> StreamConfig:
-        return StreamConfig(
-            name=self.name, sources=[StreamSource(name="COUNTY_A"), StreamSource(name="COUNTY_B")]
-        )
+    def sources(self) -> list[StreamSource]:
+        return [StreamSource(name="COUNTY_A"), StreamSource(name="COUNTY_B")]
 
 
 async def test_a_stream_gathered_from_two_stores_is_applied_whole_though_their_positions_interleave(
