@@ -8,6 +8,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -104,14 +105,18 @@ def store_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     if request.param == "sqlite":
         return Settings(data_dir=tmp_path / "data")
     schema = request.getfixturevalue("postgres_schema")
+    return postgres_settings(schema, data_dir=tmp_path / "data", event_store="postgres")
+
+
+def postgres_settings(schema: str, **changes: Any) -> Settings:
+    """Settings that reach the test PostgreSQL in `schema`, with `changes` on top."""
     return Settings(
-        data_dir=tmp_path / "data",
-        event_store="postgres",
         postgres_host=POSTGRES["host"],
         postgres_port=POSTGRES["port"],
         postgres_user=POSTGRES["user"],
         postgres_dbname=POSTGRES["dbname"],
         postgres_schema=schema,
+        **changes,
     )
 
 

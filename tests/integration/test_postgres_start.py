@@ -5,21 +5,13 @@ from __future__ import annotations
 import threading
 
 from shared.eventstore import ServiceApplication
-from shared.settings import Settings
-from tests.conftest import POSTGRES
+from tests.conftest import postgres_settings
 
 
 def test_eight_applications_starting_at_once_create_their_tables_without_colliding(
     postgres_schema: str,
 ) -> None:
-    settings = Settings(
-        event_store="postgres",
-        postgres_host=POSTGRES["host"],
-        postgres_port=POSTGRES["port"],
-        postgres_user=POSTGRES["user"],
-        postgres_dbname=POSTGRES["dbname"],
-        postgres_schema=postgres_schema,
-    )
+    settings = postgres_settings(postgres_schema, event_store="postgres")
     failures: list[str] = []
     go = threading.Barrier(8)
 

@@ -38,7 +38,7 @@ from shared.consumer import Delivered, StreamConsumer
 from shared.messaging import INTAKE_STREAM
 from shared.relay import Relay
 from shared.settings import Settings
-from tests.conftest import POSTGRES
+from tests.conftest import POSTGRES, postgres_settings
 from tests.integration.support import open_intake, store_issues, wait_until
 from tests.integration.test_projection_streams import publish
 
@@ -46,14 +46,8 @@ from tests.integration.test_projection_streams import publish
 @pytest.fixture
 def settings(postgres_schema: str, tmp_path: Path) -> Settings:
     """Event stores in SQLite files (quick), the read model in a PostgreSQL schema."""
-    return Settings(
-        data_dir=tmp_path / "data",
-        projection_store="postgres",
-        postgres_host=POSTGRES["host"],
-        postgres_port=POSTGRES["port"],
-        postgres_user=POSTGRES["user"],
-        postgres_dbname=POSTGRES["dbname"],
-        postgres_schema=postgres_schema,
+    return postgres_settings(
+        postgres_schema, data_dir=tmp_path / "data", projection_store="postgres"
     )
 
 
