@@ -365,8 +365,9 @@ DRILL_SQL = {
     ),
     "letters_issued": (
         "SELECT f.entity_id AS case_id, f.office, f.detail AS number,"
-        " json_extract(f.data, '$.department') AS department, f.at, f.event_id AS event_ids"
-        " FROM facts f WHERE f.entity = 'case' AND f.step = 'letter_issued' AND f.year = :year"
+        " json_extract(f.data, '$.department') AS department, f.at, f.event_id AS event_ids,"
+        " c.issue_ids FROM facts f LEFT JOIN cases c ON c.case_id = f.entity_id"
+        " WHERE f.entity = 'case' AND f.step = 'letter_issued' AND f.year = :year"
         " AND f.at <= :until{offices}"
     ),
     "cases_overdue": (
@@ -434,6 +435,8 @@ def _drill_item(figure: str, row: dict[str, Any]) -> dict[str, Any]:
         row["offices"] = row["offices"].split(",")
     if "issue_ids" in row:
         row["issue_ids"] = [i for i in (row["issue_ids"] or "").split(",") if i]
+        # A letter or an overdue case drills down further, to each issue it covers.
+        row["issue_hrefs"] = [f"/issues/{i}" for i in row["issue_ids"]]
     return row
 
 

@@ -653,6 +653,13 @@
       });
     }
     if (dateField) columns.push({ label: t("colDate"), cell: (i) => esc(i[dateField] ? chinaDate(i[dateField]) : "") });
+    if (!has("issue_id") && items.some((i) => Array.isArray(i.issue_ids) && i.issue_ids.length)) {
+      // A letter or a case: one timeline link per issue it covers.
+      columns.push({
+        label: t("colDetail"),
+        cell: (i) => (i.issue_ids || []).map((id, n) => `<a class="timeline-link" href="#/issue/${encodeURIComponent(id)}">${esc(t("openTimeline"))}${i.issue_ids.length > 1 ? ` ${n + 1}` : ""}</a>`).join(" "),
+      });
+    }
     if (has("issue_id")) {
       columns.push({
         label: t("colDetail"),
