@@ -174,6 +174,7 @@ class SupervisionApplication(ServiceApplication):
                     deadline=outcome.deadline,
                     requirements=outcome.recommendation,
                     opened_at=event.concluded_at,
+                    meeting_title=event.title,
                 )
         elif isinstance(event, IssueScreenedV1) and event.decision == "refer":
             if not event.department:
@@ -225,7 +226,7 @@ class SupervisionApplication(ServiceApplication):
                 due = add_working_days(letter_day, working_days)
             case.check_letter(due, requirements, issued_at, now)
             register = self._letter_register(case.office, letter_day.year)
-            register.assign(case.id)
+            register.assign(case.id, letter_day)
             sequence = register.last_sequence
             case.issue_letter(
                 letter_number(self.config.letter_prefix(case.office), letter_day.year, sequence),

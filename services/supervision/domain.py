@@ -113,10 +113,13 @@ def _check_text(field: str, text: str) -> str:
 
 
 class LetterRegister(Aggregate):
-    """督办函登记簿: an office's letter numbers of one year, each given once and in order.
+    """督办函登记簿: an office's letter numbers of one year, each given once, in date order.
 
-    Two letters issued at once load the same version of the register; only one save wins
-    and the other is retried with the next number, so a number is never reused or skipped.
+    Numbers follow the letters' dates: the next number goes to a letter dated on or after
+    the last numbered one; a letter dated earlier is refused (it would need a number already
+    given). Two letters issued at once load the same version of the register; only one save
+    wins and the other is retried with the next number, so a number is never reused or
+    skipped.
     """
 
     @staticmethod
@@ -128,10 +131,26 @@ class LetterRegister(Aggregate):
         self.office = office
         self.year = year
         self.last_sequence = 0
+        self.last_day: date | None = None
+
+    def assign(self, case_id: UUID, day: date) -> None:
+        """Give the next number to a letter dated `day` (China's calendar day)."""
+        if self.last_day is not None and day < self.last_day:
+            raise CaseRuleBroken(
+                "issued_at",
+                f"督办函按日期顺序编号：本年度第{self.last_sequence}号督办函已于"
+                f"{self.last_day:%Y-%m-%d}发出，不能再发日期更早的督办函 / letter numbers follow "
+                f"their dates: number {self.last_sequence} of {self.year} is dated "
+                f"{self.last_day.isoformat()}, a letter dated earlier cannot take a later number",
+            )
+        self._number_assigned(case_id=case_id, day=day)
 
     @event("NumberAssigned")
-    def assign(self, case_id: UUID) -> None:
+    def _number_assigned(self, case_id: UUID, day: date | None = None) -> None:
+        """`day` is None in numbers given before letters were numbered in date order."""
         self.last_sequence += 1
+        if day is not None:
+            self.last_day = day
 
 
 @dataclass(frozen=True)
@@ -227,10 +246,15 @@ class SupervisionCase(Aggregate):
         deadline: date,
         requirements: str,
         opened_at: datetime,
+        meeting_title: str | None = None,
     ) -> None:
+        """`meeting_title` names an outcome's meeting in its letters (None for a referral,
+        and in cases opened before it was kept); a referral's requirements are the issue's
+        title."""
         self.office = office
         self.origin = origin
         self.meeting_id = meeting_id
+        self.meeting_title = meeting_title
         self.outcome_id = outcome_id
         self.issue_ids = list(issue_ids)
         self.department = department
