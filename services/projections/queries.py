@@ -300,6 +300,15 @@ def counted_as_of(
     return {key: n for key, n in counts.items() if n}, dict(days)
 
 
+def years_with_data(view: ProjectionView, offices: Sequence[str] | None) -> list[int]:
+    """The years in which the offices (None: all) have any figure, latest first."""
+    params: dict[str, Any] = {"office": TOTAL}
+    where = "office = :office" if offices is None else "1 = 1" + _in("office", offices, params, "o")
+    with view.read() as c:
+        c.execute(f"SELECT DISTINCT year FROM figures WHERE {where} ORDER BY year DESC", params)
+        return [row[0] for row in c.fetchall()]
+
+
 def statistics(
     view: ProjectionView, year: int, offices: Sequence[str], all_offices: bool, as_of: date | None
 ) -> dict[str, Any]:

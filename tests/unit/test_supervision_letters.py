@@ -16,6 +16,8 @@ import pytest
 from docx import Document
 from eventsourcing.persistence import Tracking
 
+from services.demo import letters_in_date_order
+from services.scenario import generate
 from services.supervision.application import SupervisionApplication
 from services.supervision.domain import (
     CHINA,
@@ -183,3 +185,25 @@ async def test_letter_numbers_follow_their_dates_and_a_back_dated_letter_stores_
         ("延市政协督〔2020〕2号", 20),
         ("延市政协督〔2020〕3号", 20),
     ]
+
+
+def test_the_demo_issues_each_offices_letters_one_after_another_in_date_order() -> None:
+    cases = generate().cases
+    before = letters_in_date_order(cases)
+    dated = {
+        f"case-{case.key}-{n}-{step.action}": (case.office, step.at)
+        for case in cases
+        for n, step in enumerate(case.steps)
+        if step.action == "letters"
+    }
+    assert set(before) == set(dated) and len(dated) > 100
+    after = {earlier: key for key, earlier in before.items() if earlier is not None}
+    for office in {office for office, _ in dated.values()}:
+        (first,) = [k for k, e in before.items() if e is None and dated[k][0] == office]
+        chain = [first]
+        while chain[-1] in after:
+            chain.append(after[chain[-1]])
+        assert {dated[k][0] for k in chain} == {office}
+        assert len(chain) == sum(1 for o, _ in dated.values() if o == office)
+        days = [dated[k][1] for k in chain]
+        assert days == sorted(days)
