@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from services.projections.queries import drill_down, recount, statistics
 from services.projections.views import ProjectionView, open_projection_view
-from services.supervision.application import to_contract
+from services.supervision.application import SupervisionApplication, to_contract
 from services.supervision.domain import (
     CHINA,
     Ladder,
@@ -27,7 +27,15 @@ from services.supervision.domain import (
     case_id_for_outcome,
 )
 from shared.consumer import Delivered
-from shared.contracts import Contract, Envelope, IssueResolvedV1, IssueSubmittedV1
+from shared.contracts import (
+    CaseEscalatedV1,
+    CaseOverdueV1,
+    CaseStepsRetractedV1,
+    Contract,
+    Envelope,
+    IssueResolvedV1,
+    IssueSubmittedV1,
+)
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=CHINA)
 LADDER = Ladder(reminder_working_days=3, escalate_after_working_days=5, escalate_to="yanbian")
@@ -288,3 +296,23 @@ def test_the_read_side_agrees_with_the_retraction_in_any_order_of_the_streams(
     assert "case_overdue" not in expected["timeline"]  # type: ignore[operator]
     # Cause before effect at the same instant: the verification resolves the issue.
     assert expected["timeline"][-2:] == ["case_verified", "resolved"]  # type: ignore[index]
+
+
+def test_a_stored_retraction_is_published_as_its_contract(tmp_path: Path) -> None:
+    app = SupervisionApplication(
+        env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "s")}
+    )
+    try:
+        app.save(typed({0}))
+        stored = [app.mapper.to_domain_event(n) for n in app.recorder.select_notifications(1, 100)]
+        contracts = [c for _, c in filter(None, map(to_contract, stored))]
+    finally:
+        app.close()
+    (retraction,) = [c for c in contracts if isinstance(c, CaseStepsRetractedV1)]
+    overdue = next(c for c in contracts if isinstance(c, CaseOverdueV1))
+    assert retraction.retracted_at == at("2020-10-20")
+    assert ("overdue", overdue.deadline, overdue.overdue_at) in [
+        (s.step, s.deadline, s.at) for s in retraction.steps
+    ]
+    escalated = {c.deadline for c in contracts if isinstance(c, CaseEscalatedV1)}
+    assert escalated == {date(2020, 12, 31), date(2020, 11, 5)}  # the scan's, then the reminder
