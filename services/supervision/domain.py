@@ -259,7 +259,6 @@ class SupervisionCase(Aggregate):
         self.issue_ids = list(issue_ids)
         self.department = department
         self.deadline = deadline
-        self.deadline_set_at = opened_at
         self.requirements = requirements
         self.opened_at = opened_at
         self.status = OPENED
@@ -349,7 +348,6 @@ class SupervisionCase(Aggregate):
     ) -> None:
         self.letters.append(Letter(sequence, number, year, deadline, requirements, issued_at))
         self.deadline = deadline
-        self.deadline_set_at = issued_at
         self.periods.append(DeadlinePeriod(deadline, issued_at))
         self.status = LETTER_ISSUED
         self.history.append(Step("letter_issued", issued_at, number))
@@ -476,7 +474,6 @@ class SupervisionCase(Aggregate):
         self.completion = None
         self.completions[-1] = (self.completions[-1][0], reopened_at)
         self.deadline = deadline
-        self.deadline_set_at = reopened_at
         self.periods.append(DeadlinePeriod(deadline, reopened_at))
         self.status = REOPENED
         self.history.append(Step("reopened", reopened_at, reason))
