@@ -183,3 +183,23 @@ async def test_a_retracted_overdue_is_not_counted_now_or_as_of_any_day(
     assert issue["status"] == "under_supervision"
     assert "case_overdue" not in [step["step"] for step in issue["timeline"]]
     assert "case_steps_retracted" in [step["step"] for step in issue["timeline"]]
+
+
+async def test_the_years_with_data_are_listed_latest_first_for_the_readers_offices(
+    api: tuple[httpx.AsyncClient, Authenticator],
+) -> None:
+    client, auth = api
+    everyone = (await client.get("/statistics/years", headers=as_(auth, "yanbian"))).json()
+    assert everyone["years"] == sorted(everyone["years"], reverse=True)
+    assert 2021 in everyone["years"] and 2020 in everyone["years"]
+    for office in ("tumen", "yanji"):
+        own = (await client.get("/statistics/years", headers=as_(auth, office))).json()
+        figures = [
+            (await client.get(f"/statistics/{y}", headers=as_(auth, office))).json()["total"]
+            for y in own["years"]
+        ]
+        assert own["years"] and all(f["issues_collected"] or f["letters_issued"] for f in figures)
+    other = await client.get(
+        "/statistics/years", params={"office": "tumen"}, headers=as_(auth, "yanji")
+    )
+    assert other.status_code == 404
