@@ -200,7 +200,7 @@ def throughput(args: argparse.Namespace, body: bytes, token: str) -> dict[str, A
                         {k: v for k, v in p.as_dict().items() if k != "generator_cpu_s"}
                         for p in parts
                     ]
-                if target.projections_db is not None:
+                if target.projections_url is not None:
                     stored = target.stored_events()
                     entry["projection"] = {
                         "stored_events": stored,
@@ -287,11 +287,16 @@ def _events_relayed(base_url: str) -> int:
 def _catch_up(target: Target) -> dict[str, Any]:
     """How long after the load the projection held every stored issue."""
     started = time.monotonic()
-    while time.monotonic() - started < CATCH_UP_TIMEOUT_SECONDS:
-        if target.projected_issues() >= target.stored_events():
-            return {"caught_up_after_s": round(time.monotonic() - started, 2)}
+    while True:
+        projected = target.projected_issues()
+        if projected >= target.stored_events():
+            return {
+                "caught_up_after_s": round(time.monotonic() - started, 2),
+                "projected": projected,
+            }
+        if time.monotonic() - started >= CATCH_UP_TIMEOUT_SECONDS:
+            return {"caught_up_after_s": None, "projected": projected}
         time.sleep(0.05)
-    return {"caught_up_after_s": None}
 
 
 def projection_latency(args: argparse.Namespace, body: bytes, token: str) -> dict[str, Any]:
@@ -429,10 +434,28 @@ def main(argv: list[str] | None = None) -> int:
     path = args.results_dir / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     path.write_text(json.dumps(results, ensure_ascii=False, indent=2) + "\n")
     print(f"\nwritten to {path}")
-    if failed_requests(results):
+    failed = failed_requests(results)
+    if failed:
         print("some requests failed: the figures above are not valid", file=sys.stderr)
-        return 1
-    return 0
+    behind = views_behind(results)
+    for problem in behind:
+        print(problem, file=sys.stderr)
+    return 1 if failed or behind else 0
+
+
+def views_behind(results: dict[str, Any]) -> list[str]:
+    """A pipeline whose projection did not hold every stored issue in time: the run fails,
+    because its throughput would then be that of a pipeline that drops its read side."""
+    problems = []
+    for name, entry in results.get("throughput", {}).items():
+        projection = entry.get("projection") if isinstance(entry, dict) else None
+        if projection is not None and projection["caught_up_after_s"] is None:
+            problems.append(
+                f"{name}: the projection view did not catch up within "
+                f"{CATCH_UP_TIMEOUT_SECONDS:g} s after the load ({projection['projected']} of "
+                f"{projection['stored_events']} stored issues projected): the run FAILED"
+            )
+    return problems
 
 
 def failed_requests(results: dict[str, Any]) -> int:
