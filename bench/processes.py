@@ -151,6 +151,14 @@ def cpu_seconds(pid: int) -> float:
     return (utime + stime) / os.sysconf("SC_CLK_TCK")
 
 
+def peak_rss_mb(pid: int) -> float:
+    """The most resident memory a running process has held since it started (VmHWM), MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise ValueError(f"no VmHWM for process {pid}")
+
+
 def machine_busy_seconds() -> float:
     """CPU time all cores spent on anything but idling, since boot."""
     ticks = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]

@@ -34,7 +34,7 @@ import uvloop
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from bench import latency, processes
-from bench.processes import Target, cpu_seconds, machine_busy_seconds
+from bench.processes import Target, cpu_seconds, machine_busy_seconds, peak_rss_mb
 from bench.wrk import run_wrk_on_each, write_script, wrk_version
 from shared.auth import Authenticator
 from shared.settings import Settings
@@ -210,6 +210,8 @@ def throughput(args: argparse.Namespace, body: bytes, token: str) -> dict[str, A
                     entry["stream"] = _stream_check(target)
                 else:
                     entry["stored_events"] = target.stored_events()
+                # After the load and the catch-up: the high-water mark covers both.
+                entry["peak_rss_mb"] = {n: peak_rss_mb(pid) for n, pid in target.pids.items()}
                 results[name] = entry
     baseline_rps = results["baseline"]["requests_per_second"]
     results["ratios"] = {
@@ -358,6 +360,9 @@ def report(results: dict[str, Any]) -> str:
                 f"{lat['p99']:>9.2f}{lat['max']:>9.2f}{r['requests']:>10}{r['non_2xx']:>9}"
                 f"{sum(r['socket_errors'].values()):>9}  {cpu}"
             )
+        for name in names:
+            rss = ", ".join(f"{k} {v}" for k, v in tp[name]["peak_rss_mb"].items())
+            lines.append(f"{name} peak RSS MiB (VmHWM, load and catch-up): {rss}")
         for name, ratio in tp["ratios"].items():
             verdict = "met" if ratio >= 1.0 else "MISSED"
             lines.append(f"{name} / baseline: {ratio:.2f}x (target >= 1.0x: {verdict})")
