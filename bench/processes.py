@@ -237,6 +237,20 @@ def baseline(workdir: Path, store: Store) -> Iterator[Target]:
 
 
 @contextlib.contextmanager
+def bare(workdir: Path, store: Store, answer: bytes) -> Iterator[Target]:
+    """The bare `async def` endpoint (bench/statistics_bare.py): what FastAPI alone serves."""
+    port = free_port()
+    log = workdir / "bare.log"
+    body = workdir / "bare-answer.json"
+    body.write_bytes(answer)
+    argv = [sys.executable, "-m", "bench.statistics_bare", "--port", str(port), "--body", str(body)]
+    with _process("bare", argv, dict(os.environ), log) as process:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready("bare", url, process, log)
+        yield Target("bare", url, {"bare": process.pid}, store, "bare", logs=[log])
+
+
+@contextlib.contextmanager
 def pipeline(workdir: Path, store: Store, intake_replicas: int = 1) -> Iterator[Target]:
     """The full pipeline: nats-server, intake (with its relay) and projections. With several
     intake replicas, each is a process on a port of its own, all on one event store; the

@@ -11,6 +11,7 @@ from pydantic_settings import SettingsError
 
 from services.intake.api import install_refusal_handlers, router
 from services.intake.application import IntakeApplication, to_contract
+from services.intake.hot import HotSubmission
 from services.intake.settings import (
     IntakeConfigurationError,
     IntakeServiceSettings,
@@ -48,6 +49,8 @@ def create_app(settings: Settings, intake_settings: IntakeServiceSettings | None
     app.state.authenticator = Authenticator(settings)
     install_error_handlers(app)
     install_refusal_handlers(app)
+    # Inside the limits and metrics middlewares, so that its answers are limited and counted.
+    app.add_middleware(HotSubmission, state=app.state)
     install_limits(app, settings, upload_prefixes=("/imports/",))
     install_observability(app, "intake")
     app.include_router(health_router(runtime.not_ready))
