@@ -32,29 +32,30 @@ PARTS: tuple[tuple[str, str], ...] = (
     ("HTTP server (uvicorn, httptools)", r"uvicorn/protocols/http/"),
     ("request limits middleware", r"shared/limits\.py"),
     ("metrics middleware", r"shared/observability\.py"),
-    ("FastAPI/Starlette (middleware stack, routing, handling)", r"(starlette|fastapi)/"),
+    ("FastAPI/Starlette (middleware stack, routing, handling)", r"\((starlette|fastapi)/"),
+    ("FastAPI's OpenTelemetry check", r"NativeTelemetry\.enabled "),
     ("hot path (services/intake/hot.py)", r"services/intake/hot\.py"),
-    ("FastAPI dependencies (solve_dependencies)", r"^solve_dependencies "),
+    ("FastAPI dependencies (solve_dependencies)", r"(^|;)solve_dependencies "),
     (
         "request body: JSON and pydantic validation",
-        r"^(request_body_to_args|_validate_value|validate_python|json|body|_get_body) ",
+        r"(request_body_to_args|Request\.json|hot\.py:\d+\);(BaseModel\.model_validate|loads) )",
     ),
     ("token check (shared/auth.py)", r"shared/auth\.py"),
-    ("route handler (services/intake/api.py)", r"^submit_issue \(.*services/intake/api\.py"),
+    ("route handler (services/intake/api.py)", r"(^|;)submit_issue \(services/intake/api\.py"),
     ("application (services/intake/application.py)", r"services/intake/application\.py"),
     ("domain: Issue.submit (services/intake/domain.py)", r"services/intake/domain\.py"),
     ("group commit, SQLite save (shared/eventstore.py)", r"shared/eventstore\.py"),
-    ("eventsourcing (mapper, cipher, recorder)", r"eventsourcing/"),
+    ("eventsourcing (mapper, cipher, recorder)", r"\(eventsourcing/"),
     (
-        "response: serialize_response, IssueView",
-        r"^(serialize_response|of|_prepare_response_content) ",
+        "response: IssueView and its JSON",
+        r"(serialize_response|IssueView\.of|hot\.py:\d+\);BaseModel\.model_dump_json) ",
     ),
     ("relay (shared/relay.py)", r"shared/relay\.py"),
-    ("NATS client (nats/)", r"/nats/"),
-    ("event loop and threads (asyncio, uvloop, threading)", r"(asyncio/|uvloop|threading\.py)"),
+    ("NATS client (nats-py)", r"\(nats/"),
+    ("event loop and threads (asyncio, uvloop, threading)", r"\((asyncio/|uvloop|threading\.py)"),
 )
-"""The parts of a request's path and a pattern that finds one on a sampled stack frame
-("function (file:line)")."""
+"""The parts of a request's path and a pattern that finds one on a sampled stack (frames
+"function (file:line)" joined by ";", the files shortened as `_short` does)."""
 
 FRAME = re.compile(r"^(?P<function>.+?) \((?P<file>[^()]*?):\d+\)$")
 
@@ -72,20 +73,27 @@ def summarize(raw: str, top: int = 25) -> dict[str, object]:
             continue
         count = int(count_text)
         total += count
-        frames = stack.split(";")[1:]  # the first is the thread
+        frames = [_shorten_frame(f) for f in stack.split(";")[1:]]  # the first: the thread
+        joined = ";".join(frames)
         for name, pattern in patterns:
-            if any(pattern.search(frame) for frame in frames):
+            if pattern.search(joined):
                 parts[name] += count
         if frames:
-            match = FRAME.match(frames[-1])
-            leaf = frames[-1] if match is None else f"{match['function']} ({_short(match['file'])})"
-            own[leaf] += count
+            own[_LINE.sub("", frames[-1]) + ")"] += count
     share = {name: round(100 * parts[name] / total, 1) for name, _ in PARTS} if total else {}
     return {
         "samples": total,
         "inclusive_percent": share,
         "own_percent": {k: round(100 * v / total, 1) for k, v in own.most_common(top)},
     }
+
+
+_LINE = re.compile(r":\d+\)$")
+
+
+def _shorten_frame(frame: str) -> str:
+    match = FRAME.match(frame)
+    return frame if match is None else f"{match['function']} ({_short(match['file'])}:0)"
 
 
 def _short(path: str) -> str:
