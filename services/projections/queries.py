@@ -440,9 +440,6 @@ BREAKDOWN_FILTERS = {
 """The `GET /issues` filters that list the issues behind one bucket of each breakdown."""
 
 
-BREAKDOWN_PAGE = 5000
-
-
 def breakdown(
     view: ProjectionView, year: int, offices: Sequence[str] | None, as_of: date | None
 ) -> dict[str, dict[str, int]]:
@@ -454,38 +451,34 @@ def breakdown(
     counted: dict[str, dict[str, int]] = {name: {} for name in BREAKDOWNS}
     counted["by_month"] = {str(m): 0 for m in range(1, 13)}
 
-    def add(name: str, key: object) -> None:
+    def add(name: str, key: object, n: int) -> None:
         if key:
-            counted[name][str(key)] = counted[name].get(str(key), 0) + 1
+            counted[name][str(key)] = counted[name].get(str(key), 0) + n
 
-    def count(rows: Iterable[tuple[int, str, str | None, str, list[str]]]) -> None:
-        for month, category, community, status, departments in rows:
-            add("by_month", month)
-            add("by_category", category)
-            add("by_community", community)
-            add("by_status", status)
+    def count(rows: Iterable[tuple[int, str, str | None, str, list[str], int]]) -> None:
+        for month, category, community, status, departments, n in rows:
+            add("by_month", month, n)
+            add("by_category", category, n)
+            add("by_community", community, n)
+            add("by_status", status, n)
             if status == "overdue":
                 for department in departments:
-                    add("overdue_by_department", department)
+                    add("overdue_by_department", department, n)
 
     if as_of is not None:
-        count(_rows_as_of(view, where, params, end_of_day(as_of)))
+        count((*row, 1) for row in _rows_as_of(view, where, params, end_of_day(as_of)))
         return counted
-    # A page of rows at a time, in one snapshot: the year's rows as one list raised the
-    # process's peak memory by 84 MB at 200,000 issues (bench/statistics_bench.py).
-    page_sql = (
-        f"SELECT issue_id, {MONTH}, category, community, status, departments"
-        f" FROM issue_status i WHERE {where} AND issue_id > :after"
-        f" ORDER BY issue_id LIMIT {BREAKDOWN_PAGE}"
-    )
+    # Counted by SQL per combination of the columns, then added up here: the year's rows as
+    # one list raised the process's peak memory by 84 MB at 200,000 issues
+    # (bench/statistics_bench.py); the combinations are few, whatever the number of issues.
     with view.read() as c:
-        after = ""
-        while True:
-            c.execute(page_sql, {**params, "after": after})
-            if not (page := c.fetchall()):
-                break
-            count((m, cat, com, st, (d or "").split(",")) for _, m, cat, com, st, d in page)
-            after = page[-1][0]
+        c.execute(
+            f"SELECT {MONTH}, category, community, status, departments, COUNT(*)"
+            f" FROM issue_status i WHERE {where} GROUP BY 1, 2, 3, 4, 5",
+            params,
+        )
+        combinations = c.fetchall()
+    count((m, cat, com, st, (d or "").split(","), n) for m, cat, com, st, d, n in combinations)
     return counted
 
 

@@ -13,7 +13,6 @@ from openpyxl import load_workbook
 
 from bench.statistics_history import batches, history
 from services.projections import api as projections_api
-from services.projections import queries
 from services.projections.exports import ISSUE_COLUMNS, export
 from services.projections.main import create_app
 from shared.auth import Authenticator
@@ -207,18 +206,6 @@ async def test_every_bucket_of_the_breakdown_links_to_the_issues_it_counts(
     assert overdue and counted["by_community"], "the history has overdue issues and communities"
     bad = await client.get("/issues", params={"month": 13}, headers=prefecture)
     assert bad.status_code == 422 and "month" in bad.json()["message"]
-
-
-async def test_the_breakdown_counts_the_same_a_page_of_rows_at_a_time(
-    api: tuple[httpx.AsyncClient, Any, Authenticator], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _, app, _ = api
-    asked = [(year, offices) for year in (2020, 2021) for offices in (None, ["yanji"])]
-    whole = [queries.breakdown(app.state.view, year, offices, None) for year, offices in asked]
-    monkeypatch.setattr(queries, "BREAKDOWN_PAGE", 7)
-    paged = [queries.breakdown(app.state.view, year, offices, None) for year, offices in asked]
-    assert paged == whole
-    assert all(sum(counted["by_month"].values()) > 7 for counted in whole)
 
 
 async def test_the_breakdown_as_of_a_day_counts_each_issue_as_it_stood_then(
