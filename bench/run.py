@@ -2,8 +2,10 @@
 
 1. POST /issues throughput and latency under closed-loop load (wrk), the full pipeline
    (nats-server + intake + projections, consuming during the load) beside a naive baseline
-   (bench/baseline_app.py: one SQLite transaction per request), in the same run; with
-   `--intake-replicas 1 2` also the pipeline with two intake processes on one event store.
+   (bench/baseline_app.py: one SQLite transaction per request) and the bare async endpoint
+   (bench/statistics_bare.py: FastAPI alone), in the same run; with `--intake-replicas 1 2`
+   also the pipeline with two intake processes on one event store. Each process's peak
+   memory is read after the load; a view that does not catch up fails the run.
 2. Submission-to-projection latency at a steady open-loop rate.
 
 Every process is started fresh in a temporary folder and stopped again, also on Ctrl-C.
