@@ -253,15 +253,19 @@ def _stream_check(target: Target) -> dict[str, Any]:
     assert target.nats_url is not None
 
     async def check() -> dict[str, Any]:
-        stored = target.stored_events()
         nc = await nats.connect(target.nats_url)
         try:
             js = nc.jetstream()
             started = time.monotonic()
-            while (await js.stream_info("INTAKE")).state.messages < stored:
+            # Until the stream holds every stored event and nothing more is stored: requests
+            # still in intake when wrk stops are stored after it (a count taken then, with
+            # the stream read later, saw more distinct ids than it had counted messages).
+            stored, previous = target.stored_events(), -1
+            while stored != previous or (await js.stream_info("INTAKE")).state.messages < stored:
                 if time.monotonic() - started > CATCH_UP_TIMEOUT_SECONDS:
                     break
                 await asyncio.sleep(0.1)
+                stored, previous = target.stored_events(), stored
             info = await js.stream_info("INTAKE")
             ids: set[str] = set()
             complete = asyncio.Event()
