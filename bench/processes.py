@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+from psycopg.sql import SQL, Identifier
 
+from services.projections.stores import view_store
 from shared.embedded import EmbeddedNats, die_with_parent, free_port
 from shared.settings import Settings
 
@@ -54,13 +56,29 @@ class Store:
         s = self.settings
         if s.event_store != "postgres":
             return count_rows(s.data_dir / f"{application}.sqlite", "stored_events")
+        return self._count_postgres(s.postgres_schema, f"{application}_events")
+
+    def count_projected_issues(self) -> int:
+        """Rows of `issue_status` in the projections service's live view, found as the
+        service finds it (its own `view_store`): a SQLite file in the data folder, or, when
+        the event stores are in PostgreSQL, a schema there. Counting a file that a service on
+        PostgreSQL never writes gave "0 projected" for a view that was in fact up to date."""
+        live = view_store(self.settings).current()
+        if self.settings.projections_on_postgres:
+            return self._count_postgres(live, "issue_status")
+        return count_rows(Path(live), "issue_status")
+
+    def _count_postgres(self, schema: str, table: str) -> int:
+        s = self.settings
         with psycopg.connect(
             host=s.postgres_host, port=s.postgres_port, user=s.postgres_user,
             password=s.postgres_password or None, dbname=s.postgres_dbname,
         ) as c:  # fmt: skip
             try:
-                table = f"{s.postgres_schema}.{application}_events"
-                return int(c.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # type: ignore[index]
+                query = SQL("SELECT COUNT(*) FROM {0}.{1}").format(
+                    Identifier(schema), Identifier(table)
+                )
+                return int(c.execute(query).fetchone()[0])  # type: ignore[index]
             except psycopg.errors.UndefinedTable:
                 return 0
 
@@ -98,7 +116,6 @@ class Target:
     store: Store
     application: str
     projections_url: str | None = None
-    projections_db: Path | None = None
     logs: list[Path] = field(default_factory=list)
     replica_urls: tuple[str, ...] = ()
     """Every replica's base URL when there are several, each to be loaded on its own."""
@@ -112,8 +129,8 @@ class Target:
         return self.store.count_events(self.application)
 
     def projected_issues(self) -> int:
-        assert self.projections_db is not None, "this target has no projection"
-        return count_rows(self.projections_db, "issue_status")
+        assert self.projections_url is not None, "this target has no projection"
+        return self.store.count_projected_issues()
 
 
 def count_rows(db: Path, table: str) -> int:
@@ -132,6 +149,14 @@ def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     utime, stime = int(fields[11]), int(fields[12])
     return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The most resident memory a running process has held since it started (VmHWM), MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise ValueError(f"no VmHWM for process {pid}")
 
 
 def machine_busy_seconds() -> float:
@@ -212,6 +237,20 @@ def baseline(workdir: Path, store: Store) -> Iterator[Target]:
 
 
 @contextlib.contextmanager
+def bare(workdir: Path, store: Store, answer: bytes) -> Iterator[Target]:
+    """The bare `async def` endpoint (bench/statistics_bare.py): what FastAPI alone serves."""
+    port = free_port()
+    log = workdir / "bare.log"
+    body = workdir / "bare-answer.json"
+    body.write_bytes(answer)
+    argv = [sys.executable, "-m", "bench.statistics_bare", "--port", str(port), "--body", str(body)]
+    with _process("bare", argv, dict(os.environ), log) as process:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready("bare", url, process, log)
+        yield Target("bare", url, {"bare": process.pid}, store, "bare", logs=[log])
+
+
+@contextlib.contextmanager
 def pipeline(workdir: Path, store: Store, intake_replicas: int = 1) -> Iterator[Target]:
     """The full pipeline: nats-server, intake (with its relay) and projections. With several
     intake replicas, each is a process on a port of its own, all on one event store; the
@@ -251,7 +290,6 @@ def pipeline(workdir: Path, store: Store, intake_replicas: int = 1) -> Iterator[
             store,
             "intake",
             projections_url=urls["projections"],
-            projections_db=workdir / "projections.sqlite",
             logs=logs,
             replica_urls=tuple(urls[name] for name, _, _ in intakes) if intake_replicas > 1 else (),
             nats_url=nats.url,

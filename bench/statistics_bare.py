@@ -1,7 +1,9 @@
-"""The bare endpoint (对照组) for bench.statistics_bench: FastAPI answering fixed bytes.
+"""The bare endpoint (对照组) for bench.statistics_bench and bench.run: FastAPI answering
+fixed bytes.
 
-An `async def` route that returns a precomputed body of the same shape and size as
-`GET /statistics/{year}`: no token check, no view, no query. What FastAPI on uvicorn can do.
+`async def` routes that return a precomputed body of the same shape and size as
+`GET /statistics/{year}` or `POST /issues` (which reads the request body and answers 201):
+no token check, no validation, no store. What FastAPI on uvicorn can do.
 
     python -m bench.statistics_bare --port 8201 --body /tmp/statistics.json
 """
@@ -12,7 +14,7 @@ import argparse
 from pathlib import Path
 
 import uvicorn
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 
 
 def create_app(body: bytes) -> FastAPI:
@@ -22,6 +24,12 @@ def create_app(body: bytes) -> FastAPI:
     async def statistics(year: int) -> Response:
         """The same bytes every time."""
         return Response(body, media_type="application/json")
+
+    @app.post("/issues", status_code=201)
+    async def submit_issue(request: Request) -> Response:
+        """Reads the body as any POST must, then the same bytes every time."""
+        await request.body()
+        return Response(body, status_code=201, media_type="application/json")
 
     @app.get("/readyz")
     async def readyz() -> dict[str, str]:

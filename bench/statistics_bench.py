@@ -30,7 +30,7 @@ from typing import Any
 
 from eventsourcing.persistence import Tracking
 
-from bench.processes import stop, wait_ready
+from bench.processes import peak_rss_mb, stop, wait_ready
 from bench.statistics_history import OFFICES, batches, history, uid
 from bench.wrk import _SCRIPT, RESULT_MARKER, lua_string, run_wrk
 from services.projections.views import ProjectionView, open_projection_view
@@ -140,6 +140,33 @@ def get_script(path: Path, token: str) -> Path:
     return path
 
 
+HEAVY_READS = (
+    "/statistics/2020?as_of=2020-12-31",
+    "/statistics/2020/breakdown",
+    "/statistics/2020/issues_resolved?page=100&page_size=200",
+    "/statistics/2020/issues_collected?fmt=csv",
+    "/issues?year=2020&page=1000&page_size=200",
+)
+"""Reads whose work grows with the view (a recount, the buckets, a drill-down page, an
+export of up to 100,000 rows, a deep list page): what could make the process grow."""
+
+
+def heavy_reads(url: str, token: str, pid: int) -> dict[str, dict[str, float]]:
+    """Each of HEAVY_READS once: its seconds and the process's peak RSS after it; a failed
+    one fails the bench."""
+    measured = {}
+    for path in HEAVY_READS:
+        request = urllib.request.Request(
+            f"{url}{path}", headers={"Authorization": f"Bearer {token}"}
+        )
+        started = time.perf_counter()
+        with urllib.request.urlopen(request, timeout=600) as answer:
+            answer.read()
+        seconds = round(time.perf_counter() - started, 2)
+        measured[path] = {"seconds": seconds, "peak_rss_mb_after": peak_rss_mb(pid)}
+    return measured
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--issues", type=int, default=200_000)
@@ -188,6 +215,9 @@ def main() -> None:
                     duration_s=args.duration,
                 )
                 results["projections"] = wrk.as_dict()
+                results["projections_peak_rss_mb"] = {"after_load": peak_rss_mb(served.pid)}
+                results["heavy_reads"] = heavy_reads(url, token, served.pid)
+                results["projections_peak_rss_mb"]["after_heavy_reads"] = peak_rss_mb(served.pid)
         (tmp / "body.json").write_bytes(body)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
@@ -219,6 +249,11 @@ def main() -> None:
         f"projections {results['projections']['requests_per_second']:,.0f} req/s p99 {p99} ms · "
         f"bare {results['bare']['requests_per_second']:,.0f} req/s · ratio {ratio:.0%} "
         "(targets: p99 < 10 ms, ratio >= 50%)"
+    )
+    rss = results["projections_peak_rss_mb"]
+    print(
+        f"projections peak RSS: {rss['after_load']} MiB after the load, "
+        f"{rss['after_heavy_reads']} MiB after the heavy reads (target < 200 MiB)"
     )
 
 

@@ -94,7 +94,7 @@ class ObservedRequests:
                 (v.decode("latin-1")[:64] for k, v in scope["headers"] if k == _REQUEST_ID),
                 None,
             )
-            or uuid.uuid4().hex
+            or f"{_PROCESS_ID}{next(_request_numbers):08x}"
         )
         token = request_id.set(rid)
         started = time.perf_counter()

@@ -206,20 +206,11 @@ async def get_activity(activity_id: UUID, principal: Reader, app: Intake) -> Act
 # --- issues -------------------------------------------------------------------------------
 
 
-@router.post(
-    "/issues", status_code=status.HTTP_201_CREATED, response_model=IssueView, tags=["issues"]
-)
-async def submit_issue(
-    body: IssueSubmission,
-    principal: CurrentPrincipal,
-    app: Intake,
-    response: Response,
-    idempotency_key: IdempotencyKey = None,
-) -> IssueView:
-    """Record an issue (收集问题和建议) for the caller's own office."""
-    require_role(principal, "clerk")
-    _own_office(principal, body.office, "登记问题")
-    issue, created = await app.submit_issue(
+async def submitted(
+    app: IntakeApplication, body: IssueSubmission, idempotency_key: str | None = None
+) -> tuple[Issue, bool]:
+    """The submission recorded (the route's and services/intake/hot.py's one call)."""
+    return await app.submit_issue(
         body.office,
         body.title,
         body.description,
@@ -235,6 +226,22 @@ async def submit_issue(
         reporter_name=body.reporter_name,
         reporter_phone=body.reporter_phone,
     )
+
+
+@router.post(
+    "/issues", status_code=status.HTTP_201_CREATED, response_model=IssueView, tags=["issues"]
+)
+async def submit_issue(
+    body: IssueSubmission,
+    principal: CurrentPrincipal,
+    app: Intake,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> IssueView:
+    """Record an issue (收集问题和建议) for the caller's own office."""
+    require_role(principal, "clerk")
+    _own_office(principal, body.office, "登记问题")
+    issue, created = await submitted(app, body, idempotency_key)
     if not created:
         response.status_code = status.HTTP_200_OK
     response.headers["Location"] = f"/issues/{issue.id}"

@@ -4,6 +4,7 @@ with two replicas on one schema, and a rebuild into a new schema that the servic
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -14,9 +15,11 @@ from eventsourcing.persistence import Tracking
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
+from bench.processes import Store
 from bench.statistics_history import batches, history
-from services.intake.application import to_contract
+from services.intake.application import IntakeApplication, to_contract
 from services.projections.facts import TOTAL
+from services.projections.main import create_app
 from services.projections.queries import (
     FIGURES,
     IssueFilter,
@@ -35,7 +38,8 @@ from services.projections.views import (
     open_projection_view,
 )
 from shared.consumer import Delivered, StreamConsumer
-from shared.messaging import INTAKE_STREAM
+from shared.embedded import EmbeddedNats
+from shared.messaging import INTAKE_STREAM, ensure_stream
 from shared.relay import Relay
 from shared.settings import Settings
 from tests.conftest import POSTGRES, postgres_settings
@@ -177,3 +181,45 @@ async def test_a_rebuild_in_postgres_fills_a_new_schema_and_switches_the_live_vi
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         live.datastore.close()
+
+
+async def test_the_service_on_postgres_follows_thousands_of_events_within_seconds(
+    nats_server: EmbeddedNats, nats_client: Client, postgres_schema: str, tmp_path: Path
+) -> None:
+    """Everything in PostgreSQL, as `bench.run --store postgres` runs it: intake's events and
+    the service's view in one schema. The view follows the stream while it grows, and the
+    bench's count (the service's own `view_store`) finds the rows where the service put them."""
+    settings = postgres_settings(
+        postgres_schema,
+        data_dir=tmp_path / "data",
+        event_store="postgres",
+        nats_url=nats_server.url,
+    )
+    js = nats_client.jetstream()
+    for spec in UPSTREAMS:
+        await ensure_stream(js, spec)
+    intake = IntakeApplication(env=settings.event_store_env("intake"))
+    relay = Relay(nats_client, INTAKE_STREAM, intake, to_contract)
+    app = create_app(settings)
+    store = Store(settings)
+    total, chunk = 4000, 500
+    try:
+        async with app.router.lifespan_context(app):
+            for start in range(0, total, chunk):
+                await asyncio.to_thread(store_issues, intake, chunk, start, chunk)
+                await relay.publish_all()
+            published = time.monotonic()
+            await wait_until(
+                lambda: asyncio.to_thread(lambda: store.count_projected_issues() == total),
+                timeout=15,
+                what=f"all {total} issues in the view in PostgreSQL",
+            )
+            caught_up_s = time.monotonic() - published
+            assert app.state.view.max_tracking_id("INTAKE") == total
+        with psycopg.connect(**POSTGRES) as connection:
+            query = f"SELECT COUNT(*) FROM {postgres_schema}.issue_status"
+            assert (connection.execute(query).fetchone() or (0,))[0] == total
+        assert not (tmp_path / "data" / "projections.sqlite").exists()
+        print(f"{total} issues projected {caught_up_s:.2f} s after the last was published")
+    finally:
+        intake.close()
