@@ -19,6 +19,7 @@ from types import FrameType
 import httpx
 import nats.errors
 
+from services.notifications.settings import NotificationsSettings
 from shared.embedded import EmbeddedNats, die_with_parent, free_port, passwords_from_file
 from shared.settings import (
     IntakeSettings,
@@ -45,6 +46,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("meetings", "协商会议", "services.meetings.main", MeetingsSettings),
     ServiceSpec("supervision", "督办", "services.supervision.main", SupervisionSettings),
     ServiceSpec("projections", "查询统计", "services.projections.main", ProjectionsSettings),
+    ServiceSpec("notifications", "通知", "services.notifications.main", NotificationsSettings),
 )
 """Started in this order, stopped in the reverse order."""
 

@@ -52,26 +52,45 @@ def _line(
 def render_letter(case: SupervisionCase, letter: Letter, office_name: str) -> bytes:
     """The letter as the office prints it: heading, number, addressee, requirements,
     deadline, the office's name and the date."""
+    return letter_document(
+        office_name,
+        letter.number,
+        case.department,
+        letter.requirements,
+        letter.deadline,
+        china_day(letter.issued_at),
+    )
+
+
+def letter_document(
+    office_name: str,
+    number: str,
+    department: str,
+    requirements: str,
+    deadline: date,
+    issued_on: date,
+) -> bytes:
+    """The letter from its fields alone (notifications make it from the issuing event)."""
     document = Document()
     center, right = WD_ALIGN_PARAGRAPH.CENTER, WD_ALIGN_PARAGRAPH.RIGHT
     _line(document, office_name, size=22, font="宋体", bold=True, align=center)
     _line(document, TITLE, size=22, font="宋体", bold=True, align=center)
-    _line(document, letter.number, align=center)
-    _line(document, f"{case.department}：")
+    _line(document, number, align=center)
+    _line(document, f"{department}：")
     _line(
         document,
         "根据“有事来商量”议政协商会议议定事项，现将下列议题交由你单位办理，请按要求认真落实：",
         indent=True,
     )
-    _line(document, letter.requirements, indent=True)
+    _line(document, requirements, indent=True)
     _line(
         document,
-        f"请于{chinese_date(letter.deadline)}前将办理情况书面报送{office_name}。",
+        f"请于{chinese_date(deadline)}前将办理情况书面报送{office_name}。",
         indent=True,
     )
     _line(document, "")
     _line(document, office_name, align=right)
-    _line(document, chinese_date(china_day(letter.issued_at)), align=right)
+    _line(document, chinese_date(issued_on), align=right)
     output = io.BytesIO()
     document.save(output)
     return output.getvalue()

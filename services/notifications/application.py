@@ -1,0 +1,162 @@
+"""The notifications application (通知): the directory, the inbox, the dead letters, and the
+sender that takes due deliveries to their channels, each recorded before it goes out."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt, wait_exponential
+
+from services.notifications.channels import Channels, DeliveryFailed, Outgoing
+from services.notifications.domain import QuietHours
+from services.notifications.settings import NotificationsSettings
+from services.notifications.store import NotificationStore, unstamp
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class UnknownRecipient(LookupError):
+    """No directory entry under that key."""
+
+
+class NotificationsApplication:
+    """What the API and the CLI ask of the service."""
+
+    def __init__(self, store: NotificationStore, clock: Clock = utc_now) -> None:
+        self.store = store
+        self._clock = clock
+
+    def put_recipient(
+        self, key: str, name: str, emails: list[str], robots: list[dict[str, Any]], users: list[str]
+    ) -> dict[str, Any]:
+        self.store.put_recipient(key, name, emails, robots, users)
+        return next(r for r in self.store.recipients(key) if r["key"] == key)
+
+    def recipient(self, key: str) -> dict[str, Any]:
+        found = [r for r in self.store.recipients(key) if r["key"] == key]
+        if not found:
+            raise UnknownRecipient(key)
+        return found[0]
+
+    def delete_recipient(self, key: str) -> None:
+        if not self.store.delete_recipient(key):
+            raise UnknownRecipient(key)
+
+    def recipients(self, prefix: str | None) -> list[dict[str, Any]]:
+        return self.store.recipients(prefix)
+
+    def inbox(self, user: str, limit: int, offset: int) -> list[dict[str, Any]]:
+        return self.store.inbox(user, limit, offset)
+
+    def notices(
+        self, offices: Sequence[str] | None, limit: int, offset: int
+    ) -> list[dict[str, Any]]:
+        return self.store.notices(offices, limit, offset)
+
+    def deliveries(self, status: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
+        return self.store.deliveries(status, limit, offset)
+
+    def resend(self, deliveries: Sequence[str] | None) -> int:
+        """Dead letters due again: those named, or all of them (`None`)."""
+        return self.store.resend(deliveries, self._clock())
+
+
+class Sender:
+    """Takes due deliveries to their channels. One sender at a time (the lease in main.py):
+    a delivery is marked `sending` before it goes out and `sent` after, so a sender that dies
+    leaves `sending` rows, which the next one sends again with the same Message-ID."""
+
+    def __init__(
+        self,
+        store: NotificationStore,
+        channels: Channels,
+        settings: NotificationsSettings,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._store = store
+        self._channels = channels
+        self._settings = settings
+        self._clock = clock
+        self._quiet = QuietHours.parse(settings.quiet_hours)
+        self._slots = asyncio.Semaphore(settings.send_concurrency)
+        self.sent = 0
+
+    async def run(self) -> None:
+        interrupted = await asyncio.to_thread(self._store.requeue_interrupted)
+        if interrupted:
+            log.warning(
+                "notifications: %d deliveries were interrupted; sending them again", interrupted
+            )
+        while True:
+            try:
+                if await self.send_due() == 0:
+                    await asyncio.sleep(self._settings.poll_seconds)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("notifications: sending failed: %r", error)
+                await asyncio.sleep(self._settings.poll_seconds)
+
+    async def send_due(self, limit: int = 500) -> int:
+        """Send one batch of what is due now; how many were taken."""
+        now = self._clock()
+        if self._quiet.contains(now):
+            return 0
+        due = await asyncio.to_thread(self._store.claim_due, now, limit)
+        await asyncio.gather(*(self._deliver(self._outgoing(row)) for row in due))
+        return len(due)
+
+    @staticmethod
+    def _outgoing(row: dict[str, Any]) -> Outgoing:
+        return Outgoing(
+            delivery_id=row["id"],
+            channel=row["channel"],
+            address=row["address"],
+            secret=row["secret"],
+            subject=row["subject"],
+            body=row["body"],
+            created_at=unstamp(row["created_at"]),
+            attachment_name=row["attachment_name"],
+            attachment_type=row["attachment_type"],
+            attachment=base64.b64decode(row["attachment"]) if row["attachment"] else None,
+        )
+
+    async def _deliver(self, outgoing: Outgoing) -> None:
+        s = self._settings
+
+        def failed_once(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            log.info("delivery %s failed (%s), retrying", outgoing.delivery_id, error)
+            self._store.record_failure(outgoing.delivery_id, str(error), dead=False)
+
+        async with self._slots:
+            try:
+                async for attempt in AsyncRetrying(
+                    stop=stop_after_attempt(s.attempts),
+                    wait=wait_exponential(
+                        multiplier=s.backoff_initial_seconds, max=s.backoff_max_seconds
+                    ),
+                    before_sleep=failed_once,
+                    reraise=True,
+                ):
+                    with attempt:
+                        await self._channels.send(outgoing)
+            except DeliveryFailed as error:
+                log.warning("delivery %s is a dead letter: %s", outgoing.delivery_id, error)
+                await asyncio.to_thread(
+                    self._store.record_failure, outgoing.delivery_id, str(error), True
+                )
+                return
+        await asyncio.to_thread(self._store.mark_sent, outgoing.delivery_id, self._clock())
+        self.sent += 1
