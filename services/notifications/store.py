@@ -106,9 +106,6 @@ class NotificationStore:
         for notice in notices_for(message.envelope.id, contract, meeting):
             self.add_notice(c, notice, self._attachment(notice, contract, meeting))
 
-    def end_batch(self, c: Any) -> None:
-        """Nothing gathered over a batch."""
-
     def _attachment(
         self, notice: Notice, contract: Any, meeting: MeetingFacts | None
     ) -> File | None:
@@ -455,12 +452,9 @@ class NotificationStore:
                 for r in c.fetchall()
             ]
 
-    # implemented per database
-    def read(self) -> Any:
-        raise NotImplementedError
-
-    def write(self) -> Any:
-        raise NotImplementedError
+    # per database: `read` comes from shared/views.py, `write` from the subclasses below
+    read: Any
+    write: Any
 
 
 class SQLiteNotificationStore(NotificationStore, SQLiteView):
