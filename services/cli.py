@@ -464,6 +464,10 @@ def parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=120.0, help="最长等待秒数 / give up after (120 s)"
     )
     setup.set_defaults(run=nats_setup)
+
+    from services.notifications.cli import add_commands as notification_commands
+
+    notification_commands(commands)
     return root
 
 
