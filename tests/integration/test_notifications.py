@@ -32,6 +32,8 @@ from nats.js import JetStreamContext
 from services.notifications.application import Sender
 from services.notifications.channels import Channels
 from services.notifications.consumers import UPSTREAMS
+from services.notifications.domain import CHINA
+from services.notifications.scheduler import ReminderScheduler
 from services.notifications.settings import NotificationsSettings
 from services.notifications.store import NotificationStore, open_store
 from shared.consumer import StreamConsumer
@@ -46,7 +48,9 @@ from shared.contracts import (
     MeetingPostponedV1,
 )
 from shared.embedded import free_port
+from shared.lease import Lease
 from shared.messaging import ensure_stream
+from shared.nats_access import NOTIFICATIONS_LEASE
 from shared.settings import Settings
 from tests.integration.support import publish_as_relay, wait_until
 
@@ -150,7 +154,7 @@ async def publish(js: JetStreamContext, contract: Contract, office: str, event_i
     return event_id
 
 
-def letter(case_id: uuid.UUID, sequence: int) -> LetterIssuedV1:
+def letter(case_id: uuid.UUID, sequence: int, deadline: date = date(2020, 6, 30)) -> LetterIssuedV1:
     return LetterIssuedV1(
         case_id=case_id,
         office="yanji",
@@ -158,7 +162,7 @@ def letter(case_id: uuid.UUID, sequence: int) -> LetterIssuedV1:
         number=f"延吉政协督〔2020〕{sequence}号",
         year=2020,
         sequence=sequence,
-        deadline=date(2020, 6, 30),
+        deadline=deadline,
         requirements="整治老旧小区排水管网",
         issued_at=NOW,
     )
@@ -367,3 +371,80 @@ async def test_a_delivery_failing_every_attempt_is_a_dead_letter_until_resent(
         assert await Sender(store, Channels(working, http), working).send_due() == 1
     assert [m["To"] for m in inbox.messages] == ["zjj@yanji.example"]
     assert store.deliveries("dead", 50, 0) == []
+
+
+async def test_reminders_survive_a_restart_and_of_two_replicas_one_sends_each_once(
+    streams: JetStreamContext, smtp: Any, tmp_path: Path
+) -> None:
+    inbox, port, _ = smtp
+    settings = NotificationsSettings(
+        smtp_port=port, poll_seconds=0.05, quiet_hours="22:00-07:00", digest_hour=8
+    )
+    case_id = uuid.uuid4()
+    await publish(
+        streams,
+        CaseOpenedV1(
+            case_id=case_id, office="yanji", origin="referral", issue_ids=[],
+            department=DEPARTMENT, deadline=date(2020, 7, 10), requirements="整治",
+            opened_at=NOW,
+        ),
+        "yanji",
+    )  # fmt: skip
+    await publish(streams, letter(case_id, 3, date(2020, 7, 10)), "yanji")
+    clock = [datetime(2020, 7, 6, 6, 0, tzinfo=CHINA)]  # 4 working days before: not yet
+    first = open_store(Settings(data_dir=tmp_path))
+    first.put_recipient(f"department:yanji:{DEPARTMENT}", DEPARTMENT, ["zjj@yanji.example"], [], [])
+    first.put_recipient("leaders:yanji", "延吉市政协领导", ["leader@yanji.example"], [], [])
+    await StreamConsumer(streams, UPSTREAMS[0], first).catch_up()
+    scheduler = ReminderScheduler(first, settings, ["yanji"], "yanbian", lambda: clock[0])
+    scheduler.scan_once()
+    clock[0] = datetime(2020, 7, 7, 6, 0, tzinfo=CHINA)  # 3 working days before
+    scheduler.scan_once()
+    first.datastore.close()
+
+    # Restarted: the same day's scan makes nothing new; the next morning's adds the digest.
+    second = open_store(Settings(data_dir=tmp_path))
+    again = ReminderScheduler(second, settings, ["yanji"], "yanbian", lambda: clock[0])
+    again.scan_once()
+    kinds = sorted(n["kind"] for n in second.notices(None, 50, 0))
+    assert kinds == ["deadline_reminder", "letter_issued"]
+    clock[0] = datetime(2020, 7, 7, 8, 30, tzinfo=CHINA)  # the digest's hour
+    again.scan_once()
+    kinds = sorted(n["kind"] for n in second.notices(None, 50, 0))
+    assert kinds == ["daily_digest", "deadline_reminder", "letter_issued"]
+
+    # Two replicas, each with its own store connection, its sender under the one lease.
+    third = open_store(Settings(data_dir=tmp_path))
+    night_clock = [datetime(2020, 7, 7, 23, 30, tzinfo=CHINA)]
+    async with httpx.AsyncClient() as http:
+        senders = [
+            Sender(store, Channels(settings, http), settings, lambda: night_clock[0])
+            for store in (second, third)
+        ]
+        assert await senders[0].send_due() == 0  # quiet hours: nothing leaves
+        assert inbox.messages == []
+        night_clock[0] = datetime(2020, 7, 8, 7, 0, tzinfo=CHINA)
+        leases = [Lease(streams, NOTIFICATIONS_LEASE, ttl_seconds=2) for _ in senders]
+        tasks = [
+            asyncio.create_task(lease.run(sender.run))
+            for lease, sender in zip(leases, senders, strict=True)
+        ]
+        try:
+            await wait_until(lambda: len(inbox.messages) == 3, timeout=20, what="three emails")
+            await asyncio.sleep(0.3)
+            assert sum(lease.held for lease in leases) == 1
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            second.datastore.close()
+            third.datastore.close()
+    assert len(inbox.messages) == 3 and len(set(inbox.ids())) == 3
+    subjects = {
+        str(m["To"]): str(m["Subject"]) for m in inbox.messages if "督办函" not in m["Subject"]
+    }
+    assert subjects == {
+        "zjj@yanji.example": "督办件 延吉政协督〔2020〕3号 将于 2020-07-10 到期 / "
+        "Case 延吉政协督〔2020〕3号 is due 2020-07-10",
+        "leader@yanji.example": "每日摘要 / Daily digest 2020-07-07",
+    }
