@@ -93,23 +93,44 @@ class Sender:
         self.sent = 0
 
     async def run(self) -> None:
+        """Keep up to `send_concurrency` deliveries going, each taken when a slot frees: a
+        slow or failing channel holds its own slot only, and what is `sending` at a crash is
+        only what was really in flight."""
         interrupted = await asyncio.to_thread(self._store.requeue_interrupted)
         if interrupted:
-            log.warning(
-                "notifications: %d deliveries were interrupted; sending them again", interrupted
-            )
-        while True:
-            try:
-                if await self.send_due() == 0:
+            log.warning("notifications: %d deliveries were interrupted; sending again", interrupted)
+        going: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                taken = 0
+                free = self._settings.send_concurrency - len(going)
+                try:
+                    if free > 0 and not self._quiet.contains(self._clock()):
+                        due = await asyncio.to_thread(self._store.claim_due, self._clock(), free)
+                        going |= {
+                            asyncio.create_task(self._deliver(self._outgoing(r))) for r in due
+                        }
+                        taken = len(due)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:
+                    log.warning("notifications: cannot read the deliveries due: %r", error)
+                if going and (taken == 0 or len(going) >= self._settings.send_concurrency):
+                    done, going = await asyncio.wait(
+                        going, timeout=self._settings.poll_seconds, return_when="FIRST_COMPLETED"
+                    )
+                    for task in done:
+                        if not task.cancelled() and task.exception() is not None:
+                            log.warning("notifications: a delivery failed: %r", task.exception())
+                elif taken == 0:
                     await asyncio.sleep(self._settings.poll_seconds)
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                log.warning("notifications: sending failed: %r", error)
-                await asyncio.sleep(self._settings.poll_seconds)
+        finally:
+            for task in going:
+                task.cancel()
+            await asyncio.gather(*going, return_exceptions=True)
 
     async def send_due(self, limit: int = 500) -> int:
-        """Send one batch of what is due now; how many were taken."""
+        """Send one batch of what is due now, all of it; how many were taken."""
         now = self._clock()
         if self._quiet.contains(now):
             return 0
@@ -140,7 +161,7 @@ class Sender:
             log.info("delivery %s failed (%s), retrying", outgoing.delivery_id, error)
             self._store.record_failure(outgoing.delivery_id, str(error), dead=False)
 
-        async with self._slots:
+        async with self._slots:  # send_due's batches, run() keeps its own count
             try:
                 async for attempt in AsyncRetrying(
                     stop=stop_after_attempt(s.attempts),

@@ -138,7 +138,7 @@ class Channels:
                 email_message(outgoing, s.mail_from),
                 hostname=s.smtp_host,
                 port=s.smtp_port,
-                username=s.smtp_user,
+                username=s.smtp_user or None,
                 password=s.smtp_password.get_secret_value() if s.smtp_password else None,
                 use_tls=s.smtp_tls == "tls",
                 start_tls=s.smtp_tls == "starttls",
