@@ -27,7 +27,7 @@ from tests.conftest import fresh_postgres_schema, postgres_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 SHANGLIANG = Path(sys.executable).parent / "shangliang"
-START_TIMEOUT = 30.0
+START_TIMEOUT = 60.0  # five services starting at once on a loaded 2-core machine
 STOP_TIMEOUT = 15.0
 
 
@@ -184,7 +184,7 @@ def launch_stack(folder: Path, settings: dict[str, str]) -> RunningStack:
     output = folder / "launcher.out"
     with output.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "up"],
+            [sys.executable, "-m", "services.cli", "up", "--mail-sink"],
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
