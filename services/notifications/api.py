@@ -44,6 +44,12 @@ def _key(principal: Principal, key: str) -> str:
     return key
 
 
+def _offices(principal: Principal) -> list[str] | None:
+    """A county office's admin sees and re-sends its own office's deliveries only."""
+    offices = offices_to_read(principal, None)
+    return None if offices is None else sorted(offices)
+
+
 Key = Annotated[str, Path(max_length=300)]
 
 
@@ -132,7 +138,9 @@ async def deliveries(
 ) -> list[DeliveryView]:
     """Deliveries by email and robot with their state (送达记录)."""
     require_role(principal, "admin")
-    rows = await asyncio.to_thread(_app(request).deliveries, status_, size, (page - 1) * size)
+    rows = await asyncio.to_thread(
+        _app(request).deliveries, status_, _offices(principal), size, (page - 1) * size
+    )
     return [DeliveryView.model_validate(r) for r in rows]
 
 
@@ -142,7 +150,9 @@ async def dead_letters(
 ) -> list[DeliveryView]:
     """Deliveries that failed every attempt (死信), to be sent again by `resend`."""
     require_role(principal, "admin")
-    rows = await asyncio.to_thread(_app(request).deliveries, "dead", size, (page - 1) * size)
+    rows = await asyncio.to_thread(
+        _app(request).deliveries, "dead", _offices(principal), size, (page - 1) * size
+    )
     return [DeliveryView.model_validate(r) for r in rows]
 
 
@@ -155,5 +165,7 @@ async def resend(request: Request, principal: CurrentPrincipal, body: ResendBody
             status.HTTP_422_UNPROCESSABLE_ENTITY,
             "ids: 请给出要重发的送达记录，或 all: true / name the deliveries, or all: true",
         )
-    count = await asyncio.to_thread(_app(request).resend, None if body.all else body.ids)
+    count = await asyncio.to_thread(
+        _app(request).resend, None if body.all else body.ids, _offices(principal)
+    )
     return Resent(resent=count)

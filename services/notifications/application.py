@@ -64,12 +64,14 @@ class NotificationsApplication:
     ) -> list[dict[str, Any]]:
         return self.store.notices(offices, limit, offset)
 
-    def deliveries(self, status: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
-        return self.store.deliveries(status, limit, offset)
+    def deliveries(
+        self, status: str | None, offices: Sequence[str] | None, limit: int, offset: int
+    ) -> list[dict[str, Any]]:
+        return self.store.deliveries(status, limit, offset, offices)
 
-    def resend(self, deliveries: Sequence[str] | None) -> int:
-        """Dead letters due again: those named, or all of them (`None`)."""
-        return self.store.resend(deliveries, self._clock())
+    def resend(self, deliveries: Sequence[str] | None, offices: Sequence[str] | None) -> int:
+        """Dead letters due again: those named, or all of them (`None`), of `offices`."""
+        return self.store.resend(deliveries, offices, self._clock())
 
 
 class Sender:

@@ -100,6 +100,7 @@ class DeliveryView(BaseModel):
     kind: str
     subject: str
     recipient: str
+    office: str
     created_at: str
 
 

@@ -350,17 +350,18 @@ class NotificationStore:
                 (error[:1000], "dead" if dead else "sending", delivery),
             )
 
-    def resend(self, deliveries: Sequence[str] | None, now: datetime) -> int:
-        """Dead letters (all, or those named) due again, with a fresh count of attempts."""
+    def resend(
+        self, deliveries: Sequence[str] | None, offices: Sequence[str] | None, now: datetime
+    ) -> int:
+        """Dead letters (all, or those named; of `offices`, or of every office) due again,
+        with a fresh count of attempts."""
+        where, params = _dead_of(deliveries, offices)
         with self.write() as c:
-            if deliveries is None:
-                c.execute("SELECT id FROM notifications_deliveries WHERE status = 'dead'")
-            else:
-                c.execute(
-                    "SELECT id FROM notifications_deliveries WHERE status = 'dead'"
-                    " AND id IN (SELECT value FROM json_each(?))",
-                    (json.dumps(list(deliveries)),),
-                )
+            c.execute(
+                "SELECT d.id FROM notifications_deliveries d"
+                f" JOIN notifications_notices n ON n.id = d.notice_id WHERE {where}",
+                params,
+            )
             ids = [(stamp(now), row["id"]) for row in c.fetchall()]
             c.executemany(
                 "UPDATE notifications_deliveries SET status = 'pending', attempts = 0,"
@@ -371,17 +372,29 @@ class NotificationStore:
 
     # --- what the API shows ------------------------------------------------------------------
 
-    def deliveries(self, status: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
-        which = "" if status is None else " AND d.status = ?"
+    def deliveries(
+        self,
+        status: str | None,
+        limit: int,
+        offset: int,
+        offices: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        where, params = ["d.channel != 'inbox'"], []
+        if status is not None:
+            where.append("d.status = ?")
+            params.append(status)
+        if offices is not None:
+            where.append("n.office IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(list(offices)))
         with self.read() as c:
             c.execute(
                 "SELECT d.id, d.notice_id, d.channel, d.address, d.status, d.attempts,"
-                " d.last_error, d.sent_at, n.kind, n.subject, n.recipient, n.created_at"
-                " FROM notifications_deliveries d"
+                " d.last_error, d.sent_at, n.kind, n.subject, n.recipient, n.office,"
+                " n.created_at FROM notifications_deliveries d"
                 " JOIN notifications_notices n ON n.id = d.notice_id"
-                f" WHERE d.channel != 'inbox'{which}"
+                f" WHERE {' AND '.join(where)}"
                 " ORDER BY n.created_at, d.id LIMIT ? OFFSET ?",
-                (*([] if status is None else [status]), limit, offset),
+                (*params, limit, offset),
             )
             return [dict(row) for row in c.fetchall()]
 
@@ -456,6 +469,19 @@ class NotificationStore:
     # per database: `read` comes from shared/views.py, `write` from the subclasses below
     read: Any
     write: Any
+
+
+def _dead_of(
+    deliveries: Sequence[str] | None, offices: Sequence[str] | None
+) -> tuple[str, list[str]]:
+    where, params = ["d.status = 'dead'"], []
+    if deliveries is not None:
+        where.append("d.id IN (SELECT value FROM json_each(?))")
+        params.append(json.dumps(list(deliveries)))
+    if offices is not None:
+        where.append("n.office IN (SELECT value FROM json_each(?))")
+        params.append(json.dumps(list(offices)))
+    return " AND ".join(where), params
 
 
 class SQLiteNotificationStore(NotificationStore, SQLiteView):

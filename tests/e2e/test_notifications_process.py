@@ -149,6 +149,11 @@ async def test_a_killed_service_sends_every_notice_after_its_restart(
         dead = await client.get(f"{notifications.url}/dead-letters")
         sent = await client.get(f"{notifications.url}/deliveries", params={"status": "sent"})
         refused = await client.get(f"{notifications.url}/deliveries", params={"status": "lost"})
+        county = Authenticator(Settings()).mint("tumen", ["admin"], subject="e2e-tumen")
+        others = await client.get(
+            f"{notifications.url}/deliveries", headers={"Authorization": f"Bearer {county}"}
+        )
     assert dead.status_code == 200 and dead.json() == []
     assert len(sent.json()) == LETTERS
     assert refused.status_code == 422
+    assert others.status_code == 200 and others.json() == []  # another county's: not shown

@@ -366,7 +366,7 @@ async def test_a_delivery_failing_every_attempt_is_a_dead_letter_until_resent(
         assert await Sender(store, Channels(settings, http), settings).send_due() == 1
         (dead,) = store.deliveries("dead", 50, 0)
         assert dead["attempts"] == 2 and "SMTP" in dead["last_error"]
-        assert store.resend([dead["id"]], datetime.now(UTC)) == 1
+        assert store.resend([dead["id"]], ["yanji"], datetime.now(UTC)) == 1
         working = settings.model_copy(update={"smtp_port": port})
         assert await Sender(store, Channels(working, http), working).send_due() == 1
     assert [m["To"] for m in inbox.messages] == ["zjj@yanji.example"]
