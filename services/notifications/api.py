@@ -4,13 +4,15 @@ their dead letters. Thin: parse, call the application, map errors."""
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
+from pydantic import BaseModel
 
 from services.notifications.application import NotificationsApplication, UnknownRecipient
 from services.notifications.schemas import (
     DeliveryView,
+    Listed,
     Notification,
     Recipient,
     RecipientBody,
@@ -103,57 +105,70 @@ async def list_recipients(request: Request, principal: CurrentPrincipal) -> list
     ]
 
 
-@router.get("/inbox", response_model=list[Notification], tags=["inbox"])
+def _listed(
+    found: tuple[list[dict[str, Any]], int], model: type[BaseModel], page: int, page_size: int
+) -> dict[str, Any]:
+    rows, total = found
+    items = [model.model_validate(r) for r in rows]
+    return {"items": items, "total": total, "page": page, "page_size": page_size}
+
+
+@router.get("/inbox", response_model=Listed[Notification], tags=["inbox"])
 async def inbox(
-    request: Request, principal: CurrentPrincipal, page: PageNumber = 1, size: PageSize = 50
-) -> list[Notification]:
+    request: Request, principal: CurrentPrincipal, page: PageNumber = 1, page_size: PageSize = 50
+) -> dict[str, Any]:
     """The caller's own in-app inbox (站内通知), newest first."""
-    rows = await asyncio.to_thread(_app(request).inbox, principal.subject, size, (page - 1) * size)
-    return [Notification.model_validate(r) for r in rows]
+    found = await asyncio.to_thread(
+        _app(request).inbox, principal.subject, page_size, (page - 1) * page_size
+    )
+    return _listed(found, Notification, page, page_size)
 
 
-@router.get("/notifications", response_model=list[Notification], tags=["notifications"])
+@router.get("/notifications", response_model=Listed[Notification], tags=["notifications"])
 async def notifications(
     request: Request,
     reader: Reader,
     office: str | None = None,
     page: PageNumber = 1,
-    size: PageSize = 50,
-) -> list[Notification]:
+    page_size: PageSize = 50,
+) -> dict[str, Any]:
     """Every notice made, oldest first (通知记录)."""
     offices = offices_to_read(reader, office)
-    rows = await asyncio.to_thread(
-        _app(request).notices, None if offices is None else sorted(offices), size, (page - 1) * size
+    found = await asyncio.to_thread(
+        _app(request).notices,
+        None if offices is None else sorted(offices),
+        page_size,
+        (page - 1) * page_size,
     )
-    return [Notification.model_validate(r) for r in rows]
+    return _listed(found, Notification, page, page_size)
 
 
-@router.get("/deliveries", response_model=list[DeliveryView], tags=["deliveries"])
+@router.get("/deliveries", response_model=Listed[DeliveryView], tags=["deliveries"])
 async def deliveries(
     request: Request,
     principal: CurrentPrincipal,
     status_: Annotated[Status | None, Query(alias="status")] = None,
     page: PageNumber = 1,
-    size: PageSize = 200,
-) -> list[DeliveryView]:
+    page_size: PageSize = 50,
+) -> dict[str, Any]:
     """Deliveries by email and robot with their state (送达记录)."""
     require_role(principal, "admin")
-    rows = await asyncio.to_thread(
-        _app(request).deliveries, status_, _offices(principal), size, (page - 1) * size
+    found = await asyncio.to_thread(
+        _app(request).deliveries, status_, _offices(principal), page_size, (page - 1) * page_size
     )
-    return [DeliveryView.model_validate(r) for r in rows]
+    return _listed(found, DeliveryView, page, page_size)
 
 
-@router.get("/dead-letters", response_model=list[DeliveryView], tags=["deliveries"])
+@router.get("/dead-letters", response_model=Listed[DeliveryView], tags=["deliveries"])
 async def dead_letters(
-    request: Request, principal: CurrentPrincipal, page: PageNumber = 1, size: PageSize = 200
-) -> list[DeliveryView]:
+    request: Request, principal: CurrentPrincipal, page: PageNumber = 1, page_size: PageSize = 50
+) -> dict[str, Any]:
     """Deliveries that failed every attempt (死信), to be sent again by `resend`."""
     require_role(principal, "admin")
-    rows = await asyncio.to_thread(
-        _app(request).deliveries, "dead", _offices(principal), size, (page - 1) * size
+    found = await asyncio.to_thread(
+        _app(request).deliveries, "dead", _offices(principal), page_size, (page - 1) * page_size
     )
-    return [DeliveryView.model_validate(r) for r in rows]
+    return _listed(found, DeliveryView, page, page_size)
 
 
 @router.post("/dead-letters/resend", response_model=Resent, tags=["deliveries"])

@@ -15,7 +15,7 @@ from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt, wait_exp
 from services.notifications.channels import Channels, DeliveryFailed, Outgoing
 from services.notifications.domain import QuietHours
 from services.notifications.settings import NotificationsSettings
-from services.notifications.store import NotificationStore, unstamp
+from services.notifications.store import NotificationStore, Page, unstamp
 
 log = logging.getLogger(__name__)
 
@@ -56,18 +56,16 @@ class NotificationsApplication:
     def recipients(self, prefix: str | None) -> list[dict[str, Any]]:
         return self.store.recipients(prefix)
 
-    def inbox(self, user: str, limit: int, offset: int) -> list[dict[str, Any]]:
+    def inbox(self, user: str, limit: int, offset: int) -> Page:
         return self.store.inbox(user, limit, offset)
 
-    def notices(
-        self, offices: Sequence[str] | None, limit: int, offset: int
-    ) -> list[dict[str, Any]]:
+    def notices(self, offices: Sequence[str] | None, limit: int, offset: int) -> Page:
         return self.store.notices(offices, limit, offset)
 
     def deliveries(
         self, status: str | None, offices: Sequence[str] | None, limit: int, offset: int
-    ) -> list[dict[str, Any]]:
-        return self.store.deliveries(status, limit, offset, offices)
+    ) -> Page:
+        return self.store.deliveries_page(status, limit, offset, offices)
 
     def resend(self, deliveries: Sequence[str] | None, offices: Sequence[str] | None) -> int:
         """Dead letters due again: those named, or all of them (`None`), of `offices`."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -105,3 +105,15 @@ class DeliveryView(BaseModel):
 
 
 Status = Literal["pending", "sending", "sent", "dead"]
+
+
+Item = TypeVar("Item")
+
+
+class Listed(BaseModel, Generic[Item]):
+    """A page of a list, as every list of the project answers (docs/API.md)."""
+
+    items: list[Item]
+    total: int
+    page: int
+    page_size: int

@@ -78,6 +78,8 @@ TABLES = [
 ]
 
 CHANNELS = ("email", "wecom", "dingtalk", "feishu", "inbox")
+Page = tuple[list[dict[str, Any]], int]
+"""A page of rows and the count of all of them."""
 
 
 def stamp(moment: datetime) -> str:
@@ -379,6 +381,15 @@ class NotificationStore:
         offset: int,
         offices: Sequence[str] | None = None,
     ) -> list[dict[str, Any]]:
+        return self.deliveries_page(status, limit, offset, offices)[0]
+
+    def deliveries_page(
+        self,
+        status: str | None,
+        limit: int,
+        offset: int,
+        offices: Sequence[str] | None = None,
+    ) -> Page:
         where, params = ["d.channel != 'inbox'"], []
         if status is not None:
             where.append("d.status = ?")
@@ -386,48 +397,51 @@ class NotificationStore:
         if offices is not None:
             where.append("n.office IN (SELECT value FROM json_each(?))")
             params.append(json.dumps(list(offices)))
+        return self._page(
+            "SELECT d.id, d.notice_id, d.channel, d.address, d.status, d.attempts,"
+            " d.last_error, d.sent_at, n.kind, n.subject, n.recipient, n.office,"
+            " n.created_at FROM notifications_deliveries d"
+            " JOIN notifications_notices n ON n.id = d.notice_id"
+            f" WHERE {' AND '.join(where)}",
+            params,
+            "created_at, id",
+            limit,
+            offset,
+        )
+
+    def notices(self, offices: Sequence[str] | None, limit: int, offset: int) -> Page:
+        which = "" if offices is None else " WHERE office IN (SELECT value FROM json_each(?))"
+        return self._page(
+            "SELECT id, cause, kind, office, recipient, subject, body, created_at,"
+            f" subject_id, attachment_name FROM notifications_notices{which}",
+            [] if offices is None else [json.dumps(list(offices))],
+            "created_at, id",
+            limit,
+            offset,
+        )
+
+    def inbox(self, user: str, limit: int, offset: int) -> Page:
+        return self._page(
+            "SELECT n.id, n.kind, n.office, n.subject, n.body, n.created_at,"
+            " n.subject_id, n.attachment_name FROM notifications_deliveries d"
+            " JOIN notifications_notices n ON n.id = d.notice_id"
+            " WHERE d.channel = 'inbox' AND d.address = ?",
+            [user],
+            "created_at DESC, id",
+            limit,
+            offset,
+        )
+
+    def _page(self, sql: str, params: list[Any], order: str, limit: int, offset: int) -> Page:
+        """One page of a query's rows (in `order`, of its columns) and how many there are."""
         with self.read() as c:
+            c.execute(f"SELECT COUNT(*) FROM ({sql}) AS q", params)
+            total = int(c.fetchone()[0])
             c.execute(
-                "SELECT d.id, d.notice_id, d.channel, d.address, d.status, d.attempts,"
-                " d.last_error, d.sent_at, n.kind, n.subject, n.recipient, n.office,"
-                " n.created_at FROM notifications_deliveries d"
-                " JOIN notifications_notices n ON n.id = d.notice_id"
-                f" WHERE {' AND '.join(where)}"
-                " ORDER BY n.created_at, d.id LIMIT ? OFFSET ?",
+                f"SELECT * FROM ({sql}) AS q ORDER BY {order} LIMIT ? OFFSET ?",
                 (*params, limit, offset),
             )
-            return [dict(row) for row in c.fetchall()]
-
-    def notice(self, notice: str) -> dict[str, Any] | None:
-        with self.read() as c:
-            c.execute("SELECT * FROM notifications_notices WHERE id = ?", (notice,))
-            row = c.fetchone()
-            return None if row is None else dict(row)
-
-    def notices(
-        self, offices: Sequence[str] | None, limit: int, offset: int
-    ) -> list[dict[str, Any]]:
-        with self.read() as c:
-            which = "" if offices is None else " WHERE office IN (SELECT value FROM json_each(?))"
-            c.execute(
-                "SELECT id, cause, kind, office, recipient, subject, body, created_at,"
-                f" subject_id, attachment_name FROM notifications_notices{which}"
-                " ORDER BY created_at, id LIMIT ? OFFSET ?",
-                (*([] if offices is None else [json.dumps(list(offices))]), limit, offset),
-            )
-            return [dict(row) for row in c.fetchall()]
-
-    def inbox(self, user: str, limit: int, offset: int) -> list[dict[str, Any]]:
-        with self.read() as c:
-            c.execute(
-                "SELECT n.id, n.kind, n.office, n.subject, n.body, n.created_at,"
-                " n.subject_id, n.attachment_name FROM notifications_deliveries d"
-                " JOIN notifications_notices n ON n.id = d.notice_id"
-                " WHERE d.channel = 'inbox' AND d.address = ?"
-                " ORDER BY n.created_at DESC, n.id LIMIT ? OFFSET ?",
-                (user, limit, offset),
-            )
-            return [dict(row) for row in c.fetchall()]
+            return [dict(row) for row in c.fetchall()], total
 
     # --- the directory -----------------------------------------------------------------------
 

@@ -121,4 +121,4 @@ async def test_an_issued_letter_reaches_the_department_by_email_and_inbox(
 
     async with httpx.AsyncClient(base_url=stack.notifications, timeout=10) as http:
         inbox = await http.get("/inbox", headers=bearer(mint("yanji", "viewer")))
-    assert [n["kind"] for n in inbox.json()] == ["letter_issued"]
+    assert [n["kind"] for n in inbox.json()["items"]] == ["letter_issued"]

@@ -320,7 +320,7 @@ async def test_a_letter_and_a_meeting_reach_email_robots_and_inbox_once(
                 b["content"]["text"] for p, b in posts.received if p.startswith("/feishu")
             )
 
-    kinds = [n["kind"] for n in store.inbox("clerk-1", 50, 0)]
+    kinds = [n["kind"] for n in store.inbox("clerk-1", 50, 0)[0]]
     assert sorted(kinds) == [
         "case_overdue", "meeting_cancelled", "meeting_invitation", "meeting_postponed",
     ]  # fmt: skip
@@ -406,11 +406,11 @@ async def test_reminders_survive_a_restart_and_of_two_replicas_one_sends_each_on
     second = open_store(Settings(data_dir=tmp_path))
     again = ReminderScheduler(second, settings, ["yanji"], "yanbian", lambda: clock[0])
     again.scan_once()
-    kinds = sorted(n["kind"] for n in second.notices(None, 50, 0))
+    kinds = sorted(n["kind"] for n in second.notices(None, 50, 0)[0])
     assert kinds == ["deadline_reminder", "letter_issued"]
     clock[0] = datetime(2020, 7, 7, 8, 30, tzinfo=CHINA)  # the digest's hour
     again.scan_once()
-    kinds = sorted(n["kind"] for n in second.notices(None, 50, 0))
+    kinds = sorted(n["kind"] for n in second.notices(None, 50, 0)[0])
     assert kinds == ["daily_digest", "deadline_reminder", "letter_issued"]
 
     # Two replicas, each with its own store connection, its sender under the one lease.
