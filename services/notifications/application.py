@@ -10,7 +10,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt, wait_exponential
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from services.notifications.channels import Channels, DeliveryFailed, Outgoing
 from services.notifications.domain import QuietHours
@@ -179,5 +185,14 @@ class Sender:
                     self._store.record_failure, outgoing.delivery_id, str(error), True
                 )
                 return
-        await asyncio.to_thread(self._store.mark_sent, outgoing.delivery_id, self._clock())
+        await self._record_sent(outgoing.delivery_id)
         self.sent += 1
+
+    async def _record_sent(self, delivery: str) -> None:
+        """It went out: recorded however long the store is busy, or it would be sent again
+        (under the same Message-ID) by the next sender."""
+        async for attempt in AsyncRetrying(
+            wait=wait_exponential(multiplier=0.1, max=2.0), stop=stop_after_delay(300), reraise=True
+        ):
+            with attempt:
+                await asyncio.to_thread(self._store.mark_sent, delivery, self._clock())

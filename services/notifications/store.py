@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import psycopg
-from eventsourcing.persistence import InfrastructureFactory
+from eventsourcing.persistence import InfrastructureFactory, Tracking
 from eventsourcing.utils import Environment
 from psycopg.sql import SQL, Identifier
 
@@ -100,19 +100,30 @@ class NotificationStore:
 
     # --- the consumer's side ----------------------------------------------------------------
 
+    _letters: dict[str, File]
+
+    def apply(self, messages: Sequence[Delivered], tracking: Tracking) -> None:
+        # The letters (DOCX, tens of milliseconds each) are made before the transaction: a
+        # batch holding the one SQLite writer that long kept the sender from recording
+        # what it had sent.
+        self._letters = {
+            m.envelope.id: letter_file(m.contract)
+            for m in messages
+            if isinstance(m.contract, LetterIssuedV1)
+        }
+        super().apply(messages, tracking)  # type: ignore[misc]
+
     def apply_message(self, c: Any, stream: str, message: Delivered) -> None:
         contract = message.contract
         if contract is None:
             return
         meeting = self._record_facts(c, contract)
         for notice in notices_for(message.envelope.id, contract, meeting):
-            self.add_notice(c, notice, self._attachment(notice, contract, meeting))
+            self.add_notice(c, notice, self._attachment(notice, meeting))
 
-    def _attachment(
-        self, notice: Notice, contract: Any, meeting: MeetingFacts | None
-    ) -> File | None:
-        if notice.attachment == "letter" and isinstance(contract, LetterIssuedV1):
-            return letter_file(contract)
+    def _attachment(self, notice: Notice, meeting: MeetingFacts | None) -> File | None:
+        if notice.attachment == "letter":
+            return self._letters.get(notice.cause)
         if notice.attachment == "calendar" and meeting is not None:
             return calendar_file(meeting, notice.created_at)
         return None

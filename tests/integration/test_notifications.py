@@ -268,8 +268,8 @@ async def test_a_letter_and_a_meeting_reach_email_robots_and_inbox_once(
     await publish(streams, letter(case_id, 7), "yanji", event_id=letter_event)
 
     # letter: department; 3 meeting notices: office; overdue: department and office
-    await wait_until(lambda: len(inbox.messages) >= 6, timeout=20, what="six emails")
-    await wait_until(lambda: len(posts.received) >= 6, timeout=10, what="six robot posts")
+    await wait_until(lambda: len(inbox.messages) >= 6, timeout=60, what="six emails")
+    await wait_until(lambda: len(posts.received) >= 6, timeout=60, what="six robot posts")
     await asyncio.sleep(0.3)  # anything extra would have arrived by now
     assert len(inbox.messages) == 6 and len(set(inbox.ids())) == 6
     assert len(posts.received) == 6
