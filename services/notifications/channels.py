@@ -7,6 +7,7 @@ retries with backoff and finally keeps it as a dead letter.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import time
@@ -119,11 +120,13 @@ def robot_accepted(channel: str, answer: dict[str, Any]) -> bool:
 
 
 class Channels:
-    """Sends one delivery on its channel."""
+    """Sends one delivery on its channel. SMTP connections are kept open and reused (one
+    per delivery in flight at most): a connection per message cost more than the message."""
 
     def __init__(self, settings: NotificationsSettings, http: httpx.AsyncClient) -> None:
         self._settings = settings
         self._http = http
+        self._idle: list[aiosmtplib.SMTP] = []
 
     async def send(self, outgoing: Outgoing) -> None:
         if outgoing.channel == "email":
@@ -131,21 +134,46 @@ class Channels:
         else:
             await self._robot(outgoing)
 
-    async def _email(self, outgoing: Outgoing) -> None:
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for smtp in idle:
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
+                await smtp.quit()
+
+    def _connection(self) -> aiosmtplib.SMTP:
         s = self._settings
+        return aiosmtplib.SMTP(
+            hostname=s.smtp_host,
+            port=s.smtp_port,
+            username=s.smtp_user or None,
+            password=s.smtp_password.get_secret_value() if s.smtp_password else None,
+            use_tls=s.smtp_tls == "tls",
+            start_tls=s.smtp_tls == "starttls",
+            timeout=s.smtp_timeout_seconds,
+        )
+
+    async def _email(self, outgoing: Outgoing) -> None:
+        message = email_message(outgoing, self._settings.mail_from)
+        reused = self._idle.pop() if self._idle else None
+        if reused is not None:
+            try:
+                await reused.send_message(message)
+                self._idle.append(reused)
+                return
+            except aiosmtplib.SMTPServerDisconnected:
+                # An idle connection the server closed: nothing was sent; a new one below.
+                reused.close()
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+                reused.close()
+                raise DeliveryFailed(f"SMTP: {error!r}") from error
+        smtp = self._connection()
         try:
-            await aiosmtplib.send(
-                email_message(outgoing, s.mail_from),
-                hostname=s.smtp_host,
-                port=s.smtp_port,
-                username=s.smtp_user or None,
-                password=s.smtp_password.get_secret_value() if s.smtp_password else None,
-                use_tls=s.smtp_tls == "tls",
-                start_tls=s.smtp_tls == "starttls",
-                timeout=s.smtp_timeout_seconds,
-            )
+            await smtp.connect()
+            await smtp.send_message(message)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+            smtp.close()
             raise DeliveryFailed(f"SMTP: {error!r}") from error
+        self._idle.append(smtp)
 
     async def _robot(self, outgoing: Outgoing) -> None:
         url, body = robot_request(outgoing)

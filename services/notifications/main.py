@@ -43,7 +43,8 @@ def create_app(settings: Settings, config: NotificationsSettings) -> FastAPI:
         nc = await connect_as(settings, "notifications")
         js = nc.jetstream()
         http = httpx.AsyncClient()
-        sender = Sender(store, Channels(config, http), config)
+        channels = Channels(config, http)
+        sender = Sender(store, channels, config)
         scheduler = ReminderScheduler(store, config, settings.offices, settings.prefecture_office)
 
         async def send_and_schedule() -> None:
@@ -60,6 +61,7 @@ def create_app(settings: Settings, config: NotificationsSettings) -> FastAPI:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await channels.close()
             await http.aclose()
             await nc.close()
             store.datastore.close()
