@@ -42,7 +42,6 @@ class ReminderScheduler:
         self._offices = list(offices)
         self._prefecture = prefecture
         self._clock = clock
-        self.scans = 0
 
     def scan_once(self) -> int:
         """Make what is due now; how many notices (new or already made) it found."""
@@ -57,7 +56,6 @@ class ReminderScheduler:
                 self._offices, self._prefecture, cases, self._store.issues(), today
             )
         self._store.add_notices(notices)
-        self.scans += 1
         return len(notices)
 
     async def run(self) -> None:

@@ -77,7 +77,6 @@ TABLES = [
         venue TEXT, sequence INTEGER NOT NULL, cancelled INTEGER NOT NULL)""",
 ]
 
-CHANNELS = ("email", "wecom", "dingtalk", "feishu", "inbox")
 Page = tuple[list[dict[str, Any]], int]
 """A page of rows and the count of all of them."""
 
