@@ -78,7 +78,8 @@ def up(args: argparse.Namespace) -> int:
         os.environ.setdefault(DEMO_SCAN_VARIABLE, "600")
     try:
         settings = Settings()
-        stack = Stack(settings, SERVICES)
+        # The demo's notices go to a local mail sink: it must never email anyone.
+        stack = Stack(settings, SERVICES, mail_sink=demo or args.mail_sink)
     except ValidationError as error:
         _error(_settings_problem(error))
         return BAD_INPUT
@@ -127,9 +128,11 @@ def _print_addresses(stack: Stack) -> None:
 def _run_demo(stack: Stack, settings: Settings) -> None:
     from services.demo import DemoError, load_scenario
     from services.demo_table import format_table
+    from services.notifications.cli import fill_sample_directory
     from services.scenario_records import YEAR
     from shared.auth import Authenticator
 
+    fill_sample_directory(stack.service("notifications").url, Authenticator(settings))
     print(f"正在载入 {YEAR} 年试点情景 / loading the {YEAR} pilot scenario ...", flush=True)
     result = load_scenario(
         Authenticator(settings),
@@ -143,6 +146,12 @@ def _run_demo(stack: Stack, settings: Settings) -> None:
         flush=True,
     )
     print(format_table(result) + "\n", flush=True)
+    if stack.mail_sink is not None:
+        print(
+            f"通知邮件 / notices by email: {len(stack.mail_sink.messages())} "
+            f"(陆续送达 / still arriving) in {stack.mail_sink.folder}\n",
+            flush=True,
+        )
     if not result.ok:
         wrong = ", ".join(r.row.label for r in result.rows if not r.ok)
         raise DemoError(f"统计与情景不符 / the projections differ from the scenario: {wrong}")
@@ -404,6 +413,11 @@ def parser() -> argparse.ArgumentParser:
         help="启动全部服务 / start nats-server and all services",
         description="启动 nats-server 和各服务，Ctrl-C 停止 / start everything; Ctrl-C stops it",
     )
+    start.add_argument(
+        "--mail-sink",
+        action="store_true",
+        help="通知发往本地邮件收件箱 / send notices to a local SMTP sink (data/mail/*.eml)",
+    )
     start.set_defaults(run=up)
 
     demo = commands.add_parser(
@@ -464,6 +478,10 @@ def parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=120.0, help="最长等待秒数 / give up after (120 s)"
     )
     setup.set_defaults(run=nats_setup)
+
+    from services.notifications.cli import add_commands as notification_commands
+
+    notification_commands(commands)
     return root
 
 

@@ -19,6 +19,8 @@ from types import FrameType
 import httpx
 import nats.errors
 
+from services.notifications.settings import NotificationsSettings
+from services.notifications.sink import MailSink
 from shared.embedded import EmbeddedNats, die_with_parent, free_port, passwords_from_file
 from shared.settings import (
     IntakeSettings,
@@ -45,6 +47,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("meetings", "协商会议", "services.meetings.main", MeetingsSettings),
     ServiceSpec("supervision", "督办", "services.supervision.main", SupervisionSettings),
     ServiceSpec("projections", "查询统计", "services.projections.main", ProjectionsSettings),
+    ServiceSpec("notifications", "通知", "services.notifications.main", NotificationsSettings),
 )
 """Started in this order, stopped in the reverse order."""
 
@@ -162,6 +165,7 @@ class Stack:
         ready_timeout: float = 30.0,
         stop_timeout: float = 10.0,
         say: Callable[[str], None] = print_flushed,
+        mail_sink: bool = False,
     ) -> None:
         self.settings = settings
         self.data_dir = settings.data_dir.resolve()
@@ -170,6 +174,8 @@ class Stack:
         self.say = say
         self.stopping = threading.Event()
         self.nats = EmbeddedNats(self.data_dir / "nats", port=settings.embedded_nats_port)
+        self.mail_sink = MailSink(self.data_dir / "mail") if mail_sink else None
+        """`--mail-sink`: a local SMTP server the notifications go to (data/mail/*.eml)."""
         self.services = [
             self._process_for(spec, spec.settings(), self.data_dir / "logs") for spec in services
         ]
@@ -212,6 +218,9 @@ class Stack:
             ) from error
         self.say(f"nats-server 已启动 / started: {self.nats.url}")
         self._check_interrupted()
+        if self.mail_sink is not None:
+            self.mail_sink.start()
+            self.say(f"邮件收件箱 / mail sink: smtp://127.0.0.1:{self.mail_sink.port}")
         for service in self.services:
             service.start(self._environment(service))
         self._wait_ready()
@@ -242,6 +251,7 @@ class Stack:
             f"{prefix}HOST": service.host,
             f"{prefix}PORT": str(service.port),
             "PYTHONUNBUFFERED": "1",
+            **(self.mail_sink.environment() if self.mail_sink is not None else {}),
         }
 
     def _wait_ready(self) -> None:
@@ -300,3 +310,5 @@ class Stack:
             service.wait_or_kill(deadline)
         with contextlib.suppress(OSError):
             self.nats.stop(self.stop_timeout)
+        if self.mail_sink is not None:
+            self.mail_sink.stop()

@@ -353,6 +353,8 @@ class CaseOpenedV1(_Supervision):
     deadline: date
     requirements: str
     opened_at: datetime
+    meeting_title: str | None = None
+    """The meeting an outcome's case came from, as its letters name it (added in v1: optional)."""
 
 
 class LetterIssuedV1(_Supervision):

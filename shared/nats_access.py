@@ -33,6 +33,8 @@ from shared.messaging import (
 ADMIN = "admin"
 API = "$JS.API"
 LEASE_STREAM = f"KV_{BUCKET}"
+NOTIFICATIONS_LEASE = "notifications-sender"
+"""Of several notifications replicas, the one holding it sends and schedules reminders."""
 
 
 @dataclass(frozen=True)
@@ -44,18 +46,23 @@ class ServiceAccess:
     consumes: tuple[StreamSpec, ...]
     pulls: bool = False
     """Whether it also reads its upstreams through pull consumers (the projections' rebuild)."""
+    leases: tuple[str, ...] = ()
+    """Leases it holds besides its relay's (the notifications' sender)."""
 
     def publish_allowed(self) -> list[str]:
         allowed: list[str] = []
         if (own := self.publishes) is not None:
-            lease_key = f"$KV.{BUCKET}.{relay_lease(self.user)}"
             allowed += [
                 *own.subjects,
                 f"{API}.STREAM.INFO.{own.name}",
                 f"{API}.STREAM.CREATE.{own.name}",
                 f"{API}.STREAM.MSG.GET.{own.name}",
+            ]
+        leases = ((relay_lease(self.user),) if own is not None else ()) + self.leases
+        if leases:
+            allowed += [
                 f"{API}.STREAM.INFO.{LEASE_STREAM}",
-                lease_key,
+                *(f"$KV.{BUCKET}.{lease}" for lease in leases),
                 f"{API}.STREAM.MSG.GET.{LEASE_STREAM}",
             ]
         for upstream in self.consumes:
@@ -83,6 +90,12 @@ SERVICES: tuple[ServiceAccess, ...] = (
     ServiceAccess("meetings", MEETINGS_STREAM, INTAKES),
     ServiceAccess("supervision", SUPERVISION_STREAM, (MEETINGS_STREAM, *INTAKES)),
     ServiceAccess("projections", None, (*INTAKES, MEETINGS_STREAM, SUPERVISION_STREAM), pulls=True),
+    ServiceAccess(
+        "notifications",
+        None,
+        (SUPERVISION_STREAM, MEETINGS_STREAM, *INTAKES),
+        leases=(NOTIFICATIONS_LEASE,),
+    ),
 )
 COUNTY = "county"
 """The user of the county offices' leaf nodes (deploy/nats/leaf/county.conf), as the hub sees

@@ -329,6 +329,8 @@ def to_contract(domain_event: Any) -> tuple[str, Contract] | None:
             deadline=e.deadline,
             requirements=e.requirements,
             opened_at=e.opened_at,
+            # Cases opened before the meeting's title was kept have no such attribute.
+            meeting_title=getattr(e, "meeting_title", None),
         )
     contract: Contract
     if isinstance(e, SupervisionCase.LetterIssued):

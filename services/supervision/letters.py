@@ -52,39 +52,65 @@ def _line(
     _styled(paragraph.add_run(NOT_IN_XML.sub("", text)), size, font, bold)
 
 
-def letter_heading(case: SupervisionCase, office_name: str) -> tuple[str, str]:
-    """The letter's title and opening sentence: what the letter is about."""
-    if case.origin == "referral":
+def letter_heading(
+    origin: str, subject: str, meeting_title: str | None, office_name: str
+) -> tuple[str, str]:
+    """The letter's title and opening sentence: what the letter is about (`subject`: what the
+    case was opened for; a referral's is the issue referred)."""
+    if origin == "referral":
         return REFERRAL_TITLE, (
-            f"{office_name}在“有事来商量”活动中收集的群众反映问题“{case.requirements}”，"
+            f"{office_name}在“有事来商量”活动中收集的群众反映问题“{subject}”，"
             "经筛选交由你单位办理，请按要求认真落实："
         )
     meeting = "“有事来商量”协商会议"
-    if case.meeting_title:
-        meeting += f"《{case.meeting_title}》"
+    if meeting_title:
+        meeting += f"《{meeting_title}》"
     return TITLE, f"根据{meeting}议定事项，现将下列议题交由你单位办理，请按要求认真落实："
 
 
 def render_letter(case: SupervisionCase, letter: Letter, office_name: str) -> bytes:
     """The letter as the office prints it: heading, number, addressee, requirements,
     deadline, the office's name and the date."""
+    title, opening = letter_heading(case.origin, case.requirements, case.meeting_title, office_name)
+    return letter_document(
+        office_name,
+        title,
+        opening,
+        letter.number,
+        case.department,
+        letter.requirements,
+        letter.deadline,
+        china_day(letter.issued_at),
+    )
+
+
+def letter_document(
+    office_name: str,
+    title: str,
+    opening: str,
+    number: str,
+    department: str,
+    requirements: str,
+    deadline: date,
+    issued_on: date,
+) -> bytes:
+    """The letter from its fields alone (notifications make it from the issuing event)."""
     document = Document()
     center, right = WD_ALIGN_PARAGRAPH.CENTER, WD_ALIGN_PARAGRAPH.RIGHT
-    title, opening = letter_heading(case, office_name)
     _line(document, office_name, size=22, font="宋体", bold=True, align=center)
     _line(document, title, size=22, font="宋体", bold=True, align=center)
-    _line(document, letter.number, align=center)
-    _line(document, f"{case.department}：")
+    _line(document, number, align=center)
+    _line(document, f"{department}：")
     _line(document, opening, indent=True)
-    _line(document, letter.requirements, indent=True)
+    _line(document, requirements, indent=True)
     _line(
         document,
-        f"请于{chinese_date(letter.deadline)}前将办理情况书面报送{office_name}。",
+        f"请于{chinese_date(deadline)}前将办理情况书面报送{office_name}。",
         indent=True,
     )
     _line(document, "")
     _line(document, office_name, align=right)
-    _line(document, chinese_date(china_day(letter.issued_at)), align=right)
+    _line(document, chinese_date(issued_on), align=right)
     output = io.BytesIO()
     document.save(output)
     return output.getvalue()

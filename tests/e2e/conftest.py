@@ -27,7 +27,7 @@ from tests.conftest import fresh_postgres_schema, postgres_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 SHANGLIANG = Path(sys.executable).parent / "shangliang"
-START_TIMEOUT = 30.0
+START_TIMEOUT = 60.0  # five services starting at once on a loaded 2-core machine
 STOP_TIMEOUT = 15.0
 
 
@@ -52,6 +52,8 @@ def stack_environment(data_dir: Path) -> dict[str, str]:
         "SHANGLIANG_SUPERVISION_PORT": str(free_port()),
         "SHANGLIANG_PROJECTIONS_HOST": "127.0.0.1",
         "SHANGLIANG_PROJECTIONS_PORT": str(free_port()),
+        "SHANGLIANG_NOTIFICATIONS_HOST": "127.0.0.1",
+        "SHANGLIANG_NOTIFICATIONS_PORT": str(free_port()),
         "PYTHONUNBUFFERED": "1",
     }
 
@@ -128,6 +130,7 @@ class RunningStack:
     meetings: str
     supervision: str
     projections: str
+    notifications: str
     nats_url: str
 
     def launcher_output(self) -> str:
@@ -142,7 +145,13 @@ class RunningStack:
 
 def wait_ready(stack: RunningStack, timeout: float = START_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
-    waiting = [stack.intake, stack.meetings, stack.supervision, stack.projections]
+    waiting = [
+        stack.intake,
+        stack.meetings,
+        stack.supervision,
+        stack.projections,
+        stack.notifications,
+    ]
     while waiting:
         if stack.process.poll() is not None:
             code = stack.process.returncode
@@ -175,7 +184,7 @@ def launch_stack(folder: Path, settings: dict[str, str]) -> RunningStack:
     output = folder / "launcher.out"
     with output.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "up"],
+            [sys.executable, "-m", "services.cli", "up", "--mail-sink"],
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -191,6 +200,7 @@ def launch_stack(folder: Path, settings: dict[str, str]) -> RunningStack:
         meetings=f"http://127.0.0.1:{env['SHANGLIANG_MEETINGS_PORT']}",
         supervision=f"http://127.0.0.1:{env['SHANGLIANG_SUPERVISION_PORT']}",
         projections=f"http://127.0.0.1:{env['SHANGLIANG_PROJECTIONS_PORT']}",
+        notifications=f"http://127.0.0.1:{env['SHANGLIANG_NOTIFICATIONS_PORT']}",
         nats_url=f"nats://127.0.0.1:{env['SHANGLIANG_EMBEDDED_NATS_PORT']}",
     )
 
@@ -218,7 +228,7 @@ def stack(
                 os.kill(pid, signal.SIGKILL)
             pytest.fail(f"shangliang up did not stop within {STOP_TIMEOUT}s")
         assert code == 0, running.launcher_output()
-        assert len(children) == 5, f"expected nats-server and four services: {started}"
+        assert len(children) == 6, f"expected nats-server and five services: {started}"
         assert still_running(children) == set(), "child processes outlived the launcher"
 
 

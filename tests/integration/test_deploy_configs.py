@@ -20,6 +20,7 @@ from kubernetes_validate import utils as k8s
 
 from services.cli import parser
 from services.intake.settings import IntakeServiceSettings
+from services.notifications.settings import NotificationsSettings
 from services.supervision.config import SupervisionConfig
 from shared.embedded import nats_server_binary
 from shared.settings import MeetingsSettings, ProjectionsSettings, Settings
@@ -29,7 +30,15 @@ K8S_VERSION = "1.30"
 NATS_ENV = {
     **{
         f"NATS_{user}_PASSWORD": "test-only"
-        for user in ("ADMIN", "INTAKE", "MEETINGS", "SUPERVISION", "PROJECTIONS", "COUNTY")
+        for user in (
+            "ADMIN",
+            "INTAKE",
+            "MEETINGS",
+            "SUPERVISION",
+            "PROJECTIONS",
+            "NOTIFICATIONS",
+            "COUNTY",
+        )
     },
     # What compose and the cluster test give each node of deploy/nats/cluster/node.conf.
     "NATS_SERVER_NAME": "nats-1",
@@ -53,6 +62,7 @@ def known_settings() -> set[str]:
         MeetingsSettings,
         SupervisionConfig,
         ProjectionsSettings,
+        NotificationsSettings,
     ):
         prefix = service.model_config["env_prefix"]
         names |= {f"{prefix}{field}".upper() for field in service.model_fields}
@@ -128,6 +138,7 @@ def test_deployments_probe_readiness_and_liveness_and_run_as_non_root() -> None:
         "meetings",
         "supervision",
         "projections",
+        "notifications",
     }
     for deployment in deployments:
         pod = deployment["spec"]["template"]["spec"]
@@ -161,7 +172,8 @@ def test_every_service_command_in_deploy_is_a_module_that_exists() -> None:
             commands += [c["command"] for c in document["spec"]["template"]["spec"]["containers"]]
     modules = {c[2] for c in commands if c[:2] == ["python", "-m"]}
     assert modules == {
-        f"services.{s}.main" for s in ("intake", "meetings", "supervision", "projections")
+        f"services.{s}.main"
+        for s in ("intake", "meetings", "supervision", "projections", "notifications")
     }
     for module in modules:
         assert importlib.util.find_spec(module) is not None, module
@@ -184,7 +196,7 @@ def test_compose_runs_three_nats_nodes_postgres_and_the_four_services() -> None:
     for node in ("nats-1", "nats-2", "nats-3"):
         config = services[node]["command"][-1].replace("/etc/nats/", "")
         assert (DEPLOY / "nats" / config).exists(), config
-    for name in ("intake", "meetings", "supervision", "projections"):
+    for name in ("intake", "meetings", "supervision", "projections", "notifications"):
         env = services[name]["environment"]
         assert env["SHANGLIANG_STREAM_REPLICAS"] == "3"
         assert env["SHANGLIANG_EVENT_STORE"] == "postgres"
@@ -203,7 +215,7 @@ def test_the_admin_sets_nats_up_and_each_service_connects_as_its_own_user() -> N
         assert parser().parse_args(command[1:]).command == "nats-setup"
 
     deployments = {d["metadata"]["name"]: d for _, d in manifests() if d["kind"] == "Deployment"}
-    for name in ("intake", "meetings", "supervision", "projections"):
+    for name in ("intake", "meetings", "supervision", "projections", "notifications"):
         env = services[name]["environment"]
         assert env["SHANGLIANG_NATS_USER"] == name
         assert f"NATS_{name.upper()}_PASSWORD" in env["SHANGLIANG_NATS_PASSWORD"]

@@ -31,7 +31,7 @@ from shared.messaging import (
     inbox_prefix,
     set_up,
 )
-from shared.nats_access import ADMIN, USERS, users_conf
+from shared.nats_access import ADMIN, NOTIFICATIONS_LEASE, USERS, users_conf
 from shared.settings import Settings
 from tests.integration.support import wait_until
 
@@ -204,6 +204,26 @@ async def test_a_service_holds_its_own_relay_lease_only(as_user: Connect) -> Non
     assert (await kv.get(relay_lease("intake"))).value == b"intake-1"
     with pytest.raises(NatsTimeout):
         await kv.create(relay_lease("meetings"), b"intake-1")
+
+
+async def test_notifications_reads_its_streams_and_holds_its_sender_lease_only(
+    as_user: Connect,
+) -> None:
+    admin = (await as_user(ADMIN)).jetstream()
+    await admin.publish("supervision.yanji.LetterIssued.v1", b"letter")
+    await admin.publish("meetings.yanji.MeetingPlanned.v1", b"meeting")
+    notifications = await as_user("notifications")
+    assert (await read_one(notifications, SUPERVISION_STREAM)).data == b"letter"
+    assert (await read_one(notifications, MEETINGS_STREAM)).data == b"meeting"
+
+    js = notifications.jetstream(timeout=REFUSAL_TIMEOUT)
+    kv = await js.key_value(BUCKET)
+    assert await kv.create(NOTIFICATIONS_LEASE, b"notifications-1") >= 1
+    with pytest.raises(NatsTimeout):
+        await kv.create(relay_lease("supervision"), b"notifications-1")
+    with pytest.raises(NatsTimeout):  # it tells people; it publishes no event
+        await js.publish("supervision.yanji.CaseVerified.v1", b"{}")
+    assert (await admin.stream_info(SUPERVISION_STREAM.name)).state.messages == 1
 
 
 def test_nats_setup_runs_as_admin_and_not_as_a_service(

@@ -1,0 +1,1 @@
+"""Notifications (通知): deadlines, letters and invitations to departments and offices."""

@@ -1,0 +1,28 @@
+"""The notifications' consumers (事件消费): one per upstream stream, like the read side's.
+
+Each batch's notices and deliveries are stored with the stream position in one transaction
+(services/notifications/store.py), so an event is acknowledged only once its notices exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from nats.js import JetStreamContext
+
+from services.notifications.store import NotificationStore
+from shared.consumer import StreamConsumer
+from shared.counties import intake_streams
+from shared.messaging import MEETINGS_STREAM, SUPERVISION_STREAM, wait_for_stream
+
+UPSTREAMS = (SUPERVISION_STREAM, MEETINGS_STREAM, *intake_streams())
+"""Supervision's letters and deadlines, meetings' invitations, intake's issues (digests)."""
+
+
+async def start_consumers(
+    js: JetStreamContext, store: NotificationStore
+) -> tuple[list[StreamConsumer], list[asyncio.Task[None]]]:
+    for spec in UPSTREAMS:
+        await wait_for_stream(js, spec)
+    consumers = [StreamConsumer(js, spec, store) for spec in UPSTREAMS]
+    return consumers, [asyncio.create_task(c.run()) for c in consumers]

@@ -1,0 +1,69 @@
+"""The reminder scheduler (提醒与摘要): deadline reminders N working days before and on the
+day, each office's daily digest to its leaders and the prefecture's weekly one.
+
+It keeps no state of its own: a reminder's or digest's id is made from the case and its
+deadline (or the office and the day), so a scan after a restart, or by another replica that
+took over the lease, makes the same notices, which the store keeps once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import date
+
+from services.notifications.application import Clock, utc_now
+from services.notifications.domain import china_day, digests_due, reminders_due
+from services.notifications.settings import NotificationsSettings
+from services.notifications.store import NotificationStore
+from services.supervision.workdays import add_working_days
+from shared.web import CHINA
+
+log = logging.getLogger(__name__)
+
+
+def working_days_before(deadline: date, count: int) -> date:
+    # Approximate for years the holiday calendar does not know: a reminder must not stop.
+    return add_working_days(deadline, -count, approximate=True)
+
+
+class ReminderScheduler:
+    def __init__(
+        self,
+        store: NotificationStore,
+        settings: NotificationsSettings,
+        offices: Sequence[str],
+        prefecture: str,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._offices = list(offices)
+        self._prefecture = prefecture
+        self._clock = clock
+
+    def scan_once(self) -> int:
+        """Make what is due now; how many notices (new or already made) it found."""
+        now = self._clock()
+        today = china_day(now)
+        cases = self._store.cases()
+        notices = reminders_due(
+            cases, today, self._settings.reminder_working_days, working_days_before
+        )
+        if now.astimezone(CHINA).hour >= self._settings.digest_hour:
+            notices += digests_due(
+                self._offices, self._prefecture, cases, self._store.issues(), today
+            )
+        self._store.add_notices(notices)
+        return len(notices)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.scan_once)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("notifications: scan failed: %r", error)
+            await asyncio.sleep(self._settings.scan_interval_seconds)

@@ -1,0 +1,119 @@
+"""Request and response bodies of the notifications API."""
+
+from __future__ import annotations
+
+import re
+from typing import Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+KEY = re.compile(r"^(department:[a-z]+:.+|office:[a-z]+|leaders:[a-z]+|person:.+)$")
+KEY_RULE = (
+    "收件人键应为 department:<政协>:<单位>、office:<政协>、leaders:<政协> 或 person:<用户> / "
+    "a recipient key is department:<office>:<name>, office:<office>, leaders:<office> or "
+    "person:<user>"
+)
+EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+
+
+def check_key(key: str) -> str:
+    if not KEY.match(key) or len(key) > 300:
+        raise ValueError(KEY_RULE)
+    return key
+
+
+def office_of(key: str) -> str | None:
+    """The office a directory entry belongs to (a person's belongs to none)."""
+    kind, _, rest = key.partition(":")
+    return None if kind == "person" else rest.split(":", 1)[0]
+
+
+class Robot(BaseModel):
+    """A group robot's webhook (群机器人): 企业微信, 钉钉 (optional 加签 secret) or 飞书."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["wecom", "dingtalk", "feishu"]
+    url: str = Field(pattern=r"^https?://\S+$", max_length=2000)
+    secret: str | None = Field(default=None, max_length=200)
+
+
+class RecipientBody(BaseModel):
+    """A directory entry (通讯录): the addresses a department, office or person is reached at."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    emails: list[str] = Field(default_factory=list, max_length=50)
+    robots: list[Robot] = Field(default_factory=list, max_length=20)
+    users: list[str] = Field(default_factory=list, max_length=200)
+    """Users (token subjects) whose in-app inbox gets the notices."""
+
+    @field_validator("emails")
+    @classmethod
+    def _emails(cls, emails: list[str]) -> list[str]:
+        for email in emails:
+            if not EMAIL.match(email):
+                raise ValueError(f"邮箱地址无效 / not an email address: {email!r}")
+        return emails
+
+
+class Recipient(RecipientBody):
+    key: str
+
+
+class ResendBody(BaseModel):
+    """Which dead letters to send again: those named, or all (`all: true`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[str] = Field(default_factory=list, max_length=10_000)
+    all: bool = False
+
+
+class Resent(BaseModel):
+    resent: int
+
+
+class Notification(BaseModel):
+    id: str
+    kind: str
+    office: str
+    subject: str
+    body: str
+    created_at: str
+    subject_id: str | None = None
+    attachment_name: str | None = None
+    recipient: str | None = None
+    cause: str | None = None
+
+
+class DeliveryView(BaseModel):
+    id: str
+    notice_id: str
+    channel: str
+    address: str
+    status: str
+    attempts: int
+    last_error: str | None
+    sent_at: str | None
+    kind: str
+    subject: str
+    recipient: str
+    office: str
+    created_at: str
+
+
+Status = Literal["pending", "sending", "sent", "dead"]
+
+
+Item = TypeVar("Item")
+
+
+class Listed(BaseModel, Generic[Item]):
+    """A page of a list, as every list of the project answers (docs/API.md)."""
+
+    items: list[Item]
+    total: int
+    page: int
+    page_size: int

@@ -1,0 +1,605 @@
+"""The notifications' own store (通知存储): notices, their deliveries, the recipients
+directory and the few facts reminders and digests need, in SQLite (the embedded default) or
+a PostgreSQL schema of its own, from the same SQL (shared/views.py).
+
+A batch of upstream events, the notices they make with their deliveries, and the stream
+position are written in one transaction: a notice exists before its event is acknowledged,
+and a redelivered event makes nothing new (the ids are deterministic besides).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+import psycopg
+from eventsourcing.persistence import InfrastructureFactory, Tracking
+from eventsourcing.utils import Environment
+from psycopg.sql import SQL, Identifier
+
+from services.notifications.attachments import CaseHeading, File, calendar_file, letter_file
+from services.notifications.domain import (
+    CaseFacts,
+    IssueFacts,
+    MeetingFacts,
+    Notice,
+    china_day,
+    notices_for,
+)
+from shared.consumer import Delivered
+from shared.contracts import (
+    CaseOpenedV1,
+    CaseOverdueV1,
+    CaseReopenedV1,
+    CaseVerifiedV1,
+    CompletionReportedV1,
+    IssueReopenedV1,
+    IssueScreenedV1,
+    IssueSubmittedV1,
+    LetterIssuedV1,
+    MeetingCancelledV1,
+    MeetingPlannedV1,
+    MeetingPostponedV1,
+)
+from shared.settings import Settings
+from shared.views import PortableCursor, PostgresView, SQLiteView, view_datastore
+
+TABLES = [
+    """CREATE TABLE IF NOT EXISTS notifications_notices (
+        id TEXT PRIMARY KEY, cause TEXT NOT NULL, kind TEXT NOT NULL, office TEXT NOT NULL,
+        recipient TEXT NOT NULL, subject TEXT NOT NULL, body TEXT NOT NULL,
+        created_at TEXT NOT NULL, subject_id TEXT, attachment_name TEXT,
+        attachment_type TEXT, attachment TEXT)""",
+    """CREATE TABLE IF NOT EXISTS notifications_deliveries (
+        id TEXT PRIMARY KEY, notice_id TEXT NOT NULL, channel TEXT NOT NULL,
+        address TEXT NOT NULL, secret TEXT, status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, not_before TEXT NOT NULL,
+        sent_at TEXT)""",
+    "CREATE INDEX IF NOT EXISTS notifications_due ON notifications_deliveries (status, not_before)",
+    "CREATE INDEX IF NOT EXISTS notifications_inbox ON notifications_deliveries (address, channel)",
+    """CREATE TABLE IF NOT EXISTS notifications_recipients (
+        key TEXT PRIMARY KEY, name TEXT NOT NULL, emails TEXT NOT NULL, robots TEXT NOT NULL,
+        users TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS notifications_cases (
+        case_id TEXT PRIMARY KEY, office TEXT NOT NULL, department TEXT NOT NULL,
+        deadline TEXT NOT NULL, number TEXT, done INTEGER NOT NULL, overdue INTEGER NOT NULL,
+        origin TEXT NOT NULL, subject TEXT NOT NULL, meeting_title TEXT)""",
+    """CREATE TABLE IF NOT EXISTS notifications_issues (
+        issue_id TEXT PRIMARY KEY, office TEXT NOT NULL, submitted_on TEXT NOT NULL,
+        screened INTEGER NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS notifications_meetings (
+        meeting_id TEXT PRIMARY KEY, offices TEXT NOT NULL, kind TEXT NOT NULL,
+        title TEXT NOT NULL, theme TEXT NOT NULL, starts_at TEXT NOT NULL, ends_at TEXT NOT NULL,
+        venue TEXT, sequence INTEGER NOT NULL, cancelled INTEGER NOT NULL)""",
+]
+
+Page = tuple[list[dict[str, Any]], int]
+"""A page of rows and the count of all of them."""
+
+
+def stamp(moment: datetime) -> str:
+    """A time as stored: UTC, fixed width, so that text order is time order."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def unstamp(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def delivery_id(notice: uuid.UUID, channel: str, address: str) -> str:
+    return str(uuid.uuid5(notice, f"{channel}|{address}"))
+
+
+class NotificationStore:
+    """The SQL of the store, for either database (`c`: a cursor in SQLite's words)."""
+
+    # --- the consumer's side ----------------------------------------------------------------
+
+    _letters: dict[str, File]
+
+    def apply(self, messages: Sequence[Delivered], tracking: Tracking) -> None:
+        # The letters (DOCX, tens of milliseconds each) are made before the transaction: a
+        # batch holding the one SQLite writer that long kept the sender from recording
+        # what it had sent.
+        letters = [m for m in messages if isinstance(m.contract, LetterIssuedV1)]
+        headings = self._headings(messages, {str(m.contract.case_id) for m in letters})
+        self._letters = {
+            m.envelope.id: letter_file(m.contract, headings.get(str(m.contract.case_id)))
+            for m in letters
+        }
+        super().apply(messages, tracking)  # type: ignore[misc]
+
+    def _headings(self, messages: Sequence[Delivered], cases: set[str]) -> dict[str, CaseHeading]:
+        """What each lettered case was opened for: from this batch, or as stored before."""
+        found = {
+            str(m.contract.case_id): CaseHeading(
+                m.contract.origin, m.contract.requirements, m.contract.meeting_title
+            )
+            for m in messages
+            if isinstance(m.contract, CaseOpenedV1) and str(m.contract.case_id) in cases
+        }
+        wanted = sorted(cases - found.keys())
+        if wanted:
+            with self.read() as c:
+                marks = ", ".join("?" for _ in wanted)
+                c.execute(
+                    "SELECT case_id, origin, subject, meeting_title FROM notifications_cases"
+                    f" WHERE case_id IN ({marks})",
+                    wanted,
+                )
+                for r in c.fetchall():
+                    found[r["case_id"]] = CaseHeading(r["origin"], r["subject"], r["meeting_title"])
+        return found
+
+    def apply_message(self, c: Any, stream: str, message: Delivered) -> None:
+        contract = message.contract
+        if contract is None:
+            return
+        meeting = self._record_facts(c, contract)
+        for notice in notices_for(message.envelope.id, contract, meeting):
+            self.add_notice(c, notice, self._attachment(notice, meeting))
+
+    def _attachment(self, notice: Notice, meeting: MeetingFacts | None) -> File | None:
+        if notice.attachment == "letter":
+            return self._letters.get(notice.cause)
+        if notice.attachment == "calendar" and meeting is not None:
+            return calendar_file(meeting, notice.created_at)
+        return None
+
+    def _record_facts(self, c: Any, contract: Any) -> MeetingFacts | None:
+        match contract:
+            case CaseOpenedV1():
+                c.execute(
+                    "INSERT INTO notifications_cases VALUES (?, ?, ?, ?, NULL, 0, 0, ?, ?, ?)"
+                    " ON CONFLICT (case_id) DO NOTHING",
+                    (
+                        str(contract.case_id),
+                        contract.office,
+                        contract.department,
+                        contract.deadline.isoformat(),
+                        contract.origin,
+                        contract.requirements,
+                        contract.meeting_title,
+                    ),
+                )
+            case LetterIssuedV1():
+                c.execute(
+                    "UPDATE notifications_cases SET number = ?, deadline = ? WHERE case_id = ?",
+                    (contract.number, contract.deadline.isoformat(), str(contract.case_id)),
+                )
+            case CaseReopenedV1():
+                c.execute(
+                    "UPDATE notifications_cases SET deadline = ?, done = 0, overdue = 0"
+                    " WHERE case_id = ?",
+                    (contract.deadline.isoformat(), str(contract.case_id)),
+                )
+            case CompletionReportedV1() | CaseVerifiedV1():
+                c.execute(
+                    "UPDATE notifications_cases SET done = 1 WHERE case_id = ?",
+                    (str(contract.case_id),),
+                )
+            case CaseOverdueV1():
+                c.execute(
+                    "UPDATE notifications_cases SET overdue = 1 WHERE case_id = ?",
+                    (str(contract.case_id),),
+                )
+            case IssueSubmittedV1():
+                c.execute(
+                    "INSERT INTO notifications_issues VALUES (?, ?, ?, 0)"
+                    " ON CONFLICT (issue_id) DO NOTHING",
+                    (
+                        str(contract.issue_id),
+                        contract.office,
+                        china_day(contract.submitted_at).isoformat(),
+                    ),
+                )
+            case IssueScreenedV1() | IssueReopenedV1():
+                c.execute(
+                    "UPDATE notifications_issues SET screened = ? WHERE issue_id = ?",
+                    (int(isinstance(contract, IssueScreenedV1)), str(contract.issue_id)),
+                )
+            case MeetingPlannedV1():
+                c.execute(
+                    "INSERT INTO notifications_meetings VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0)"
+                    " ON CONFLICT (meeting_id) DO NOTHING",
+                    (
+                        str(contract.meeting_id),
+                        json.dumps(contract.offices),
+                        contract.kind,
+                        contract.title,
+                        contract.theme,
+                        stamp(contract.starts_at),
+                        stamp(contract.ends_at),
+                        contract.venue,
+                    ),
+                )
+                return self._meeting(c, str(contract.meeting_id))
+            case MeetingPostponedV1():
+                c.execute(
+                    "UPDATE notifications_meetings SET starts_at = ?, ends_at = ?,"
+                    " sequence = sequence + 1 WHERE meeting_id = ?",
+                    (stamp(contract.starts_at), stamp(contract.ends_at), str(contract.meeting_id)),
+                )
+                return self._meeting(c, str(contract.meeting_id))
+            case MeetingCancelledV1():
+                c.execute(
+                    "UPDATE notifications_meetings SET cancelled = 1, sequence = sequence + 1"
+                    " WHERE meeting_id = ?",
+                    (str(contract.meeting_id),),
+                )
+                return self._meeting(c, str(contract.meeting_id))
+        return None
+
+    def _meeting(self, c: Any, meeting_id: str) -> MeetingFacts | None:
+        c.execute("SELECT * FROM notifications_meetings WHERE meeting_id = ?", (meeting_id,))
+        row = c.fetchone()
+        if row is None:
+            return None
+        return MeetingFacts(
+            row["meeting_id"],
+            json.loads(row["offices"]),
+            row["kind"],
+            row["title"],
+            row["theme"],
+            unstamp(row["starts_at"]),
+            unstamp(row["ends_at"]),
+            row["venue"],
+            int(row["sequence"]),
+            bool(row["cancelled"]),
+        )
+
+    def add_notice(self, c: Any, notice: Notice, file: File | None) -> None:
+        """The notice and one delivery per address its recipient has now (the in-app inbox
+        counts as delivered at once); kept once whatever the number of calls."""
+        c.execute(
+            "INSERT INTO notifications_notices VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (id) DO NOTHING",
+            (
+                str(notice.id),
+                notice.cause,
+                notice.kind,
+                notice.office,
+                notice.recipient,
+                notice.subject,
+                notice.body,
+                stamp(notice.created_at),
+                notice.subject_id,
+                file.filename if file else None,
+                file.media_type if file else None,
+                base64.b64encode(file.content).decode() if file else None,
+            ),
+        )
+        c.execute("SELECT * FROM notifications_recipients WHERE key = ?", (notice.recipient,))
+        recipient = c.fetchone()
+        if recipient is None:
+            return
+        # Due from when the notice was made (a clock of its own, in tests and the demo).
+        now = stamp(notice.created_at)
+        rows = [("email", address, None, "pending") for address in json.loads(recipient["emails"])]
+        rows += [
+            (robot["kind"], robot["url"], robot.get("secret"), "pending")
+            for robot in json.loads(recipient["robots"])
+        ]
+        rows += [("inbox", user, None, "sent") for user in json.loads(recipient["users"])]
+        c.executemany(
+            "INSERT INTO notifications_deliveries"
+            " (id, notice_id, channel, address, secret, status, attempts, not_before, sent_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT (id) DO NOTHING",
+            [
+                (
+                    delivery_id(notice.id, channel, address),
+                    str(notice.id),
+                    channel,
+                    address,
+                    secret,
+                    status,
+                    now,
+                    now if status == "sent" else None,
+                )
+                for channel, address, secret, status in rows
+            ],
+        )
+
+    # --- what the scheduler reads ------------------------------------------------------------
+
+    def cases(self) -> list[CaseFacts]:
+        with self.read() as c:
+            c.execute("SELECT * FROM notifications_cases ORDER BY case_id")
+            return [
+                CaseFacts(
+                    r["case_id"],
+                    r["office"],
+                    r["department"],
+                    date.fromisoformat(r["deadline"]),
+                    r["number"],
+                    bool(r["done"]),
+                    bool(r["overdue"]),
+                )
+                for r in c.fetchall()
+            ]
+
+    def issues(self) -> list[IssueFacts]:
+        with self.read() as c:
+            c.execute("SELECT * FROM notifications_issues ORDER BY issue_id")
+            return [
+                IssueFacts(
+                    r["issue_id"],
+                    r["office"],
+                    date.fromisoformat(r["submitted_on"]),
+                    bool(r["screened"]),
+                )
+                for r in c.fetchall()
+            ]
+
+    def add_notices(self, notices: Sequence[Notice]) -> None:
+        with self.write() as c:
+            for notice in notices:
+                self.add_notice(c, notice, None)
+
+    # --- the sender's side -------------------------------------------------------------------
+
+    def claim_due(self, now: datetime, limit: int) -> list[dict[str, Any]]:
+        """Deliveries due, marked `sending` before anything is sent: after a crash they are
+        found `sending` and sent again (with the same Message-ID)."""
+        with self.write() as c:
+            c.execute(
+                "SELECT d.id, d.channel, d.address, d.secret, d.attempts, n.id AS notice_id,"
+                " n.subject, n.body, n.created_at, n.attachment_name, n.attachment_type,"
+                " n.attachment FROM notifications_deliveries d"
+                " JOIN notifications_notices n ON n.id = d.notice_id"
+                " WHERE d.status = 'pending' AND d.not_before <= ?"
+                " ORDER BY d.not_before, d.id LIMIT ?",
+                (stamp(now), limit),
+            )
+            due = [dict(row) for row in c.fetchall()]
+            c.executemany(
+                "UPDATE notifications_deliveries SET status = 'sending' WHERE id = ?",
+                [(row["id"],) for row in due],
+            )
+        return due
+
+    def requeue_interrupted(self) -> int:
+        """What a sender that died was sending: due again (the new holder of the lease)."""
+        with self.write() as c:
+            c.execute("SELECT id FROM notifications_deliveries WHERE status = 'sending'")
+            ids = [(row["id"],) for row in c.fetchall()]
+            c.executemany(
+                "UPDATE notifications_deliveries SET status = 'pending' WHERE id = ?", ids
+            )
+        return len(ids)
+
+    def mark_sent(self, delivery: str, at: datetime) -> None:
+        with self.write() as c:
+            c.execute(
+                "UPDATE notifications_deliveries SET status = 'sent', sent_at = ?,"
+                " attempts = attempts + 1 WHERE id = ?",
+                (stamp(at), delivery),
+            )
+
+    def record_failure(self, delivery: str, error: str, dead: bool) -> None:
+        with self.write() as c:
+            c.execute(
+                "UPDATE notifications_deliveries SET attempts = attempts + 1, last_error = ?,"
+                " status = ? WHERE id = ?",
+                (error[:1000], "dead" if dead else "sending", delivery),
+            )
+
+    def resend(
+        self, deliveries: Sequence[str] | None, offices: Sequence[str] | None, now: datetime
+    ) -> int:
+        """Dead letters (all, or those named; of `offices`, or of every office) due again,
+        with a fresh count of attempts."""
+        where, params = _dead_of(deliveries, offices)
+        with self.write() as c:
+            c.execute(
+                "SELECT d.id FROM notifications_deliveries d"
+                f" JOIN notifications_notices n ON n.id = d.notice_id WHERE {where}",
+                params,
+            )
+            ids = [(stamp(now), row["id"]) for row in c.fetchall()]
+            c.executemany(
+                "UPDATE notifications_deliveries SET status = 'pending', attempts = 0,"
+                " last_error = NULL, not_before = ? WHERE id = ?",
+                ids,
+            )
+        return len(ids)
+
+    # --- what the API shows ------------------------------------------------------------------
+
+    def deliveries(
+        self,
+        status: str | None,
+        limit: int,
+        offset: int,
+        offices: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        return self.deliveries_page(status, limit, offset, offices)[0]
+
+    def deliveries_page(
+        self,
+        status: str | None,
+        limit: int,
+        offset: int,
+        offices: Sequence[str] | None = None,
+    ) -> Page:
+        where, params = ["d.channel != 'inbox'"], []
+        if status is not None:
+            where.append("d.status = ?")
+            params.append(status)
+        if offices is not None:
+            where.append("n.office IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(list(offices)))
+        return self._page(
+            "SELECT d.id, d.notice_id, d.channel, d.address, d.status, d.attempts,"
+            " d.last_error, d.sent_at, n.kind, n.subject, n.recipient, n.office,"
+            " n.created_at FROM notifications_deliveries d"
+            " JOIN notifications_notices n ON n.id = d.notice_id"
+            f" WHERE {' AND '.join(where)}",
+            params,
+            "created_at, id",
+            limit,
+            offset,
+        )
+
+    def notices(self, offices: Sequence[str] | None, limit: int, offset: int) -> Page:
+        which = "" if offices is None else " WHERE office IN (SELECT value FROM json_each(?))"
+        return self._page(
+            "SELECT id, cause, kind, office, recipient, subject, body, created_at,"
+            f" subject_id, attachment_name FROM notifications_notices{which}",
+            [] if offices is None else [json.dumps(list(offices))],
+            "created_at, id",
+            limit,
+            offset,
+        )
+
+    def inbox(self, user: str, limit: int, offset: int) -> Page:
+        return self._page(
+            "SELECT n.id, n.kind, n.office, n.subject, n.body, n.created_at,"
+            " n.subject_id, n.attachment_name FROM notifications_deliveries d"
+            " JOIN notifications_notices n ON n.id = d.notice_id"
+            " WHERE d.channel = 'inbox' AND d.address = ?",
+            [user],
+            "created_at DESC, id",
+            limit,
+            offset,
+        )
+
+    def _page(self, sql: str, params: list[Any], order: str, limit: int, offset: int) -> Page:
+        """One page of a query's rows (in `order`, of its columns) and how many there are."""
+        with self.read() as c:
+            c.execute(f"SELECT COUNT(*) FROM ({sql}) AS q", params)
+            total = int(c.fetchone()[0])
+            c.execute(
+                f"SELECT * FROM ({sql}) AS q ORDER BY {order} LIMIT ? OFFSET ?",
+                (*params, limit, offset),
+            )
+            return [dict(row) for row in c.fetchall()], total
+
+    # --- the directory -----------------------------------------------------------------------
+
+    def put_recipient(
+        self, key: str, name: str, emails: list[str], robots: list[dict[str, Any]], users: list[str]
+    ) -> None:
+        with self.write() as c:
+            c.execute(
+                "INSERT INTO notifications_recipients VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET name = excluded.name,"
+                " emails = excluded.emails, robots = excluded.robots, users = excluded.users",
+                (key, name, json.dumps(emails), json.dumps(robots), json.dumps(users)),
+            )
+
+    def delete_recipient(self, key: str) -> bool:
+        with self.write() as c:
+            c.execute("SELECT 1 FROM notifications_recipients WHERE key = ?", (key,))
+            found = c.fetchone() is not None
+            c.execute("DELETE FROM notifications_recipients WHERE key = ?", (key,))
+        return found
+
+    def recipients(self, prefix: str | None = None) -> list[dict[str, Any]]:
+        with self.read() as c:
+            c.execute(
+                "SELECT * FROM notifications_recipients WHERE key LIKE ? ORDER BY key",
+                (f"{prefix or ''}%",),
+            )
+            return [
+                {
+                    "key": r["key"],
+                    "name": r["name"],
+                    "emails": json.loads(r["emails"]),
+                    "robots": json.loads(r["robots"]),
+                    "users": json.loads(r["users"]),
+                }
+                for r in c.fetchall()
+            ]
+
+    # per database: `read` comes from shared/views.py, `write` from the subclasses below
+    read: Any
+    write: Any
+
+
+def _dead_of(
+    deliveries: Sequence[str] | None, offices: Sequence[str] | None
+) -> tuple[str, list[str]]:
+    where, params = ["d.status = 'dead'"], []
+    if deliveries is not None:
+        where.append("d.id IN (SELECT value FROM json_each(?))")
+        params.append(json.dumps(list(deliveries)))
+    if offices is not None:
+        where.append("n.office IN (SELECT value FROM json_each(?))")
+        params.append(json.dumps(list(offices)))
+    return " AND ".join(where), params
+
+
+class SQLiteNotificationStore(NotificationStore, SQLiteView):
+    """The store in a SQLite file of its own."""
+
+    # WAL with NORMAL: a power cut may lose the last transactions whole, never half of one:
+    # notices go with their tracking record (the events are consumed again) and a lost
+    # `sent` sends the message again under its Message-ID. An fsync per delivery recorded
+    # held the sender to the disk's pace (bench/README.md).
+    pragmas = ("PRAGMA synchronous = NORMAL",)
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(), *TABLES]
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Any]:
+        with self.datastore.get_connection(commit=True) as connection:
+            with connection.cursor() as settings:
+                for pragma in self.pragmas:
+                    settings.execute(pragma)
+            with connection.transaction(commit=True) as c:
+                yield c
+
+
+class PostgresNotificationStore(NotificationStore, PostgresView):
+    """The store in a PostgreSQL schema of its own, shared by every replica."""
+
+    def view_table_statements(self) -> list[str]:
+        return TABLES
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[PortableCursor]:
+        with self.datastore.transaction(commit=True) as curs:
+            yield PortableCursor(curs)
+
+
+def open_store(settings: Settings) -> NotificationStore:
+    """SQLite `notifications.sqlite` in the data folder, or with `SHANGLIANG_EVENT_STORE=
+    postgres` the schema `<SHANGLIANG_POSTGRES_SCHEMA>_notifications` (its own tracking table:
+    the projections' in the configured schema tracks the same streams)."""
+    if settings.event_store == "postgres":
+        env = {**settings.postgres_env()}
+        env["POSTGRES_SCHEMA"] = f"{settings.postgres_schema}_notifications"
+        with psycopg.connect(
+            host=env["POSTGRES_HOST"],
+            port=env["POSTGRES_PORT"],
+            user=env["POSTGRES_USER"],
+            password=env["POSTGRES_PASSWORD"] or None,
+            dbname=env["POSTGRES_DBNAME"],
+            autocommit=True,
+        ) as connection:
+            connection.execute(
+                SQL("CREATE SCHEMA IF NOT EXISTS {0}").format(Identifier(env["POSTGRES_SCHEMA"]))
+            )
+        store = PostgresNotificationStore(view_datastore(env))
+        store.create_table()
+        return store
+    factory = InfrastructureFactory.construct(
+        Environment(
+            "notifications",
+            {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": str(settings.data_file("notifications.sqlite")),
+                "SQLITE_LOCK_TIMEOUT": "10",
+            },
+        )
+    )
+    store = factory.tracking_recorder(SQLiteNotificationStore)
+    assert isinstance(store, SQLiteNotificationStore)
+    return store
