@@ -1,4 +1,5 @@
-"""Streams purged under load (事件流被清空) are refilled by their relays from the stores.
+"""Streams purged under load (事件流被清空) are refilled by their relays from the stores;
+and what the stack writes to disk is its owner's only.
 
 A purge keeps a stream's last sequence, so a relay's next message fits right after it and
 nothing refuses it: the live projections stay right (they read the events before), but a
@@ -10,6 +11,7 @@ a projection rebuilt from scratch must then show what the three stores hold.
 from __future__ import annotations
 
 import asyncio
+import stat
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ import httpx
 import pytest
 from nats.js import JetStreamContext
 
+from services.intake.settings import KEY_FILE
 from services.projections import rebuild as rebuilding
 from services.projections.views import open_projection_view
 from shared.messaging import STREAMS
@@ -135,3 +138,14 @@ def test_streams_purged_mid_load_are_refilled_and_a_rebuild_shows_what_the_store
             await admin.close()
 
     asyncio.run(scenario())
+
+
+def test_the_stack_keeps_its_stores_logs_and_key_owner_only(stack: RunningStack) -> None:
+    data = stack.data_dir
+    private = [data, data / "logs", data / "nats", data.parent / "data-keys"]
+    private += [*data.glob("*.sqlite"), *(data / "logs").glob("*.log"), *data.glob("*.json")]
+    private += [data / "nats" / "nats-server.log", data.parent / "data-keys" / KEY_FILE]
+    modes = {str(p.relative_to(data.parent)): stat.S_IMODE(p.stat().st_mode) for p in private}
+    assert len(list(data.glob("*.sqlite"))) >= 4, modes
+    assert modes == {name: 0o700 if (data.parent / name).is_dir() else 0o600 for name in modes}
+    assert not (data / KEY_FILE).exists()
