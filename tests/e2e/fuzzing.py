@@ -149,7 +149,7 @@ def spoilt(body: Any, rng: random.Random) -> bytes:
     """The body as JSON with one of its values (or the whole, if it has none) written as
     one of `SPOILERS`, as is."""
     raw = rng.choice(SPOILERS)
-    place = rng.choice(_leaves(body))
+    place = rng.choice(_leaves(body) or [()])
     if not place:
         return raw.encode()
     marker = "\u0000SPOILT\u0000"
