@@ -183,12 +183,11 @@ def fuzz(target: Target, cases: int, random_seed: int) -> Report:
             case.query["wait"] = 0
         before = store.count()
         sent = ""
-        if isinstance(case.body, dict | list) and rng.random() < SPOIL_SHARE:
-            request = case.as_transport_kwargs(base_url=target.url, headers=bearer(token))
-            request.pop("json", None)
-            request["data"] = spoilt(case.body, rng)
-            sent = f"\n  sent instead: {request['data'].decode()[:500]}"
+        request = case.as_transport_kwargs(base_url=target.url, headers=bearer(token))
+        if "json" in request and rng.random() < SPOIL_SHARE:
+            request["data"] = spoilt(request.pop("json"), rng)
             request["headers"] = {**request["headers"], "Content-Type": "application/json"}
+            sent = f"\n  sent instead: {request['data'].decode()[:500]}"
             response = session.request(**request, timeout=30)
         else:
             response = case.call(
