@@ -9,9 +9,8 @@ waits for them; at the end it waits until the projections show the scenario's fi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -46,6 +45,22 @@ CASE_TIME_FIELDS = {
     "send-back": "reopened_at",
     "verification": "verified_at",
 }
+
+
+def letters_in_date_order(cases: Iterable[Case]) -> dict[str, str | None]:
+    """Each letter's write key → the key of its office's letter dated just before it (None
+    for the first): the order the letters must be issued in to be numbered by their dates."""
+    letters = sorted(
+        (case.office, step.at, f"case-{case.key}-{n}-{step.action}")
+        for case in cases
+        for n, step in enumerate(case.steps)
+        if step.action == "letters"
+    )
+    before: dict[str, str | None] = {}
+    for n, (office, _, key) in enumerate(letters):
+        earlier = letters[n - 1] if n else None
+        before[key] = earlier[2] if earlier is not None and earlier[0] == office else None
+    return before
 
 
 class DemoError(RuntimeError):
@@ -159,6 +174,7 @@ class _Loader:
         self.outcome_cases = {
             (c.meeting, c.outcome): c for c in scenario.cases if c.origin == "outcome"
         }
+        self.letter_before = letters_in_date_order(scenario.cases)
 
     # --- HTTP
 
@@ -239,7 +255,7 @@ class _Loader:
     async def run(self) -> LoadResult:
         self.slots = asyncio.Semaphore(self.concurrency)
         self.booking = asyncio.Lock()
-        self.letters = {office: asyncio.Lock() for office in OFFICES}
+        self.letter_sent = {key: asyncio.Event() for key in self.letter_before}
         loop = asyncio.get_running_loop()
         self.activity_ids = {a.key: loop.create_future() for a in self.scenario.activities}
         self.issue_ids = {key: loop.create_future() for key in self.issues}
@@ -641,22 +657,21 @@ class _Loader:
         office = str(found.get("office") or case.office)
         for n, step in enumerate(case.steps):
             department = case.department if step.role == "department" else None
-            # Letters are numbered from one register per office: one at a time.
-            one_at_a_time = (
-                self.letters.setdefault(office, asyncio.Lock())
-                if step.action == "letters"
-                else contextlib.nullcontext()
+            key = f"case-{case.key}-{n}-{step.action}"
+            # An office numbers its letters in date order: each waits for the one before it.
+            if (before := self.letter_before.get(key)) is not None:
+                await self.letter_sent[before].wait()
+            await self.write(
+                "supervision",
+                f"/cases/{case_id}/{step.action}",
+                {**step.body, CASE_TIME_FIELDS[step.action]: step.at},
+                doing=f"{doing}: {step.action}",
+                key=key,
+                token=self.token(office, step.role, department),
+                creates=step.action == "letters",
             )
-            async with one_at_a_time:
-                await self.write(
-                    "supervision",
-                    f"/cases/{case_id}/{step.action}",
-                    {**step.body, CASE_TIME_FIELDS[step.action]: step.at},
-                    doing=f"{doing}: {step.action}",
-                    key=f"case-{case.key}-{n}-{step.action}",
-                    token=self.token(office, step.role, department),
-                    creates=step.action == "letters",
-                )
+            if key in self.letter_sent:
+                self.letter_sent[key].set()
 
     async def scan_deadlines(self) -> None:
         """Judge the deadlines now that the whole year is in (not mid-load)."""

@@ -3,13 +3,13 @@ exact number and the report's words, ticked or crossed."""
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from services.scenario_content import OFFICE_NAMES
 from services.scenario_records import OFFICES, YEAR, Figures
+from shared.offices import OFFICE_NAMES
+from shared.text import display_width
 
 
 @dataclass(frozen=True)
@@ -101,13 +101,8 @@ def compare(total: Mapping[str, Any], expected: Figures) -> tuple[RowResult, ...
     return tuple(results)
 
 
-def _width(text: str) -> int:
-    """Columns a terminal uses: a Chinese character takes two."""
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-
-
 def _pad(text: str, width: int, right: bool = False) -> str:
-    gap = " " * max(0, width - _width(text))
+    gap = " " * max(0, width - display_width(text))
     return gap + text if right else text + gap
 
 
@@ -119,7 +114,7 @@ def format_table(result: LoadResult) -> str:
         mark = "✓" if r.ok else f"✗ 应为 / expected {r.expected}"
         actual = "—" if r.actual is None else str(r.actual)
         lines.append((r.row.label, actual, r.row.report, mark))
-    widths = [max(_width(line[n]) for line in [header, *lines]) for n in range(3)]
+    widths = [max(display_width(line[n]) for line in [header, *lines]) for n in range(3)]
     rule = "-" * (sum(widths) + 8)
     year = result.statistics.get("year", YEAR)
     offices = " + ".join(f"{OFFICE_NAMES[o]} {o}" for o in OFFICES)

@@ -118,18 +118,6 @@ def station_of(area: str) -> str:
     return f"{area}政协委员联络站"
 
 
-OFFICE_NAMES = {
-    "yanbian": "延边州政协",
-    "yanji": "延吉市政协",
-    "tumen": "图们市政协",
-    "dunhua": "敦化市政协",
-    "hunchun": "珲春市政协",
-    "longjing": "龙井市政协",
-    "helong": "和龙市政协",
-    "wangqing": "汪清县政协",
-    "antu": "安图县政协",
-}
-
 HOUSING = "延吉市住房和城乡建设局"
 URBAN = "延吉市城市管理综合执法局"
 ECOLOGY = "延吉市生态环境局"

@@ -482,6 +482,38 @@ class CaseEscalatedV1(_Supervision):
     to_office: str | None = None
     """`escalate`: the prefecture office it goes up to."""
     escalated_at: datetime
+    deadline: date | None = None
+    """The deadline the step was for (added later; None in events published before)."""
+
+
+class RetractedStep(BaseModel):
+    """A deadline step a retraction withdraws, as it was published (its time and deadline)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    step: Literal["reminder", "urge", "overdue", "escalate"]
+    deadline: date
+    at: datetime
+
+
+class CaseStepsRetractedV1(_Supervision):
+    """督办提醒撤销: deadline steps (reminder, 催办, overdue, 提级督办) the scheduler recorded
+    that a back-dated record shows never fell due — a deadline set, or the work reported
+    done, before their time. The steps stay published; readers count them as withdrawn.
+
+    `retracted_at` is the date of the record that disproves them (never after any of them),
+    so figures as of any day agree with it.
+    """
+
+    name: ClassVar[str] = "CaseStepsRetracted"
+    occurred_field: ClassVar[str] = "retracted_at"
+
+    case_id: UUID
+    office: str
+    department: str
+    issue_ids: list[UUID]
+    steps: list[RetractedStep]
+    retracted_at: datetime
 
 
 CONTRACTS: dict[str, type[Contract]] = {
@@ -512,6 +544,7 @@ CONTRACTS: dict[str, type[Contract]] = {
         CaseReopenedV1,
         CaseOverdueV1,
         CaseEscalatedV1,
+        CaseStepsRetractedV1,
     )
 }
 

@@ -35,6 +35,7 @@ from services.projections.queries import (
     issue_item,
     list_issues,
     statistics,
+    years_with_data,
 )
 from services.projections.views import ProjectionView
 from shared.auth import Principal, Reader
@@ -325,6 +326,19 @@ async def statistics_cache(request: Request) -> StatisticsCache:
 
 
 Cache = Annotated[StatisticsCache, Depends(statistics_cache)]
+
+
+class YearsWithData(BaseModel):
+    years: list[int]
+    """Latest first; the dashboard opens on the first."""
+
+
+@router.get("/statistics/years", response_model=YearsWithData)
+def statistics_years(
+    request: Request, principal: Reader, view: View, office: str | None = None
+) -> YearsWithData:
+    """The years that have figures (有数据的年度), for the reader's offices."""
+    return YearsWithData(years=years_with_data(view, readable_offices(request, principal, office)))
 
 
 @router.get(

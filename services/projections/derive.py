@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from services.projections.facts import ACTIVITY, CASE, ISSUE, MEETING, TOTAL, Fact
+from services.projections.facts import (
+    ACTIVITY,
+    CASE,
+    ISSUE,
+    MEETING,
+    TOTAL,
+    Fact,
+    retracted_key,
+)
 
 # Lifecycle order of an issue's steps: breaks ties between facts of the same moment.
 ISSUE_RANK = {
@@ -24,6 +32,7 @@ ISSUE_RANK = {
     "meeting_held": 4,
     "meeting_concluded": 5,
     "case_opened": 6,
+    "case_steps_retracted": 7,
     "case_overdue": 7,
     "case_verified": 8,
     "resolved": 9,
@@ -63,10 +72,18 @@ CASE_RANK = {
     "follow_up_recorded": 3,
     "case_escalated": 3,
     "completion_reported": 4,
+    "case_steps_retracted": 4,
     "case_overdue": 5,
     "case_reopened": 6,
     "case_verified": 7,
 }
+TIMELINE_RANK: dict[str, float] = {
+    **ISSUE_RANK,
+    **{step: 6 + (r + 1) / 10 for step, r in CASE_RANK.items() if step not in ISSUE_RANK},
+}
+"""Breaks ties in an issue's timeline, cause before effect: a case's own steps come after
+its opening and before its verification, which comes before the issue's resolution."""
+
 CASE_STATUS = {
     "case_opened": "opened",
     "letter_issued": "letter_issued",
@@ -101,9 +118,32 @@ class Derived:
 
 
 def in_order(facts: Iterable[Fact], rank: dict[str, int], until: str | None) -> list[Fact]:
-    """The facts that happened by `until`, by when they happened; ties by lifecycle."""
-    kept = (f for f in facts if until is None or f.at <= until)
+    """The facts that happened by `until` and were not retracted, by when they happened;
+    ties by lifecycle."""
+    kept = standing(f for f in facts if until is None or f.at <= until)
     return sorted(kept, key=lambda f: (f.at, rank.get(f.step, 0), f.event_id))
+
+
+def standing(facts: Iterable[Fact]) -> list[Fact]:
+    """The facts without the deadline steps a later record retracted (督办提醒撤销).
+
+    A retraction is dated by the record that disproves its steps, never after them, so
+    whatever moment the facts are cut at, a retracted step in the cut has its retraction too.
+    """
+    facts = list(facts)
+    retracted = {
+        (f.ref_id if f.entity == ISSUE else f.entity_id, key)
+        for f in facts
+        if f.step == "case_steps_retracted"
+        for key in f.data["retracted"]
+    }
+    if not retracted:
+        return facts
+    return [
+        f
+        for f in facts
+        if (f.ref_id if f.entity == ISSUE else f.entity_id, retracted_key(f)) not in retracted
+    ]
 
 
 def days_between(start: str, end: str) -> int:

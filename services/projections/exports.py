@@ -11,6 +11,10 @@ from urllib.parse import quote
 from fastapi import Response
 from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.utils import get_column_letter
+
+from shared.offices import office_name
+from shared.text import display_width
 
 ExportFormat = Literal["json", "csv", "xlsx"]
 
@@ -94,10 +98,17 @@ DRILL_KIND = {
 }
 
 
+OFFICE_KEYS = {"office", "offices"}
+"""Columns that hold office codes: exported by the names the dashboard shows (延边州政协)."""
+
+
 def _cell(row: dict[str, Any], key: str) -> Any:
     value: Any = row
     for part in key.split("."):
         value = value.get(part) if isinstance(value, dict) else None
+    if key in OFFICE_KEYS and value is not None:
+        codes = value if isinstance(value, list) else str(value).split(",")
+        value = [office_name(code) for code in codes]
     if isinstance(value, bool):
         return "是" if value else "否"
     if isinstance(value, list):
@@ -109,6 +120,17 @@ def _xlsx_safe(value: Any) -> Any:
     """A cell without the control characters .xlsx cannot hold (a typed-in title may have
     them): dropped rather than the whole export refused."""
     return ILLEGAL_CHARACTERS_RE.sub("", value) if isinstance(value, str) else value
+
+
+def _widths(header: list[str], table: list[list[Any]]) -> list[float]:
+    """Each column as wide as its header or its widest cell, within 8 and 60 characters,
+    so that printed headers are not cut (a sheet without widths prints 8 of each)."""
+    widths = []
+    for n, title in enumerate(header):
+        cells = (display_width("" if line[n] is None else str(line[n])) for line in table)
+        widest = max([display_width(title), *cells])
+        widths.append(float(min(60, max(8, widest + 2))))
+    return widths
 
 
 def export(rows: Iterable[dict[str, Any]], columns: Columns, name: str, fmt: str) -> Response:
@@ -126,6 +148,8 @@ def export(rows: Iterable[dict[str, Any]], columns: Columns, name: str, fmt: str
     else:
         book = Workbook(write_only=True)
         sheet = book.create_sheet(name[:31])
+        for n, width in enumerate(_widths(header, table), start=1):
+            sheet.column_dimensions[get_column_letter(n)].width = width
         sheet.append(header)
         for line in table:
             sheet.append([_xlsx_safe(value) for value in line])

@@ -22,6 +22,7 @@ from shared.contracts import (
     CaseOpenedV1,
     CaseOverdueV1,
     CaseReopenedV1,
+    CaseStepsRetractedV1,
     CaseVerifiedV1,
     CompletionReportedV1,
     Contract,
@@ -100,7 +101,22 @@ STEP_LABELS = {
     "completion_reported": "报告办结 / completion reported",
     "case_reopened": "退回重办 / sent back",
     "case_escalated": "督办升级 / escalated",
+    "case_steps_retracted": "撤销督办提醒 / deadline steps retracted",
 }
+
+
+def ladder_key(step: str, at: str) -> str:
+    """Names a deadline step of a case by what it was and when: `overdue@<China time>`."""
+    return f"{step}@{at}"
+
+
+def retracted_key(f: Fact) -> str | None:
+    """The key a retraction names this fact by, if it is a deadline step at all."""
+    if f.step == "case_overdue":
+        return ladder_key("overdue", f.at)
+    if f.step == "case_escalated" and f.detail is not None:
+        return ladder_key(f.detail, f.at)
+    return None
 
 
 def facts_of(stream: str, message: Delivered) -> Iterator[Fact]:
@@ -297,12 +313,22 @@ def _facts(event: Contract, fact: Any) -> Iterator[Fact]:
                 event.reason,
                 deadline=event.deadline.isoformat(),
             )
+        case CaseEscalatedV1():
+            yield fact(CASE, event.case_id, "case_escalated", event.office, None, event.step)
+        case CaseStepsRetractedV1():
+            keys = [ladder_key(s.step, china_time(s.at)) for s in event.steps]
+            names = ",".join(s.step for s in event.steps)
+            step = "case_steps_retracted"
+            yield fact(CASE, event.case_id, step, event.office, None, names, retracted=keys)
+            for issue_id in event.issue_ids:
+                yield fact(
+                    ISSUE, issue_id, step, event.office, event.case_id, names, retracted=keys
+                )
         case (
             CaseAcknowledgedV1()
             | ProgressReportedV1()
             | FollowUpRecordedV1()
             | CompletionReportedV1()
-            | CaseEscalatedV1()
         ):
             yield fact(CASE, event.case_id, CASE_STEPS[type(event)], event.office)
 
@@ -312,7 +338,6 @@ CASE_STEPS: dict[type[Contract], str] = {
     ProgressReportedV1: "progress_reported",
     FollowUpRecordedV1: "follow_up_recorded",
     CompletionReportedV1: "completion_reported",
-    CaseEscalatedV1: "case_escalated",
 }
 
 

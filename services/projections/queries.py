@@ -177,7 +177,7 @@ def recount(
         ISSUE: "step IN ('submitted', 'resolved', 'screened')",
         ACTIVITY: "1 = 1",
         MEETING: "step IN ('meeting_held', 'meeting_planned')",
-        CASE: "step IN ('letter_issued', 'case_overdue', 'case_opened')",
+        CASE: "step IN ('letter_issued', 'case_overdue', 'case_opened', 'case_steps_retracted')",
     }
     counts: dict[tuple[str, int, str], int] = defaultdict(int)
     days: dict[tuple[str, int, int], int] = defaultdict(int)
@@ -204,17 +204,26 @@ def recount(
     )
 
 
-def _first(step: str) -> str:
-    """`f` is the first fact of its step for its entity by `until` (as `in_order` orders).
+def _standing_overdue(x: str) -> str:
+    """Overdue fact `x` was not withdrawn: a retraction names it `overdue@<at>`, and is never
+    dated after it, so a retracted step by any `until` has its retraction by then too.
 
     A `+` before a column keeps SQLite from looking it up by the step index, which would scan
     every fact of the step for each entity: an entity's facts are a range of the primary key.
     """
     return (
-        "f.event_id = (SELECT x.event_id FROM facts x WHERE x.entity = f.entity"
-        f" AND x.entity_id = f.entity_id AND +x.step = '{step}' AND x.at <= :until"
-        " ORDER BY x.at, x.event_id LIMIT 1)"
+        f" AND NOT EXISTS (SELECT 1 FROM facts r WHERE r.entity = {x}.entity"
+        f" AND r.entity_id = {x}.entity_id AND +r.step = 'case_steps_retracted'"
+        f" AND r.data LIKE '%\"overdue@' || {x}.at || '\"%')"
     )
+
+
+_FIRST_OVERDUE = (  # `f` is the case's first standing overdue fact by `until` (as in_order)
+    "f.event_id = (SELECT x.event_id FROM facts x WHERE x.entity = f.entity"
+    " AND x.entity_id = f.entity_id AND +x.step = 'case_overdue' AND x.at <= :until"
+    + _standing_overdue("x")
+    + " ORDER BY x.at, x.event_id LIMIT 1)"
+)
 
 
 _SUBMITTED = (  # CROSS JOIN: SQLite then looks the issue up for each `f`, never the reverse
@@ -245,7 +254,7 @@ AS_OF_SQL = {
         " GROUP BY office"
         " UNION ALL SELECT f.office, 'cases_overdue', COUNT(*) FROM facts f"
         " WHERE f.entity = 'case' AND f.step = 'case_overdue' AND f.year = :year"
-        f" AND f.at <= :until AND {_first('case_overdue')} GROUP BY f.office"
+        f" AND f.at <= :until AND {_FIRST_OVERDUE} GROUP BY f.office"
     ),
     # (office, days, resolved, of them key problems): an issue resolved in the year, once,
     # its days counted to its first resolution of the year.
@@ -289,6 +298,15 @@ def counted_as_of(
                 counts[(office, f"meetings_{kind}")] += 1
             counts[(TOTAL, f"meetings_{kind}")] += 1  # a joint meeting counts once in total
     return {key: n for key, n in counts.items() if n}, dict(days)
+
+
+def years_with_data(view: ProjectionView, offices: Sequence[str] | None) -> list[int]:
+    """The years in which the offices (None: all) have any figure, latest first."""
+    params: dict[str, Any] = {"office": TOTAL}
+    where = "office = :office" if offices is None else "1 = 1" + _in("office", offices, params, "o")
+    with view.read() as c:
+        c.execute(f"SELECT DISTINCT year FROM figures WHERE {where} ORDER BY year DESC", params)
+        return [row[0] for row in c.fetchall()]
 
 
 def statistics(
@@ -356,8 +374,9 @@ DRILL_SQL = {
     ),
     "letters_issued": (
         "SELECT f.entity_id AS case_id, f.office, f.detail AS number,"
-        " json_extract(f.data, '$.department') AS department, f.at, f.event_id AS event_ids"
-        " FROM facts f WHERE f.entity = 'case' AND f.step = 'letter_issued' AND f.year = :year"
+        " json_extract(f.data, '$.department') AS department, f.at, f.event_id AS event_ids,"
+        " c.issue_ids FROM facts f LEFT JOIN cases c ON c.case_id = f.entity_id"
+        " WHERE f.entity = 'case' AND f.step = 'letter_issued' AND f.year = :year"
         " AND f.at <= :until{offices}"
     ),
     "cases_overdue": (
@@ -366,7 +385,8 @@ DRILL_SQL = {
         " FROM facts f"
         " LEFT JOIN cases c ON c.case_id = f.entity_id"
         " WHERE f.entity = 'case' AND f.step = 'case_overdue' AND f.at <= :until{offices}"
-        " GROUP BY f.entity_id HAVING MIN(f.year) = :year"
+        + _standing_overdue("f")
+        + " GROUP BY f.entity_id HAVING MIN(f.year) = :year"
     ),
 }
 DRILL_SQL["member_participations"] = DRILL_SQL["outreach_activities"]
@@ -424,6 +444,8 @@ def _drill_item(figure: str, row: dict[str, Any]) -> dict[str, Any]:
         row["offices"] = row["offices"].split(",")
     if "issue_ids" in row:
         row["issue_ids"] = [i for i in (row["issue_ids"] or "").split(",") if i]
+        # A letter or an overdue case drills down further, to each issue it covers.
+        row["issue_hrefs"] = [f"/issues/{i}" for i in row["issue_ids"]]
     return row
 
 

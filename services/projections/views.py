@@ -24,7 +24,7 @@ from eventsourcing.persistence import InfrastructureFactory, Tracking
 from eventsourcing.utils import Environment
 from pydantic_core import to_json
 
-from services.projections.derive import DERIVE, STATUS_LABELS, Derived
+from services.projections.derive import DERIVE, STATUS_LABELS, TIMELINE_RANK, Derived, standing
 from services.projections.facts import (
     ACTIVITY,
     CASE,
@@ -322,8 +322,8 @@ class ProjectionView:
         derived = DERIVE[ISSUE](own, until)
         if derived.row is None:
             return None
-        steps = [f for f in [*own, *of_cases] if until is None or f.at <= until]
-        steps.sort(key=lambda f: (f.at, f.stream, f.event_id))
+        steps = standing(f for f in [*own, *of_cases] if until is None or f.at <= until)
+        steps.sort(key=lambda f: (f.at, TIMELINE_RANK.get(f.step, 0), f.stream, f.event_id))
         return {**derived.row, "timeline": [timeline_step(f) for f in steps]}
 
     def issues_collected(self, year: int) -> dict[str, int]:

@@ -35,6 +35,7 @@ from shared.contracts import (
     CaseOpenedV1,
     CaseOverdueV1,
     CaseReopenedV1,
+    CaseStepsRetractedV1,
     CaseVerifiedV1,
     CompletionReportedV1,
     Contract,
@@ -43,6 +44,7 @@ from shared.contracts import (
     LetterIssuedV1,
     MeetingConcludedV1,
     ProgressReportedV1,
+    RetractedStep,
 )
 from shared.eventstore import ServiceApplication
 from shared.process import PolicyRefused, Upstream
@@ -172,6 +174,7 @@ class SupervisionApplication(ServiceApplication):
                     deadline=outcome.deadline,
                     requirements=outcome.recommendation,
                     opened_at=event.concluded_at,
+                    meeting_title=event.title,
                 )
         elif isinstance(event, IssueScreenedV1) and event.decision == "refer":
             if not event.department:
@@ -223,7 +226,7 @@ class SupervisionApplication(ServiceApplication):
                 due = add_working_days(letter_day, working_days)
             case.check_letter(due, requirements, issued_at, now)
             register = self._letter_register(case.office, letter_day.year)
-            register.assign(case.id)
+            register.assign(case.id, letter_day)
             sequence = register.last_sequence
             case.issue_letter(
                 letter_number(self.config.letter_prefix(case.office), letter_day.year, sequence),
@@ -284,12 +287,13 @@ class SupervisionApplication(ServiceApplication):
     # --- the scheduler ----------------------------------------------------------------------
 
     def supervise(self, now: datetime) -> int:
-        """Record every reminder, 催办, overdue and 提级督办 due by `now`; returns how many
-        cases changed. Safe beside other replicas: both may decide the same step, only one
+        """Record every reminder, 催办, overdue and 提级督办 due by `now`, and retract those the
+        records disprove (stored before commands retracted them); returns how many cases
+        changed. Safe beside other replicas: both may decide the same step, only one
         save wins, and the loser reloads and finds it done."""
         changed = 0
         for known in self.index.cases():
-            if not known.due_steps(now, self._ladder(known)):
+            if not known.needs_supervision(now, self._ladder(known)):
                 continue
             for _ in range(self.conflict_retries + 1):
                 case = self.get_case(known.id)
@@ -405,6 +409,16 @@ def to_contract(domain_event: Any) -> tuple[str, Contract] | None:
             step=e.step,
             to_office=e.to_office,
             escalated_at=e.escalated_at,
+            deadline=e.deadline,
+        )
+    elif isinstance(e, SupervisionCase.StepsRetracted):
+        contract = CaseStepsRetractedV1(
+            case_id=e.originator_id,
+            office=e.office,
+            department=e.department,
+            issue_ids=e.issue_ids,
+            steps=[RetractedStep(step=step, deadline=d, at=at) for step, d, at in e.steps],
+            retracted_at=e.retracted_at,
         )
     else:
         return None

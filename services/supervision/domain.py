@@ -113,10 +113,13 @@ def _check_text(field: str, text: str) -> str:
 
 
 class LetterRegister(Aggregate):
-    """督办函登记簿: an office's letter numbers of one year, each given once and in order.
+    """督办函登记簿: an office's letter numbers of one year, each given once, in date order.
 
-    Two letters issued at once load the same version of the register; only one save wins
-    and the other is retried with the next number, so a number is never reused or skipped.
+    Numbers follow the letters' dates: the next number goes to a letter dated on or after
+    the last numbered one; a letter dated earlier is refused (it would need a number already
+    given). Two letters issued at once load the same version of the register; only one save
+    wins and the other is retried with the next number, so a number is never reused or
+    skipped.
     """
 
     @staticmethod
@@ -128,10 +131,26 @@ class LetterRegister(Aggregate):
         self.office = office
         self.year = year
         self.last_sequence = 0
+        self.last_day: date | None = None
+
+    def assign(self, case_id: UUID, day: date) -> None:
+        """Give the next number to a letter dated `day` (China's calendar day)."""
+        if self.last_day is not None and day < self.last_day:
+            raise CaseRuleBroken(
+                "issued_at",
+                f"督办函按日期顺序编号：本年度第{self.last_sequence}号督办函已于"
+                f"{self.last_day:%Y-%m-%d}发出，不能再发日期更早的督办函 / letter numbers follow "
+                f"their dates: number {self.last_sequence} of {self.year} is dated "
+                f"{self.last_day.isoformat()}, a letter dated earlier cannot take a later number",
+            )
+        self._number_assigned(case_id=case_id, day=day)
 
     @event("NumberAssigned")
-    def assign(self, case_id: UUID) -> None:
+    def _number_assigned(self, case_id: UUID, day: date | None = None) -> None:
+        """`day` is None in numbers given before letters were numbered in date order."""
         self.last_sequence += 1
+        if day is not None:
+            self.last_day = day
 
 
 @dataclass(frozen=True)
@@ -174,6 +193,25 @@ class Step:
 
 
 @dataclass(frozen=True)
+class LadderStep:
+    """A step of the deadline ladder the scheduler recorded: reminder, urge (催办), overdue
+    (逾期) or escalate (提级督办), for one deadline, dated when it fell due."""
+
+    step: str
+    deadline: date
+    at: datetime
+
+
+@dataclass(frozen=True)
+class DeadlinePeriod:
+    """A deadline and the moment it was set (the case opened, a letter, a send-back): it
+    governs the ladder from then until the next one is set."""
+
+    deadline: date
+    set_at: datetime
+
+
+@dataclass(frozen=True)
 class RememberedRequest:
     """A write sent with an Idempotency-Key: what it asked and what it answered."""
 
@@ -208,15 +246,19 @@ class SupervisionCase(Aggregate):
         deadline: date,
         requirements: str,
         opened_at: datetime,
+        meeting_title: str | None = None,
     ) -> None:
+        """`meeting_title` names an outcome's meeting in its letters (None for a referral,
+        and in cases opened before it was kept); a referral's requirements are the issue's
+        title."""
         self.office = office
         self.origin = origin
         self.meeting_id = meeting_id
+        self.meeting_title = meeting_title
         self.outcome_id = outcome_id
         self.issue_ids = list(issue_ids)
         self.department = department
         self.deadline = deadline
-        self.deadline_set_at = opened_at
         self.requirements = requirements
         self.opened_at = opened_at
         self.status = OPENED
@@ -226,8 +268,11 @@ class SupervisionCase(Aggregate):
         self.follow_ups: list[FollowUp] = []
         self.completion: Report | None = None
         self.verified_at: datetime | None = None
-        self.overdue_deadlines: list[date] = []
-        self.escalations: list[tuple[str, date, datetime]] = []
+        self.periods: list[DeadlinePeriod] = [DeadlinePeriod(deadline, opened_at)]
+        self.completions: list[tuple[datetime, datetime | None]] = []
+        """(reported, withdrawn by a send-back or None): when the work stood reported done."""
+        self.ladder_steps: list[LadderStep] = []
+        """The ladder's steps recorded and not retracted."""
         self.requests: dict[str, RememberedRequest] = {}
         self.history: list[Step] = [Step("opened", opened_at, requirements)]
 
@@ -235,6 +280,14 @@ class SupervisionCase(Aggregate):
     def overdue(self) -> bool:
         """Past its current deadline without completion in time (逾期)."""
         return self.deadline in self.overdue_deadlines
+
+    @property
+    def overdue_deadlines(self) -> list[date]:
+        return [s.deadline for s in self.ladder_steps if s.step == "overdue"]
+
+    @property
+    def escalations(self) -> list[tuple[str, date, datetime]]:
+        return [(s.step, s.deadline, s.at) for s in self.ladder_steps if s.step != "overdue"]
 
     @property
     def last_step_at(self) -> datetime:
@@ -266,6 +319,7 @@ class SupervisionCase(Aggregate):
             requirements=requirements.strip(),
             issued_at=issued_at,
         )
+        self.retract_disproved()
 
     def check_letter(
         self, deadline: date, requirements: str, issued_at: datetime, now: datetime
@@ -294,7 +348,7 @@ class SupervisionCase(Aggregate):
     ) -> None:
         self.letters.append(Letter(sequence, number, year, deadline, requirements, issued_at))
         self.deadline = deadline
-        self.deadline_set_at = issued_at
+        self.periods.append(DeadlinePeriod(deadline, issued_at))
         self.status = LETTER_ISSUED
         self.history.append(Step("letter_issued", issued_at, number))
 
@@ -363,12 +417,14 @@ class SupervisionCase(Aggregate):
         self._completion_reported(
             office=self.office, department=self.department, note=note, reported_at=reported_at
         )
+        self.retract_disproved()
 
     @event("CompletionReported")
     def _completion_reported(
         self, office: str, department: str, note: str, reported_at: datetime
     ) -> None:
         self.completion = Report(note, reported_at)
+        self.completions.append((reported_at, None))
         self.status = COMPLETED
         self.history.append(Step("completion_reported", reported_at, note))
 
@@ -409,14 +465,16 @@ class SupervisionCase(Aggregate):
             deadline=deadline,
             reopened_at=reopened_at,
         )
+        self.retract_disproved()
 
     @event("Reopened")
     def _reopened(
         self, office: str, department: str, reason: str, deadline: date, reopened_at: datetime
     ) -> None:
         self.completion = None
+        self.completions[-1] = (self.completions[-1][0], reopened_at)
         self.deadline = deadline
-        self.deadline_set_at = reopened_at
+        self.periods.append(DeadlinePeriod(deadline, reopened_at))
         self.status = REOPENED
         self.history.append(Step("reopened", reopened_at, reason))
 
@@ -431,63 +489,105 @@ class SupervisionCase(Aggregate):
         """The deadline steps due by `now` and not yet recorded, in time order: the reminder,
         the 催办, the overdue, the 提级督办 (each once per deadline).
 
-        Each is dated when it fell due, not when it is noticed, so back-dated cases get the
-        history they would have had; a step that fell due after the department reported
-        completion (which a send-back withdraws) never happens.
+        They follow the dates the records carry, not the order they were typed in: each step
+        is dated when it fell due, under the deadline that governed then (a deadline set
+        later, even one typed in first, does not undo what fell due before it), and a step
+        that fell due while the department's completion stood reported never happens.
         """
-        due = []
-        for step, at in self._ladder_times(ladder):
-            if at > now or self._finished_by(at):
-                continue
-            if step == "overdue":
-                done = self.deadline in self.overdue_deadlines
-            else:
-                done = any(s == step and d == self.deadline for s, d, _ in self.escalations)
-            if not done:
-                due.append((step, at))
-        return due
+        return [(s.step, s.at) for s in self._due(now, ladder)]
+
+    def _due(self, now: datetime, ladder: Ladder) -> list[LadderStep]:
+        recorded = {(s.step, s.deadline) for s in self.ladder_steps}
+        due: dict[tuple[str, date], LadderStep] = {}
+        for i, period in enumerate(self.periods):
+            ends = self.periods[i + 1].set_at if i + 1 < len(self.periods) else None
+            for step, at in self._ladder_times(period, ladder):
+                key = (step, period.deadline)
+                if at > now or (ends is not None and at >= ends) or self._finished_at(at):
+                    continue
+                if key not in recorded and key not in due:
+                    due[key] = LadderStep(step, period.deadline, at)
+        return sorted(due.values(), key=lambda d: d.at)
+
+    def disproved_steps(self) -> list[tuple[LadderStep, datetime]]:
+        """Recorded steps the records now contradict, each with the moment of the record
+        that shows it never fell due: a deadline set (by a back-dated letter or send-back)
+        before the step's time, or a completion reported before it."""
+        found = []
+        for recorded in self.ladder_steps:
+            governing = [p for p in self.periods if p.set_at <= recorded.at][-1]
+            if governing.deadline != recorded.deadline:
+                found.append((recorded, governing.set_at))
+            elif (finished := self._finished_at(recorded.at)) is not None:
+                found.append((recorded, finished))
+        return found
+
+    def retract_disproved(self) -> None:
+        """Retract (撤销), by a new event, the steps a back-dated record shows never fell due;
+        the steps stay in the case's history."""
+        disproved = self.disproved_steps()
+        if not disproved:
+            return
+        self._steps_retracted(
+            office=self.office,
+            department=self.department,
+            issue_ids=list(self.issue_ids),
+            steps=[(s.step, s.deadline, s.at) for s, _ in disproved],
+            retracted_at=min(moment for _, moment in disproved),
+        )
+
+    def needs_supervision(self, now: datetime, ladder: Ladder) -> bool:
+        """Whether the scheduler has a step to record or to retract."""
+        return bool(self.due_steps(now, ladder) or self.disproved_steps())
 
     def supervise(self, now: datetime, ladder: Ladder) -> None:
-        """Record the deadline steps that are due (the scheduler's command)."""
-        for step, at in self.due_steps(now, ladder):
-            if step == "overdue":
+        """Retract what the records disprove, then record the deadline steps that are due
+        (the scheduler's command)."""
+        self.retract_disproved()
+        for due in self._due(now, ladder):
+            if due.step == "overdue":
                 self._became_overdue(
                     office=self.office,
                     department=self.department,
-                    deadline=self.deadline,
+                    deadline=due.deadline,
                     issue_ids=list(self.issue_ids),
-                    overdue_at=at,
+                    overdue_at=due.at,
                 )
             else:
                 self._escalated(
                     office=self.office,
                     department=self.department,
-                    step=step,
-                    deadline=self.deadline,
-                    to_office=ladder.escalate_to if step == "escalate" else None,
-                    escalated_at=at,
+                    step=due.step,
+                    deadline=due.deadline,
+                    to_office=ladder.escalate_to if due.step == "escalate" else None,
+                    escalated_at=due.at,
                 )
 
-    def _ladder_times(self, ladder: Ladder) -> list[tuple[str, datetime]]:
+    def _ladder_times(self, period: DeadlinePeriod, ladder: Ladder) -> list[tuple[str, datetime]]:
         # Working days of a year the calendar does not know yet are approximated by
         # Monday–Friday: a reminder a day off is better than none.
+        deadline, set_at = period.deadline, period.set_at
         reminder = start_of_day(
-            add_working_days(self.deadline, -ladder.reminder_working_days, approximate=True)
+            add_working_days(deadline, -ladder.reminder_working_days, approximate=True)
         )
         times = []
-        if reminder >= self.deadline_set_at:
+        if reminder >= set_at:
             times.append(("reminder", reminder))
-        times.append(("urge", max(start_of_day(self.deadline), self.deadline_set_at)))
-        times.append(("overdue", end_of_day(self.deadline)))
+        times.append(("urge", max(start_of_day(deadline), set_at)))
+        times.append(("overdue", end_of_day(deadline)))
         if ladder.escalate_to is not None and ladder.escalate_to != self.office:
             last_day = add_working_days(
-                self.deadline, ladder.escalate_after_working_days, approximate=True
+                deadline, ladder.escalate_after_working_days, approximate=True
             )
             times.append(("escalate", end_of_day(last_day)))
         return times
 
-    def _finished_by(self, moment: datetime) -> bool:
-        return self.completion is not None and self.completion.reported_at <= moment
+    def _finished_at(self, moment: datetime) -> datetime | None:
+        """When the completion that stood reported at `moment` was reported, if one did."""
+        for reported, withdrawn in self.completions:
+            if reported <= moment and (withdrawn is None or moment < withdrawn):
+                return reported
+        return None
 
     @event("BecameOverdue")
     def _became_overdue(
@@ -498,7 +598,7 @@ class SupervisionCase(Aggregate):
         issue_ids: list[UUID],
         overdue_at: datetime,
     ) -> None:
-        self.overdue_deadlines.append(deadline)
+        self.ladder_steps.append(LadderStep("overdue", deadline, overdue_at))
         self.history.append(Step("overdue", overdue_at, deadline.isoformat()))
 
     @event("Escalated")
@@ -511,5 +611,20 @@ class SupervisionCase(Aggregate):
         to_office: str | None,
         escalated_at: datetime,
     ) -> None:
-        self.escalations.append((step, deadline, escalated_at))
+        self.ladder_steps.append(LadderStep(step, deadline, escalated_at))
         self.history.append(Step("escalated", escalated_at, step))
+
+    @event("StepsRetracted")
+    def _steps_retracted(
+        self,
+        office: str,
+        department: str,
+        issue_ids: list[UUID],
+        steps: list[tuple[str, date, datetime]],
+        retracted_at: datetime,
+    ) -> None:
+        withdrawn = [LadderStep(step, deadline, at) for step, deadline, at in steps]
+        self.ladder_steps = [s for s in self.ladder_steps if s not in withdrawn]
+        self.history.append(
+            Step("steps_retracted", retracted_at, "、".join(s.step for s in withdrawn))
+        )

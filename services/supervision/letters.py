@@ -1,4 +1,6 @@
-"""The printable supervision letter (议政协商会议议题办理情况督办函) as a DOCX document."""
+"""The printable supervision letter as a DOCX document: an outcome's letter
+(议政协商会议议题办理情况督办函) names its meeting; a referral's (群众反映问题交办督办函) says
+which issue the office referred to the department, without a meeting it never had."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from docx.text.run import Run
 from services.supervision.domain import Letter, SupervisionCase, china_day
 
 TITLE = "议政协商会议议题办理情况督办函"
+REFERRAL_TITLE = "群众反映问题交办督办函"
 DOCX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 """Characters a DOCX (XML 1.0) cannot hold; typed-in requirements may carry them."""
@@ -49,20 +52,30 @@ def _line(
     _styled(paragraph.add_run(NOT_IN_XML.sub("", text)), size, font, bold)
 
 
+def letter_heading(case: SupervisionCase, office_name: str) -> tuple[str, str]:
+    """The letter's title and opening sentence: what the letter is about."""
+    if case.origin == "referral":
+        return REFERRAL_TITLE, (
+            f"{office_name}在“有事来商量”活动中收集的群众反映问题“{case.requirements}”，"
+            "经筛选交由你单位办理，请按要求认真落实："
+        )
+    meeting = "“有事来商量”协商会议"
+    if case.meeting_title:
+        meeting += f"《{case.meeting_title}》"
+    return TITLE, f"根据{meeting}议定事项，现将下列议题交由你单位办理，请按要求认真落实："
+
+
 def render_letter(case: SupervisionCase, letter: Letter, office_name: str) -> bytes:
     """The letter as the office prints it: heading, number, addressee, requirements,
     deadline, the office's name and the date."""
     document = Document()
     center, right = WD_ALIGN_PARAGRAPH.CENTER, WD_ALIGN_PARAGRAPH.RIGHT
+    title, opening = letter_heading(case, office_name)
     _line(document, office_name, size=22, font="宋体", bold=True, align=center)
-    _line(document, TITLE, size=22, font="宋体", bold=True, align=center)
+    _line(document, title, size=22, font="宋体", bold=True, align=center)
     _line(document, letter.number, align=center)
     _line(document, f"{case.department}：")
-    _line(
-        document,
-        "根据“有事来商量”议政协商会议议定事项，现将下列议题交由你单位办理，请按要求认真落实：",
-        indent=True,
-    )
+    _line(document, opening, indent=True)
     _line(document, letter.requirements, indent=True)
     _line(
         document,

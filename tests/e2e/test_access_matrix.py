@@ -106,6 +106,7 @@ MATRIX: list[tuple[str, str, frozenset[str], str]] = [
     ("projections", "GET /issues?office=yanji",                         READERS,    READ),
     ("projections", "GET /issues?office=yanji&format=csv",              READERS,    READ),
     ("projections", "GET /issues/{issue_id}",                           READERS,    READ),
+    ("projections", "GET /statistics/years?office=yanji",               READERS,    READ),
     ("projections", "GET /statistics/{year}",                           READERS,    OWN),
     ("projections", "GET /statistics/{year}?office=yanji&format=xlsx",  READERS,    READ),
     ("projections", "GET /statistics/{year}/breakdown?office=yanji",    READERS,    READ),

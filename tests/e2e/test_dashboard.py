@@ -565,3 +565,16 @@ def test_the_page_and_its_files_are_served_with_a_same_origin_policy(services):
     ):
         answer = httpx.get(f"{services.projections}/dashboard/static/{outside}", timeout=10)
         assert answer.status_code == 404, outside
+
+
+def test_without_a_year_the_page_opens_on_the_latest_year_that_has_data(visit, services):
+    # The prefecture's data runs to 2021; Tumen's only to 2020 (today is later than both).
+    for office, latest in (("yanbian", 2021), ("tumen", 2020)):
+        opened = visit(f"?token={services.mint(office, 'viewer')}")
+        page = opened.page
+        page.wait_for_selector(READY, timeout=20000)
+        assert page.input_value("#year") == str(latest), office
+        assert f"year={latest}" in page.url
+        collected = page.inner_text('[data-figure="issues_collected"][data-office="total"]')
+        assert collected != "0", office
+        assert opened.errors == []

@@ -19,8 +19,10 @@ from services.meetings.seed import load_seed
 from tests.e2e.conftest import RunningStack, bearer, issue_body
 
 OFFICE = "yanji"
+# The tests share the office's letter registers, which number letters in date order: each test
+# that issues letters dates its case in a year of its own (2020, 2021, 2022, 2023).
 HALL = "延吉市政协委员协商议事厅"
-LETTER_NUMBER = re.compile(r"延市政协督〔2020〕[1-9]\d*号")
+LETTER_NUMBER = re.compile(r"延市政协督〔20\d\d〕[1-9]\d*号")
 HAND_OVER_TIMEOUT = 10.0
 """How long one service may take to hear of another's event."""
 
@@ -124,11 +126,12 @@ def supervise_to_verification(
         ),
         201,
     )
-    assert LETTER_NUMBER.fullmatch(issued["number"]), issued
+    year = int(letter["issued_at"][:4])
+    assert LETTER_NUMBER.fullmatch(issued["number"]) and f"〔{year}〕" in issued["number"], issued
     assert (issued["case_id"], issued["department"], issued["year"]) == (
         case["id"],
         case["department"],
-        2020,
+        year,
     )
     department = office.department(case["department"])
     too_soon = office.supervisor.post(f"{path}/verification", json={})
@@ -319,19 +322,19 @@ def test_a_topic_is_consulted_on_supervised_and_resolved(
 
 
 def test_a_referred_issue_is_supervised_and_resolved(stack: RunningStack, office: Office) -> None:
-    issue = submit(office, "背街小巷路面坑洼", "2020-06-08T10:00:00+08:00")
+    issue = submit(office, "背街小巷路面坑洼", "2021-06-08T10:00:00+08:00")
     referred = screen(
         office,
         issue["id"],
         decision="refer",
         department="城管局",
-        deadline="2020-07-31",
-        screened_at="2020-06-25T09:30:00+08:00",
+        deadline="2021-07-31",
+        screened_at="2021-06-25T09:30:00+08:00",
     )
     assert referred["status"] == "referred"
     assert (referred["screening"]["department"], referred["screening"]["deadline"]) == (
         "城管局",
-        "2020-07-31",
+        "2021-07-31",
     )
 
     found = eventually(
@@ -344,17 +347,17 @@ def test_a_referred_issue_is_supervised_and_resolved(stack: RunningStack, office
     assert (case["issue_ids"], case["department"], case["deadline"]) == (
         [issue["id"]],
         "城管局",
-        "2020-07-31",
+        "2021-07-31",
     )
 
     verified = supervise_to_verification(
         office,
         case,
-        {"deadline": "2020-07-31", "issued_at": "2020-06-28T09:00:00+08:00"},
+        {"deadline": "2021-07-31", "issued_at": "2021-06-28T09:00:00+08:00"},
         {
-            "ack": "2020-06-29T09:00:00+08:00",
-            "completion": "2020-07-20T16:00:00+08:00",
-            "verified": "2020-07-24T10:00:00+08:00",
+            "ack": "2021-06-29T09:00:00+08:00",
+            "completion": "2021-07-20T16:00:00+08:00",
+            "verified": "2021-07-24T10:00:00+08:00",
         },
     )
     assert verified["origin"] == "referral"
@@ -384,12 +387,13 @@ def refer_until_verified(
 ) -> dict[str, Any]:
     """A referral to 水利局, its case driven to verification the next day, and intake's issue
     once that verification resolved it."""
+    year_end = f"{screened_at[:4]}-12-31"
     screen(
         office,
         issue_id,
         decision="refer",
         department="水利局",
-        deadline="2020-12-31",
+        deadline=year_end,
         screened_at=screened_at,
     )
     found = eventually(
@@ -402,7 +406,7 @@ def refer_until_verified(
     supervise_to_verification(
         office,
         case,
-        {"deadline": "2020-12-31", "issued_at": f"{next_day}T09:00:00+08:00"},
+        {"deadline": year_end, "issued_at": f"{next_day}T09:00:00+08:00"},
         {
             "ack": f"{next_day}T15:00:00+08:00",
             "completion": f"{next_day}T17:00:00+08:00",
@@ -417,19 +421,19 @@ def refer_until_verified(
 def test_a_reopened_issue_is_resolved_again_by_a_second_case(office: Office) -> None:
     """Resolved, closed, then reopened because the problem came back: screened again, the
     second referral opens a second case, and that case resolves the issue again."""
-    issue = submit(office, "小区排水管道堵塞", "2020-06-12T09:00:00+08:00")
+    issue = submit(office, "小区排水管道堵塞", "2022-06-12T09:00:00+08:00")
     path = f"/issues/{issue['id']}"
     first = refer_until_verified(
-        office, issue["id"], 0, "2020-06-25T11:00:00+08:00", "2020-07-15T09:00:00+08:00"
+        office, issue["id"], 0, "2022-06-25T11:00:00+08:00", "2022-07-15T09:00:00+08:00"
     )
-    closed = office.leader.post(f"{path}/close", json={"closed_at": "2020-07-20T09:00:00+08:00"})
+    closed = office.leader.post(f"{path}/close", json={"closed_at": "2022-07-20T09:00:00+08:00"})
     assert answer_of(closed, 200)["status"] == "closed"
-    reopening = {"reason": "居民反映管道再次堵塞", "reopened_at": "2020-08-01T09:00:00+08:00"}
+    reopening = {"reason": "居民反映管道再次堵塞", "reopened_at": "2022-08-01T09:00:00+08:00"}
     reopened = answer_of(office.leader.post(f"{path}/reopen", json=reopening), 200)
     assert (reopened["status"], reopened["screening"]) == ("submitted", None), reopened
 
     second = refer_until_verified(
-        office, issue["id"], 1, "2020-08-03T09:00:00+08:00", "2020-08-20T09:00:00+08:00"
+        office, issue["id"], 1, "2022-08-03T09:00:00+08:00", "2022-08-20T09:00:00+08:00"
     )
     assert first["id"] != second["id"]
     history = answer_of(office.viewer.get(path), 200)["history"]
@@ -470,8 +474,8 @@ def test_every_step_of_an_issue_its_case_and_a_meeting_names_who_took_it(
         json={
             "decision": "refer",
             "department": "交通局",
-            "deadline": "2020-08-31",
-            "screened_at": "2020-06-25T09:30:00+08:00",
+            "deadline": "2023-08-31",
+            "screened_at": "2023-06-25T09:30:00+08:00",
         },
     )
     answer_of(screening, 200)
@@ -484,11 +488,11 @@ def test_every_step_of_an_issue_its_case_and_a_meeting_names_who_took_it(
     supervise_to_verification(
         office,
         case,
-        {"deadline": "2020-08-31", "issued_at": "2020-07-01T09:00:00+08:00"},
+        {"deadline": "2023-08-31", "issued_at": "2023-07-01T09:00:00+08:00"},
         {
-            "ack": "2020-07-02T09:00:00+08:00",
-            "completion": "2020-07-20T16:00:00+08:00",
-            "verified": "2020-07-24T10:00:00+08:00",
+            "ack": "2023-07-02T09:00:00+08:00",
+            "completion": "2023-07-20T16:00:00+08:00",
+            "verified": "2023-07-24T10:00:00+08:00",
         },
     )
     resolved_by_case(office, issue["id"], case["id"])

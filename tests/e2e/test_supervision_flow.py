@@ -142,3 +142,77 @@ async def test_a_meeting_outcome_is_supervised_until_verified_and_published(
         assert verified.verified_at == datetime(2020, 8, 10, 10, 0, tzinfo=CHINA)
     finally:
         await nc.close()
+
+
+async def test_a_case_done_in_time_but_typed_in_after_the_scan_is_not_counted_overdue(
+    stack: RunningStack, mint: Callable[..., str]
+) -> None:
+    """The trial's case: the scan judged it by the outcome's deadline (31 Dec) before its
+    letter (deadline 5 Nov) and completion (3 Nov) were typed in, back-dated."""
+    meeting = MeetingConcludedV1(
+        meeting_id=uuid4(),
+        offices=["tumen"],
+        kind="onsite",
+        title="农贸市场环境整治现场协商会",
+        concluded_at=datetime(2020, 10, 10, 16, 0, tzinfo=CHINA),
+        outcomes=[
+            Outcome(
+                outcome_id=uuid4(),
+                issue_ids=[uuid4()],
+                recommendation="请住建局年内整治农贸市场周边环境",
+                department=DEPARTMENT,
+                deadline=date(2020, 12, 31),
+            )
+        ],
+    )
+    nc = await stack.connect_as("admin")
+    try:
+        event_id = str(uuid4())
+        envelope = Envelope.wrap(event_id, datetime.now(UTC), meeting.subject("tumen"), meeting)
+        js = nc.jetstream()
+        await publish_as_relay(js, meeting.subject("tumen"), envelope.to_bytes(), event_id, None)
+    finally:
+        await nc.close()
+    office = bearer(mint("tumen", "supervisor"))
+    department = bearer(mint("tumen", "department", department=DEPARTMENT))
+    async with httpx.AsyncClient(base_url=stack.supervision, timeout=10) as http:
+        case = await wait_for_case(http, meeting.meeting_id, office)
+        path = f"/cases/{case['id']}"
+        assert (await http.post("/scheduler/scan", headers=office)).status_code == 200
+        assert (await http.get(path, headers=office)).json()["overdue"]
+        for step, body, who in (
+            ("letters", {"requirements": "限期整治", "deadline": "2020-11-05",
+                         "issued_at": "2020-10-20T09:00:00"}, office),
+            ("acknowledgement", {"acknowledged_at": "2020-10-21T09:00:00"}, department),
+            ("completion", {"note": "已整治", "reported_at": "2020-11-03T10:00:00"}, department),
+            ("verification", {"verified_at": "2020-11-04T10:00:00"}, office),
+        ):  # fmt: skip
+            answer = await http.post(f"{path}/{step}", json=body, headers=who)
+            assert answer.status_code in (200, 201), (step, answer.text)
+        done = (await http.get(path, headers=office)).json()
+    assert done["status"] == "verified" and not done["overdue"]
+    # The scan's 催办, overdue and 提级督办 of 31 Dec are withdrawn, kept in the history.
+    assert [e for e in done["escalations"] if e["deadline"] == "2020-12-31"] == []
+    assert "steps_retracted" in [step["event"] for step in done["history"]]
+
+    viewer = bearer(mint("tumen", "viewer"))
+    async with httpx.AsyncClient(base_url=stack.projections, timeout=10) as read_side:
+
+        async def caught_up() -> bool:
+            letters = await read_side.get("/statistics/2020/letters_issued", headers=viewer)
+            overdue = await read_side.get("/statistics/2021/cases_overdue", headers=viewer)
+            return case["id"] in {i["case_id"] for i in letters.json()["items"]} and case[
+                "id"
+            ] not in {i["case_id"] for i in overdue.json()["items"]}
+
+        deadline = time.monotonic() + 15
+        while not await caught_up():
+            assert time.monotonic() < deadline, "the read side still counts the case overdue"
+            await asyncio.sleep(0.1)
+        for as_of in ({}, {"as_of": "2021-01-01"}, {"as_of": "2021-06-30"}):
+            figures = await read_side.get("/statistics/2021", params=as_of, headers=viewer)
+            listed = await read_side.get(
+                "/statistics/2021/cases_overdue", params=as_of, headers=viewer
+            )
+            assert figures.json()["total"]["cases_overdue"] == listed.json()["total"], as_of
+            assert case["id"] not in {i["case_id"] for i in listed.json()["items"]}, as_of

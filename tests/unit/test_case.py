@@ -249,7 +249,7 @@ def test_the_register_numbers_letters_one_after_another() -> None:
     assert register.id != LetterRegister.create_id("yanbian", 2021)
     numbers = []
     for _ in range(3):
-        register.assign(uuid4())
+        register.assign(uuid4(), date(2020, 7, 1))
         numbers.append(letter_number("延州政协督", 2020, register.last_sequence))
     assert numbers == ["延州政协督〔2020〕1号", "延州政协督〔2020〕2号", "延州政协督〔2020〕3号"]
 

@@ -259,4 +259,4 @@ def test_an_xlsx_export_drops_the_control_characters_a_typed_in_title_may_hold()
     answer = export([row], ISSUE_COLUMNS, "问题状态 issues", "xlsx")
     sheet = load_workbook(io.BytesIO(answer.body)).active
     assert sheet is not None
-    assert list(sheet.iter_rows(values_only=True))[1][:3] == ("1", "yanji", "路灯损坏")
+    assert list(sheet.iter_rows(values_only=True))[1][:3] == ("1", "延吉市政协", "路灯损坏")

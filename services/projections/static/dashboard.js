@@ -271,7 +271,8 @@
   function readAddress() {
     const params = new URL(location.href).searchParams;
     const year = Number.parseInt(params.get("year") || "", 10);
-    state.year = Number.isInteger(year) && year >= 2000 && year <= 2100 ? year : thisYear();
+    // No year in the address: the latest year that has data, once the API says which.
+    state.year = Number.isInteger(year) && year >= 2000 && year <= 2100 ? year : null;
     state.office = params.get("office") || "";
     const asOf = params.get("as_of") || "";
     state.asOf = /^\d{4}-\d{2}-\d{2}$/.test(asOf) ? asOf : "";
@@ -653,6 +654,13 @@
       });
     }
     if (dateField) columns.push({ label: t("colDate"), cell: (i) => esc(i[dateField] ? chinaDate(i[dateField]) : "") });
+    if (!has("issue_id") && items.some((i) => Array.isArray(i.issue_ids) && i.issue_ids.length)) {
+      // A letter or a case: one timeline link per issue it covers.
+      columns.push({
+        label: t("colDetail"),
+        cell: (i) => (i.issue_ids || []).map((id, n) => `<a class="timeline-link" href="#/issue/${encodeURIComponent(id)}">${esc(t("openTimeline"))}${i.issue_ids.length > 1 ? ` ${n + 1}` : ""}</a>`).join(" "),
+      });
+    }
     if (has("issue_id")) {
       columns.push({
         label: t("colDetail"),
@@ -775,12 +783,13 @@
 
   function fillYears() {
     const select = $("#year");
-    const last = Math.max(thisYear(), state.year);
-    const first = Math.min(FIRST_YEAR, state.year);
+    const year = state.year ?? thisYear();
+    const last = Math.max(thisYear(), year);
+    const first = Math.min(FIRST_YEAR, year);
     const options = [];
     for (let y = last; y >= first; y -= 1) options.push(`<option value="${y}">${y}${state.lang === "zh" ? "年" : ""}</option>`);
     select.innerHTML = options.join("");
-    select.value = String(state.year);
+    select.value = String(year);
   }
 
   function fillOffices() {
@@ -811,6 +820,13 @@
 
   async function load() {
     document.body.dataset.state = "loading";
+    if (state.year === null) {
+      await guarded(async () => {
+        const found = await getOptional("/statistics/years", { office: state.office });
+        state.year = found && found.years.length ? found.years[0] : thisYear();
+      });
+      if (state.year === null) return; // the token prompt or the error is showing
+    }
     writeAddress();
     applyLanguage();
     fillYears();
