@@ -22,6 +22,7 @@ import nats.errors
 from services.notifications.settings import NotificationsSettings
 from services.notifications.sink import MailSink
 from shared.embedded import EmbeddedNats, die_with_parent, free_port, passwords_from_file
+from shared.files import open_private_log, private_dir
 from shared.settings import (
     IntakeSettings,
     MeetingsSettings,
@@ -101,8 +102,7 @@ class ServiceProcess:
         return f"http://{_probe_host(self.host)}:{self.port}"
 
     def start(self, env: dict[str, str]) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
+        with open_private_log(self.log_path) as log:
             self._log_start = log.tell()
             self.process = subprocess.Popen(
                 [sys.executable, "-m", self.spec.module],
@@ -206,7 +206,7 @@ class Stack:
     def start(self) -> None:
         """Start everything and wait until each service is ready; raise if anything fails."""
         self._refuse_busy_ports()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)
         # Each service connects as its own user (shared/nats_access.py), never anonymously.
         self.nats.passwords = passwords_from_file(self.data_dir / PASSWORDS_FILE)
         try:

@@ -122,17 +122,32 @@ class Authenticator:
         else:
             raise TokenError(str(last_error))
         office = claims.get("office")
-        roles = claims.get("roles")
-        if office not in self._settings.offices or not isinstance(roles, list):
-            raise TokenError("token names no known office or no roles")
+        if office not in self._settings.offices:
+            raise TokenError("token names no known office")
+        roles = known_roles(claims.get("roles"))
+        department = claims.get("department")
+        if "department" in roles and not (isinstance(department, str) and department):
+            raise TokenError("role department without a department")
         principal = Principal(
             subject=claims["sub"],
             office=office,
-            roles=frozenset(str(r) for r in roles),
-            department=claims.get("department"),
+            roles=roles,
+            department=department,
             is_prefecture=office == self._settings.prefecture_office,
         )
         return principal, float(claims["exp"])
+
+
+def known_roles(claim: object) -> frozenset[str]:
+    """The roles a token names, refused unless they are a non-empty list of known roles:
+    a role no route knows must not pass a check that only asks for "any role" (a token
+    with `roles: []` or `["root"]` once read every supervision case)."""
+    if not isinstance(claim, list) or not claim:
+        raise TokenError("token names no roles")
+    unknown = sorted({str(role) for role in claim} - set(ROLES))
+    if unknown or not all(isinstance(role, str) for role in claim):
+        raise TokenError(f"token names unknown roles {unknown}")
+    return frozenset(claim)
 
 
 _bearer = HTTPBearer(auto_error=False, description="`shangliang token --office yanji --role clerk`")

@@ -19,6 +19,7 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
+from shared.files import open_private_log, private_dir
 from shared.messaging import connect, set_up
 from shared.nats_access import ADMIN, USERS, password_variable, users_conf
 from shared.settings import NatsSettings
@@ -95,7 +96,7 @@ class EmbeddedNats:
         return f"nats://{self.host}:{self.port}"
 
     def start(self, timeout: float = 15.0) -> EmbeddedNats:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)
         users: list[str] = []
         environment = dict(os.environ)
         if self.passwords is not None:
@@ -104,7 +105,7 @@ class EmbeddedNats:
             config.write_text(users_conf())
             users = ["-c", str(config)]
             environment |= {password_variable(u): p for u, p in self.passwords.items()}
-        log_file = (self.data_dir / "nats-server.log").open("ab")
+        log_file = open_private_log(self.data_dir / "nats-server.log")
         self.process = subprocess.Popen(
             [
                 nats_server_binary(),

@@ -7,8 +7,9 @@ server of `shangliang up` loads the very same text. Least privilege:
 - the admin user creates the streams and the lease bucket at start-up (`shangliang
   nats-setup`, or the launcher) and is for operators;
 - a service publishes only its own subjects, reads its own stream's state and last message
-  (the relay resumes from it), may create its own stream again if it was deleted (the store
-  heals the stream), but never update or delete a stream; it writes only its own lease key
+  (the relay resumes from it), may create its own stream again if it was deleted and purge
+  what is left of it when it lost messages (the store heals the stream, refilling it from
+  the start), but never update or delete a stream; it writes only its own lease key
   (reading the bucket shows other holders' names, nothing more);
 - it reads only its upstream streams, through consumers it creates on them;
 - it receives only on inboxes of its own prefix, so no user can listen in on the replies and
@@ -56,6 +57,7 @@ class ServiceAccess:
                 *own.subjects,
                 f"{API}.STREAM.INFO.{own.name}",
                 f"{API}.STREAM.CREATE.{own.name}",
+                f"{API}.STREAM.PURGE.{own.name}",
                 f"{API}.STREAM.MSG.GET.{own.name}",
             ]
         leases = ((relay_lease(self.user),) if own is not None else ()) + self.leases

@@ -13,10 +13,15 @@ Each stored event is published once and in the order of the notification log:
 
 The store heals the stream: a stream that was deleted is created again, and one that lost
 messages (purged, or truncated by a node that had not fsynced) is refilled from the store.
-When the server's duplicate window still remembers the lost messages' ids it answers
-"duplicate" without storing them; the relay then publishes them under ids qualified by the
-stream's new first sequence, which the window has never seen. Consumers recognise events by
-the envelope's id, which never changes.
+A purge keeps the stream's last sequence, so publishing goes on as if nothing happened: the
+relay therefore looks at the stream's first message and its count at every resync and about
+once a second while it runs. When a message is missing in the middle, or the first message
+comes after a stored event that is published, the relay purges what is left and publishes
+the store again from its start, in order (consumers skip the positions they already have,
+and a rebuild from the stream sees every event). When the server's duplicate window still
+remembers the lost messages' ids it would answer "duplicate" without storing them; the
+relay then publishes under ids qualified by the stream's new first sequence, which the
+window has never seen. Consumers recognise events by the envelope's id, which never changes.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import contextlib
 import itertools
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +41,7 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js.api import Header, PubAck
+from nats.js.api import Header, PubAck, StreamState
 from nats.js.errors import NotFoundError
 
 from shared.aio import check_cancelled
@@ -88,6 +94,7 @@ class Relay:
         ack_timeout_seconds: float = 5.0,
         replicas: int = 1,
         duplicate_window_seconds: float = 120.0,
+        check_seconds: float = 1.0,
     ) -> None:
         self._nc = nc
         self._js = nc.jetstream()
@@ -99,6 +106,10 @@ class Relay:
         self._ack_timeout = ack_timeout_seconds
         self._replicas = replicas
         self._duplicate_window = duplicate_window_seconds
+        self._check_seconds = check_seconds
+        self._checked_at = 0.0
+        self._complete_from: int | None = None
+        """The first sequence of the stream when it was last found complete."""
         self._msg_id_suffix = ""
         self._news = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -126,6 +137,8 @@ class Relay:
                 while True:
                     check_cancelled()
                     self._news.clear()
+                    if time.monotonic() - self._checked_at >= self._check_seconds:
+                        await self._check_complete()
                     if await self.publish_batch() == 0:
                         await self._wait_for_news()
                     delay = 0.1
@@ -162,6 +175,11 @@ class Relay:
             log.warning("relay %s: the stream is gone; creating it again", name)
             await ensure_stream(self._js, self._stream, self._replicas, self._duplicate_window)
             info = await self._js.stream_info(name)
+        if await self._lost_messages(info.state):
+            await self._purge_for_refill(info.state)
+            info = await self._js.stream_info(name)
+        self._complete_from = info.state.first_seq
+        self._checked_at = time.monotonic()
         self._last_seq = info.state.last_seq
         self.position = 0
         if info.state.messages:
@@ -171,6 +189,58 @@ class Relay:
                 raise RuntimeError(f"last message of {name} has no {POSITION_HEADER} header")
             self.position = int(headers[POSITION_HEADER])
         self.synced = True
+
+    async def _check_complete(self) -> None:
+        """While running: resync if the stream lost messages since the last look."""
+        self._checked_at = time.monotonic()
+        state = (await self._js.stream_info(self._stream.name)).state
+        if state.first_seq == self._complete_from and not _holes(state):
+            return  # as complete as before, plus what this relay appended in order
+        if await self._lost_messages(state):
+            raise StreamBehind("the stream lost messages (purged?); refilling it")
+        self._complete_from = state.first_seq
+
+    async def _lost_messages(self, state: StreamState) -> bool:
+        """Does the stream miss an event the store has published? Messages go in strictly
+        one after the other, so one missing in the middle leaves a hole in the sequences,
+        and ones missing at the start leave a published event before the first message."""
+        if _holes(state):
+            return True
+        if state.messages:
+            first = await self._js.get_msg(self._stream.name, seq=state.first_seq)
+            before = int((first.headers or {}).get(POSITION_HEADER, 0))
+        else:
+            before = self.position + 1  # all this relay published is gone
+        return await asyncio.to_thread(self._publishes_before, before)
+
+    def _publishes_before(self, position: int) -> bool:
+        """Whether a stored event before `position` is one the relay publishes."""
+        start = 0
+        while start < position - 1:
+            notifications = self._app.recorder.select_notifications(
+                start, self._batch_size, stop=position - 1, inclusive_of_start=False
+            )
+            if not notifications:
+                return False
+            if any(self._prepare(n) is not None for n in notifications):
+                return True
+            start = notifications[-1].id
+        return False
+
+    async def _purge_for_refill(self, state: StreamState) -> None:
+        """Empty the stream so that it is published again from the store's start in order;
+        under ids the duplicate window has not seen (qualified by the new first sequence)."""
+        log.warning(
+            "relay %s: the stream lost messages (first %d, last %d, %d held); refilling it "
+            "from the store",
+            self._stream.name,
+            state.first_seq,
+            state.last_seq,
+            state.messages,
+        )
+        if state.messages:
+            await self._js.purge_stream(self._stream.name, seq=state.last_seq + 1)
+        self._msg_id_suffix = f"~{state.last_seq + 1}"
 
     async def _lost(self, sequence: int) -> bool:
         """Is the message the server called a duplicate missing from the stream? If so, the
@@ -277,3 +347,7 @@ class Relay:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self._idle_poll):
                 await self._news.wait()
+
+
+def _holes(state: StreamState) -> bool:
+    return bool(state.messages) and state.messages < state.last_seq - state.first_seq + 1

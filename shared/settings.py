@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.files import private_dir, private_sqlite
+
 DEV_SIGNING_KEY = "shangliang-embedded-development-key-change-me"
 """The placeholder key of the embedded default; production mode refuses it."""
 
@@ -96,9 +98,8 @@ class Settings(NatsSettings):
         return self
 
     def data_file(self, name: str) -> Path:
-        """A file in the data folder, which is created on first use."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        return self.data_dir / name
+        """A file in the data folder, which is created on first use, owner-only (0700)."""
+        return private_dir(self.data_dir) / name
 
     @property
     def projections_on_postgres(self) -> bool:
@@ -111,7 +112,7 @@ class Settings(NatsSettings):
             return self.postgres_env()
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-            "SQLITE_DBNAME": str(self.data_file(f"{application}.sqlite")),
+            "SQLITE_DBNAME": private_sqlite(str(self.data_file(f"{application}.sqlite"))),
             "SQLITE_LOCK_TIMEOUT": "10",
         }
 

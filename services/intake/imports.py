@@ -27,7 +27,7 @@ from services.intake.domain import (
     imported_key,
     issue_id_for,
 )
-from shared.web import china_time
+from shared.web import china_time, text_problem
 
 Kind = Literal["activities", "issues"]
 MAX_ROWS = 50_000
@@ -247,6 +247,9 @@ class RowChecker:
 
     def _build(self, values: dict[str, Any], now: datetime) -> Aggregate:
         text = {f: _cell_text(v) for f, v in values.items()}
+        for field_name, value in text.items():
+            if (problem := text_problem(value)) is not None:
+                raise _Bad(field_name, problem)
         for column in COLUMNS[self.kind]:
             if column.required and not text.get(column.field):
                 raise _Bad(column.field, f"{column.header}不能为空 / {column.field} is required")

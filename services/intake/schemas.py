@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from services.intake.activity import OutreachActivity
 from services.intake.domain import Decision, Issue, Source, Status
-from shared.web import china_time
+from shared.web import ChinaTime as Moment
+from shared.web import IsoDate, RequestBody
 
-Moment = Annotated[datetime, AfterValidator(china_time)]
 Name = Annotated[str, Field(min_length=1, max_length=100)]
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Body(RequestBody):
+    pass
 
 
 class ActivityRecord(_Body):
@@ -65,7 +65,7 @@ class Screening(_Body):
     screened_at: Moment | None = None
     report_title: str | None = Field(default=None, max_length=200)
     department: str | None = Field(default=None, max_length=100)
-    deadline: date | None = None
+    deadline: IsoDate | None = None
     answer: str | None = Field(default=None, max_length=5000)
     duplicate_of: UUID | None = None
     reason: str | None = Field(default=None, max_length=2000)

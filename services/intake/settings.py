@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import binascii
+import contextlib
 import os
+import shutil
 from pathlib import Path
 
 from eventsourcing.cryptography import AESCipher
@@ -12,6 +14,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from services.intake.domain import DEFAULT_CATEGORIES
+from shared.files import private_dir
 from shared.settings import IntakeSettings, Settings
 
 CIPHER_TOPIC = "eventsourcing.cryptography:AESCipher"
@@ -29,7 +32,12 @@ class IntakeServiceSettings(IntakeSettings):
 
     cipher_key: SecretStr | None = None
     """AES key (base64, from `AESCipher.create_key(32)`) for the event store: reporters'
-    names and phone numbers are personal data. Generated into the data folder by default."""
+    names and phone numbers are personal data. Read from `cipher_key_file` if not set."""
+    cipher_key_file: Path | None = None
+    """Where the key is kept, apart from the data folder so that a copy of the folder alone
+    decrypts nothing: by default `<data folder>-keys/intake.cipher-key` beside it, generated
+    there (0600, in a 0700 folder) in the embedded default. Production mode only reads it,
+    and refuses a file inside the data folder."""
     categories: dict[str, list[str]] = Field(default_factory=dict)
     """Issue categories per office, e.g. `{"yanji": ["城市管理", ...]}`; others get the
     default list."""
@@ -38,20 +46,24 @@ class IntakeServiceSettings(IntakeSettings):
         return tuple(self.categories.get(office) or DEFAULT_CATEGORIES)
 
 
+def key_file(settings: Settings, intake: IntakeServiceSettings) -> Path:
+    """Where the cipher key is kept: the configured file, or one beside the data folder."""
+    if intake.cipher_key_file is not None:
+        return intake.cipher_key_file
+    data = settings.data_dir.resolve()
+    return data.parent / f"{data.name}-keys" / KEY_FILE
+
+
 def cipher_environment(settings: Settings, intake: IntakeServiceSettings) -> dict[str, str]:
-    """The eventsourcing cipher settings: the configured key, or in the embedded default one
-    generated once into the data folder (readable by its owner only)."""
+    """The eventsourcing cipher settings: the configured key or key file, or in the embedded
+    default one generated once beside the data folder (readable by its owner only)."""
     if intake.cipher_key is not None:
         key = intake.cipher_key.get_secret_value()
     elif settings.mode == "production":
-        raise IntakeConfigurationError(
-            "生产模式需要设置 SHANGLIANG_INTAKE_CIPHER_KEY（加密反映人信息）/ production mode "
-            "needs SHANGLIANG_INTAKE_CIPHER_KEY to encrypt reporters' personal data; create one "
-            "with: python -c 'from eventsourcing.cryptography import AESCipher; "
-            "print(AESCipher.create_key(32))'"
-        )
+        key = _production_key(settings, intake)
     else:
-        key = _key_from_file(settings.data_file(KEY_FILE))
+        # Versions before kept the key in the data folder: it moves out, the same key.
+        key = _key_from_file(key_file(settings, intake), settings.data_dir / KEY_FILE)
     try:
         AESCipher(Environment(env={AESCipher.CIPHER_KEY: key}))
     except (ValueError, binascii.Error) as error:
@@ -61,11 +73,40 @@ def cipher_environment(settings: Settings, intake: IntakeServiceSettings) -> dic
     return {"CIPHER_TOPIC": CIPHER_TOPIC, "CIPHER_KEY": key}
 
 
-def _key_from_file(path: Path) -> str:
+def _production_key(settings: Settings, intake: IntakeServiceSettings) -> str:
+    path = intake.cipher_key_file
+    if path is None:
+        raise IntakeConfigurationError(
+            "生产模式需要设置 SHANGLIANG_INTAKE_CIPHER_KEY 或 SHANGLIANG_INTAKE_CIPHER_KEY_FILE"
+            "（加密反映人信息）/ production mode needs SHANGLIANG_INTAKE_CIPHER_KEY or "
+            "SHANGLIANG_INTAKE_CIPHER_KEY_FILE to encrypt reporters' personal data; create a "
+            "key with: python -c 'from eventsourcing.cryptography import AESCipher; "
+            "print(AESCipher.create_key(32))'"
+        )
+    if path.resolve().is_relative_to(settings.data_dir.resolve()):
+        raise IntakeConfigurationError(
+            f"密钥文件 {path} 不能放在数据目录 {settings.data_dir} 中 / the cipher key file must "
+            "not be inside the data folder: a copy of the folder would decrypt itself"
+        )
+    try:
+        return path.read_text().strip()
+    except OSError as error:
+        raise IntakeConfigurationError(
+            f"无法读取密钥文件 / cannot read SHANGLIANG_INTAKE_CIPHER_KEY_FILE {path}: {error}"
+        ) from error
+
+
+def _key_from_file(path: Path, legacy: Path) -> str:
     try:
         return path.read_text().strip()
     except FileNotFoundError:
         pass
+    private_dir(path.parent)
+    if legacy.exists():
+        # FileNotFoundError: moved by another process starting at the same time.
+        with contextlib.suppress(FileNotFoundError):
+            shutil.move(legacy, path)
+        return path.read_text().strip()
     key = AESCipher.create_key(32)
     try:
         # O_EXCL: of two processes starting at once, one writes and the other reads its key.

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from services.meetings.domain import Meeting
-from shared.web import china_time
+from shared.web import ChinaTime as Moment
+from shared.web import IsoDate, RequestBody
 
-Moment = Annotated[datetime, AfterValidator(china_time)]
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 
 
-class Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Request(RequestBody):
+    pass
 
 
 class PersonRegistration(Request):
@@ -86,7 +86,7 @@ class OutcomeProposal(Request):
     issue_ids: list[UUID] = Field(min_length=1)
     recommendation: str = Field(min_length=1, max_length=10000)
     department: str = Field(min_length=1, max_length=80)
-    deadline: date
+    deadline: IsoDate
 
 
 class Conclusion(Request):

@@ -36,6 +36,7 @@ from services.projections.facts import (
     timeline_step,
 )
 from shared.consumer import Delivered
+from shared.files import private_sqlite
 from shared.views import PostgresView, SQLiteView, view_datastore
 
 __all__ = ["STATUS_LABELS", "IssueStatusView", "ProjectionView", "china_year"]
@@ -476,7 +477,10 @@ def open_issue_status_view(
     factory = InfrastructureFactory.construct(
         Environment(
             "projections",
-            {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": db_path},
+            {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": private_sqlite(db_path),
+            },
         )
     )
     view = factory.tracking_recorder(view_class)

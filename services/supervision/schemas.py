@@ -3,27 +3,24 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from services.supervision.domain import STATUS_LABELS, Letter, SupervisionCase
-from shared.web import china_time
-
-ChinaTime = Annotated[datetime, AfterValidator(china_time)]
-"""A time in a request body; without an offset it is China Standard Time."""
+from shared.web import ChinaTime, IsoDate, RequestBody
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Body(RequestBody):
+    pass
 
 
 class LetterRequest(_Body):
     """A supervision letter: the requirements and a deadline, as a date or in working days."""
 
     requirements: str = Field(min_length=1, max_length=5000)
-    deadline: date | None = Field(default=None, examples=["2020-09-30"])
+    deadline: IsoDate | None = Field(default=None, examples=["2020-09-30"])
     working_days: int | None = Field(default=None, ge=1, le=250, examples=[15])
     """Working days after the letter's date, official holidays and 调休 counted."""
     issued_at: ChinaTime | None = None
@@ -59,7 +56,7 @@ class VerificationRequest(_Body):
 
 class SendBackRequest(_Body):
     reason: str = Field(min_length=1, max_length=5000)
-    deadline: date
+    deadline: IsoDate
     reopened_at: ChinaTime | None = None
 
 

@@ -1,11 +1,14 @@
 """Schemathesis against a running stack (模糊测试): cases generated from each service's
 /openapi.json, sent over real HTTP with valid tokens. A case fails when the service answers
 5xx, when its answer does not match the documented schema, or when a refused (4xx) request
-changed the service's store. Used by tests/e2e/test_fuzz.py and bench/fuzz_soak.py."""
+changed the service's store. A share of the bodies is sent with one value spoilt in ways a
+schema's generator never tries (`SPOILERS`: lone surrogates, control characters, NaN).
+Used by tests/e2e/test_fuzz.py and bench/fuzz_soak.py."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import random
 import sqlite3
@@ -40,6 +43,21 @@ PAST_STEPS = (
     "verified",
 )
 CHECKS = [not_a_server_error, response_schema_conformance]
+SPOILERS = (
+    '"\\udc80"',
+    '"\\u0000"',
+    '"\\u202e"',
+    '"\\u001b"',
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "123",
+)
+"""What JSON generated from a schema never holds, yet a client can send and Python's JSON
+reader takes: a lone surrogate, NUL, a right-to-left override, an escape, numbers JSON has
+not, and a number where a time is documented."""
+SPOIL_SHARE = 0.2
+"""The share of cases with a JSON body sent with one value of it spoilt so."""
 SERVICES = ("intake", "meetings", "supervision", "projections")
 
 
@@ -119,6 +137,30 @@ def _aim(case: Case, rng: random.Random, target: Target) -> None:
                     fields[name] = rng.choice(target.known[name])
 
 
+def _leaves(value: Any, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    if isinstance(value, dict):
+        return [leaf for key, item in value.items() for leaf in _leaves(item, (*path, key))]
+    if isinstance(value, list):
+        return [leaf for n, item in enumerate(value) for leaf in _leaves(item, (*path, n))]
+    return [path]
+
+
+def spoilt(body: Any, rng: random.Random) -> bytes:
+    """The body as JSON with one of its values (or the whole, if it has none) written as
+    one of `SPOILERS`, as is."""
+    raw = rng.choice(SPOILERS)
+    place = rng.choice(_leaves(body) or [()])
+    if not place:
+        return raw.encode()
+    marker = "\u0000SPOILT\u0000"
+    copy = json.loads(json.dumps(body))
+    holder = copy
+    for step in place[:-1]:
+        holder = holder[step]
+    holder[place[-1]] = marker
+    return json.dumps(copy).replace(json.dumps(marker), raw).encode()
+
+
 def fuzz(target: Target, cases: int, random_seed: int) -> Report:
     """At least `cases` generated cases over every operation of `target`, half valid by the
     schema and half not; returns what was seen, failures included (never raises on them)."""
@@ -140,9 +182,17 @@ def fuzz(target: Target, cases: int, random_seed: int) -> Report:
             # Long polling (`GET /issues/{id}?wait=`) for ids that never appear: valid, slow.
             case.query["wait"] = 0
         before = store.count()
-        response = case.call(
-            base_url=target.url, session=session, headers=bearer(token), timeout=30
-        )
+        sent = ""
+        request = case.as_transport_kwargs(base_url=target.url, headers=bearer(token))
+        if "json" in request and rng.random() < SPOIL_SHARE:
+            request["data"] = spoilt(request.pop("json"), rng)
+            request["headers"] = {**request["headers"], "Content-Type": "application/json"}
+            sent = f"\n  sent instead: {request['data'].decode()[:500]}"
+            response = session.request(**request, timeout=30)
+        else:
+            response = case.call(
+                base_url=target.url, session=session, headers=bearer(token), timeout=30
+            )
         after = store.count()
         report.cases += 1
         report.statuses[response.status_code] += 1
@@ -156,7 +206,7 @@ def fuzz(target: Target, cases: int, random_seed: int) -> Report:
         if problems:
             report.failures.append(
                 f"{case.operation.label} → {response.status_code}: {' | '.join(problems)}\n"
-                f"  {response.text[:500]}\n  {case.as_curl_command(base_url=target.url)}"
+                f"  {response.text[:500]}\n  {case.as_curl_command(base_url=target.url)}{sent}"
             )
 
     try:

@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from eventsourcing.cryptography import AESCipher
 from pydantic import SecretStr
 
 from services.intake.application import IntakeApplication
@@ -82,24 +83,63 @@ async def test_without_the_cipher_the_phone_number_would_be_in_the_file(tmp_path
     assert PHONE.encode() in stored_bytes(tmp_path)
 
 
-def test_the_embedded_key_is_generated_once_readable_by_its_owner_only(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path)
+def test_the_embedded_key_is_generated_once_apart_from_the_data_readable_by_its_owner_only(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data")
 
     first = cipher_environment(settings, IntakeServiceSettings())
     again = cipher_environment(settings, IntakeServiceSettings())
 
     assert first == again
     assert first["CIPHER_TOPIC"] == "eventsourcing.cryptography:AESCipher"
-    mode = stat.S_IMODE((tmp_path / KEY_FILE).stat().st_mode)
-    assert mode == 0o600
+    key = tmp_path / "data-keys" / KEY_FILE
+    assert key.read_text().strip() == first["CIPHER_KEY"]
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert stat.S_IMODE(key.parent.stat().st_mode) == 0o700
+    assert not (tmp_path / "data" / KEY_FILE).exists()
+
+
+def test_a_key_an_older_version_kept_in_the_data_folder_moves_out_unchanged(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data")
+    old = settings.data_file(KEY_FILE)
+    old.write_text(AESCipher.create_key(32) + "\n")
+    key = old.read_text().strip()
+
+    assert cipher_environment(settings, IntakeServiceSettings())["CIPHER_KEY"] == key
+    assert not old.exists()
+    assert (tmp_path / "data-keys" / KEY_FILE).read_text().strip() == key
+
+
+def test_a_configured_key_file_is_read_in_production_but_never_inside_the_data_folder(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data", mode="production", signing_keys=["k" * 40])
+    key = AESCipher.create_key(32)
+    apart = tmp_path / "secrets" / KEY_FILE
+    apart.parent.mkdir()
+    apart.write_text(key + "\n")
+    inside = settings.data_file("keys") / KEY_FILE
+    inside.parent.mkdir()
+    inside.write_text(key + "\n")
+
+    configured = IntakeServiceSettings(cipher_key_file=apart)
+    assert cipher_environment(settings, configured)["CIPHER_KEY"] == key
+    with pytest.raises(IntakeConfigurationError, match="inside the data folder"):
+        cipher_environment(settings, IntakeServiceSettings(cipher_key_file=inside))
+    missing = IntakeServiceSettings(cipher_key_file=tmp_path / "nowhere" / KEY_FILE)
+    with pytest.raises(IntakeConfigurationError, match="cannot read"):
+        cipher_environment(settings, missing)
 
 
 def test_production_mode_without_a_key_is_refused_with_a_clear_message(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, mode="production", signing_keys=["k" * 40])
+    settings = Settings(data_dir=tmp_path / "data", mode="production", signing_keys=["k" * 40])
 
     with pytest.raises(IntakeConfigurationError, match="SHANGLIANG_INTAKE_CIPHER_KEY"):
         cipher_environment(settings, IntakeServiceSettings())
-    assert not (tmp_path / KEY_FILE).exists()
+    assert list(tmp_path.rglob(KEY_FILE)) == []
 
     configured = IntakeServiceSettings(cipher_key=SecretStr("not a key"))
     with pytest.raises(IntakeConfigurationError, match="not a valid AES key"):
@@ -109,8 +149,6 @@ def test_production_mode_without_a_key_is_refused_with_a_clear_message(tmp_path:
 def test_a_configured_key_comes_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from eventsourcing.cryptography import AESCipher
-
     key = AESCipher.create_key(32)
     monkeypatch.setenv("SHANGLIANG_INTAKE_CIPHER_KEY", key)
     settings = Settings(data_dir=tmp_path, mode="production", signing_keys=["k" * 40])

@@ -140,6 +140,20 @@ async def test_intake_publishes_its_own_subjects_but_not_a_meetings_subject(
     assert (await admin.stream_info(INTAKE_STREAM.name)).state.messages == 1
 
 
+async def test_a_service_may_purge_its_own_stream_to_refill_it_but_no_other(
+    as_user: Connect, caplog: pytest.LogCaptureFixture
+) -> None:
+    admin = (await as_user(ADMIN)).jetstream()
+    await admin.publish("meetings.yanji.MeetingConcluded.v1", b"meeting")
+    intake = (await as_user("intake")).jetstream(timeout=REFUSAL_TIMEOUT)
+
+    assert await intake.purge_stream(INTAKE_STREAM.name)
+    with caplog.at_level(logging.WARNING, logger="shared.messaging"), pytest.raises(NatsTimeout):
+        await intake.purge_stream(MEETINGS_STREAM.name)
+    assert any("$js.api.stream.purge.meetings" in m for m in refusals(caplog, "intake"))
+    assert (await admin.stream_info(MEETINGS_STREAM.name)).state.messages == 1
+
+
 async def test_a_consumer_reads_the_streams_it_was_given_and_no_other(
     as_user: Connect, caplog: pytest.LogCaptureFixture
 ) -> None:

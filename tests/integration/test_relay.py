@@ -128,6 +128,58 @@ async def test_a_purged_stream_is_published_again_from_the_store_at_once(
     assert messages[0].headers["Nats-Msg-Id"].endswith("~201")  # type: ignore[index]
 
 
+async def test_a_stream_purged_under_a_running_relay_is_refilled_in_store_order(
+    js: JetStreamContext,
+    intake: IntakeApplication,
+    background: list[asyncio.Task[object]],
+    nats_client: Client,
+) -> None:
+    # A purge keeps the last sequence: the relay's next messages fit right after it and
+    # nothing refuses them. Only the stream's first message tells that the rest is gone.
+    relay = Relay(nats_client, INTAKE_STREAM, intake, to_contract, check_seconds=0.2)
+    intake.saved_listeners.append(relay.wake)
+    background.append(asyncio.create_task(relay.run()))
+    store_issues(intake, 80)
+    await wait_until(stream_holds(js, INTAKE_STREAM, 80), what="80 published")
+
+    await js.purge_stream(INTAKE_STREAM.name)
+    store_issues(intake, 20, start=80)
+
+    await wait_until(stream_holds(js, INTAKE_STREAM, 100), timeout=10, what="stream refilled")
+    messages = await read_stream(js, INTAKE_STREAM)
+    assert_stream_holds_each_event_once_in_order(messages, intake)
+    assert messages[0].metadata.sequence.stream > 80
+
+
+async def test_a_relay_started_on_a_stream_that_lost_its_start_refills_it(
+    js: JetStreamContext, intake: IntakeApplication, nats_client: Client
+) -> None:
+    # What a crash leaves: the old relay went on after the purge (81-100), then died.
+    store_issues(intake, 80)
+    before = Relay(nats_client, INTAKE_STREAM, intake, to_contract)
+    await before.publish_all()
+    await js.purge_stream(INTAKE_STREAM.name)
+    store_issues(intake, 20, start=80)
+    await before.publish_batch()
+    assert await stream_messages(js, INTAKE_STREAM) == 20
+
+    await Relay(nats_client, INTAKE_STREAM, intake, to_contract).publish_all()
+
+    assert_stream_holds_each_event_once_in_order(await read_stream(js, INTAKE_STREAM), intake)
+
+
+async def test_a_stream_missing_one_message_in_the_middle_is_refilled(
+    js: JetStreamContext, intake: IntakeApplication, nats_client: Client
+) -> None:
+    store_issues(intake, 100)
+    await Relay(nats_client, INTAKE_STREAM, intake, to_contract).publish_all()
+    await js.delete_msg(INTAKE_STREAM.name, 50)
+
+    await Relay(nats_client, INTAKE_STREAM, intake, to_contract).publish_all()
+
+    assert_stream_holds_each_event_once_in_order(await read_stream(js, INTAKE_STREAM), intake)
+
+
 async def test_a_deleted_stream_is_created_again_and_refilled_while_the_relay_runs(
     js: JetStreamContext,
     intake: IntakeApplication,

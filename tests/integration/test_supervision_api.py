@@ -391,14 +391,25 @@ async def test_the_letter_downloads_as_a_printable_docx(
     assert other.status_code == 404
 
 
-async def test_a_letter_whose_requirements_hold_control_characters_still_downloads(
+async def test_requirements_with_control_characters_are_refused_and_a_letter_stored_so_downloads(
     service: Service, cases: dict[str, UUID]
 ) -> None:
-    """Found by the fuzzer: the requirements are stored as typed; the DOCX refused them (500)."""
-    body = {**LETTER, "requirements": "请于雨季前\x01完成\x0b路灯修复\ufffe"}
-    issued = await post(service, f"/cases/{cases['housing']}/letters", body, supervisor(service))
-    assert issued.status_code == 201, issued.text
-    response = await service.http.get(issued.json()["document"], headers=housing(service))
+    """Found by the fuzzer: such requirements were stored as typed and the DOCX refused them
+    (500). A request now gets 422 (docs/API.md); a letter stored before still downloads."""
+    requirements = "请于雨季前\x01完成\x0b路灯修复\ufffe"
+    body = {**LETTER, "requirements": requirements}
+    before = await version(service, cases["housing"])
+    refused = await post(service, f"/cases/{cases['housing']}/letters", body, supervisor(service))
+    assert refused.status_code == 422, refused.text
+    assert "requirements" in refused.json()["message"]
+    assert await version(service, cases["housing"]) == before
+
+    issued_at = datetime(2020, 7, 2, 9, 0, tzinfo=CHINA)
+    _, letter, _ = await service.app.state.supervision.issue_letter(
+        cases["housing"], requirements, date(2020, 9, 30), None, issued_at, NOW, lambda _: None
+    )
+    document = f"/cases/{cases['housing']}/letters/{letter.sequence}.docx"
+    response = await service.http.get(document, headers=housing(service))
     assert response.status_code == 200, response.text
     text = [p.text for p in Document(io.BytesIO(response.content)).paragraphs]
     assert "请于雨季前完成路灯修复" in text

@@ -115,6 +115,26 @@ def test_a_token_naming_an_office_that_is_not_configured_is_refused() -> None:
         authenticator().verify(token)
 
 
+def signed(claims: dict[str, object]) -> str:
+    now = int(time.time())
+    base = {"sub": "x", "office": "yanji", "iss": "shangliang", "aud": "shangliang"}
+    return jwt.encode(base | {"iat": now, "exp": now + 60} | claims, DEV_SIGNING_KEY, "HS256")
+
+
+@pytest.mark.parametrize(
+    "roles", [[], ["root"], ["viewer", "root"], "viewer", None, [7], [["viewer"]]]
+)
+def test_a_signed_token_with_no_role_or_an_unknown_role_is_refused(roles: object) -> None:
+    claims: dict[str, object] = {} if roles is None else {"roles": roles}
+    with pytest.raises(TokenError, match="roles"):
+        authenticator().verify(signed(claims))
+
+
+def test_a_signed_department_token_without_a_department_is_refused() -> None:
+    with pytest.raises(TokenError, match="department"):
+        authenticator().verify(signed({"roles": ["department"]}))
+
+
 def test_a_token_is_not_minted_for_an_unknown_office() -> None:
     with pytest.raises(TokenError, match="unknown office"):
         authenticator().mint("beijing", ["clerk"])

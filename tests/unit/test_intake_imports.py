@@ -147,6 +147,23 @@ async def test_bad_rows_are_named_by_row_and_column_and_good_rows_are_stored(
     assert intake.recorder.max_notification_id() == 2
 
 
+async def test_cells_with_control_or_invisible_format_characters_are_refused_by_row_and_column(
+    intake: IntakeApplication,
+) -> None:
+    rows = [
+        ISSUE_HEADER,
+        issue_row("rlo", 标题="\u202e坏损灯路"),
+        issue_row("escape", 内容="路灯\x1b[31m不亮"),
+        issue_row("emoji", 标题="路灯不亮 💡", 内容="第一行\n第二行"),
+    ]
+
+    result = await intake.import_file("issues", "yanji", csv_bytes(rows, "utf-8"), "i.csv")
+
+    assert result.stored == 1
+    assert [(e.row, e.column) for e in result.errors] == [(2, "标题"), (3, "内容")]
+    assert "U+202E" in result.errors[0].reason and "U+001B" in result.errors[1].reason
+
+
 async def test_a_reimported_key_with_other_content_is_an_error_not_a_change(
     intake: IntakeApplication,
 ) -> None:
