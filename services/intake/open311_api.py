@@ -178,7 +178,7 @@ async def submit_request(
             body.description,
             attributes,
             body.location(),
-            body.media_url,
+            None if body.media_url is None else str(body.media_url),
             body.reporter_name(),
             body.phone,
             key,
