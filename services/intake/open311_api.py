@@ -79,7 +79,13 @@ ERROR_LIST = {
 ANSWERS: dict[int | str, dict[str, Any]] = {
     code: ERROR_LIST for code in (400, 403, 404, 409, 413, 422, 429)
 }
-LIST = {"content": {"application/xml": {"schema": {"type": "string"}}}}
+LIST = {
+    "description": "JSON 或 XML / in the format the path names",
+    "content": {
+        "application/json": {"schema": {"type": ["array", "object"]}},
+        "application/xml": {"schema": {"type": "string"}},
+    },
+}
 
 
 async def offices(request: Request) -> frozenset[str]:

@@ -21,6 +21,7 @@ from georeport import GeoReport
 
 from services.intake.domain import CHINA
 from tests.e2e.conftest import ROOT, RunningStack, bearer, shangliang
+from tests.e2e.fuzzing import Target, fuzz
 
 T = TypeVar("T")
 DEPARTMENT = "延吉市城市管理局"
@@ -200,3 +201,26 @@ def test_bad_open311_input_is_answered_in_the_spec_error_format_and_stores_nothi
         f"{stack.intake}/open311/v2/requests.json", params={"jurisdiction_id": "yanji"}
     ).json()
     assert after == before
+
+
+@pytest.mark.timeout(240)
+def test_fuzzed_open311_fields_get_the_spec_error_format_never_5xx_and_store_nothing(
+    stack: RunningStack, api_key: str
+) -> None:
+    submitted = post_request(stack, api_key).json()[0]
+    known = {
+        "api_key": [api_key],
+        "jurisdiction_id": ["yanji"],
+        "service_code": ["城市管理", "物业管理"],
+        "service_request_id": [submitted["service_request_id"]],
+        "token": [submitted["token"]],
+        "fmt": ["json", "xml"],
+    }
+    target = Target(
+        "intake", stack.intake, stack.data_dir / "intake.sqlite", "stored_events", ["-", "-"], known
+    )
+    report = fuzz(target, 600, 2026, under="/open311/v2")
+    print(f"open311: {report.summary()}")
+    assert report.cases >= 600
+    assert not report.failures, "\n".join(report.failures[:20])
+    assert not any(code >= 500 for code in report.statuses)
