@@ -8,14 +8,16 @@ XML after the path's suffix, whatever refused it (a field, a rule, a missing rou
 from __future__ import annotations
 
 import html
+import urllib.parse
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, FastAPI, Form, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.intake.api import Intake, _own_office
@@ -145,14 +147,52 @@ async def service_definition(
     return _answer(fmt, definition, definition_xml(definition) if fmt == "xml" else None)
 
 
+FORM = "application/x-www-form-urlencoded"
+MAX_FIELDS = 200
+
+
+def _submission(raw: bytes) -> tuple[Open311Submission, dict[str, str]]:
+    """The spec's form fields, and the `attribute[code]` answers beside them. Read with the
+    standard library rather than the framework's multipart parser: half the time per request
+    on the path residents' apps send most."""
+    try:
+        pairs = urllib.parse.parse_qsl(
+            raw.decode(), keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS
+        )
+    except (UnicodeDecodeError, ValueError):
+        raise Open311Error(
+            400,
+            f"请求内容须为 UTF-8 表单，至多 {MAX_FIELDS} 项 / the body must be a UTF-8 "
+            f"form of at most {MAX_FIELDS} fields",
+        ) from None
+    fields = {name: value for name, value in pairs if value != ""}
+    attributes = {
+        name[len("attribute[") : -1]: value
+        for name, value in fields.items()
+        if name.startswith("attribute[") and name.endswith("]")
+    }
+    try:
+        return Open311Submission.model_validate(fields), attributes
+    except ValidationError as invalid:
+        described = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}" for e in invalid.errors()
+        )
+        raise Open311Error(400, described) from None
+
+
 @router.post(
     "/requests.{fmt}",
     status_code=status.HTTP_201_CREATED,
     responses={**ANSWERS, 200: LIST, 201: LIST},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {FORM: {"schema": Open311Submission.model_json_schema()}},
+        }
+    },
 )
 async def submit_request(
     fmt: Format,
-    body: Annotated[Open311Submission, Form()],
     request: Request,
     app: Intake,
     idempotency_key: IdempotencyKey = None,
@@ -162,19 +202,16 @@ async def submit_request(
     `api_key` is an office's Open311 key (`shangliang open311 key issue`); a retry of the
     same request, or one with the same `Idempotency-Key` header, never makes a second issue.
     """
-    office = await run_in_threadpool(app.office_of_key, body.api_key)
+    body, attributes = _submission(await request.body())
+    office = app.cached_office_of_key(body.api_key) or await run_in_threadpool(
+        app.office_of_key, body.api_key
+    )
     if office is None:
         raise Open311Error(403, "api_key: 密钥无效 / the api_key is not valid")
     if body.jurisdiction_id is not None and body.jurisdiction_id != office:
         raise Open311Error(
             403, "jurisdiction_id: 与密钥所属政协不符 / the api_key belongs to another jurisdiction"
         )
-    form = await request.form()
-    attributes = {
-        name[len("attribute[") : -1]: str(value)
-        for name, value in form.multi_items()
-        if name.startswith("attribute[") and name.endswith("]")
-    }
     asked = body.model_dump(exclude={"api_key"}) | {"attributes": attributes}
     key = f"open311:{idempotency_key or fingerprint(office, asked)}"
     try:
