@@ -8,7 +8,6 @@ XML after the path's suffix, whatever refused it (a field, a rule, a missing rou
 from __future__ import annotations
 
 import html
-import urllib.parse
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -151,14 +150,23 @@ FORM = "application/x-www-form-urlencoded"
 MAX_FIELDS = 200
 
 
+def _form_text(part: bytes) -> str:
+    """One name or value of a form, percent-decoded by the C codecs: each `%XX` becomes a
+    `\\xXX` escape (a literal backslash first becomes one too), read as bytes, then as UTF-8.
+    The standard library's per-escape loop took four times as long for a Chinese text; a
+    malformed escape or bytes that are not UTF-8 raise `UnicodeDecodeError`."""
+    escaped = part.replace(b"+", b" ").replace(b"\\", b"\\x5c").replace(b"%", b"\\x")
+    return escaped.decode("unicode_escape").encode("latin-1").decode()
+
+
 def _submission(raw: bytes) -> tuple[Open311Submission, dict[str, str]]:
-    """The spec's form fields, and the `attribute[code]` answers beside them. Read with the
-    standard library rather than the framework's multipart parser: half the time per request
-    on the path residents' apps send most."""
+    """The spec's form fields, and the `attribute[code]` answers beside them. Read here rather
+    than by the framework's multipart parser: the path residents' apps send most."""
+    parts = [p for p in raw.split(b"&") if p]
     try:
-        pairs = urllib.parse.parse_qsl(
-            raw.decode(), keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS
-        )
+        if len(parts) > MAX_FIELDS:
+            raise ValueError
+        pairs = [(_form_text(n), _form_text(v)) for n, _, v in (p.partition(b"=") for p in parts)]
     except (UnicodeDecodeError, ValueError):
         raise Open311Error(
             400,

@@ -3,6 +3,7 @@ tracking codes and the public timeline, and the follow-up call (回访)."""
 
 from __future__ import annotations
 
+import urllib.parse
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID, uuid4
@@ -10,10 +11,13 @@ from uuid import UUID, uuid4
 import pytest
 from eventsourcing.application import ProcessingEvent
 from eventsourcing.persistence import Tracking
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.intake.application import IntakeApplication, resolved_before, to_contract
 from services.intake.domain import IssueRuleBroken, TransitionRefused
 from services.intake.open311 import Open311Error, requests_xml, service_request
+from services.intake.open311_api import _form_text, _submission
 from shared.contracts import (
     CaseOpenedV1,
     CaseReopenedV1,
@@ -278,3 +282,22 @@ def test_working_days_before_follow_the_official_calendar() -> None:
     # 7-2, 7-1, 6-30, 6-29 and Sunday 6-28, the make-up day (调休) for 端午.
     assert resolved_before(friday, 5).date() == date(2020, 6, 28)
     assert resolved_before(friday, 6).date() == date(2020, 6, 24)
+
+
+TEXT = st.text(st.characters(exclude_categories=("Cs",)), min_size=1)
+
+
+@given(st.dictionaries(TEXT, TEXT, max_size=8))
+def test_the_open311_form_reads_what_a_client_encoded(fields: dict[str, str]) -> None:
+    encoded = urllib.parse.urlencode(fields).encode()
+
+    pairs = [p.partition(b"=") for p in encoded.split(b"&") if p]
+
+    assert {_form_text(n): _form_text(v) for n, _, v in pairs} == fields
+
+
+def test_a_malformed_form_is_refused_in_open311_terms() -> None:
+    for raw in (b"description=%ZZ", b"description=%4", b"description=%ED%A0%80", b"a=%FF"):
+        with pytest.raises(Open311Error) as refused:
+            _submission(raw)
+        assert refused.value.code == 400, raw
