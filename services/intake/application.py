@@ -37,6 +37,7 @@ from services.intake.open311 import (
     key_id_for,
     new_api_key,
     refusal_of,
+    service_request,
 )
 from services.intake.tracking import TrackingCodes, public_timeline
 from shared.audit import HistoryEntry, read_history
@@ -543,20 +544,24 @@ class IntakeApplication(ServiceApplication):
         statuses: list[str] | None,
     ) -> list[Issue]:
         """The office's Open311 requests (source `online`), newest first."""
-        from services.intake.open311 import service_request
 
         def matches(issue: Issue) -> bool:
-            if (office is not None and issue.office != office) or issue.source != "online":
-                return False
-            if ids is not None:
-                return issue.id in ids
+            return (office is None or issue.office == office) and issue.source == "online"
+
+        if ids is not None:
+            # By id: each looked up, not the whole list scanned.
+            named = (self.catalog.get(i, Issue) for i in dict.fromkeys(ids))
+            return [i for i in named if i is not None and matches(i)]
+
+        def listed(issue: Issue) -> bool:
             return (
-                start <= issue.submitted_at <= end
+                matches(issue)
+                and start <= issue.submitted_at <= end
                 and (codes is None or issue.category in codes)
                 and (statuses is None or service_request(issue)["status"] in statuses)
             )
 
-        found = self.catalog.all(Issue, matches)
+        found = self.catalog.all(Issue, listed)
         found.sort(key=lambda i: (i.submitted_at, i.id), reverse=True)
         return found
 

@@ -20,10 +20,12 @@ from uuid import uuid4
 import httpx
 import pytest
 from georeport import GeoReport
+from playwright.sync_api import sync_playwright
 
 from services.intake.domain import CHINA
 from tests.e2e.conftest import ROOT, RunningStack, bearer, shangliang
 from tests.e2e.fuzzing import Target, fuzz
+from tests.e2e.test_dashboard import CHROMIUM, CHROMIUM_FLAGS
 
 T = TypeVar("T")
 DEPARTMENT = "延吉市城市管理局"
@@ -155,6 +157,21 @@ async def test_an_open311_request_is_followed_until_closed_and_reopened_by_the_r
             missing = await intake.get(other)
             assert missing.status_code == 404, other
 
+        year = datetime.now(CHINA).year
+        viewer = bearer(mint("yanji", "viewer"))
+
+        async def figures() -> dict[str, Any]:
+            async with httpx.AsyncClient(base_url=stack.projections, timeout=10) as projections:
+                got = await projections.get(f"/statistics/{year}", headers=viewer)
+                assert got.status_code == 200, got.text
+                total: dict[str, Any] = got.json()["total"]
+                return total
+
+        async def resolved_counted() -> dict[str, Any] | None:
+            total = await figures()
+            return total if total["issues_resolved"] >= 1 else None
+
+        before = await eventually(resolved_counted, "the resolution in the statistics")
         called = await intake.post(
             f"/issues/{request_id}/callbacks",
             json={"reached": True, "satisfaction": "unsatisfied", "note": "灯又不亮了"},
@@ -168,6 +185,15 @@ async def test_an_open311_request_is_followed_until_closed_and_reopened_by_the_r
             return got if got["status"] == "reopened" else None
 
         await eventually(sent_back, "the case sent back after the unsatisfied call")
+
+        async def counted() -> dict[str, Any] | None:
+            total = await figures()
+            return total if total["issues_called_back"] > before["issues_called_back"] else None
+
+        after = await eventually(counted, "the call in the statistics")
+        for figure, moved in (("issues_called_back", 1), ("callbacks_reached", 1),
+                              ("callbacks_satisfied", 0), ("issues_resolved", 0)):  # fmt: skip
+            assert after[figure] == before[figure] + moved, figure
         reopened = (await intake.get(f"/open311/v2/requests/{request_id}.json")).json()[0]
         assert reopened["status"] == "open"
 
@@ -251,3 +277,23 @@ def test_another_offices_code_and_a_made_up_one_answer_alike_in_the_same_time(
     assert len(bodies) == 1
     ratio = statistics.median(times[other]) / statistics.median(times[made_up])
     assert 0.67 < ratio < 1.5, ratio
+
+
+def test_the_public_status_page_reads_in_chromium_without_personal_data(
+    stack: RunningStack, api_key: str
+) -> None:
+    code = post_request(stack, api_key, description="进学街井盖缺失").json()[0]["token"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page()
+            answer = page.goto(f"{stack.intake}/track/{code}/page")
+            assert answer is not None and answer.status == 200
+            assert page.locator("h1").inner_text().startswith("办理进度")
+            steps = page.locator("ol li").all_inner_texts()
+            assert len(steps) == 1 and "已收到" in steps[0]
+            assert "13800000000" not in page.content() and "王" not in page.content()
+            missing = page.goto(f"{stack.intake}/track/{code}/page?office=tumen")
+            assert missing is not None and missing.status == 404
+        finally:
+            browser.close()
