@@ -379,6 +379,7 @@ def open311_key(args: argparse.Namespace) -> int:
     import httpx
     from pydantic import ValidationError
 
+    from services.intake.open311 import key_id_for
     from shared.auth import Authenticator, TokenError
     from shared.settings import IntakeSettings, Settings
 
@@ -399,7 +400,8 @@ def open311_key(args: argparse.Namespace) -> int:
     if args.action == "issue":
         path, body = "/open311/keys", {"office": args.office, "label": args.label}
     else:
-        path, body = "/open311/keys/revocations", {"api_key": args.key}
+        # Revoked by the key's id, its hash: the key itself does not travel again.
+        path, body = f"/open311/keys/{key_id_for(args.key)}/revocation", {}
     try:
         response = httpx.post(
             f"{url}{path}", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30

@@ -430,12 +430,19 @@ class IntakeApplication(ServiceApplication):
         await self.group_commit.save(record)
         return api_key, record
 
-    async def revoke_open311_key(self, api_key: str) -> Open311Key:
+    def open311_key(self, key_id: UUID) -> Open311Key | None:
+        return self.catalog.get(key_id, Open311Key)
+
+    async def revoke_open311_key(self, key_id: UUID) -> Open311Key:
+        """吊销: the key opens nothing from now on (other replicas: within the cache time)."""
+
         def change(record: Open311Key) -> list[Aggregate]:
+            if record.revoked_at is not None:
+                return []
             record.revoke(datetime.now(UTC))
             return [record]
 
-        revoked = await self._change(key_id_for(api_key), Open311Key, _NoKey, change)
+        revoked = await self._change(key_id, Open311Key, _NoKey, change)
         self._keys.pop(revoked.id, None)
         return revoked
 

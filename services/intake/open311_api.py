@@ -23,6 +23,7 @@ from services.intake.api import Intake, _own_office
 from services.intake.application import IdempotencyConflict, fingerprint
 from services.intake.open311 import (
     Open311Error,
+    Open311Key,
     definition_xml,
     errors_xml,
     requests_xml,
@@ -33,7 +34,7 @@ from services.intake.open311 import (
 from services.intake.schemas import (
     KeyIssue,
     KeyIssued,
-    KeyRevocation,
+    KeyView,
     Open311Submission,
     PublicStatus,
 )
@@ -337,19 +338,28 @@ async def issue_key(body: KeyIssue, principal: CurrentPrincipal, app: Intake) ->
     require_role(principal, "admin")
     _own_office(principal, body.office, "发放密钥")
     api_key, record = await app.issue_open311_key(body.office, body.label)
-    return KeyIssued(api_key=api_key, office=record.office, label=record.label)
+    return KeyIssued(api_key=api_key, **_key_fields(record))
 
 
-@keys.post("/revocations", response_model=KeyIssued)
-async def revoke_key(body: KeyRevocation, principal: CurrentPrincipal, app: Intake) -> KeyIssued:
-    """Revoke an Open311 key (吊销密钥) of the caller's office."""
+@keys.post("/{key_id}/revocation", response_model=KeyView)
+async def revoke_key(key_id: UUID, principal: CurrentPrincipal, app: Intake) -> KeyView:
+    """Revoke an Open311 key (吊销密钥) of the caller's office; again changes nothing."""
     require_role(principal, "admin")
-    office = await run_in_threadpool(app.office_of_key, body.api_key)
-    if office is None:
-        raise StarletteHTTPException(404, "没有这个有效密钥 / no such valid key")
-    _own_office(principal, office, "吊销密钥")
-    record = await app.revoke_open311_key(body.api_key)
-    return KeyIssued(api_key=body.api_key, office=record.office, label=record.label)
+    record = await run_in_threadpool(app.open311_key, key_id)
+    if record is None or not principal.can_read(record.office):
+        raise StarletteHTTPException(status.HTTP_404_NOT_FOUND, "没有这个密钥 / no such key")
+    _own_office(principal, record.office, "吊销密钥")
+    return KeyView(**_key_fields(await app.revoke_open311_key(key_id)))
+
+
+def _key_fields(record: Open311Key) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "office": record.office,
+        "label": record.label,
+        "issued_at": record.issued_at,
+        "revoked_at": record.revoked_at,
+    }
 
 
 # --- 查询码: the public status lookup -------------------------------------------------------

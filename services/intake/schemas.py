@@ -269,14 +269,19 @@ class KeyIssue(_Body):
     label: str = Field(min_length=1, max_length=100, examples=["市民服务小程序"])
 
 
-class KeyRevocation(_Body):
-    api_key: str = Field(min_length=1, max_length=200)
+class KeyView(BaseModel):
+    """An Open311 key as the office sees it later: never the key itself."""
 
-
-class KeyIssued(BaseModel):
-    api_key: str
+    id: UUID
     office: str
     label: str
+    issued_at: datetime
+    revoked_at: datetime | None = None
+
+
+class KeyIssued(KeyView):
+    api_key: str
+    """Shown once, in the answer that issues it; intake keeps only its hash."""
 
 
 class PublicStep(BaseModel):
