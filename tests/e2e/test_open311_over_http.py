@@ -39,16 +39,19 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], what: str, timeou
     return found
 
 
-def issue_key(stack: RunningStack) -> str:
-    """`shangliang open311 key issue`, as an operator runs it against the running intake."""
+def open311_cli(stack: RunningStack, action: str, *args: str) -> str:
+    """`shangliang open311 key …`, as an operator runs it against the running intake."""
     env = {**os.environ, "SHANGLIANG_DATA_DIR": str(stack.data_dir)}
     done = subprocess.run(
-        shangliang("open311", "key", "issue", "--office", "yanji", "--label", "e2e 小程序",
-                   "--url", stack.intake),
+        shangliang("open311", "key", action, "--office", "yanji", *args, "--url", stack.intake),
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
+
+
+def issue_key(stack: RunningStack) -> str:
+    return open311_cli(stack, "issue", "--label", "e2e 小程序")
 
 
 @pytest.fixture(scope="module")
@@ -297,3 +300,13 @@ def test_the_public_status_page_reads_in_chromium_without_personal_data(
             assert missing is not None and missing.status == 404
         finally:
             browser.close()
+
+
+def test_a_revoked_key_opens_nothing(stack: RunningStack) -> None:
+    key = issue_key(stack)
+    assert post_request(stack, key).status_code == 201
+
+    open311_cli(stack, "revoke", "--key", key)
+
+    refused = post_request(stack, key)
+    assert refused.status_code == 403 and refused.json()[0]["code"] == 403
