@@ -24,6 +24,7 @@ from shared.contracts import (
     CaseVerifiedV1,
     Contract,
     Envelope,
+    IssueCallbackRecordedV1,
     IssueClosedV1,
     IssueReopenedV1,
     IssueResolvedV1,
@@ -39,6 +40,7 @@ from shared.contracts import (
 )
 
 OFFICES = ("yanji", "tumen", "dunhua", "hunchun")
+SATISFACTION = ("satisfied", "basically_satisfied", "unsatisfied")
 STREAMS = ("INTAKE", "MEETINGS", "SUPERVISION")
 START = datetime(2020, 12, 20, 8, 0, tzinfo=UTC)
 """Near New Year in China: histories straddle two years."""
@@ -54,6 +56,9 @@ class History:
     def __init__(self, seed: int = 0, days: float = 30.0) -> None:
         self.seed = seed
         self.random = random.Random(seed)
+        # Follow-up calls draw from their own generator: the rest of a seed's history stays
+        # what it was before they were added.
+        self.calls = random.Random(seed + 1)
         self.days = days
         self.events: dict[str, list[tuple[datetime, Contract]]] = {s: [] for s in STREAMS}
 
@@ -283,6 +288,22 @@ class History:
                 issue_id=issue_id, office=office, resolved_at=at, via=via, case_id=case_id
             ),
         )
+        c = self.calls
+        if c.random() < 0.6:
+            reached = c.random() < 0.85
+            satisfaction = c.choices(SATISFACTION, weights=(60, 25, 15))[0] if reached else None
+            unsatisfied = satisfaction == "unsatisfied" and case_id is not None
+            self.add(
+                "INTAKE",
+                IssueCallbackRecordedV1(
+                    issue_id=issue_id,
+                    office=office,
+                    reached=reached,
+                    satisfaction=satisfaction,
+                    called_at=at + timedelta(hours=c.uniform(1, 24 * 9)),
+                    reopened_cases=[case_id] if unsatisfied else [],
+                ),
+            )
 
     def activity(self, n: int) -> None:
         office = OFFICES[n % len(OFFICES)]

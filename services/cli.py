@@ -382,6 +382,57 @@ def _report_differences(found: list[tuple[str, list[object], list[object]]], liv
     return FAILED
 
 
+def open311_key(args: argparse.Namespace) -> int:
+    """Issue or revoke an office's Open311 key (接入密钥) at the running intake; an issued key
+    is printed alone on stdout, once: intake keeps only its hash."""
+    import httpx
+    from pydantic import ValidationError
+
+    from services.intake.open311 import key_id_for
+    from shared.auth import Authenticator, TokenError
+    from shared.settings import IntakeSettings, Settings
+
+    if args.action == "issue" and not (args.label or "").strip():
+        _error("--label 不能为空 / --label must not be blank")
+        return BAD_INPUT
+    try:
+        url = args.url or f"http://127.0.0.1:{IntakeSettings().port}"
+        token = args.token or Authenticator(Settings()).mint(
+            args.office, ["admin"], subject=f"open311-keys-{args.office}"
+        )
+    except ValidationError as error:
+        _error(_settings_problem(error))
+        return BAD_INPUT
+    except TokenError as error:
+        _error(str(error))
+        return BAD_INPUT
+    if args.action == "issue":
+        path, body = "/open311/keys", {"office": args.office, "label": args.label}
+    else:
+        # Revoked by the key's id, its hash: the key itself does not travel again.
+        path, body = f"/open311/keys/{key_id_for(args.key)}/revocation", {}
+    try:
+        response = httpx.post(
+            f"{url}{path}", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+    except httpx.HTTPError as error:
+        _error(f"无法访问 intake / intake did not answer at {url}: {error!r}")
+        return FAILED
+    if response.status_code not in (200, 201):
+        try:
+            message = response.json().get("message") or response.text
+        except ValueError:
+            message = response.text
+        _error(f"HTTP {response.status_code}: {message}")
+        return BAD_INPUT if response.status_code in (403, 404, 422) else FAILED
+    answer = response.json()
+    if args.action == "issue":
+        print(answer["api_key"])
+    else:
+        print(f"已吊销 / revoked: {answer['label']} ({answer['office']})", file=sys.stderr)
+    return OK
+
+
 def parser() -> argparse.ArgumentParser:
     from services.scenario_records import YEAR
     from shared.auth import ROLES
@@ -468,6 +519,25 @@ def parser() -> argparse.ArgumentParser:
         help="核对重建与在用视图 / compare a rebuild with the live view (exit 1 if they differ)",
     )
     views.set_defaults(run=projections)
+
+    open311 = commands.add_parser(
+        "open311", help="Open311 接入密钥 / Open311 keys", description=open311_key.__doc__
+    )
+    open311_things = open311.add_subparsers(dest="thing", required=True, metavar="THING")
+    key = open311_things.add_parser("key", help="接入密钥 / an office's Open311 key")
+    key_actions = key.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, words in (("issue", "发放 / issue a new key"), ("revoke", "吊销 / revoke a key")):
+        one = key_actions.add_parser(action, help=words)
+        one.add_argument("--office", required=True, help="政协 / office, e.g. yanji")
+        if action == "issue":
+            one.add_argument("--label", required=True, help="用途 / what the key is for")
+        else:
+            one.add_argument("--key", required=True, help="要吊销的密钥 / the key to revoke")
+        one.add_argument("--url", help="intake 地址 / intake's URL")
+        one.add_argument(
+            "--token", help="访问令牌 / bearer token (default: an admin token minted locally)"
+        )
+        one.set_defaults(run=open311_key)
 
     setup = commands.add_parser(
         "nats-setup",

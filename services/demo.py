@@ -276,6 +276,10 @@ class _Loader:
             except* (DemoError, DemoInterrupted) as group:
                 # The first failure cancelled the rest: report that one, not the cancellations.
                 raise group.exceptions[0] from None
+            async with asyncio.TaskGroup() as tasks:
+                for issue in self.scenario.issues:
+                    if issue.callback is not None:
+                        tasks.create_task(self.call_back(issue))
             await self.scan_deadlines()
             self.say(
                 f"已写入 {self.writes} 次，等待查询统计（最多 {self.statistics_seconds:.0f} 秒）/ "
@@ -441,6 +445,26 @@ class _Loader:
                 {"issue_id": issue_id}, 1, issue.office, f"转办 / the referral of {issue.key}"
             )
             await self.supervise(case, found)
+
+    async def call_back(self, issue: Issue) -> None:
+        """回访, once intake has the issue resolved (a case's verification arrives by events)."""
+        callback = issue.callback
+        assert callback is not None
+        issue_id = await self.issue_ids[issue.key]
+        await self.write(
+            "intake",
+            f"/issues/{issue_id}/callbacks",
+            {
+                "reached": callback.reached,
+                "satisfaction": callback.satisfaction,
+                "note": callback.note,
+                "called_at": callback.called_at,
+            },
+            doing=f"回访 / calling back about issue {issue.key}",
+            key=f"issue-{issue.key}-callback",
+            token=self.token(issue.office, "clerk"),
+            until_accepted=True,
+        )
 
     # --- meetings
 

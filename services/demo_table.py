@@ -60,6 +60,14 @@ ROWS = (
     ),
     FigureRow(("letters_issued",), "督办函 / supervision letters", "—", "letters_issued"),
     FigureRow(("cases_overdue",), "逾期督办件 / cases overdue", "—", "cases_overdue"),
+    FigureRow(("issues_called_back",), "回访 / follow-up calls", "—", "issues_called_back"),
+    FigureRow(("callbacks_reached",), "回访联系上 / residents reached", "—", "callbacks_reached"),
+    FigureRow(
+        ("callbacks_satisfied",),
+        "满意（含基本满意）/ satisfied",
+        "—",
+        "callbacks_satisfied",
+    ),
 )
 
 

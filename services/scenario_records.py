@@ -49,6 +49,10 @@ class Figures:
     reports_forwarded: int
     letters_issued: int
     cases_overdue: int
+    issues_called_back: int = 0
+    """回访: not in the report; what the scenario's follow-up calls must count to."""
+    callbacks_reached: int = 0
+    callbacks_satisfied: int = 0
 
 
 TARGETS = {
@@ -157,6 +161,17 @@ class Issue:
     reporter_phone: str | None
     screening: Screening | None
     closed_at: datetime | None = None
+    callback: Callback | None = None
+
+
+@dataclass(frozen=True)
+class Callback:
+    """回访: the office calls the resident back after the issue was resolved."""
+
+    called_at: datetime
+    reached: bool
+    satisfaction: Literal["satisfied", "basically_satisfied", "unsatisfied"] | None
+    note: str
 
 
 @dataclass(frozen=True)

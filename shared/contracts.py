@@ -177,6 +177,27 @@ class IssueReopenedV1(_Intake):
     reason: str
 
 
+CallbackSatisfaction = Literal["satisfied", "basically_satisfied", "unsatisfied"]
+
+
+class IssueCallbackRecordedV1(_Intake):
+    """回访已记录: the office called the resident back after the issue was resolved.
+
+    `unsatisfied` reopened the issue; `reopened_cases` are the supervision cases that had
+    resolved it, which supervision sends back.
+    """
+
+    name: ClassVar[str] = "IssueCallbackRecorded"
+    occurred_field: ClassVar[str] = "called_at"
+
+    issue_id: UUID
+    office: str
+    reached: bool
+    satisfaction: CallbackSatisfaction | None = None
+    called_at: datetime
+    reopened_cases: list[UUID] = Field(default_factory=list)
+
+
 # --- meetings (协商会议) -------------------------------------------------------------------
 
 MeetingKind = Literal["thematic", "onsite", "written"]
@@ -528,6 +549,7 @@ CONTRACTS: dict[str, type[Contract]] = {
         IssueResolvedV1,
         IssueClosedV1,
         IssueReopenedV1,
+        IssueCallbackRecordedV1,
         MeetingPlannedV1,
         TopicAddedV1,
         TopicRemovedV1,

@@ -72,8 +72,10 @@ class RequestLimits:
         settings: Settings,
         state: State,
         upload_prefixes: tuple[str, ...] = (),
+        public_prefixes: tuple[str, ...] = (),
     ) -> None:
         self.app = app
+        self.public_prefixes = public_prefixes
         self.state = state
         self.max_body = settings.max_body_bytes
         self.max_upload = settings.max_upload_bytes
@@ -110,6 +112,11 @@ class RequestLimits:
     def _rate_limited(self, scope: Scope) -> float:
         token = _token_of(scope)
         if token is None:
+            if self.public_prefixes and scope["path"].startswith(self.public_prefixes):
+                # Routes without a token (a resident's lookup, an Open311 client) are
+                # counted per client address instead.
+                client = scope.get("client")
+                return self.buckets.take(f"address:{client[0] if client else '?'}")
             return 0.0
         try:
             subject = self.state.authenticator.verify(token).subject
@@ -161,9 +168,20 @@ async def _answer(send: Send, code: int, reason: str, retry_after: int | None = 
     await send({"type": "http.response.body", "body": body})
 
 
-def install_limits(app: FastAPI, settings: Settings, upload_prefixes: tuple[str, ...] = ()) -> None:
+def install_limits(
+    app: FastAPI,
+    settings: Settings,
+    upload_prefixes: tuple[str, ...] = (),
+    public_prefixes: tuple[str, ...] = (),
+) -> None:
     """Body size and rate limits; routes under `upload_prefixes` take spreadsheets, so the
-    larger upload limit. Installed inside the metrics middleware, so refusals are counted."""
+    larger upload limit; routes under `public_prefixes` take no token, so their rate is
+    counted per client address. Installed inside the metrics middleware, so refusals are
+    counted."""
     app.add_middleware(
-        RequestLimits, settings=settings, state=app.state, upload_prefixes=upload_prefixes
+        RequestLimits,
+        settings=settings,
+        state=app.state,
+        upload_prefixes=upload_prefixes,
+        public_prefixes=public_prefixes,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -43,12 +43,16 @@ from services.intake.schemas import (
     ActivityPage,
     ActivityRecord,
     ActivityView,
+    CallbackRecord,
     Closing,
+    DueCallback,
+    DueCallbacks,
     ImportAnswer,
     IssueDetail,
     IssuePage,
     IssueSubmission,
     IssueView,
+    Moment,
     Reopening,
     RowProblem,
     Screening,
@@ -206,6 +210,11 @@ async def get_activity(activity_id: UUID, principal: Reader, app: Intake) -> Act
 # --- issues -------------------------------------------------------------------------------
 
 
+def issue_view(app: IntakeApplication, principal: Principal, issue: Issue) -> IssueView:
+    """An issue as this caller may see it: the reporter and tracking code to its own office."""
+    return IssueView.of(issue, _shows_reporter(principal, issue), app.tracking_code(issue))
+
+
 async def submitted(
     app: IntakeApplication, body: IssueSubmission, idempotency_key: str | None = None
 ) -> tuple[Issue, bool]:
@@ -245,7 +254,7 @@ async def submit_issue(
     if not created:
         response.status_code = status.HTTP_200_OK
     response.headers["Location"] = f"/issues/{issue.id}"
-    return IssueView.of(issue, _shows_reporter(principal, issue))
+    return issue_view(app, principal, issue)
 
 
 @router.post("/issues/{issue_id}/screening", response_model=IssueView, tags=["issues"])
@@ -358,8 +367,60 @@ async def get_issue(issue_id: UUID, principal: Reader, app: Intake) -> IssueDeta
     """One issue with its history; the reporter only for its own office's clerk or leader."""
     issue = await _issue_for(app, principal, issue_id)
     history = await run_in_threadpool(app.history, issue_id)
-    view = IssueView.of(issue, _shows_reporter(principal, issue))
+    view = issue_view(app, principal, issue)
     return IssueDetail(**view.model_dump(), history=history)
+
+
+@router.post("/issues/{issue_id}/callbacks", response_model=IssueView, tags=["callbacks"])
+async def record_callback(
+    issue_id: UUID,
+    body: CallbackRecord,
+    principal: CurrentPrincipal,
+    app: Intake,
+    idempotency_key: IdempotencyKey = None,
+) -> IssueView:
+    """Record a follow-up call with the resident (回访) after the issue was resolved;
+    `unsatisfied` reopens the issue and sends its supervision cases back."""
+    require_role(principal, "clerk")
+    issue = await _issue_for(app, principal, issue_id)
+    _own_office(principal, issue.office, "回访")
+    called = await app.record_callback(
+        issue_id,
+        body.reached,
+        body.satisfaction,
+        body.note,
+        principal.subject,
+        body.called_at,
+        idempotency_key,
+    )
+    return IssueView.of(called, _shows_reporter(principal, called))
+
+
+@router.get("/callbacks/due", response_model=DueCallbacks, tags=["callbacks"])
+async def due_callbacks(
+    principal: Reader, app: Intake, office: str | None = None, as_of: Moment | None = None
+) -> DueCallbacks:
+    """Resolved issues due for a follow-up call (待回访), oldest first; the reporter's
+    contact only for the office's own clerk or leader."""
+    moment = as_of or datetime.now(UTC)
+    found = await run_in_threadpool(
+        app.due_for_callback, offices_to_read(principal, office), moment
+    )
+    items = []
+    for issue in found:
+        shows = _shows_reporter(principal, issue)
+        items.append(
+            DueCallback(
+                id=issue.id,
+                office=issue.office,
+                title=issue.title,
+                category=issue.category,
+                resolved_at=issue.resolved_at,
+                reporter_name=issue.reporter_name if shows else None,
+                reporter_phone=issue.reporter_phone if shows else None,
+            )
+        )
+    return DueCallbacks(as_of=moment, working_days=app.callback_working_days, items=items)
 
 
 @router.get("/categories", tags=["issues"])

@@ -6,9 +6,11 @@ import asyncio
 import hashlib
 import json
 import logging
+import secrets
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -19,6 +21,7 @@ from eventsourcing.persistence import IntegrityError
 from services.intake.activity import OutreachActivity
 from services.intake.catalog import ActivityFilter, Catalog, IssueFilter, Page
 from services.intake.domain import (
+    CHINA,
     DEFAULT_CATEGORIES,
     Issue,
     IssueRuleBroken,
@@ -28,12 +31,25 @@ from services.intake.domain import (
     previous_command,
 )
 from services.intake.imports import Kind, RowChecker, RowError, data_rows, read_table
+from services.intake.open311 import (
+    Open311Error,
+    Open311Key,
+    key_id_for,
+    new_api_key,
+    refusal_of,
+    service_request,
+)
+from services.intake.tracking import TrackingCodes, public_timeline
 from shared.audit import HistoryEntry, read_history
 from shared.contracts import (
     ActivityCorrectedV1,
     ActivityRecordedV1,
+    CaseOpenedV1,
+    CaseReopenedV1,
     CaseVerifiedV1,
+    CompletionReportedV1,
     Contract,
+    IssueCallbackRecordedV1,
     IssueClosedV1,
     IssueReopenedV1,
     IssueResolvedV1,
@@ -86,15 +102,24 @@ class IntakeApplication(ServiceApplication):
 
     name = "intake"
     conflict_retries = 3
+    key_cache_seconds = 10.0
 
     def __init__(
         self,
         env: dict[str, str] | None = None,
         categories: Mapping[str, Sequence[str]] | None = None,
+        tracking_secret: bytes | None = None,
+        open311_attributes: Mapping[str, Mapping[str, list[dict[str, Any]]]] | None = None,
+        callback_working_days: int = 5,
     ) -> None:
         super().__init__(env)
+        self.callback_working_days = callback_working_days
         self._categories = {office: tuple(c) for office, c in (categories or {}).items()}
-        self.catalog = Catalog(self)
+        self._attributes = open311_attributes or {}
+        # Without a configured secret (tests in memory) the codes last as long as the process.
+        self.tracking = TrackingCodes(tracking_secret or secrets.token_bytes(32))
+        self.catalog = Catalog(self, on_new=self.tracking.add)
+        self._keys: dict[UUID, tuple[str, float]] = {}
 
     def categories_of(self, office: str) -> tuple[str, ...]:
         return self._categories.get(office) or DEFAULT_CATEGORIES
@@ -241,20 +266,27 @@ class IntakeApplication(ServiceApplication):
         return await self._create(issue, idempotency_key, IssueNotFound)
 
     async def _create(
-        self, new: A, idempotency_key: str | None, missing: type[LookupError]
+        self,
+        new: A,
+        idempotency_key: str | None,
+        missing: type[LookupError],
+        same: Callable[[Any, Any], bool] | None = None,
+        look_first: bool = True,
     ) -> tuple[A, bool]:
-        """Store a new aggregate; a retry with the same key returns the first one."""
+        """Store a new aggregate; a retry with the same key returns the first one. Without
+        `look_first` a retry is found by its save colliding (for keys that are seldom
+        retried: one read fewer for every first request)."""
 
         def previous() -> A | None:
             try:
                 existing = self._get(new.id, type(new), missing)
             except LookupError:
                 return None
-            if not existing.same_record(new):  # type: ignore[attr-defined]
+            if not (same or type(new).same_record)(existing, new):  # type: ignore[attr-defined]
                 raise IdempotencyConflict(new.id)
             return existing
 
-        if idempotency_key is not None:
+        if idempotency_key is not None and look_first:
             existing = await asyncio.to_thread(previous)
             if existing is not None:
                 return existing, False
@@ -386,7 +418,248 @@ class IntakeApplication(ServiceApplication):
                 followed.append(duplicate)
         return followed
 
+    # --- Open311 GeoReport v2 ---------------------------------------------------------------
+
+    def attributes_of(self, office: str, category: str) -> list[dict[str, Any]]:
+        return list(self._attributes.get(office, {}).get(category, []))
+
+    async def issue_open311_key(self, office: str, label: str) -> tuple[str, Open311Key]:
+        """A new credential for one office's Open311 clients; the key is shown only here."""
+        api_key = new_api_key()
+        record = Open311Key.issue(office, label, api_key, datetime.now(UTC))
+        await self.group_commit.save(record)
+        return api_key, record
+
+    def open311_key(self, key_id: UUID) -> Open311Key | None:
+        return self.catalog.get(key_id, Open311Key)
+
+    async def revoke_open311_key(self, key_id: UUID) -> Open311Key:
+        """吊销: the key opens nothing from now on (other replicas: within the cache time)."""
+
+        def change(record: Open311Key) -> list[Aggregate]:
+            if record.revoked_at is not None:
+                return []
+            record.revoke(datetime.now(UTC))
+            return [record]
+
+        revoked = await self._change(key_id, Open311Key, _NoKey, change)
+        self._keys.pop(revoked.id, None)
+        return revoked
+
+    def cached_office_of_key(self, api_key: str) -> str | None:
+        """`office_of_key` when the answer is cached (no store read: fine on the event loop)."""
+        cached = self._keys.get(key_id_for(api_key))
+        if cached is not None and time.monotonic() - cached[1] < self.key_cache_seconds:
+            return cached[0]
+        return None
+
+    def office_of_key(self, api_key: str) -> str | None:
+        """The office an Open311 key belongs to; None for an unknown or revoked one. A key
+        found valid is trusted for `key_cache_seconds` (a revocation takes that long to
+        reach every replica), so a client's requests do not each read the store."""
+        key_id = key_id_for(api_key)
+        now = time.monotonic()
+        cached = self._keys.get(key_id)
+        if cached is not None and now - cached[1] < self.key_cache_seconds:
+            return cached[0]
+        record = self.catalog.get(key_id, Open311Key)
+        if record is None or not record.opens(api_key):
+            self._keys.pop(key_id, None)
+            return None
+        self._keys[key_id] = (record.office, now)
+        return record.office
+
+    async def submit_request(
+        self,
+        office: str,
+        service_code: str,
+        description: str,
+        attributes: Mapping[str, str],
+        location: dict[str, Any],
+        media_url: str | None,
+        reporter_name: str | None,
+        reporter_phone: str | None,
+        idempotency_key: str,
+    ) -> tuple[Issue, bool]:
+        """A resident's Open311 request becomes an issue from the source `online`."""
+        if service_code not in self.categories_of(office):
+            raise Open311Error(404, f"service_code: 没有这项服务 / no such service {service_code}")
+        details = self._attribute_lines(office, service_code, attributes)
+        text = description.strip()
+        title = text.splitlines()[0][:40] if text else service_code
+        try:
+            issue = Issue.submit(
+                issue_id_for(office, idempotency_key),
+                office,
+                title,
+                "\n".join([text, *details]),
+                service_code,
+                datetime.now(UTC),
+                now=datetime.now(UTC),
+                categories=self.categories_of(office),
+                source="online",
+                location=location,
+                media_url=media_url,
+                reporter_name=reporter_name,
+                reporter_phone=reporter_phone,
+            )
+        except IssueRuleBroken as broken:
+            raise refusal_of(broken) from None
+        # A retry of the same request (same key) is answered with the first issue, whenever
+        # it comes: the time it was received is not part of what it asks for.
+        return await self._create(
+            issue, idempotency_key, IssueNotFound, _same_request, look_first=False
+        )
+
+    def _attribute_lines(self, office: str, category: str, given: Mapping[str, str]) -> list[str]:
+        """The answers to a service's attributes, checked, as lines of the description."""
+        lines = []
+        known = {a["code"]: a for a in self.attributes_of(office, category)}
+        for code in given:
+            if code not in known:
+                raise Open311Error(400, f"attribute[{code}]: 没有这个属性 / no such attribute")
+        for code, attribute in known.items():
+            value = given.get(code, "").strip()
+            if not value:
+                if attribute.get("required"):
+                    raise Open311Error(
+                        400, f"attribute[{code}]: 必填 / required: {attribute['description']}"
+                    )
+                continue
+            keys = {v["key"]: v["name"] for v in attribute.get("values", [])}
+            if keys and value not in keys:
+                raise Open311Error(
+                    400, f"attribute[{code}]: 不是可选值 / not one of {', '.join(keys)}"
+                )
+            if attribute.get("datatype") == "number":
+                try:
+                    float(value)
+                except ValueError:
+                    raise Open311Error(
+                        400, f"attribute[{code}]: 需要数字 / a number is required"
+                    ) from None
+            lines.append(f"{attribute['description']}：{keys.get(value, value)}")
+        return lines
+
+    def service_requests(
+        self,
+        office: str | None,
+        ids: list[UUID] | None,
+        codes: list[str] | None,
+        start: datetime,
+        end: datetime,
+        statuses: list[str] | None,
+    ) -> list[Issue]:
+        """The office's Open311 requests (source `online`), newest first."""
+
+        def matches(issue: Issue) -> bool:
+            return (office is None or issue.office == office) and issue.source == "online"
+
+        if ids is not None:
+            # By id: each looked up, not the whole list scanned.
+            named = (self.catalog.get(i, Issue) for i in dict.fromkeys(ids))
+            return [i for i in named if i is not None and matches(i)]
+
+        def listed(issue: Issue) -> bool:
+            return (
+                matches(issue)
+                and start <= issue.submitted_at <= end
+                and (codes is None or issue.category in codes)
+                and (statuses is None or service_request(issue)["status"] in statuses)
+            )
+
+        found = self.catalog.all(Issue, listed)
+        found.sort(key=lambda i: (i.submitted_at, i.id), reverse=True)
+        return found
+
+    # --- 查询码: the public status lookup -----------------------------------------------------
+
+    def tracking_code(self, issue: Issue) -> str:
+        return self.tracking.code_of(issue.id)
+
+    def track(self, code: str, office: str | None = None) -> tuple[Issue, list[Any]] | None:
+        """The issue a tracking code names and its public timeline; None for an unknown code
+        or another office's (the same work either way, so the answer takes the same time)."""
+        self.catalog.catch_up()
+        issue_id = self.tracking.find(code)
+        issue = None if issue_id is None else self.catalog.get(issue_id, Issue)
+        if issue is None or (office is not None and issue.office != office):
+            return None
+        events = list(self.events.get(issue.id))
+        return issue, public_timeline(issue, events)
+
+    # --- 回访: the follow-up call with the resident --------------------------------------------
+
+    async def record_callback(
+        self,
+        issue_id: UUID,
+        reached: bool,
+        satisfaction: str | None,
+        note: str | None,
+        called_by: str,
+        called_at: datetime | None = None,
+        idempotency_key: str | None = None,
+    ) -> Issue:
+        """回访: reached or not, how satisfied; `unsatisfied` reopens the issue."""
+        command = command_of(idempotency_key, reached, satisfaction, note, called_at)
+
+        def change(issue: Issue) -> list[Aggregate]:
+            if previous_command(issue, command):
+                return []
+            now = datetime.now(UTC)
+            issue.record_callback(
+                reached, satisfaction, note, called_at or now, called_by, now, command
+            )
+            return [issue]
+
+        return await self._change(issue_id, Issue, IssueNotFound, change)
+
+    def due_for_callback(self, offices: frozenset[str] | None, as_of: datetime) -> list[Issue]:
+        """Resolved issues not called back within the setting's working days, oldest first."""
+        cut_off = resolved_before(as_of, self.callback_working_days)
+        found = self.catalog.all(
+            Issue,
+            lambda i: (offices is None or i.office in offices) and i.due_for_callback(cut_off),
+        )
+        found.sort(key=lambda i: (i.resolved_at, i.id))
+        return found
+
     # --- what supervision tells -----------------------------------------------------------
+
+    def follow_supervision(self, upstream: Upstream, processing: ProcessingEvent[UUID]) -> None:
+        """What supervision tells about a case: who is in charge, the deadline, the
+        department's completion (for Open311 and the public lookup), and its verification."""
+        told = upstream.event
+        if isinstance(told, CaseVerifiedV1):
+            self.resolve_verified_case(upstream, processing)
+            return
+        if isinstance(told, CaseOpenedV1):
+            covered = [i for i in map(self._known_issue, told.issue_ids) if i is not None]
+            step = ("opened", told.opened_at, told.department, told.deadline, None)
+            meeting_id = told.meeting_id
+        elif isinstance(told, CaseReopenedV1):
+            covered = self._issues_of_case(told.case_id)
+            step = ("reopened", told.reopened_at, told.department, told.deadline, None)
+            meeting_id = None
+        elif isinstance(told, CompletionReportedV1):
+            covered = self._issues_of_case(told.case_id)
+            step = ("completed", told.reported_at, told.department, None, told.note)
+            meeting_id = None
+        else:
+            return
+        name, at, department, deadline, note = step
+        for issue in covered:
+            if issue.note_case(told.case_id, name, at, department, deadline, note, meeting_id):
+                processing.collect_events(issue)
+
+    def _known_issue(self, issue_id: UUID) -> Issue | None:
+        try:
+            return self.get_issue(issue_id)
+        except IssueNotFound:
+            return None
+
+    def _issues_of_case(self, case_id: UUID) -> list[Issue]:
+        return [self.get_issue(i.id) for i in self.catalog.all(Issue, lambda i: case_id in i.cases)]
 
     def resolve_verified_case(self, upstream: Upstream, processing: ProcessingEvent[UUID]) -> None:
         """A verified supervision case (督办件已验收) resolves the issues it covers, once."""
@@ -475,6 +748,28 @@ class IntakeApplication(ServiceApplication):
         return stored
 
 
+class _NoKey(LookupError):
+    """No Open311 key with this value."""
+
+
+def _same_request(existing: Issue, new: Issue) -> bool:
+    return existing.same_record(new, ignoring=("submitted_at",))
+
+
+def resolved_before(as_of: datetime, working_days: int) -> datetime:
+    """The latest resolution that is due for a call back at `as_of`: `working_days` working
+    days (Chinese calendar, weekdays where it does not reach) before."""
+    from services.supervision.workdays import is_working_day
+
+    day = as_of.astimezone(CHINA).date()
+    left = working_days
+    while left > 0:
+        day -= timedelta(days=1)
+        if is_working_day(day, approximate=True):
+            left -= 1
+    return datetime.combine(day, as_of.astimezone(CHINA).timetz())
+
+
 def to_contract(domain_event: Any) -> tuple[str, Contract] | None:
     """What intake publishes: each stored domain event as its versioned contract."""
     e = domain_event
@@ -540,6 +835,16 @@ def to_contract(domain_event: Any) -> tuple[str, Contract] | None:
     elif isinstance(e, Issue.Reopened):
         contract = IssueReopenedV1(
             issue_id=e.originator_id, office=e.office, reopened_at=e.reopened_at, reason=e.reason
+        )
+    elif isinstance(e, Issue.CallbackRecorded):
+        # The note is the office's own record of the call: not published.
+        contract = IssueCallbackRecordedV1(
+            issue_id=e.originator_id,
+            office=e.office,
+            reached=e.reached,
+            satisfaction=e.satisfaction,
+            called_at=e.called_at,
+            reopened_cases=e.reopened_cases,
         )
     else:
         return None

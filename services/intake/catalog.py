@@ -37,8 +37,13 @@ class Catalog:
 
     page_read = 5000
 
-    def __init__(self, application: Application[UUID]) -> None:
+    def __init__(
+        self,
+        application: Application[UUID],
+        on_new: Callable[[Aggregate], None] | None = None,
+    ) -> None:
         self._app = application
+        self._on_new = on_new
         self._position = 0
         self._aggregates: dict[UUID, Aggregate] = {}
         self._lock = threading.Lock()
@@ -54,7 +59,10 @@ class Catalog:
                     current = self._aggregates.get(domain_event.originator_id)
                     # A version already applied (a save read back twice) changes nothing.
                     if current is None or domain_event.originator_version > current.version:
-                        self._aggregates[domain_event.originator_id] = domain_event.mutate(current)
+                        changed = domain_event.mutate(current)
+                        self._aggregates[domain_event.originator_id] = changed
+                        if current is None and self._on_new is not None:
+                            self._on_new(changed)
                 self._position = notifications[-1].id
 
     def get(self, aggregate_id: UUID, kind: type[A]) -> A | None:

@@ -51,6 +51,13 @@ _STATUS_OF_DECISION: dict[str, str] = {
     "duplicate": "duplicate",
     "rejected": "rejected",
 }
+Satisfaction = Literal["satisfied", "basically_satisfied", "unsatisfied"]
+SATISFACTIONS: tuple[str, ...] = get_args(Satisfaction)
+SATISFACTION_NAMES = {
+    "satisfied": "满意",
+    "basically_satisfied": "基本满意",
+    "unsatisfied": "不满意",
+}
 _PHONE = re.compile(r"^\+?[0-9][0-9 \-]{4,19}$")
 
 
@@ -133,6 +140,8 @@ _ISSUE_FIELDS = (
     "key_problem",
     "reporter_name",
     "reporter_phone",
+    "location",
+    "media_url",
 )
 
 
@@ -180,6 +189,8 @@ class Issue(Aggregate):
         key_problem: bool = False,
         reporter_name: str | None = None,
         reporter_phone: str | None = None,
+        location: dict[str, Any] | None = None,
+        media_url: str | None = None,
     ) -> None:
         self.office = office
         self.title = title
@@ -194,6 +205,8 @@ class Issue(Aggregate):
         self.key_problem = key_problem
         self.reporter_name = reporter_name
         self.reporter_phone = reporter_phone
+        self.location = location
+        self.media_url = media_url
         self.status: str = "submitted"
         self.screening: dict[str, Any] | None = None
         self.duplicate_of: UUID | None = None
@@ -203,6 +216,8 @@ class Issue(Aggregate):
         self.resolving_cases: list[UUID] = []
         self.closed_at: datetime | None = None
         self.commands: dict[str, str] = {}
+        self.cases: dict[UUID, dict[str, Any]] = {}
+        self.callbacks: list[dict[str, Any]] = []
 
     @classmethod
     def submit(
@@ -223,6 +238,8 @@ class Issue(Aggregate):
         key_problem: bool = False,
         reporter_name: str | None = None,
         reporter_phone: str | None = None,
+        location: dict[str, Any] | None = None,
+        media_url: str | None = None,
     ) -> Issue:
         """Record an issue, checking what the submission must satisfy."""
         clean_title = cleaned_text("title", title, "标题")
@@ -263,11 +280,14 @@ class Issue(Aggregate):
             key_problem=key_problem,
             reporter_name=cleaned_text("reporter_name", reporter_name, "反映人", required=False),
             reporter_phone=phone,
+            location=location or None,
+            media_url=media_url,
         )
 
-    def same_record(self, other: Issue) -> bool:
+    def same_record(self, other: Issue, ignoring: tuple[str, ...] = ()) -> bool:
         """Whether a retried request asks for exactly what this issue already records."""
-        return field_values(self, _ISSUE_FIELDS) == field_values(other, _ISSUE_FIELDS)
+        names = tuple(n for n in _ISSUE_FIELDS if n not in ignoring)
+        return field_values(self, names) == field_values(other, names)
 
     def _refuse_unless(self, *statuses: str, doing: str) -> None:
         if self.status not in statuses:
@@ -467,5 +487,150 @@ class Issue(Aggregate):
         self.closed_at = None
         remember_command(self, command)
 
+    # --- what supervision tells about the cases that cover this issue ---------------------
 
-_DOING = {"筛选": "screened", "办结": "closed", "重新打开": "reopened"}
+    def note_case(
+        self,
+        case_id: UUID,
+        step: str,
+        at: datetime,
+        department: str | None = None,
+        deadline: date | None = None,
+        note: str | None = None,
+        meeting_id: UUID | None = None,
+    ) -> bool:
+        """督办进展: a case covering this issue was opened, sent back or reported complete;
+        False if this step is known already (a replayed upstream event)."""
+        known = self.cases.get(case_id)
+        if known is not None and step in known["steps"]:
+            same = known["steps"][step] == at.isoformat()
+            if same or step == "opened":
+                return False
+        if known is None and step != "opened":
+            return False
+        self._case_noted(case_id, step, at, department, deadline, note, meeting_id)
+        return True
+
+    @event("CaseNoted")
+    def _case_noted(
+        self,
+        case_id: UUID,
+        step: str,
+        at: datetime,
+        department: str | None,
+        deadline: date | None,
+        note: str | None,
+        meeting_id: UUID | None,
+    ) -> None:
+        case = self.cases.setdefault(
+            case_id, {"department": department, "deadline": deadline, "steps": {}}
+        )
+        case["steps"][step] = at.isoformat()
+        if department is not None:
+            case["department"] = department
+        if deadline is not None:
+            case["deadline"] = deadline
+        if note is not None:
+            case["note"] = note
+        if meeting_id is not None:
+            case["meeting_id"] = meeting_id
+
+    @property
+    def department(self) -> str | None:
+        """The department in charge: the latest case's, else the referral's."""
+        for case in reversed(self.cases.values()):
+            return str(case["department"])
+        return (self.screening or {}).get("department")
+
+    @property
+    def deadline(self) -> date | None:
+        """The supervision deadline: the latest case's, else the referral's."""
+        for case in reversed(self.cases.values()):
+            found: date | None = case["deadline"]
+            return found
+        return (self.screening or {}).get("deadline")
+
+    # --- 回访: the follow-up call with the resident -------------------------------------------
+
+    def record_callback(
+        self,
+        reached: bool,
+        satisfaction: str | None,
+        note: str | None,
+        called_at: datetime,
+        called_by: str,
+        now: datetime,
+        command: tuple[str, str] | None = None,
+    ) -> None:
+        """回访: the office calls the resident back after the issue is resolved.
+
+        `unsatisfied` reopens the issue: back under supervision when cases resolved it (the
+        cases are sent back through events), otherwise back to screening.
+        """
+        self._refuse_unless("resolved", "closed", doing="回访")
+        if reached and satisfaction not in SATISFACTIONS:
+            raise IssueRuleBroken(
+                "satisfaction",
+                f"联系上居民时需要满意度 / satisfaction is required when the resident was "
+                f"reached: one of {', '.join(SATISFACTIONS)}",
+            )
+        if not reached and satisfaction is not None:
+            raise IssueRuleBroken(
+                "satisfaction", "未联系上居民时不能有满意度 / no satisfaction when not reached"
+            )
+        check_moment("called_at", called_at, now, after=self.resolved_at)
+        clean_note = cleaned_text("note", note, "回访记录", required=False)
+        self._callback_recorded(
+            self.office,
+            reached,
+            satisfaction,
+            clean_note,
+            called_at,
+            called_by,
+            list(self.resolving_cases) if satisfaction == "unsatisfied" else [],
+            command,
+        )
+
+    @event("CallbackRecorded")
+    def _callback_recorded(
+        self,
+        office: str,
+        reached: bool,
+        satisfaction: str | None,
+        note: str | None,
+        called_at: datetime,
+        called_by: str,
+        reopened_cases: list[UUID],
+        command: tuple[str, str] | None,
+    ) -> None:
+        self.callbacks.append(
+            {
+                "reached": reached,
+                "satisfaction": satisfaction,
+                "note": note,
+                "called_at": called_at,
+                "called_by": called_by,
+            }
+        )
+        if satisfaction == "unsatisfied":
+            self.status = "referred" if reopened_cases else "submitted"
+            if not reopened_cases:
+                self.screening = None
+                self.duplicate_of = None
+            self.resolved_at = None
+            self.resolved_via = None
+            self.resolving_cases = []
+            self.closed_at = None
+        remember_command(self, command)
+
+    def due_for_callback(self, resolved_before: datetime) -> bool:
+        """Resolved before the cut-off and not yet called back since it was resolved."""
+        return (
+            self.is_resolved
+            and self.resolved_at is not None
+            and self.resolved_at <= resolved_before
+            and not any(c["called_at"] >= self.resolved_at for c in self.callbacks)
+        )
+
+
+_DOING = {"筛选": "screened", "办结": "closed", "重新打开": "reopened", "回访": "called back"}

@@ -25,9 +25,9 @@ from fastapi import HTTPException
 from starlette.datastructures import State
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.intake.api import _own_office, _shows_reporter, submitted
+from services.intake.api import _own_office, issue_view, submitted
 from services.intake.domain import IssueRuleBroken
-from services.intake.schemas import IssueSubmission, IssueView
+from services.intake.schemas import IssueSubmission
 from shared.auth import Principal, TokenError, require_role
 
 _PATH = "/issues"
@@ -102,7 +102,7 @@ class HotSubmission:
             issue, created = await submitted(self.state.intake, submission)
         except IssueRuleBroken:
             return None  # refused before anything was stored: the API says why
-        view = IssueView.of(issue, _shows_reporter(principal, issue))
+        view = issue_view(self.state.intake, principal, issue)
         return 201 if created else 200, view.model_dump_json().encode(), f"/issues/{issue.id}"
 
 

@@ -9,13 +9,16 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
+from services.intake import open311_api as open311
 from services.intake.api import install_refusal_handlers, router
 from services.intake.application import IntakeApplication, to_contract
 from services.intake.hot import HotSubmission
+from services.intake.open311_api import install_open311_handlers
 from services.intake.settings import (
     IntakeConfigurationError,
     IntakeServiceSettings,
     cipher_environment,
+    tracking_secret,
 )
 from shared.auth import Authenticator
 from shared.limits import install_limits
@@ -29,15 +32,22 @@ from shared.web import health_router, install_error_handlers, serve
 
 def create_app(settings: Settings, intake_settings: IntakeServiceSettings | None = None) -> FastAPI:
     service = intake_settings or IntakeServiceSettings()
+    cipher = cipher_environment(settings, service)
     intake = IntakeApplication(
-        env={**settings.event_store_env("intake"), **cipher_environment(settings, service)},
+        env={**settings.event_store_env("intake"), **cipher},
         categories=service.categories,
+        tracking_secret=tracking_secret(cipher),
+        open311_attributes={
+            office: {c: [a.model_dump() for a in attrs] for c, attrs in categories.items()}
+            for office, categories in service.open311_attributes.items()
+        },
+        callback_working_days=service.callback_working_days,
     )
     runtime = ServiceRuntime(
         settings,
         "intake",
         Publishing(INTAKE_STREAM, intake, to_contract),
-        upstreams=[(SUPERVISION_STREAM, UpstreamProcessor(intake, intake.resolve_verified_case))],
+        upstreams=[(SUPERVISION_STREAM, UpstreamProcessor(intake, intake.follow_supervision))],
     )
 
     app = FastAPI(
@@ -50,15 +60,22 @@ def create_app(settings: Settings, intake_settings: IntakeServiceSettings | None
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.intake = intake
+    app.state.offices = frozenset(settings.offices)
     app.state.authenticator = Authenticator(settings)
     install_error_handlers(app)
     install_refusal_handlers(app)
     # Inside the limits and metrics middlewares, so that its answers are limited and counted.
+    install_open311_handlers(app)
     app.add_middleware(HotSubmission, state=app.state)
-    install_limits(app, settings, upload_prefixes=("/imports/",))
+    install_limits(
+        app, settings, upload_prefixes=("/imports/",), public_prefixes=("/open311/", "/track/")
+    )
     install_observability(app, "intake")
     app.include_router(health_router(runtime.not_ready))
     app.include_router(router)
+    app.include_router(open311.router)
+    app.include_router(open311.keys)
+    app.include_router(open311.track)
     return app
 
 

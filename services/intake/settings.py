@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import binascii
 import contextlib
+import hashlib
 import os
 import shutil
 from pathlib import Path
+from typing import Literal
 
 from eventsourcing.cryptography import AESCipher
 from eventsourcing.utils import Environment
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from services.intake.domain import DEFAULT_CATEGORIES
@@ -23,6 +25,26 @@ KEY_FILE = "intake.cipher-key"
 
 class IntakeConfigurationError(RuntimeError):
     """Intake cannot start with this configuration; the message is meant for the operator."""
+
+
+class Open311Value(BaseModel):
+    key: str = Field(min_length=1, max_length=40)
+    name: str = Field(min_length=1, max_length=100)
+
+
+class Open311Attribute(BaseModel):
+    """One typed attribute of a GeoReport v2 service definition, in the spec's fields."""
+
+    variable: bool = True
+    code: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,40}$")
+    datatype: Literal[
+        "string", "number", "datetime", "text", "singlevaluelist", "multivaluelist"
+    ] = "string"
+    required: bool = False
+    datatype_description: str = ""
+    order: int = 1
+    description: str = Field(min_length=1, max_length=200)
+    values: list[Open311Value] = Field(default_factory=list)
 
 
 class IntakeServiceSettings(IntakeSettings):
@@ -41,6 +63,12 @@ class IntakeServiceSettings(IntakeSettings):
     categories: dict[str, list[str]] = Field(default_factory=dict)
     """Issue categories per office, e.g. `{"yanji": ["城市管理", ...]}`; others get the
     default list."""
+
+    callback_working_days: int = Field(default=5, ge=1, le=60)
+    """回访: a resolved issue not called back within this many working days is due."""
+    open311_attributes: dict[str, dict[str, list[Open311Attribute]]] = Field(default_factory=dict)
+    """Open311 attributes per office and category, e.g. `{"yanji": {"城市管理": [{"code":
+    "lamp", "datatype": "string", "description": "路灯编号", "required": false}]}}`."""
 
     def categories_of(self, office: str) -> tuple[str, ...]:
         return tuple(self.categories.get(office) or DEFAULT_CATEGORIES)
@@ -71,6 +99,12 @@ def cipher_environment(settings: Settings, intake: IntakeServiceSettings) -> dic
             f"SHANGLIANG_INTAKE_CIPHER_KEY 无效 / is not a valid AES key: {error}"
         ) from error
     return {"CIPHER_TOPIC": CIPHER_TOPIC, "CIPHER_KEY": key}
+
+
+def tracking_secret(cipher: dict[str, str]) -> bytes:
+    """The tracking codes' secret, derived from the personal-data key: as stable as it, and
+    one secret fewer to configure."""
+    return hashlib.sha256(b"shangliang:tracking-code:" + cipher["CIPHER_KEY"].encode()).digest()
 
 
 def _production_key(settings: Settings, intake: IntakeServiceSettings) -> str:

@@ -136,6 +136,15 @@ class Figures(BaseModel):
     letters_issued: int
     cases_overdue: int
     median_days_to_resolution: float | None
+    issues_called_back: int = 0
+    """回访: issues resolved in the year whose resident was called back afterwards."""
+    callbacks_reached: int = 0
+    callbacks_satisfied: int = 0
+    """Reached and satisfied or basically satisfied (满意 + 基本满意)."""
+    satisfaction_rate: float | None = None
+    """callbacks_satisfied / callbacks_reached (满意率)."""
+    callback_coverage: float | None = None
+    """issues_called_back / issues_resolved (回访率)."""
 
 
 class YearlyStatistics(BaseModel):

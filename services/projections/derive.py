@@ -38,7 +38,12 @@ ISSUE_RANK = {
     "resolved": 9,
     "closed": 10,
     "reopened": 11,
+    "callback": 12,
 }
+SATISFIED = frozenset({"satisfied", "basically_satisfied"})
+CALLBACK_FIGURES = ("issues_called_back", "callbacks_reached", "callbacks_satisfied")
+"""回访, counted in the year of the resolution it follows: resolved issues called back,
+the residents reached, and of them those (basically) satisfied."""
 
 STATUS_LABELS = {
     "submitted": "已收集",
@@ -146,6 +151,10 @@ def standing(facts: Iterable[Fact]) -> list[Fact]:
     ]
 
 
+def _unsatisfied(f: Fact) -> bool:
+    return f.step == "callback" and f.detail == "unsatisfied"
+
+
 def days_between(start: str, end: str) -> int:
     """Whole calendar days in China between two fixed-width China times."""
     return max(0, (datetime.fromisoformat(end[:10]) - datetime.fromisoformat(start[:10])).days)
@@ -162,7 +171,9 @@ def derive_issue(facts: Iterable[Fact], until: str | None = None) -> Derived:
     submitted = next((f for f in ordered if f.step == "submitted"), None)
     if submitted is None:
         return Derived(None)
-    last_reopen = max((i for i, f in enumerate(ordered) if f.step == "reopened"), default=-1)
+    last_reopen = max(
+        (i for i, f in enumerate(ordered) if f.step == "reopened" or _unsatisfied(f)), default=-1
+    )
     epoch = ordered[last_reopen + 1 :]
     steps = {f.step for f in epoch}
     agenda: dict[str | None, bool] = {}
@@ -188,6 +199,10 @@ def derive_issue(facts: Iterable[Fact], until: str | None = None) -> Derived:
         status = "on_agenda"
     elif screening is not None:
         status = SCREENING_STATUS[screening.detail or ""]
+    elif last_reopen >= 0 and _unsatisfied(ordered[last_reopen]):
+        # 回访不满意: back under supervision when cases are sent back, else to screening.
+        cases = ordered[last_reopen].data.get("reopened_cases")
+        status = "under_supervision" if cases else "submitted"
     else:
         status = "submitted"
 
@@ -228,6 +243,13 @@ def derive_issue(facts: Iterable[Fact], until: str | None = None) -> Derived:
             reported.add(f.year)
     for year, at in first_resolved.items():
         derived.add(office, year, "issues_resolved")
+        call = next((f for f in ordered if f.step == "callback" and f.at >= at), None)
+        if call is not None:
+            derived.add(office, year, "issues_called_back")
+            if call.detail != "unreached":
+                derived.add(office, year, "callbacks_reached")
+            if call.detail in SATISFIED:
+                derived.add(office, year, "callbacks_satisfied")
         if key_since is not None:
             derived.add(office, year, "key_problems_resolved")
         days = days_between(submitted.at, at)

@@ -47,6 +47,11 @@ FIGURE_COLUMNS: Columns = (
     ("letters_issued", "发出督办函"),
     ("cases_overdue", "逾期督办件"),
     ("median_days_to_resolution", "办结天数中位数"),
+    ("issues_called_back", "已回访"),
+    ("callbacks_reached", "回访联系上"),
+    ("callbacks_satisfied", "满意（含基本满意）"),
+    ("satisfaction_rate", "满意率"),
+    ("callback_coverage", "回访率"),
 )
 DRILL_COLUMNS: dict[str, Columns] = {
     "issue": (

@@ -27,6 +27,7 @@ from shared.contracts import (
     CompletionReportedV1,
     Contract,
     FollowUpRecordedV1,
+    IssueCallbackRecordedV1,
     IssueClosedV1,
     IssueReopenedV1,
     IssueResolvedV1,
@@ -100,6 +101,7 @@ STEP_LABELS = {
     "follow_up_recorded": "跟踪督办 / follow-up",
     "completion_reported": "报告办结 / completion reported",
     "case_reopened": "退回重办 / sent back",
+    "callback": "回访 / follow-up call",
     "case_escalated": "督办升级 / escalated",
     "case_steps_retracted": "撤销督办提醒 / deadline steps retracted",
 }
@@ -183,6 +185,16 @@ def _facts(event: Contract, fact: Any) -> Iterator[Fact]:
             yield fact(ISSUE, event.issue_id, "closed", event.office)
         case IssueReopenedV1():
             yield fact(ISSUE, event.issue_id, "reopened", event.office, reason=event.reason)
+        case IssueCallbackRecordedV1():
+            yield fact(
+                ISSUE,
+                event.issue_id,
+                "callback",
+                event.office,
+                None,
+                event.satisfaction or "unreached",
+                reopened_cases=[str(c) for c in event.reopened_cases],
+            )
         case ActivityRecordedV1():
             yield fact(
                 ACTIVITY,

@@ -11,6 +11,7 @@ from datetime import date
 from typing import Any
 
 from services.projections.derive import (
+    CALLBACK_FIGURES,
     DERIVE,
     STATUS_LABELS,
     Derived,
@@ -37,6 +38,7 @@ FIGURES = (
     "letters_issued",
     "cases_overdue",
     "median_days_to_resolution",
+    *CALLBACK_FIGURES,
 )
 MEETING_KINDS = ("thematic", "onsite", "written")
 
@@ -154,7 +156,15 @@ def figures(
         "letters_issued": n("letters_issued"),
         "cases_overdue": n("cases_overdue"),
         "median_days_to_resolution": median(days.get(office, {})),
+        **{figure: n(figure) for figure in CALLBACK_FIGURES},
+        "satisfaction_rate": _share(n("callbacks_satisfied"), n("callbacks_reached")),
+        "callback_coverage": _share(n("issues_called_back"), n("issues_resolved")),
     }
+
+
+def _share(part: int, whole: int) -> float | None:
+    """A rate to four places (0.9375 = 93.75 %); None when there is nothing to divide."""
+    return None if not whole else round(part / whole, 4)
 
 
 def recount(
@@ -174,7 +184,7 @@ def recount(
     }
     # Only the facts the counters depend on: the others cannot change a count.
     needed = {
-        ISSUE: "step IN ('submitted', 'resolved', 'screened')",
+        ISSUE: "step IN ('submitted', 'resolved', 'screened', 'callback')",
         ACTIVITY: "1 = 1",
         MEETING: "step IN ('meeting_held', 'meeting_planned')",
         CASE: "step IN ('letter_issued', 'case_overdue', 'case_opened', 'case_steps_retracted')",
@@ -266,6 +276,19 @@ AS_OF_SQL = {
         " AND step = 'resolved' AND year = :year AND at <= :until GROUP BY entity_id) f"
         f" {_SUBMITTED} GROUP BY i.office, days"
     ),
+    # (office, called back, reached, satisfied): each issue first resolved in the year by
+    # `until`, and its first follow-up call at or after that resolution by `until`.
+    "callbacks": (
+        "SELECT i.office, COUNT(f.called),"
+        " SUM(CASE WHEN f.called <> 'unreached' THEN 1 ELSE 0 END),"
+        " SUM(CASE WHEN f.called IN ('satisfied', 'basically_satisfied') THEN 1 ELSE 0 END)"
+        " FROM (SELECT r.entity_id, (SELECT c.detail FROM facts c WHERE c.entity = 'issue'"
+        " AND c.entity_id = r.entity_id AND c.step = 'callback' AND c.at >= r.first_at"
+        " AND c.at <= :until ORDER BY c.at, c.event_id LIMIT 1) AS called"
+        " FROM (SELECT entity_id, MIN(at) AS first_at FROM facts WHERE entity = 'issue'"
+        " AND step = 'resolved' AND year = :year AND at <= :until GROUP BY entity_id) r) f"
+        f" {_SUBMITTED} WHERE f.called IS NOT NULL GROUP BY i.office"
+    ),
     # (kind, offices): each meeting first held in the year by `until`.
     "meetings": (
         "SELECT kind, offices FROM meetings WHERE held_year = :year AND held_at <= :until"
@@ -292,6 +315,11 @@ def counted_as_of(
                 counts[(key_office, "issues_resolved")] += n
                 counts[(key_office, "key_problems_resolved")] += key or 0
                 days[key_office][n_days] = days[key_office].get(n_days, 0) + n
+        c.execute(AS_OF_SQL["callbacks"], params)
+        for office, called, reached, satisfied in c.fetchall():
+            for figure, n in zip(CALLBACK_FIGURES, (called, reached, satisfied), strict=True):
+                counts[(office, figure)] += n or 0
+                counts[(TOTAL, figure)] += n or 0
         c.execute(AS_OF_SQL["meetings"], params)
         for kind, offices in c.fetchall():
             for office in offices.split(","):
@@ -389,6 +417,24 @@ DRILL_SQL = {
         + " GROUP BY f.entity_id HAVING MIN(f.year) = :year"
     ),
 }
+for _figure, _which in zip(
+    CALLBACK_FIGURES,
+    ("", " AND f.called <> 'unreached'", " AND f.called IN ('satisfied', 'basically_satisfied')"),
+    strict=True,
+):
+    # The issues resolved in the year whose first follow-up call after it (by `until`) counts.
+    DRILL_SQL[_figure] = (
+        f"SELECT {_ISSUE_COLUMNS}, f.first_at AS at, f.called AS satisfaction, f.event_id"
+        " AS event_ids FROM (SELECT r.entity_id, r.first_at, c.detail AS called, c.event_id"
+        " FROM (SELECT entity_id, MIN(at) AS first_at FROM facts WHERE entity = 'issue'"
+        " AND step = 'resolved' AND year = :year AND at <= :until GROUP BY entity_id) r"
+        " JOIN facts c ON c.entity = 'issue' AND c.entity_id = r.entity_id"
+        " AND c.event_id = (SELECT x.event_id FROM facts x WHERE x.entity = 'issue'"
+        " AND x.entity_id = r.entity_id AND x.step = 'callback' AND x.at >= r.first_at"
+        " AND x.at <= :until ORDER BY x.at, x.event_id LIMIT 1)) f"
+        " JOIN issue_status i ON i.issue_id = f.entity_id WHERE i.submitted_at <= :until"
+        "{offices}" + _which
+    )
 DRILL_SQL["member_participations"] = DRILL_SQL["outreach_activities"]
 DRILL_SQL["median_days_to_resolution"] = DRILL_SQL["issues_resolved"]
 OFFICE_COLUMN = {

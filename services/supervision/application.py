@@ -40,6 +40,7 @@ from shared.contracts import (
     CompletionReportedV1,
     Contract,
     FollowUpRecordedV1,
+    IssueCallbackRecordedV1,
     IssueScreenedV1,
     LetterIssuedV1,
     MeetingConcludedV1,
@@ -176,6 +177,8 @@ class SupervisionApplication(ServiceApplication):
                     opened_at=event.concluded_at,
                     meeting_title=event.title,
                 )
+        elif isinstance(event, IssueCallbackRecordedV1) and event.satisfaction == "unsatisfied":
+            self._send_back_after_callback(processing, event)
         elif isinstance(event, IssueScreenedV1) and event.decision == "refer":
             if not event.department:
                 raise PolicyRefused(f"referral of issue {event.issue_id} names no department")
@@ -195,6 +198,22 @@ class SupervisionApplication(ServiceApplication):
                 requirements=event.title,
                 opened_at=event.screened_at,
             )
+
+    def _send_back_after_callback(
+        self, processing: ProcessingEvent[UUID], event: IssueCallbackRecordedV1
+    ) -> None:
+        """The cases that had resolved an issue its resident is unsatisfied with go back."""
+        deadline = add_working_days(
+            china_day(event.called_at), self.config.referral_working_days, approximate=True
+        )
+        for case_id in event.reopened_cases:
+            try:
+                case = self.get_case(case_id)
+            except CaseNotFound:
+                continue
+            reason = "居民回访不满意 / the resident was not satisfied when called back"
+            if case.reopen_after_callback(reason, deadline, event.called_at):
+                processing.collect_events(case)
 
     def _open(self, processing: ProcessingEvent[UUID], case_id: UUID, **fields: Any) -> None:
         # A conclusion received again (a restarted relay publishes it at a new position) finds

@@ -467,6 +467,20 @@ class SupervisionCase(Aggregate):
         )
         self.retract_disproved()
 
+    def reopen_after_callback(self, reason: str, deadline: date, reopened_at: datetime) -> bool:
+        """回访不满意: the resident was not satisfied, so a verified case goes back to the
+        department; False if the case is no longer verified (already sent back)."""
+        if self.status != VERIFIED:
+            return False
+        self._reopened(
+            office=self.office,
+            department=self.department,
+            reason=reason,
+            deadline=deadline,
+            reopened_at=max(reopened_at, self.last_step_at),
+        )
+        return True
+
     @event("Reopened")
     def _reopened(
         self, office: str, department: str, reason: str, deadline: date, reopened_at: datetime

@@ -161,11 +161,16 @@ def spoilt(body: Any, rng: random.Random) -> bytes:
     return json.dumps(copy).replace(json.dumps(marker), raw).encode()
 
 
-def fuzz(target: Target, cases: int, random_seed: int) -> Report:
-    """At least `cases` generated cases over every operation of `target`, half valid by the
-    schema and half not; returns what was seen, failures included (never raises on them)."""
+def fuzz(target: Target, cases: int, random_seed: int, under: str = "") -> Report:
+    """At least `cases` generated cases over every operation of `target` (whose path starts
+    with `under`), half valid by the schema and half not; returns what was seen, failures
+    included (never raises on them)."""
     schema = schemathesis.openapi.from_url(f"{target.url}/openapi.json")
-    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = [
+        operation
+        for result in schema.get_all_operations()
+        if (operation := result.ok()).path.startswith(under)
+    ]
     session = requests.Session()
     store = Store(target.store, target.table)
     report = Report(stored_before=store.count())

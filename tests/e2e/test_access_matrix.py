@@ -39,6 +39,7 @@ ALL = frozenset(ROLES)
 READERS = ALL - {"department"}
 CLERK, LEADER, MEETINGS = frozenset({"clerk"}), frozenset({"leader"}), frozenset({"meetings"})
 SUPERVISOR, DEPARTMENT_ROLE = frozenset({"supervisor"}), frozenset({"department"})
+ADMIN = frozenset({"admin"})
 VERIFIERS, VIEWER = frozenset({"supervisor", "leader"}), frozenset({"viewer"})
 
 # How the caller's office decides, for the yanji object a route names:
@@ -67,6 +68,16 @@ MATRIX: list[tuple[str, str, frozenset[str], str]] = [
     ("intake",      "GET /categories",                                  READERS,    OWN),
     ("intake",      "POST /imports/{kind}?office=yanji",                CLERK,      CREATE),
     ("intake",      "GET /imports/{kind}/template.xlsx",                READERS,    OWN),
+    ("intake",      "POST /issues/{issue_id}/callbacks",                CLERK,      ACT),
+    ("intake",      "GET /callbacks/due?office=yanji",                  READERS,    READ),
+    ("intake",      "POST /open311/keys",                               ADMIN,      CREATE),
+    ("intake",      "POST /open311/keys/{key_id}/revocation",           ADMIN,      ACT),
+    *[("intake", f"GET /open311/v2/{route}?jurisdiction_id=yanji", ALL, PUBLIC)
+      for route in ("services.{fmt}", "services/{service_code}.{fmt}", "requests.{fmt}",
+                    "requests/{service_request_id}.{fmt}", "tokens/{token}.{fmt}")],
+    ("intake",      "POST /open311/v2/requests.{fmt}",                  ALL,        PUBLIC),
+    ("intake",      "GET /track/{code}",                                ALL,        PUBLIC),
+    ("intake",      "GET /track/{code}/page",                           ALL,        PUBLIC),
     ("meetings",    "POST /meetings",                                   MEETINGS,   CREATE),
     ("meetings",    "GET /meetings?office=yanji",                       READERS,    READ),
     ("meetings",    "GET /meetings/{meeting_id}",                       READERS,    READ),
@@ -252,6 +263,9 @@ def body_of(method: str, path: str) -> dict[str, Any]:
         "/send-back": {"reason": "未完成", "deadline": "2020-10-30",
                        "reopened_at": "2020-08-10T10:00:00"},
         "/scan": {},
+        "/callbacks": {"reached": True, "satisfaction": "satisfied"},
+        "/open311/keys": {"office": YANJI, "label": f"matrix {unique}"},
+        "/revocation": {},
     }  # fmt: skip
     for suffix, body in bodies.items():
         if path.endswith(suffix):
@@ -274,9 +288,17 @@ def call(world: World, service: str, request: str, caller: Caller | None) -> htt
         csv = "编号,活动日期,参加委员\n".encode()
         files = {"file": ("activities.csv", csv, "text/csv")}
         return client.post(path, files=files, headers=headers, params=params)
+    if method == "POST" and path.startswith("/open311/v2/"):
+        return client.post(path, data=open311_form(world.ids), headers=headers, params=params)
     if method == "POST":
         return client.post(path, json=body_of(method, path), headers=headers, params=params)
     return client.request(method, path, headers=headers, params=params)
+
+
+def open311_form(ids: dict[str, str]) -> dict[str, str]:
+    """A new Open311 request of yanji (the office of the seeded key)."""
+    return {"api_key": ids["api_key"], "service_code": "城市管理", "address_string": "进学街",
+            "description": f"路灯不亮 {uuid4().hex[:8]}"}  # fmt: skip
 
 
 def seed(stack: RunningStack, tokens: Authenticator) -> dict[str, str]:
@@ -302,6 +324,25 @@ def seed(stack: RunningStack, tokens: Authenticator) -> dict[str, str]:
         f"{stack.intake}/issues", json=body_of("POST", "/issues"), headers=as_("clerk")
     )
     ids["issue_id"] = created(issue)["id"]
+    key, revoked = (
+        created(
+            httpx.post(
+                f"{stack.intake}/open311/keys",
+                json=body_of("POST", "/open311/keys"),
+                headers=as_("admin"),
+            )
+        )
+        for _ in range(2)
+    )
+    # One key the matrix revokes, another its Open311 requests keep using.
+    ids |= {"key_id": revoked["id"], "api_key": key["api_key"], "fmt": "json"}
+    ids["service_code"] = "城市管理"
+    # An Open311 request: public, with the form the spec gives; its token is its tracking code.
+    request = httpx.post(f"{stack.intake}/open311/v2/requests.json", data=open311_form(ids))
+    assert request.status_code == 201, request.text
+    (answer,) = request.json()
+    ids |= {"service_request_id": answer["service_request_id"], "token": answer["token"]}
+    ids["code"] = answer["token"]
     meeting = httpx.post(
         f"{stack.meetings}/meetings",
         json=body_of("POST", "/meetings"),

@@ -437,13 +437,18 @@ def test_a_reopened_issue_is_resolved_again_by_a_second_case(office: Office) -> 
     )
     assert first["id"] != second["id"]
     history = answer_of(office.viewer.get(path), 200)["history"]
+    # Each case's opening and completion reach the issue too (for Open311 and the lookup).
     assert [step["event"] for step in history] == [
         "Submitted",
         "Screened",
+        "CaseNoted",
+        "CaseNoted",
         "Resolved",
         "Closed",
         "Reopened",
         "Screened",
+        "CaseNoted",
+        "CaseNoted",
         "Resolved",
     ]
     assert [step.get("case_id") for step in history if step["event"] == "Resolved"] == [
@@ -502,12 +507,14 @@ def test_every_step_of_an_issue_its_case_and_a_meeting_names_who_took_it(
     assert actors_of(issue_history) == [
         ("Submitted", "e2e-yanji", OFFICE, "clerk"),
         ("Screened", "e2e-yanji", OFFICE, "leader"),
+        ("CaseNoted", "system:supervision", OFFICE, "system"),
+        ("CaseNoted", "system:supervision", OFFICE, "system"),
         ("Resolved", "system:supervision", OFFICE, "system"),
     ]
-    submitted, screened, resolved = issue_history["entries"]
+    submitted, screened, _, _, resolved = issue_history["entries"]
     assert submitted["actor"]["request_id"] == posted.headers["x-request-id"]
     assert screened["actor"]["request_id"] == screening.headers["x-request-id"]
-    assert [e["version"] for e in issue_history["entries"]] == [1, 2, 3]
+    assert [e["version"] for e in issue_history["entries"]] == [1, 2, 3, 4, 5]
     recorded_at = datetime.fromisoformat(submitted["recorded_at"])
     assert abs(recorded_at - datetime.now(recorded_at.tzinfo)) < timedelta(minutes=5)
     assert submitted["data"]["reporter_name"] == "李明"

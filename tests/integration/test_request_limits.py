@@ -28,7 +28,7 @@ def limited_app(stored: list[bytes]) -> FastAPI:
     app = FastAPI()
     app.state.authenticator = Authenticator(LIMITS)
     install_error_handlers(app)
-    install_limits(app, LIMITS, upload_prefixes=("/imports/",))
+    install_limits(app, LIMITS, upload_prefixes=("/imports/",), public_prefixes=("/track/",))
     app.include_router(health_router(lambda: None))
 
     @app.get("/things")
@@ -44,6 +44,10 @@ def limited_app(stored: list[bytes]) -> FastAPI:
     async def upload(request: Request, principal: CurrentPrincipal) -> dict[str, int]:
         stored.append(await request.body())
         return {"stored": len(stored)}
+
+    @app.get("/track/{code}")
+    async def public(code: str) -> dict[str, str]:
+        return {"code": code}
 
     return app
 
@@ -131,3 +135,12 @@ def test_a_request_without_a_valid_token_is_left_to_the_route(limited: Limited) 
         answer = httpx.get(f"{limited.url}/things", headers={"Authorization": "Bearer forged"})
         assert answer.status_code == 401
     assert httpx.get(f"{limited.url}/healthz").status_code == 200
+
+
+def test_a_public_route_without_a_token_is_limited_per_client_address(limited: Limited) -> None:
+    answers = [httpx.get(f"{limited.url}/track/code-{n}") for n in range(4)]
+
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert int(answers[-1].headers["Retry-After"]) >= 1
+    # A token's own bucket is not the address's.
+    assert httpx.get(f"{limited.url}/things", headers=limited.who("reader")).status_code == 200

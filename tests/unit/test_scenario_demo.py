@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from services.demo import DemoError, _explain, load_scenario
-from services.demo_table import ROWS, LoadResult, compare, format_table
+from services.demo_table import ROWS, LoadResult, RowResult, compare, format_table
 from services.intake.main import create_app
 from services.scenario import generate
 from shared.auth import Authenticator
@@ -38,6 +38,9 @@ def figures(**changes: Any) -> dict[str, Any]:
         "letters_issued": EXPECTED.letters_issued,
         "cases_overdue": EXPECTED.cases_overdue,
         "median_days_to_resolution": 21.0,
+        "issues_called_back": EXPECTED.issues_called_back,
+        "callbacks_reached": EXPECTED.callbacks_reached,
+        "callbacks_satisfied": EXPECTED.callbacks_satisfied,
     }
     total.update(changes)
     return total
@@ -81,10 +84,21 @@ def test_a_missing_figure_shows_a_dash_and_is_crossed() -> None:
     assert "—" in line and "✗" in line
 
 
+def row_of(figure: str, total: dict[str, Any]) -> RowResult:
+    return next(r for r in compare(total, EXPECTED) if r.row.expected_field == figure)
+
+
 def test_overdue_cases_must_be_exactly_the_scenarios() -> None:
-    assert compare(figures(), EXPECTED)[-1].ok
-    assert not compare(figures(cases_overdue=EXPECTED.cases_overdue + 1), EXPECTED)[-1].ok
-    assert not compare(figures(cases_overdue=EXPECTED.cases_overdue - 1), EXPECTED)[-1].ok
+    assert row_of("cases_overdue", figures()).ok
+    assert not row_of("cases_overdue", figures(cases_overdue=EXPECTED.cases_overdue + 1)).ok
+    assert not row_of("cases_overdue", figures(cases_overdue=EXPECTED.cases_overdue - 1)).ok
+
+
+def test_follow_up_calls_must_be_exactly_the_scenarios() -> None:
+    assert EXPECTED.issues_called_back > EXPECTED.callbacks_satisfied > 0
+    for figure in ("issues_called_back", "callbacks_reached", "callbacks_satisfied"):
+        assert row_of(figure, figures()).ok
+        assert not row_of(figure, figures(**{figure: getattr(EXPECTED, figure) + 1})).ok
 
 
 def test_the_table_does_not_change_its_input() -> None:

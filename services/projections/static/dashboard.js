@@ -78,7 +78,13 @@
     { key: "letters_issued", zh: ["下发督办函", "件"], en: ["Supervision letters", ""] },
     { key: "cases_overdue", zh: ["逾期督办件", "件"], en: ["Overdue cases", ""] },
     { key: "median_days_to_resolution", zh: ["办结用时中位数", "天"], en: ["Median days to resolution", "days"] },
+    { key: "issues_called_back", zh: ["回访居民", "件"], en: ["Residents called back", ""] },
+    { key: "callbacks_satisfied", zh: ["回访满意（含基本满意）", "件"], en: ["Satisfied when called back", ""] },
+    { key: "satisfaction_rate", zh: ["满意率", "%"], en: ["Satisfaction rate", "%"], drill: "callbacks_reached" },
+    { key: "callback_coverage", zh: ["回访率", "%"], en: ["Follow-up coverage", "%"], drill: "issues_called_back" },
   ];
+  // Rates (0.9375) are shown as percentages (93.8).
+  const PERCENT = new Set(["satisfaction_rate", "callback_coverage"]);
   // Figures whose items the issue list can show when the API has no drill-down for them.
   const LIST_FALLBACK = { issues_collected: {} };
 
@@ -482,15 +488,18 @@
     return { figures: stats.total, office: "total" };
   }
 
-  const figureSpan = (figures, key, office) =>
-    `<span class="num" data-figure="${esc(key)}" data-office="${esc(office)}">${esc(formatFigure(figureValue(figures, key)))}</span>`;
+  const figureSpan = (figures, key, office) => {
+    const value = figureValue(figures, key);
+    const shown = PERCENT.has(key) && value != null ? (value * 100).toFixed(1) : formatFigure(value);
+    return `<span class="num" data-figure="${esc(key)}" data-office="${esc(office)}">${esc(shown)}</span>`;
+  };
 
   function card(def, figures, office, extraClass = "") {
     const [label, unit] = state.lang === "zh" ? def.zh : def.en;
     const present = figureValue(figures, def.key) != null;
     return (
       `<button type="button" class="card figure ${extraClass}${present ? "" : " missing"}"` +
-      `${present ? ` data-drill="${esc(def.key)}"` : ` disabled title="${esc(t("missingFigure"))}"`}>` +
+      `${present ? ` data-drill="${esc(def.drill || def.key)}"` : ` disabled title="${esc(t("missingFigure"))}"`}>` +
       `<span class="figure-label">${esc(label)}</span>` +
       `<span class="figure-value">${figureSpan(figures, def.key, office)}${unit ? `<small>${esc(unit)}</small>` : ""}</span>` +
       `<span class="figure-hint">${present ? esc(t("viewItems")) : esc(t("unavailable"))}</span></button>`
@@ -885,7 +894,7 @@
   }
 
   function figureTitle(key) {
-    const def = [...FIGURES, ...SECONDARY].find((d) => d.key === key);
+    const def = [...FIGURES, ...SECONDARY].find((d) => d.key === key || d.drill === key);
     const label = def ? pick([def.zh[0], def.en[0]]) : pick(["“有事来商量”协商会议", "Consultation meetings"]);
     const who = state.office ? ` · ${officeName(state.office)}` : "";
     return `${state.year} · ${label}${who}`;

@@ -1,0 +1,100 @@
+"""Tracking codes (查询码): what a resident keeps to look up the public status of an issue.
+
+A code is an HMAC of the issue's id under intake's secret: 128 random-looking bits that
+nobody can guess or derive from an id, yet the same for a retried submission, so the answer
+to a retry carries the code the first answer did. The index from code to issue is kept in
+memory beside the catalog and rebuilt from the stored issues at start: nothing more to store.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import threading
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from services.intake.domain import CHINA, DECISIONS, Issue
+
+DECISION_WORDS = {
+    "topic": "列为协商议题，将提交协商会议 / taken up as a topic for a consultation meeting",
+    "report": "作为社情民意报送党委政府 / forwarded to the party committee and government",
+    "refer": "转交承办单位办理 / referred to the department in charge",
+    "answered": "当场答复解决 / answered on the spot",
+    "duplicate": "与已收到的同一问题合并办理 / merged with the same problem raised before",
+    "rejected": "不予采纳 / not taken up",
+}
+assert set(DECISION_WORDS) == set(DECISIONS)
+
+
+class TrackingCodes:
+    """Derives codes and finds an issue by its code."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+        self._issues: dict[str, UUID] = {}
+        self._lock = threading.Lock()
+
+    def code_of(self, issue_id: UUID) -> str:
+        digest = hmac.new(self._secret, issue_id.bytes, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:16]).decode().rstrip("=")
+
+    def add(self, aggregate: Any) -> None:
+        """Called by the catalog for every aggregate it sees first."""
+        if isinstance(aggregate, Issue):
+            code = self.code_of(aggregate.id)
+            with self._lock:
+                self._issues[code] = aggregate.id
+
+    def find(self, code: str) -> UUID | None:
+        return self._issues.get(code)
+
+
+def _moment(value: Any) -> str:
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return str(moment.astimezone(CHINA).isoformat(timespec="minutes"))
+
+
+def public_timeline(issue: Issue, events: list[Any]) -> list[dict[str, Any]]:
+    """The steps a resident may see, from the issue's stored events: no person, no note
+    written for the office, nothing of another issue."""
+    steps: list[dict[str, Any]] = []
+    for e in events:
+        if isinstance(e, Issue.Submitted):
+            steps.append(_step("received", e.submitted_at, "已收到 / received"))
+        elif isinstance(e, Issue.Screened):
+            steps.append(_step("screened", e.screened_at, DECISION_WORDS[e.decision]))
+        elif isinstance(e, Issue.CaseNoted):
+            steps.append(_case_step(e))
+        elif isinstance(e, Issue.Resolved):
+            steps.append(_step("resolved", e.resolved_at, "已解决 / resolved"))
+        elif isinstance(e, Issue.Closed):
+            steps.append(_step("closed", e.closed_at, "已办结 / closed"))
+        elif isinstance(e, Issue.Reopened):
+            steps.append(_step("reopened", e.reopened_at, "重新办理 / reopened"))
+        elif isinstance(e, Issue.CallbackRecorded) and e.satisfaction == "unsatisfied":
+            steps.append(_step("reopened", e.called_at, "回访不满意，重新办理 / reopened"))
+    return steps
+
+
+def _step(step: str, at: Any, words: str, **more: Any) -> dict[str, Any]:
+    return {"step": step, "at": _moment(at), "text": words, **more}
+
+
+def _case_step(e: Any) -> dict[str, Any]:
+    deadline = None if e.deadline is None else e.deadline.isoformat()
+    if e.step == "opened":
+        words = (
+            "经协商会议形成意见建议，交承办单位办理 / the meeting's recommendation went to the "
+            "department"
+            if e.meeting_id is not None
+            else "承办单位开始办理 / the department took it up"
+        )
+        return _step("department", e.at, words, department=e.department, deadline=deadline)
+    if e.step == "completed":
+        return _step("completed", e.at, "承办单位报告办结 / the department reported it done")
+    return _step(
+        "sent_back", e.at, "退回承办单位重办 / sent back to the department", deadline=deadline
+    )
