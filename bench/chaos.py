@@ -31,7 +31,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -301,8 +301,9 @@ class Killer:
     """SIGKILLs the stack's processes by the pids its launcher publishes, and times how long
     the launcher takes to have each running (ready) again."""
 
-    def __init__(self, stack: RunningStack) -> None:
+    def __init__(self, stack: RunningStack, timeout: float = RECOVER_TIMEOUT_SECONDS) -> None:
         self.data_dir = stack.data_dir
+        self.timeout = timeout
 
     def child(self, name: str) -> dict[str, Any]:
         state = read_state(self.data_dir)
@@ -311,23 +312,23 @@ class Killer:
 
     def kill(self, name: str) -> float:
         """Kill `name`'s current process (waiting until it has one); when it was killed."""
-        deadline = time.monotonic() + RECOVER_TIMEOUT_SECONDS
+        deadline = time.monotonic() + self.timeout
         while (pid := self.child(name)["pid"]) is None:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{name} was not restarted within {RECOVER_TIMEOUT_SECONDS}s")
+                raise TimeoutError(f"{name} was not restarted within {self.timeout}s")
             time.sleep(0.05)
         os.kill(int(pid), signal.SIGKILL)
         return time.monotonic()
 
     def recovered(self, name: str, restarts: int, since: float) -> float:
         """Seconds from `since` until `name` is running after its `restarts`-th restart."""
-        deadline = since + RECOVER_TIMEOUT_SECONDS
+        deadline = since + self.timeout
         while time.monotonic() < deadline:
             child = self.child(name)
             if child["state"] == "running" and child["restarts"] >= restarts:
                 return time.monotonic() - since
             time.sleep(0.05)
-        raise TimeoutError(f"{name} not running again within {RECOVER_TIMEOUT_SECONDS}s")
+        raise TimeoutError(f"{name} not running again within {self.timeout}s")
 
 
 async def chaos(killer: Killer, rng: random.Random, result: TrialResult, window: float) -> None:
@@ -348,9 +349,13 @@ async def trial(
     number: int,
     workers: int,
     tally: Tally,
+    kills: list[str] | None = None,
 ) -> TrialResult:
-    target = rng.choice(TARGETS)
-    result = TrialResult(number, [target] * (2 if rng.random() < 0.3 else 1))
+    """One trial: `kills` names what to kill (default: a random target, in some trials
+    twice in a row)."""
+    if kills is None:
+        kills = [rng.choice(TARGETS)] * (2 if rng.random() < 0.3 else 1)
+    result = TrialResult(number, kills)
     started = time.monotonic()
     writes, retries, refused = client.writes, client.retries, len(client.refused)
     killing = asyncio.create_task(chaos(killer, rng, result, window=2.0))
@@ -525,16 +530,24 @@ def embedded_stack(folder: Path) -> Iterator[RunningStack]:
 
 
 async def run_trials(
-    stack: RunningStack, trials: int, workers: int, seed: int, say: Any = print
+    stack: RunningStack,
+    trials: int,
+    workers: int,
+    seed: int,
+    say: Callable[[str], None] = print,
+    plan: Sequence[list[str]] = (),
+    recover_timeout: float = RECOVER_TIMEOUT_SECONDS,
 ) -> list[TrialResult]:
+    """`plan`: what the first trials kill, in order (the rest choose at random)."""
     rng = random.Random(seed)
     client = Client(stack, Authenticator(Settings()), run=f"{seed}-{uuid.uuid4().hex[:6]}")
-    killer = Killer(stack)
+    killer = Killer(stack, recover_timeout)
     tally = Tally()
     results = []
     try:
         for number in range(1, trials + 1):
-            results.append(await trial(stack, client, killer, rng, number, workers, tally))
+            kills = plan[number - 1] if number <= len(plan) else None
+            results.append(await trial(stack, client, killer, rng, number, workers, tally, kills))
             say(results[-1].line())
             for problem in [*results[-1].lost, *results[-1].doubled, *results[-1].refused]:
                 say(f"    {problem}")
