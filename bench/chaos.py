@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -38,11 +39,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 
 from services.launcher import PASSWORDS_FILE, read_state
 from shared.auth import Authenticator
 from shared.messaging import STREAMS, connect
+from shared.relay import POSITION_HEADER
 from shared.settings import Settings
+from shared.web import STORE_FULL
 from tests.e2e.conftest import ROOT, RunningStack, launch_stack, wait_ready
 from tests.integration.support import read_stream
 
@@ -110,6 +115,16 @@ class TrialResult:
         )
 
 
+def issue_body(key: str) -> dict[str, Any]:
+    return {
+        "office": OFFICE,
+        "title": "老旧小区加装电梯",
+        "description": f"居民反映加装电梯进展缓慢（{key}）",
+        "category": "城市管理",
+        "submitted_at": f"{YEAR}-03-02T10:00:00+08:00",
+    }
+
+
 class Client:
     """An office's desks over HTTP: every write retried with the same key until a 2xx."""
 
@@ -135,22 +150,26 @@ class Client:
     def url(self, service: str) -> str:
         return str(getattr(self.stack, service))
 
+    async def attempt(
+        self, service: str, path: str, role: str, key: str, body: dict[str, Any]
+    ) -> httpx.Response:
+        """One POST with the write's Idempotency-Key."""
+        headers = {
+            "Authorization": f"Bearer {self.tokens[role]}",
+            "Idempotency-Key": f"chaos-{self.run}-{key}",
+        }
+        return await self.http.post(self.url(service) + path, json=body, headers=headers)
+
     async def write(
         self, service: str, path: str, role: str, key: str, body: dict[str, Any]
     ) -> dict[str, Any] | None:
         """POST until a 2xx (None if refused for good); a 409 is retried too while another
         service has not yet heard of the event this write depends on."""
-        headers = {
-            "Authorization": f"Bearer {self.tokens[role]}",
-            "Idempotency-Key": f"chaos-{self.run}-{key}",
-        }
         deadline = time.monotonic() + WRITE_GIVE_UP_SECONDS
         last = ""
         while time.monotonic() < deadline:
             try:
-                response = await self.http.post(
-                    self.url(service) + path, json=body, headers=headers
-                )
+                response = await self.attempt(service, path, role, key, body)
             except httpx.HTTPError as error:
                 last = repr(error)
             else:
@@ -189,19 +208,7 @@ class Client:
         or put on a written consultation as a topic."""
         acks: list[Acknowledged] = []
         tally = Tally()
-        issue = await self.write(
-            "intake",
-            "/issues",
-            "clerk",
-            f"{key}-issue",
-            {
-                "office": OFFICE,
-                "title": "老旧小区加装电梯",
-                "description": f"居民反映加装电梯进展缓慢（{key}）",
-                "category": "城市管理",
-                "submitted_at": f"{YEAR}-03-02T10:00:00+08:00",
-            },
-        )
+        issue = await self.write("intake", "/issues", "clerk", f"{key}-issue", issue_body(key))
         if issue is None:
             return acks, tally
         issue_id = str(issue["id"])
@@ -302,6 +309,7 @@ class Killer:
     the launcher takes to have each running (ready) again."""
 
     def __init__(self, stack: RunningStack, timeout: float = RECOVER_TIMEOUT_SECONDS) -> None:
+        self.stack = stack
         self.data_dir = stack.data_dir
         self.timeout = timeout
 
@@ -331,10 +339,56 @@ class Killer:
         raise TimeoutError(f"{name} not running again within {self.timeout}s")
 
 
+STREAM_TARGETS = ("delete INTAKE", "purge MEETINGS", "delete SUPERVISION", "purge INTAKE")
+"""What a stream trial does to a stream mid-load (as NATS's admin)."""
+STREAM_HEAL_SECONDS = 60.0
+
+
+async def break_stream(stack: RunningStack, what: str) -> float:
+    """Delete or purge a stream; seconds until it again starts with the first stored event
+    it held before (its relay republished from the store) and holds at least as many."""
+    action, stream = what.split()
+    passwords = json.loads((stack.data_dir / PASSWORDS_FILE).read_text())
+    nc = await connect(stack.nats_url, "chaos-streams", "admin", passwords["admin"])
+    try:
+        js = nc.jetstream()
+        before, first = await first_position(js, stream)
+        if action == "delete":
+            await js.delete_stream(stream)
+        else:
+            await js.purge_stream(stream)
+        since = time.monotonic()
+        while time.monotonic() - since < STREAM_HEAL_SECONDS:
+            with contextlib.suppress(NotFoundError):
+                messages, now_first = await first_position(js, stream)
+                if messages >= before and now_first == first:
+                    return time.monotonic() - since
+            await asyncio.sleep(0.2)
+        raise TimeoutError(f"{what}: not refilled from the store within {STREAM_HEAL_SECONDS}s")
+    finally:
+        await nc.close()
+
+
+async def first_position(js: JetStreamContext, stream: str) -> tuple[int, int | None]:
+    """How many messages a stream holds, and the store position of its first one."""
+    state = (await js.stream_info(stream)).state
+    if not state.messages:
+        return 0, None
+    first = await js.get_msg(stream, seq=state.first_seq)
+    return state.messages, int((first.headers or {})[POSITION_HEADER])
+
+
 async def chaos(killer: Killer, rng: random.Random, result: TrialResult, window: float) -> None:
-    """Kill a random target at a random moment within `window`, sometimes twice in a row."""
+    """Kill a random target at a random moment within `window`, sometimes twice in a row;
+    or delete or purge a stream."""
     for n, name in enumerate(result.killed):
         await asyncio.sleep(rng.uniform(0.1, window) if n == 0 else rng.uniform(0.0, 1.5))
+        if name in STREAM_TARGETS:
+            try:
+                result.recover_seconds.append(await break_stream(killer.stack, name))
+            except TimeoutError as error:
+                result.lost.append(str(error))
+            continue
         restarts = int(killer.child(name)["restarts"]) + 1
         killed_at = await asyncio.to_thread(killer.kill, name)
         seconds = await asyncio.to_thread(killer.recovered, name, restarts, killed_at)
@@ -510,6 +564,92 @@ def projections_check(stack: RunningStack) -> int:
     return done.returncode
 
 
+# --- a full disk ---------------------------------------------------------------------------------
+
+
+def fill(folder: Path) -> Path:
+    """A file that takes the last free byte of `folder`'s file system."""
+    filler = folder / "filler.bin"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for size in (1 << 20, 1 << 12, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(fd, b"\0" * size)
+    finally:
+        os.close(fd)
+    return filler
+
+
+def stored_rows(data_dir: Path) -> dict[str, int]:
+    rows = {}
+    for application in APPLICATIONS.values():
+        path = data_dir / f"{application}.sqlite"
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30) as db:
+            rows[application] = int(db.execute("SELECT count(*) FROM stored_events").fetchone()[0])
+        db.close()
+    return rows
+
+
+@contextmanager
+def tmpfs(folder: Path, size: str) -> Iterator[Path]:
+    """A small file system of its own (as root), unmounted again after."""
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+async def disk_full(stack: RunningStack, refused_writes: int, say: Callable[[str], None]) -> bool:
+    """Writes while the data folder's disk is full: each refused with 503 and a clear
+    message, nothing stored; once space returns the same writes (same keys) land once."""
+    client = Client(stack, Authenticator(Settings()), run=f"full-{uuid.uuid4().hex[:6]}")
+    tally = Tally()
+    result = TrialResult(0, ["disk full"])
+    try:
+        acks, before_tally = await client.unit("before", "refer")
+        tally.add(before_tally)
+        filler = fill(stack.data_dir)
+        rows = stored_rows(stack.data_dir)
+        answers: Counter[str] = Counter()
+        for n in range(refused_writes):
+            try:
+                response = await client.attempt(
+                    "intake", "/issues", "clerk", f"full-{n}-issue", issue_body(f"full-{n}")
+                )
+                message = str(response.json().get("message", ""))[:60]
+                answers[f"HTTP {response.status_code} {message}"] += 1
+            except (httpx.HTTPError, ValueError) as error:
+                answers[type(error).__name__] += 1
+        half_stored = stored_rows(stack.data_dir) != rows
+        filler.unlink()
+        freed = time.monotonic()
+        done = await asyncio.gather(
+            *(client.unit(f"full-{n}", "refer") for n in range(refused_writes))
+        )
+        for unit_acks, unit_tally in done:
+            acks += unit_acks
+            tally.add(unit_tally)
+        result.recover_seconds.append(time.monotonic() - freed)
+        result.writes, result.retries, result.refused = (
+            client.writes,
+            client.retries,
+            client.refused,
+        )
+        await verify(stack, client, acks, tally, result)
+    finally:
+        await client.close()
+    say(f"disk full: {refused_writes} writes answered {dict(answers)}")
+    say(f"disk full: stored rows changed while full: {half_stored}")
+    say(f"disk full, then space freed: {result.line()}")
+    for problem in [*result.lost, *result.doubled, *result.refused]:
+        say(f"    {problem}")
+    refused_right = set(answers) == {f"HTTP 503 {STORE_FULL[:60]}"}
+    return refused_right and not half_stored and result.ok
+
+
 # --- the run -------------------------------------------------------------------------------------
 
 
@@ -517,6 +657,7 @@ def projections_check(stack: RunningStack) -> int:
 def embedded_stack(folder: Path) -> Iterator[RunningStack]:
     """`shangliang up` with its periodic deadline scan out of the way (the trials' 2020
     deadlines would all fall due at once)."""
+    folder.mkdir(parents=True, exist_ok=True)
     stack = launch_stack(folder, {"SHANGLIANG_SUPERVISION_SCAN_INTERVAL_SECONDS": "86400"})
     try:
         wait_ready(stack, timeout=120)
@@ -579,29 +720,40 @@ def summary(results: list[TrialResult]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--trials", type=int, default=100, help="trials that kill a process")
+    parser.add_argument("--streams", type=int, default=0, help="trials that delete or purge")
+    parser.add_argument("--disk-full", action="store_true", help="then a full disk (root)")
     parser.add_argument("--workers", type=int, default=3, help="concurrent writers")
     parser.add_argument("--seed", type=int, default=random.randrange(2**32))
     options = parser.parse_args()
     # The check's own connection says when it closes: not news here.
     logging.getLogger("shared.messaging").setLevel(logging.ERROR)
-    print(f"seed {options.seed}, {options.trials} trials, {options.workers} writers", flush=True)
+    say = lambda text: print(text, flush=True)  # noqa: E731
+    say(
+        f"seed {options.seed}, {options.trials} kill trials, {options.streams} stream trials, "
+        f"{options.workers} writers; load {os.getloadavg()[0]:.1f}"
+    )
     started = time.monotonic()
-    with (
-        tempfile.TemporaryDirectory(prefix="chaos-") as folder,
-        embedded_stack(Path(folder)) as stack,
-    ):
-        results = asyncio.run(
-            run_trials(
-                stack,
-                options.trials,
-                options.workers,
-                options.seed,
-                say=lambda text: print(text, flush=True),
-            )
-        )
-    print(summary(results), f"in {time.monotonic() - started:.0f} s", flush=True)
-    return 0 if all(r.ok for r in results) else 1
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="chaos-") as folder:
+        if options.trials or options.streams:
+            rng = random.Random(options.seed)
+            plan = [
+                [rng.choice(TARGETS)] * (2 if rng.random() < 0.3 else 1)
+                for _ in range(options.trials)
+            ]
+            plan += [[STREAM_TARGETS[n % len(STREAM_TARGETS)]] for n in range(options.streams)]
+            with embedded_stack(Path(folder) / "stack") as stack:
+                results = asyncio.run(
+                    run_trials(stack, len(plan), options.workers, options.seed, say, plan)
+                )
+            say(f"{summary(results)} in {time.monotonic() - started:.0f} s")
+            ok = all(r.ok for r in results)
+        if options.disk_full:
+            with tmpfs(Path(folder) / "full", "96m") as mount, embedded_stack(mount) as stack:
+                ok &= asyncio.run(disk_full(stack, 5, say))
+    say(f"load {os.getloadavg()[0]:.1f}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
