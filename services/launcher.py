@@ -400,12 +400,17 @@ class Stack:
     def _environment(self, service: ServiceProcess) -> dict[str, str]:
         prefix = service.spec.settings.model_config.get("env_prefix", "")
         assert self.nats.passwords is not None, "set when the stack starts"
+        # A service that talks to NATS has a user of its own name (shared/nats_access.py).
+        password = self.nats.passwords.get(service.spec.name)
+        user = {} if password is None else {
+            "SHANGLIANG_NATS_USER": service.spec.name,
+            "SHANGLIANG_NATS_PASSWORD": password,
+        }  # fmt: skip
         # The child needs the whole environment (PATH, locale, SHANGLIANG_* keys), not only ours.
         return {
             **os.environ,
             "SHANGLIANG_NATS_URL": self.nats.url,
-            "SHANGLIANG_NATS_USER": service.spec.name,
-            "SHANGLIANG_NATS_PASSWORD": self.nats.passwords[service.spec.name],
+            **user,
             "SHANGLIANG_DATA_DIR": str(self.data_dir),
             f"{prefix}HOST": service.host,
             f"{prefix}PORT": str(service.port),
