@@ -357,13 +357,21 @@ def nats_setup(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from shared.messaging import NatsConfigurationError, connect_as, set_up
-    from shared.settings import NatsSettings
+    from shared.settings import NatsSettings, Settings
 
     try:
         settings = NatsSettings()
     except ValidationError as error:
         _error(_settings_problem(error))
         return BAD_INPUT
+    if "nats_url" not in settings.model_fields_set:
+        try:
+            settings = _reach_nats(Settings(), "admin")
+        except ValidationError:
+            pass  # production settings without the services' keys: no data folder to look in
+        except NatsNotFound as error:
+            _error(str(error))
+            return BAD_INPUT
 
     async def run() -> int:
         try:

@@ -135,3 +135,15 @@ def test_a_data_folder_whose_stack_is_not_running_is_refused_without_guessing_a_
     assert result.returncode == 2, result.stderr
     assert "没有在运行" in result.stderr and "is not running" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_nats_setup_sets_up_the_embedded_server_of_the_data_folder_as_its_admin(
+    data_dir: Path, bare_server: EmbeddedNats
+) -> None:
+    port = str(bare_server.port)
+    result = run_cli(data_dir, "nats-setup", "--timeout", "20", SHANGLIANG_EMBEDDED_NATS_PORT=port)
+    assert result.returncode == 0, result.stderr
+    checked = run_cli(data_dir, "projections", "rebuild", SHANGLIANG_EMBEDDED_NATS_PORT=port)
+    assert checked.returncode == 0, checked.stderr
+    after = run_cli(data_dir, "projections", "check", SHANGLIANG_EMBEDDED_NATS_PORT=port)
+    assert after.returncode == 0, after.stderr
