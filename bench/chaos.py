@@ -361,7 +361,8 @@ async def break_stream(stack: RunningStack, what: str) -> float:
         while time.monotonic() - since < STREAM_HEAL_SECONDS:
             with contextlib.suppress(NotFoundError):
                 messages, now_first = await first_position(js, stream)
-                if messages >= before and now_first == first:
+                # A stream broken before its first message is whole once it exists again.
+                if messages >= before and first in (None, now_first):
                     return time.monotonic() - since
             await asyncio.sleep(0.2)
         raise TimeoutError(f"{what}: not refilled from the store within {STREAM_HEAL_SECONDS}s")
