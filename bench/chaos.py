@@ -361,8 +361,9 @@ async def break_stream(stack: RunningStack, what: str) -> float:
         while time.monotonic() - since < STREAM_HEAL_SECONDS:
             with contextlib.suppress(NotFoundError):
                 messages, now_first = await first_position(js, stream)
-                # A stream broken before its first message is whole once it exists again.
-                if messages >= before and first in (None, now_first):
+                # Whole again: it starts no later than before (at once if it was empty).
+                starts = first is None or (now_first is not None and now_first <= first)
+                if messages >= before and starts:
                     return time.monotonic() - since
             await asyncio.sleep(0.2)
         raise TimeoutError(f"{what}: not refilled from the store within {STREAM_HEAL_SECONDS}s")
@@ -723,6 +724,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=100, help="trials that kill a process")
     parser.add_argument("--streams", type=int, default=0, help="trials that delete or purge")
+    parser.add_argument(
+        "--stream-targets", nargs="+", default=list(STREAM_TARGETS), choices=STREAM_TARGETS
+    )
     parser.add_argument("--disk-full", action="store_true", help="then a full disk (root)")
     parser.add_argument("--workers", type=int, default=3, help="concurrent writers")
     parser.add_argument("--seed", type=int, default=random.randrange(2**32))
@@ -743,7 +747,8 @@ def main() -> int:
                 [rng.choice(TARGETS)] * (2 if rng.random() < 0.3 else 1)
                 for _ in range(options.trials)
             ]
-            plan += [[STREAM_TARGETS[n % len(STREAM_TARGETS)]] for n in range(options.streams)]
+            streams = options.stream_targets
+            plan += [[streams[n % len(streams)]] for n in range(options.streams)]
             with embedded_stack(Path(folder) / "stack") as stack:
                 results = asyncio.run(
                     run_trials(stack, len(plan), options.workers, options.seed, say, plan)
