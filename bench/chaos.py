@@ -42,7 +42,7 @@ import httpx
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from services.launcher import PASSWORDS_FILE, read_state
+from services.launcher import PASSWORDS_FILE, SERVICES, read_state
 from shared.auth import Authenticator
 from shared.messaging import STREAMS, connect
 from shared.relay import POSITION_HEADER
@@ -54,7 +54,8 @@ from tests.integration.support import read_stream
 OFFICE = "yanji"
 DEPARTMENT = "市住建局"
 YEAR = 2020
-TARGETS = ("intake", "meetings", "supervision", "projections", "nats-server")
+TARGETS = (*(service.name for service in SERVICES), "nats-server")
+"""Every process the launcher supervises (services added to its list are killed too)."""
 WRITE_GIVE_UP_SECONDS = 120.0
 """A write still not acknowledged after this is reported as refused, not retried further."""
 RECOVER_TIMEOUT_SECONDS = 120.0
