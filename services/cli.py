@@ -405,7 +405,7 @@ def _reach_nats(settings: Settings, user: str) -> Settings:
     """Where a command run by hand finds NATS, and as whom: the configured
     `SHANGLIANG_NATS_URL`, else the embedded server of the data folder (from the running
     launcher's state file, or `SHANGLIANG_EMBEDDED_NATS_PORT`). The data folder's password
-    for `user` goes only to that embedded server, never to one the command was not told of."""
+    for `user` goes only to a server the command was told of, never to the default port."""
 
     from pydantic import SecretStr
 
@@ -429,7 +429,9 @@ def _reach_nats(settings: Settings, user: str) -> Settings:
                 )
             return settings
         settings = settings.model_copy(update={"nats_url": embedded_url})
-    if settings.nats_user is not None or settings.nats_url != embedded_url:
+    # The folder's password goes to its own server, or to the one the user named when the
+    # folder says of none; never to another server than the folder's.
+    if settings.nats_user is not None or embedded_url not in (None, settings.nats_url):
         return settings
     try:
         password = json.loads(passwords.read_text())[user]
