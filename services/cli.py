@@ -4,6 +4,7 @@ spreadsheets."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -12,10 +13,11 @@ from typing import TYPE_CHECKING
 # Only light imports here: the heavy ones (pydantic, FastAPI, httpx) load inside `main`, where a
 # Ctrl-C pressed during start-up is caught instead of ending in a traceback.
 if TYPE_CHECKING:
+    from nats.aio.client import Client
     from pydantic import ValidationError
 
     from services.launcher import Stack
-    from shared.settings import Settings
+    from shared.settings import NatsSettings, Settings
 
 OK, FAILED, BAD_INPUT, INTERRUPTED = 0, 1, 2, 130
 DEMO_SCAN_VARIABLE = "SHANGLIANG_SUPERVISION_SCAN_INTERVAL_SECONDS"
@@ -157,6 +159,42 @@ def _run_demo(stack: Stack, settings: Settings) -> None:
         raise DemoError(f"统计与情景不符 / the projections differ from the scenario: {wrong}")
 
 
+def status(args: argparse.Namespace) -> int:
+    """Show what the running `shangliang up` supervises: each part's state, restarts and
+    last exit (exit 0 when every part runs, 1 otherwise)."""
+    from pydantic import ValidationError
+
+    from services.launcher import read_state
+    from shared.settings import Settings
+
+    try:
+        data_dir = Settings().data_dir.resolve()
+    except ValidationError as error:
+        _error(_settings_problem(error))
+        return BAD_INPUT
+    state = read_state(data_dir)
+    if state is None:
+        _error(
+            f"数据目录 {data_dir} 没有 shangliang up 的记录 / no shangliang up has run on data "
+            f"folder {data_dir} (SHANGLIANG_DATA_DIR)"
+        )
+        return FAILED
+    children = list(state["children"])  # type: ignore[call-overload]
+    if args.json:
+        print(json.dumps(state, ensure_ascii=False, indent=1))
+    else:
+        print(f"shangliang up ({state['state']}, 更新于 / updated {state['updated_at']})")
+        header = f"{'名称 / name':14} {'状态 / state':10} {'重启 / restarts':>15}"
+        print(f"  {header}  上次退出 / last exit")
+        for child in children:
+            last = "-"
+            if child["last_exit"] is not None:
+                last = f"code {child['last_exit']} at {child['last_exit_at']}"
+            print(f"  {child['name']:14} {child['state']:10} {child['restarts']:>15}  {last}")
+    running = state["state"] == "running" and all(c["state"] == "running" for c in children)
+    return OK if running else FAILED
+
+
 def import_file(args: argparse.Namespace) -> int:
     """Send a spreadsheet to the running intake in chunks of rows, with a progress bar."""
     import csv
@@ -258,12 +296,12 @@ def projections(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
+    from nats.js.errors import NotFoundError
     from pydantic import ValidationError
     from tqdm import tqdm
 
     from services.projections import rebuild as rebuilding
     from services.projections.stores import view_store
-    from shared.messaging import connect_as
     from shared.settings import Settings
 
     try:
@@ -273,17 +311,17 @@ def projections(args: argparse.Namespace) -> int:
         return BAD_INPUT
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    settings = _as_embedded_user(settings, "projections")
+    try:
+        settings = _reach_nats(settings, "projections")
+    except NatsNotFound as error:
+        _error(str(error))
+        return BAD_INPUT
     store = view_store(settings.model_copy(update={"data_dir": data_dir}))
 
     async def run() -> int:
-        try:
-            # Refused credentials make nats-py retry forever: a command gives up.
-            async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
-                nc = await connect_as(settings, "projections-cli")
-        except Exception as error:
-            _error(f"无法连接 NATS / cannot reach NATS at {settings.nats_url}: {error}")
-            return FAILED
+        nc = await _connect_once(settings, "projections-cli")
+        if isinstance(nc, int):
+            return nc
         js = nc.jetstream()
         try:
             if args.action == "rebuild":
@@ -307,6 +345,13 @@ def projections(args: argparse.Namespace) -> int:
             finally:
                 live.datastore.close()
             return _report_differences(found, live_path)
+        except NotFoundError as error:
+            _error(
+                f"NATS {settings.nats_url} 上没有所需的事件流：是否连错了服务器，或尚未运行 "
+                f"nats-setup？/ a stream is missing on NATS at {settings.nats_url}: is this "
+                f"the right server, and was nats-setup run? ({error.description})"
+            )
+            return BAD_INPUT
         finally:
             await nc.close()
 
@@ -321,13 +366,21 @@ def nats_setup(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from shared.messaging import NatsConfigurationError, connect_as, set_up
-    from shared.settings import NatsSettings
+    from shared.settings import NatsSettings, Settings
 
     try:
         settings = NatsSettings()
     except ValidationError as error:
         _error(_settings_problem(error))
         return BAD_INPUT
+    if "nats_url" not in settings.model_fields_set:
+        try:
+            settings = _reach_nats(Settings(), "admin")
+        except ValidationError:
+            pass  # production settings without the services' keys: no data folder to look in
+        except NatsNotFound as error:
+            _error(str(error))
+            return BAD_INPUT
 
     async def run() -> int:
         try:
@@ -353,20 +406,79 @@ def nats_setup(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
-def _as_embedded_user(settings: Settings, user: str) -> Settings:
-    """Without a configured NATS user, beside a `shangliang up` data folder: its password for
-    `user`, so that a command run by hand reaches the embedded server as the service would."""
-    import json
+class NatsNotFound(Exception):
+    """No NATS server this command was told about; the message is meant for the user."""
+
+
+def _reach_nats(settings: Settings, user: str) -> Settings:
+    """Where a command run by hand finds NATS, and as whom: the configured
+    `SHANGLIANG_NATS_URL`, else the embedded server of the data folder (from the running
+    launcher's state file, or `SHANGLIANG_EMBEDDED_NATS_PORT`). The data folder's password
+    for `user` goes only to a server the command was told of, never to the default port."""
 
     from pydantic import SecretStr
 
-    from services.launcher import PASSWORDS_FILE
+    from services.launcher import PASSWORDS_FILE, read_state
 
-    passwords = settings.data_dir / PASSWORDS_FILE
-    if settings.nats_user is not None or not passwords.exists():
+    data_dir = settings.data_dir.resolve()
+    state = read_state(data_dir)
+    embedded_url = None
+    if state is not None and state["state"] != "stopped":
+        embedded_url = str(state["nats_url"])
+    elif settings.embedded_nats_port:
+        embedded_url = f"nats://127.0.0.1:{settings.embedded_nats_port}"
+    passwords = data_dir / PASSWORDS_FILE
+    if "nats_url" not in settings.model_fields_set:
+        if embedded_url is None:
+            if passwords.exists():
+                raise NatsNotFound(
+                    f"数据目录 {data_dir} 的 shangliang up 没有在运行；请先启动它，或设置 "
+                    f"SHANGLIANG_NATS_URL / the shangliang up of data folder {data_dir} is not "
+                    "running: start it, or set SHANGLIANG_NATS_URL"
+                )
+            return settings
+        settings = settings.model_copy(update={"nats_url": embedded_url})
+    # The folder's password goes to its own server, or to the one the user named when the
+    # folder says of none; never to another server than the folder's.
+    if settings.nats_user is not None or embedded_url not in (None, settings.nats_url):
         return settings
-    password = json.loads(passwords.read_text())[user]
+    try:
+        password = json.loads(passwords.read_text())[user]
+    except (OSError, ValueError, KeyError):
+        return settings
     return settings.model_copy(update={"nats_user": user, "nats_password": SecretStr(password)})
+
+
+async def _connect_once(settings: NatsSettings, name: str) -> Client | int:
+    """Connect for a command, or say why not and return its exit code: a command gives up
+    where a service would keep retrying (refused credentials would retry forever)."""
+    import asyncio
+
+    import nats.errors
+
+    from shared.messaging import NatsConfigurationError, connect_as
+
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
+            return await connect_as(settings, name, reconnect=False)
+    except NatsConfigurationError as error:
+        _error(str(error))
+        return BAD_INPUT
+    except (OSError, TimeoutError, nats.errors.Error) as error:
+        # At the first connect nats-py reports a refused login as a plain protocol error.
+        refused = isinstance(error, nats.errors.AuthorizationError) or (
+            "authorization violation" in str(error).lower()
+        )
+        if refused:
+            who = settings.nats_user or "(anonymous)"
+            _error(
+                f"NATS {settings.nats_url} 拒绝了用户 {who} 的登录 / NATS at "
+                f"{settings.nats_url} refused the login of user {who}: check "
+                "SHANGLIANG_NATS_USER and SHANGLIANG_NATS_PASSWORD"
+            )
+            return BAD_INPUT
+        _error(f"无法连接 NATS / cannot reach NATS at {settings.nats_url}: {error!r}")
+        return FAILED
 
 
 def _report_differences(found: list[tuple[str, list[object], list[object]]], live: object) -> int:
@@ -538,6 +650,14 @@ def parser() -> argparse.ArgumentParser:
             "--token", help="访问令牌 / bearer token (default: an admin token minted locally)"
         )
         one.set_defaults(run=open311_key)
+
+    show = commands.add_parser(
+        "status",
+        help="各服务的状态、重启次数、上次退出 / each service's state, restarts and last exit",
+        description=status.__doc__,
+    )
+    show.add_argument("--json", action="store_true", help="以 JSON 输出 / print JSON")
+    show.set_defaults(run=status)
 
     setup = commands.add_parser(
         "nats-setup",

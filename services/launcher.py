@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import signal
 import socket
@@ -12,9 +13,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import Protocol
 
 import httpx
 import nats.errors
@@ -55,6 +58,28 @@ SERVICES: tuple[ServiceSpec, ...] = (
 
 PASSWORDS_FILE = "nats-passwords.json"
 """In the data folder: every NATS user's password, generated on the first start."""
+
+STATE_FILE = "launcher-state.json"
+"""In the data folder: what the running launcher supervises, for `shangliang status` and for
+the commands that must find its nats-server; rewritten whole (atomically) on every change."""
+
+HEARTBEAT_SECONDS = 2.0
+"""How often the launcher rewrites its state file even when nothing changed."""
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """When a child that died is started again (重启策略): after 1 s, doubling up to 30 s, back
+    to 1 s once a run stayed up a minute; the stack gives up when a child fails its start
+    (exits before it is ready) `give_up_after` times in a row."""
+
+    first_delay: float = 1.0
+    longest_delay: float = 30.0
+    reset_after: float = 60.0
+    give_up_after: int = 5
+
+    def delay(self, step: int) -> float:
+        return min(self.longest_delay, self.first_delay * 2.0**step)
 
 
 class LaunchError(RuntimeError):
@@ -117,6 +142,14 @@ class ServiceProcess:
             )
 
     @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
+    @property
     def returncode(self) -> int | None:
         return None if self.process is None else self.process.poll()
 
@@ -155,8 +188,127 @@ class ServiceProcess:
         return "\n".join(text.splitlines()[-lines:])
 
 
+class Child(Protocol):
+    """What the launcher supervises: nats-server or a service."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def log_path(self) -> Path: ...
+
+    @property
+    def pid(self) -> int | None: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def start(self, env: dict[str, str]) -> None: ...
+
+    def is_ready(self) -> bool: ...
+
+
+class NatsChild:
+    """The embedded nats-server as a supervised child; its start returns once it is healthy."""
+
+    name = "nats-server"
+
+    def __init__(self, nats: EmbeddedNats) -> None:
+        self.nats = nats
+
+    @property
+    def log_path(self) -> Path:
+        return self.nats.data_dir / "nats-server.log"
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.nats.process is None else self.nats.process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self.nats.process is None else self.nats.process.poll()
+
+    def start(self, env: dict[str, str]) -> None:
+        # A start that fails leaves the process ended: the next look counts a failed start.
+        with contextlib.suppress(OSError, RuntimeError, TimeoutError):
+            self.nats.start()
+
+    def is_ready(self) -> bool:
+        return self.returncode is None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class Supervised:
+    """One child and what supervision knows of it (`shangliang status` shows it)."""
+
+    child: Child
+    label: str
+    url: str
+    state: str = "starting"
+    """starting (not yet ready), running, waiting (to be restarted), stopped."""
+    restarts: int = 0
+    last_exit: int | None = None
+    last_exit_at: str | None = None
+    failed_starts: int = 0
+    """Runs in a row that ended before they were ready."""
+    backoff_step: int = 0
+    up_since: float = 0.0
+    restart_at: float = 0.0
+    environment: dict[str, str] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "name": self.child.name,
+            "label": self.label,
+            "url": self.url,
+            "state": self.state,
+            "pid": self.child.pid if self.state in ("starting", "running") else None,
+            "restarts": self.restarts,
+            "last_exit": self.last_exit,
+            "last_exit_at": self.last_exit_at,
+            "log": str(self.child.log_path),
+        }
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """A reader sees the old file or the new one, never half of one."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(text)
+    os.replace(partial, path)
+
+
+def read_state(data_dir: Path) -> dict[str, object] | None:
+    """The state file of the launcher that runs (or ran) on `data_dir`; None without one, or
+    when the launcher that wrote it is gone (killed before it could say so)."""
+    try:
+        state = dict(json.loads((data_dir / STATE_FILE).read_text()))
+    except (OSError, ValueError):
+        return None
+    pid = state.get("launcher_pid")
+    if not isinstance(pid, int) or not _alive(pid):
+        state["state"] = "stopped"
+    return state
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class Stack:
-    """The embedded nats-server and the services: started together, watched, stopped together."""
+    """The embedded nats-server and the services: started together, supervised (each restarted
+    when it dies, by `RestartPolicy`), stopped together."""
 
     def __init__(
         self,
@@ -166,12 +318,14 @@ class Stack:
         stop_timeout: float = 10.0,
         say: Callable[[str], None] = print_flushed,
         mail_sink: bool = False,
+        policy: RestartPolicy = RestartPolicy(),
     ) -> None:
         self.settings = settings
         self.data_dir = settings.data_dir.resolve()
         self.ready_timeout = ready_timeout
         self.stop_timeout = stop_timeout
         self.say = say
+        self.policy = policy
         self.stopping = threading.Event()
         self.nats = EmbeddedNats(self.data_dir / "nats", port=settings.embedded_nats_port)
         self.mail_sink = MailSink(self.data_dir / "mail") if mail_sink else None
@@ -179,6 +333,11 @@ class Stack:
         self.services = [
             self._process_for(spec, spec.settings(), self.data_dir / "logs") for spec in services
         ]
+        self.supervised = [Supervised(NatsChild(self.nats), "消息服务器", self.nats.url)] + [
+            Supervised(s, s.spec.label, s.url) for s in self.services
+        ]
+        self.phase = "starting"
+        self._published = 0.0
 
     @staticmethod
     def _process_for(spec: ServiceSpec, config: ServiceSettings, logs: Path) -> ServiceProcess:
@@ -204,11 +363,15 @@ class Stack:
         signal.signal(signal.SIGTERM, request_stop)
 
     def start(self) -> None:
-        """Start everything and wait until each service is ready; raise if anything fails."""
+        """Start everything and wait until each service is ready; raise if anything fails.
+
+        A first start that fails is not retried: nothing was up to heal, and the cause is
+        nearly always the configuration, which the user should read at once."""
         self._refuse_busy_ports()
         private_dir(self.data_dir)
         # Each service connects as its own user (shared/nats_access.py), never anonymously.
         self.nats.passwords = passwords_from_file(self.data_dir / PASSWORDS_FILE)
+        self.publish()
         try:
             self.nats.start()
             self.nats.set_up_blocking(self.settings)
@@ -216,14 +379,19 @@ class Stack:
             raise LaunchError(
                 f"nats-server 启动失败 / nats-server did not start: {error}"
             ) from error
+        self._mark_ready(self.supervised[0], time.monotonic())
         self.say(f"nats-server 已启动 / started: {self.nats.url}")
         self._check_interrupted()
         if self.mail_sink is not None:
             self.mail_sink.start()
             self.say(f"邮件收件箱 / mail sink: smtp://127.0.0.1:{self.mail_sink.port}")
-        for service in self.services:
-            service.start(self._environment(service))
+        for entry in self.supervised[1:]:
+            entry.environment = self._environment(self.service(entry.child.name))
+            entry.child.start(entry.environment)
+        self.publish()
         self._wait_ready()
+        self.phase = "running"
+        self.publish()
 
     def _refuse_busy_ports(self) -> None:
         wanted = [(s.spec.name, s.host, s.port) for s in self.services]
@@ -241,12 +409,17 @@ class Stack:
     def _environment(self, service: ServiceProcess) -> dict[str, str]:
         prefix = service.spec.settings.model_config.get("env_prefix", "")
         assert self.nats.passwords is not None, "set when the stack starts"
+        # A service that talks to NATS has a user of its own name (shared/nats_access.py).
+        password = self.nats.passwords.get(service.spec.name)
+        user = {} if password is None else {
+            "SHANGLIANG_NATS_USER": service.spec.name,
+            "SHANGLIANG_NATS_PASSWORD": password,
+        }  # fmt: skip
         # The child needs the whole environment (PATH, locale, SHANGLIANG_* keys), not only ours.
         return {
             **os.environ,
             "SHANGLIANG_NATS_URL": self.nats.url,
-            "SHANGLIANG_NATS_USER": service.spec.name,
-            "SHANGLIANG_NATS_PASSWORD": self.nats.passwords[service.spec.name],
+            **user,
             "SHANGLIANG_DATA_DIR": str(self.data_dir),
             f"{prefix}HOST": service.host,
             f"{prefix}PORT": str(service.port),
@@ -256,16 +429,17 @@ class Stack:
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.ready_timeout
-        waiting = list(self.services)
+        waiting = list(self.supervised[1:])
         while waiting:
             self._check_interrupted()
-            for service in list(waiting):
-                self._raise_if_dead(service)
-                if service.is_ready():
-                    waiting.remove(service)
-                    self.say(f"{service.spec.label} {service.spec.name} 已就绪 / ready")
+            for entry in list(waiting):
+                self._raise_if_dead(entry)
+                if entry.child.is_ready():
+                    waiting.remove(entry)
+                    self._mark_ready(entry, time.monotonic())
+                    self.say(f"{entry.label} {entry.child.name} 已就绪 / ready")
             if waiting and time.monotonic() > deadline:
-                names = ", ".join(s.spec.name for s in waiting)
+                names = ", ".join(s.child.name for s in waiting)
                 raise LaunchError(
                     f"{self.ready_timeout:.0f} 秒内未就绪 / not ready within "
                     f"{self.ready_timeout:.0f}s: {names}; 日志 / logs: {self.data_dir / 'logs'}"
@@ -277,31 +451,97 @@ class Stack:
         if self.stopping.is_set():
             raise Interrupted
 
-    def _raise_if_dead(self, service: ServiceProcess) -> None:
-        code = service.returncode
+    def _raise_if_dead(self, entry: Supervised) -> None:
+        code = entry.child.returncode
         if code is not None:
+            tail = entry.child.tail() if isinstance(entry.child, ServiceProcess) else ""
             raise LaunchError(
-                f"{service.spec.name} 意外退出 / exited unexpectedly (code {code}); "
-                f"日志 / log {service.log_path}:\n{service.tail()}"
+                f"{entry.child.name} 意外退出 / exited unexpectedly (code {code}); "
+                f"日志 / log {entry.child.log_path}:\n{tail}"
             )
 
+    def _mark_ready(self, entry: Supervised, now: float) -> None:
+        entry.state = "running"
+        entry.up_since = now
+        entry.failed_starts = 0
+
     def watch(self) -> None:
-        """Return when a stop is asked for; raise if a part of the stack dies on its own."""
-        while not self.stopping.wait(0.5):
-            nats = self.nats.process
-            nats_code = None if nats is None else nats.poll()
-            dead = [s for s in self.services if not s.running]
-            if nats_code is None and not dead:
-                continue
-            for service in dead:
-                self._raise_if_dead(service)
+        """Supervise until a stop is asked for: restart each child that dies, by the policy;
+        raise when one fails its start `give_up_after` times in a row."""
+        while not self.stopping.wait(0.2):
+            now = time.monotonic()
+            changed = False
+            for entry in self.supervised:
+                changed |= self._supervise(entry, now)
+            if changed or now - self._published >= HEARTBEAT_SECONDS:
+                self.publish()
+
+    def _supervise(self, entry: Supervised, now: float) -> bool:
+        """One look at one child; whether its state changed."""
+        name = entry.child.name
+        if entry.state in ("starting", "running"):
+            code = entry.child.returncode
+            if code is None:
+                if entry.state == "starting" and entry.child.is_ready():
+                    self._mark_ready(entry, now)
+                    self.say(f"{entry.label} {name} 已恢复 / back up (restart {entry.restarts})")
+                    return True
+                return False
+            self._exited(entry, code, now)
+            return True
+        if entry.state == "waiting" and now >= entry.restart_at:
+            entry.restarts += 1
+            entry.state = "starting"
+            self.say(f"{entry.label} {name} 正在重启 / restarting (restart {entry.restarts})")
+            entry.child.start(entry.environment)
+            return True
+        return False
+
+    def _exited(self, entry: Supervised, code: int, now: float) -> None:
+        name = entry.child.name
+        entry.last_exit, entry.last_exit_at = code, _now()
+        if entry.state == "starting":
+            entry.failed_starts += 1
+        elif now - entry.up_since >= self.policy.reset_after:
+            entry.backoff_step = 0
+        if entry.failed_starts >= self.policy.give_up_after:
+            entry.state = "stopped"
+            self.publish()
             raise LaunchError(
-                f"nats-server 意外退出 / exited unexpectedly (code {nats_code}); "
-                f"日志 / log {self.nats.data_dir / 'nats-server.log'}"
+                f"{name} 连续 {entry.failed_starts} 次启动失败，整个系统停止 / failed its start "
+                f"{entry.failed_starts} times in a row (last exit code {code}), stopping the "
+                f"stack; 日志 / log {entry.child.log_path}"
+            )
+        delay = self.policy.delay(entry.backoff_step)
+        entry.backoff_step += 1
+        entry.state = "waiting"
+        entry.restart_at = now + delay
+        self.say(
+            f"{entry.label} {name} 意外退出（代码 {code}），{delay:g} 秒后重启 / exited "
+            f"unexpectedly (code {code}), restarting in {delay:g}s; 日志 / log "
+            f"{entry.child.log_path}"
+        )
+
+    def publish(self) -> None:
+        """Write the state file that `shangliang status` and the NATS commands read."""
+        self._published = time.monotonic()
+        state = {
+            "launcher_pid": os.getpid(),
+            "state": self.phase,
+            "updated_at": _now(),
+            "data_dir": str(self.data_dir),
+            "nats_url": self.nats.url,
+            "children": [entry.as_json() for entry in self.supervised],
+        }
+        with contextlib.suppress(OSError):
+            write_atomically(
+                self.data_dir / STATE_FILE, json.dumps(state, ensure_ascii=False, indent=1)
             )
 
     def stop(self) -> None:
         """Services first (each gets SIGTERM, then SIGKILL after the timeout), NATS last."""
+        self.phase = "stopping"
+        self.publish()
         running = [s for s in reversed(self.services) if s.running]
         for service in running:
             service.terminate()
@@ -312,3 +552,7 @@ class Stack:
             self.nats.stop(self.stop_timeout)
         if self.mail_sink is not None:
             self.mail_sink.stop()
+        self.phase = "stopped"
+        for entry in self.supervised:
+            entry.state = "stopped"
+        self.publish()

@@ -72,21 +72,27 @@ class NatsConfigurationError(RuntimeError):
     """No NATS credentials where they are required; the message is meant for the operator."""
 
 
-async def connect_as(settings: NatsSettings, name: str) -> Client:
-    """Connect as the configured NATS user (`SHANGLIANG_NATS_USER` / `_PASSWORD`)."""
+async def connect_as(settings: NatsSettings, name: str, reconnect: bool = True) -> Client:
+    """Connect as the configured NATS user (`SHANGLIANG_NATS_USER` / `_PASSWORD`); without
+    `reconnect`, the first refusal raises (a command gives up, a service never does)."""
     if settings.mode == "production" and not (settings.nats_user and settings.nats_password):
         raise NatsConfigurationError(
             "生产模式需要设置 SHANGLIANG_NATS_USER 和 SHANGLIANG_NATS_PASSWORD / production "
             "mode needs SHANGLIANG_NATS_USER and SHANGLIANG_NATS_PASSWORD (see deploy/README.md)"
         )
     password = settings.nats_password.get_secret_value() if settings.nats_password else None
-    return await connect(settings.nats_url, name, settings.nats_user, password)
+    return await connect(settings.nats_url, name, settings.nats_user, password, reconnect)
 
 
 async def connect(
-    url: str, name: str, user: str | None = None, password: str | None = None
+    url: str,
+    name: str,
+    user: str | None = None,
+    password: str | None = None,
+    reconnect: bool = True,
 ) -> Client:
-    """Connect and keep reconnecting forever: a service outlives any NATS outage.
+    """Connect and (with `reconnect`) keep reconnecting forever: a service outlives any NATS
+    outage.
 
     `url` may list several servers, comma-separated (the nodes of a cluster), so that a
     service starts while any one of them is down. A user receives on inboxes of its own
@@ -108,7 +114,7 @@ async def connect(
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
         connect_timeout=2,
-        allow_reconnect=True,
+        allow_reconnect=reconnect,
         error_cb=on_error,
         disconnected_cb=on_disconnected,
         reconnected_cb=on_reconnected,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import math
 import re
 import unicodedata
@@ -11,6 +12,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import uvicorn
+from eventsourcing.persistence import PersistenceError
 from fastapi import APIRouter, FastAPI, Header, Query, Request, Response, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -211,8 +213,45 @@ async def _refused(_: Request, error: Exception) -> JSONResponse:
     )
 
 
+STORE_FULL = (
+    "存储空间已满，本次请求未保存任何内容；腾出磁盘空间后用同一个 Idempotency-Key 重试 / the "
+    "store is out of space: nothing of this request was stored; free disk space, then retry "
+    "with the same Idempotency-Key"
+)
+
+
+def _out_of_space(error: BaseException) -> bool:
+    """SQLite's SQLITE_FULL, PostgreSQL's disk_full (53100), or the OS's ENOSPC, however
+    deep the store wrapped it."""
+    while error is not None:
+        text = str(error).lower()
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            return True
+        if "database or disk is full" in text or "no space left on device" in text:
+            return True
+        if getattr(error, "sqlstate", None) == "53100":
+            return True
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    return False
+
+
+async def _store_failed(_: Request, error: Exception) -> JSONResponse:
+    """A full disk is the operator's to fix and the client's to retry: 503, not a 500. The
+    transaction was rolled back, so nothing is half-stored."""
+    if not _out_of_space(error):
+        raise error
+    return JSONResponse(
+        {"message": STORE_FULL, "detail": STORE_FULL},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": "10"},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """A 422 keeps FastAPI's per-field `detail` and adds a one-line bilingual `message`;
-    every other refusal carries its bilingual reason as both `message` and `detail`."""
+    every other refusal carries its bilingual reason as both `message` and `detail`; a store
+    out of space answers 503."""
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(StarletteHTTPException, _refused)
+    app.add_exception_handler(PersistenceError, _store_failed)
+    app.add_exception_handler(OSError, _store_failed)

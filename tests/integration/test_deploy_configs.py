@@ -227,3 +227,19 @@ def test_the_admin_sets_nats_up_and_each_service_connects_as_its_own_user() -> N
         assert variables["SHANGLIANG_NATS_USER"]["value"] == name
         secret = variables["SHANGLIANG_NATS_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"]
         assert secret == f"NATS_{name.upper()}_PASSWORD"
+
+
+def test_every_long_running_container_is_restarted_when_it_dies() -> None:
+    """As `shangliang up` restarts its children (deploy/README.md, Restarts)."""
+    for name, service in compose()["services"].items():
+        if name == "nats-setup":
+            assert service["restart"] == "no", "a one-shot: the services wait for its success"
+            continue
+        assert service.get("restart") in ("always", "unless-stopped"), name
+    for _, document in manifests():
+        if document["kind"] not in ("Deployment", "StatefulSet"):
+            continue
+        pod = document["spec"]["template"]["spec"]
+        assert pod.get("restartPolicy", "Always") == "Always", document["metadata"]["name"]
+        for container in pod["containers"]:
+            assert "livenessProbe" in container and "readinessProbe" in container, container["name"]

@@ -282,4 +282,4 @@ def test_a_command_run_by_hand_reaches_the_embedded_server_as_projections(
 
     monkeypatch.setenv("SHANGLIANG_DATA_DIR", str(tmp_path / "elsewhere"))
     monkeypatch.setattr(cli, "CONNECT_TIMEOUT_SECONDS", 1.0)
-    assert shangliang(["projections", "rebuild"]) == 1  # anonymous: refused
+    assert shangliang(["projections", "rebuild"]) == 2  # anonymous: refused, said in words
