@@ -19,6 +19,7 @@ from types import FrameType
 import httpx
 import nats.errors
 
+from services.console.settings import ConsoleSettings
 from shared.embedded import EmbeddedNats, die_with_parent, free_port, passwords_from_file
 from shared.settings import (
     IntakeSettings,
@@ -38,6 +39,9 @@ class ServiceSpec:
     label: str
     module: str
     settings: type[ServiceSettings]
+    upstreams: tuple[str, ...] = ()
+    """Services it calls over HTTP: their URLs reach it as `<prefix><NAME>_URL`."""
+    uses_nats: bool = True
 
 
 SERVICES: tuple[ServiceSpec, ...] = (
@@ -45,6 +49,14 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("meetings", "协商会议", "services.meetings.main", MeetingsSettings),
     ServiceSpec("supervision", "督办", "services.supervision.main", SupervisionSettings),
     ServiceSpec("projections", "查询统计", "services.projections.main", ProjectionsSettings),
+    ServiceSpec(
+        "console",
+        "工作台",
+        "services.console.main",
+        ConsoleSettings,
+        upstreams=("intake", "meetings", "supervision", "projections"),
+        uses_nats=False,
+    ),
 )
 """Started in this order, stopped in the reverse order."""
 
@@ -233,11 +245,22 @@ class Stack:
         prefix = service.spec.settings.model_config.get("env_prefix", "")
         assert self.nats.passwords is not None, "set when the stack starts"
         # The child needs the whole environment (PATH, locale, SHANGLIANG_* keys), not only ours.
+        nats = (
+            {
+                "SHANGLIANG_NATS_URL": self.nats.url,
+                "SHANGLIANG_NATS_USER": service.spec.name,
+                "SHANGLIANG_NATS_PASSWORD": self.nats.passwords[service.spec.name],
+            }
+            if service.spec.uses_nats
+            else {}
+        )
+        upstreams = {
+            f"{prefix}{name.upper()}_URL": self.service(name).url for name in service.spec.upstreams
+        }
         return {
             **os.environ,
-            "SHANGLIANG_NATS_URL": self.nats.url,
-            "SHANGLIANG_NATS_USER": service.spec.name,
-            "SHANGLIANG_NATS_PASSWORD": self.nats.passwords[service.spec.name],
+            **nats,
+            **upstreams,
             "SHANGLIANG_DATA_DIR": str(self.data_dir),
             f"{prefix}HOST": service.host,
             f"{prefix}PORT": str(service.port),

@@ -52,6 +52,8 @@ def stack_environment(data_dir: Path) -> dict[str, str]:
         "SHANGLIANG_SUPERVISION_PORT": str(free_port()),
         "SHANGLIANG_PROJECTIONS_HOST": "127.0.0.1",
         "SHANGLIANG_PROJECTIONS_PORT": str(free_port()),
+        "SHANGLIANG_CONSOLE_HOST": "127.0.0.1",
+        "SHANGLIANG_CONSOLE_PORT": str(free_port()),
         "PYTHONUNBUFFERED": "1",
     }
 
@@ -128,7 +130,10 @@ class RunningStack:
     meetings: str
     supervision: str
     projections: str
+    console: str
     nats_url: str
+    environment: dict[str, str]
+    """The settings the stack was started with (the CLI run against it needs the same)."""
 
     def launcher_output(self) -> str:
         return self.output.read_text(errors="replace")
@@ -142,7 +147,7 @@ class RunningStack:
 
 def wait_ready(stack: RunningStack, timeout: float = START_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
-    waiting = [stack.intake, stack.meetings, stack.supervision, stack.projections]
+    waiting = [stack.intake, stack.meetings, stack.supervision, stack.projections, stack.console]
     while waiting:
         if stack.process.poll() is not None:
             code = stack.process.returncode
@@ -191,7 +196,9 @@ def launch_stack(folder: Path, settings: dict[str, str]) -> RunningStack:
         meetings=f"http://127.0.0.1:{env['SHANGLIANG_MEETINGS_PORT']}",
         supervision=f"http://127.0.0.1:{env['SHANGLIANG_SUPERVISION_PORT']}",
         projections=f"http://127.0.0.1:{env['SHANGLIANG_PROJECTIONS_PORT']}",
+        console=f"http://127.0.0.1:{env['SHANGLIANG_CONSOLE_PORT']}",
         nats_url=f"nats://127.0.0.1:{env['SHANGLIANG_EMBEDDED_NATS_PORT']}",
+        environment=env,
     )
 
 
@@ -218,7 +225,7 @@ def stack(
                 os.kill(pid, signal.SIGKILL)
             pytest.fail(f"shangliang up did not stop within {STOP_TIMEOUT}s")
         assert code == 0, running.launcher_output()
-        assert len(children) == 5, f"expected nats-server and four services: {started}"
+        assert len(children) == 6, f"expected nats-server and five services: {started}"
         assert still_running(children) == set(), "child processes outlived the launcher"
 
 

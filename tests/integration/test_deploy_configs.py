@@ -19,6 +19,7 @@ import yaml
 from kubernetes_validate import utils as k8s
 
 from services.cli import parser
+from services.console.settings import ConsoleSettings
 from services.intake.settings import IntakeServiceSettings
 from services.supervision.config import SupervisionConfig
 from shared.embedded import nats_server_binary
@@ -53,6 +54,7 @@ def known_settings() -> set[str]:
         MeetingsSettings,
         SupervisionConfig,
         ProjectionsSettings,
+        ConsoleSettings,
     ):
         prefix = service.model_config["env_prefix"]
         names |= {f"{prefix}{field}".upper() for field in service.model_fields}
@@ -128,6 +130,7 @@ def test_deployments_probe_readiness_and_liveness_and_run_as_non_root() -> None:
         "meetings",
         "supervision",
         "projections",
+        "console",
     }
     for deployment in deployments:
         pod = deployment["spec"]["template"]["spec"]
@@ -161,7 +164,8 @@ def test_every_service_command_in_deploy_is_a_module_that_exists() -> None:
             commands += [c["command"] for c in document["spec"]["template"]["spec"]["containers"]]
     modules = {c[2] for c in commands if c[:2] == ["python", "-m"]}
     assert modules == {
-        f"services.{s}.main" for s in ("intake", "meetings", "supervision", "projections")
+        f"services.{s}.main"
+        for s in ("intake", "meetings", "supervision", "projections", "console")
     }
     for module in modules:
         assert importlib.util.find_spec(module) is not None, module
