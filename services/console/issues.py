@@ -213,7 +213,7 @@ async def screen(request: Request, account: LoggedIn, issue_id: str) -> Response
         await client(request).post(account, "intake", f"/issues/{issue_id}/screening", body)
     except ApiError as error:
         return await _issue_page(
-            request, account, issue_id, Form.refused(form, error), error.status
+            request, account, issue_id, Form.refused(form, error, field="decision"), error.status
         )
     return written(request, f"/issues/{issue_id}?done=screened")
 

@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from services.console import cases, issues, login
+from services.console import cases, issues, login, meetings
 from services.console.accounts import Accounts, AccountStore
 from services.console.client import ApiError, ServiceClient
 from services.console.session import Sessions
@@ -71,7 +71,7 @@ def create_app(settings: Settings, console: ConsoleSettings) -> FastAPI:
     install_observability(app, "console")
     app.include_router(health_router(lambda: None))
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for router in (login.router, issues.router, cases.router):
+    for router in (login.router, issues.router, cases.router, meetings.router):
         app.include_router(router)
     return app
 

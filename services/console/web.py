@@ -57,8 +57,13 @@ class Form:
     ok: bool = True
 
     @classmethod
-    def refused(cls, values: dict[str, Any], error: ApiError) -> Form:
-        return cls(values, error.fields, error.message, ok=False)
+    def refused(cls, values: dict[str, Any], error: ApiError, field: str | None = None) -> Form:
+        """The form again with the API's reasons by field; a refusal naming no field (a 409:
+        a conflict, a state) goes next to `field`, the one it is about."""
+        fields = dict(error.fields)
+        if not fields and field is not None:
+            fields[field] = error.message
+        return cls(values, fields, error.message, ok=False)
 
 
 def lang_of(request: Request) -> str:

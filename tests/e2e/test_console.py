@@ -22,7 +22,10 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from services.console.session import COOKIE, Sessions
 from shared.settings import Settings
 from tests.e2e.conftest import ROOT, RunningStack, bearer, issue_body, shangliang
-from tests.e2e.test_dashboard import browser  # noqa: F401 (the module's Chromium)
+from tests.e2e.test_dashboard import (
+    OUTPUT,
+    browser,  # noqa: F401 (the module's Chromium)
+)
 
 HOUSING = "延吉市住房和城乡建设局"
 URBAN = "延吉市城市管理局"
@@ -33,6 +36,7 @@ ACCOUNTS = {
     "supervisor-zhao": ("yanji", ["supervisor"], None),
     "housing-chen": ("yanji", ["department"], HOUSING),
     "viewer-sun": ("yanji", ["viewer"], None),
+    "meetings-liu": ("yanji", ["meetings"], None),
     "guess-target": ("yanji", ["clerk"], None),
 }
 WAIT_MS = 20_000
@@ -109,6 +113,12 @@ def issue_count(stack: RunningStack, mint: Callable[..., str], office: str = "ya
     return int(found.json()["total"])
 
 
+def snapshot(page: Page, name: str) -> None:
+    """A picture of the page for people to look at (test-output/, the source of docs/)."""
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / f"console-{name}.png"), full_page=True)
+
+
 def reload_until(page: Page, selector: str, what: str, timeout: float = 20.0) -> None:
     """Reload until `selector` is on the page: another service is still catching up."""
     deadline = time.monotonic() + timeout
@@ -135,6 +145,7 @@ def test_a_problem_goes_from_the_clerks_form_to_resolved_on_the_dashboard(
     clerk.get_by_label("社区", exact=True).fill("进学社区")
     clerk.get_by_label("重点难点问题").check()
     clerk.get_by_label("姓名").fill("居民张")
+    snapshot(clerk, "issue-form")
     clerk.get_by_role("button", name="提交").click()
     expect(clerk.get_by_role("heading", name=title)).to_be_visible(timeout=WAIT_MS)
     issue_id = clerk.url.split("/issues/")[1].split("?")[0]
@@ -142,6 +153,8 @@ def test_a_problem_goes_from_the_clerks_form_to_resolved_on_the_dashboard(
 
     leader = log_in(contexts(), stack, "leader-wang")
     leader.get_by_role("link", name="待筛选").first.click()
+    expect(leader.get_by_role("heading", name=re.compile("待筛选问题"))).to_be_visible()
+    snapshot(leader, "screening-queue")
     leader.get_by_role("link", name=title).click()
     leader.get_by_label("转承办单位").check()
     leader.get_by_label("承办单位（转办）").fill(HOUSING)
@@ -157,6 +170,7 @@ def test_a_problem_goes_from_the_clerks_form_to_resolved_on_the_dashboard(
     case_url = supervisor.url
     supervisor.get_by_label("办理要求").fill("请于期限内修复路灯并报告")
     supervisor.get_by_label("或：工作日数").fill("10")
+    snapshot(supervisor, "case-letter")
     supervisor.get_by_role("button", name="发函").click()
     expect(supervisor.locator('[data-status="letter_issued"]')).to_be_visible(timeout=WAIT_MS)
     with supervisor.expect_download() as download:
@@ -165,6 +179,8 @@ def test_a_problem_goes_from_the_clerks_form_to_resolved_on_the_dashboard(
 
     department = log_in(contexts(), stack, "housing-chen")
     department.get_by_role("link", name="待办督办件").first.click()
+    expect(department.get_by_role("heading", name=re.compile("本单位督办件"))).to_be_visible()
+    snapshot(department, "department-inbox")
     department.get_by_role("link", name=HOUSING).first.click()
     department.get_by_role("button", name="签收").click()
     expect(department.locator('[data-status="acknowledged"]')).to_be_visible(timeout=WAIT_MS)
@@ -181,6 +197,7 @@ def test_a_problem_goes_from_the_clerks_form_to_resolved_on_the_dashboard(
 
     clerk.goto(f"{stack.console}/issues/{issue_id}")
     reload_until(clerk, '[data-status="resolved"]', "the issue is resolved in the projections")
+    snapshot(clerk, "issue-timeline")
     steps = clerk.locator(".timeline li").evaluate_all("els => els.map(e => e.dataset.step)")
     assert steps[0] == "submitted" and "case_verified" in steps and "resolved" in steps, steps
     clerk.get_by_role("link", name="在统计看板中查看本年度数字").click()
@@ -235,6 +252,92 @@ def test_a_clerk_records_an_activity_picking_members_and_imports_a_spreadsheet(
     expect(clerk.get_by_role("link", name="井盖缺失")).to_be_visible(timeout=WAIT_MS)
 
 
+def test_meetings_staff_plan_a_meeting_see_refusals_by_the_field_hold_and_conclude_it(
+    staff: RunningStack, contexts: Callable[..., BrowserContext], mint: Callable[..., str]
+) -> None:
+    stack = staff
+    organiser = bearer(mint("yanji", "meetings"))
+    tag = uuid.uuid4().hex[:6]
+    for path, body in (
+        ("/venues", {"name": f"议事厅 {tag}"}),
+        ("/venues", {"name": f"社区会议室 {tag}"}),
+        ("/departments", {"name": HOUSING}),
+        ("/people", {"person_id": f"expert-{tag}", "name": f"专家{tag}", "kind": "expert"}),
+    ):
+        answer = httpx.post(f"{stack.meetings}{path}", json=body, headers=organiser, timeout=10)
+        assert answer.status_code in (200, 201), answer.text
+    issue = httpx.post(
+        f"{stack.intake}/issues",
+        json=issue_body(title=f"停车难 {tag}"),
+        headers=as_clerk(stack, mint),
+        timeout=10,
+    ).json()
+    screened = httpx.post(
+        f"{stack.intake}/issues/{issue['id']}/screening",
+        json={"decision": "topic"},
+        headers=bearer(mint("yanji", "leader")),
+        timeout=10,
+    )
+    assert screened.status_code == 200, screened.text
+
+    staffer = log_in(contexts(), stack, "meetings-liu")
+    start = (date.today() - timedelta(days=1)).isoformat()
+    planned = (date.today() - timedelta(days=10)).isoformat()
+
+    def plan(title: str, venue: str) -> None:
+        staffer.goto(f"{stack.console}/meetings/new")
+        staffer.get_by_label("专题协商会").check()
+        staffer.get_by_label("会议名称").fill(title)
+        staffer.get_by_label("协商主题").fill("停车难")
+        staffer.get_by_label("开始时间").fill(f"{start}T14:00:00")
+        staffer.get_by_label("结束时间").fill(f"{start}T16:00:00")
+        staffer.get_by_label("地点（书面协商不填）").select_option(venue)
+        staffer.get_by_label(re.compile("筹备时间")).fill(f"{planned}T09:00:00")
+        staffer.get_by_role("button", name="筹备").click()
+
+    plan(f"停车专题协商会 {tag}", f"议事厅 {tag}")
+    expect(staffer.locator('[data-status="planned"]')).to_be_visible(timeout=WAIT_MS)
+    first = staffer.url.split("?")[0]
+    assert (
+        "/calendar/yanji.ics?token=" in staffer.get_by_label(re.compile("日历订阅")).input_value()
+    )
+    staffer.get_by_label(re.compile("加入议题")).select_option(label=f"停车难 {tag}")
+    staffer.get_by_role("button", name="加入议题").click()
+    expect(staffer.get_by_role("link", name=f"停车难 {tag}")).to_be_visible(timeout=WAIT_MS)
+    staffer.get_by_label(re.compile("邀请委员")).select_option(value=f"expert-{tag}")
+    staffer.get_by_role("button", name="邀请").click()
+    expect(staffer.locator("main")).to_contain_text(f"专家{tag} · expert", timeout=WAIT_MS)
+
+    plan(f"同一时间同一地点 {tag}", f"议事厅 {tag}")
+    expect(staffer.locator("#e-venue")).to_contain_text(f"停车专题协商会 {tag}", timeout=WAIT_MS)
+    expect(staffer.get_by_label("会议名称")).to_have_value(f"同一时间同一地点 {tag}")
+    plan(f"同一时间另一地点 {tag}", f"社区会议室 {tag}")
+    expect(staffer.locator('[data-status="planned"]')).to_be_visible(timeout=WAIT_MS)
+    staffer.get_by_label(re.compile("加入议题")).select_option(label=f"停车难 {tag}")
+    staffer.get_by_role("button", name="加入议题").click()
+    expect(staffer.locator("#e-issue_id")).to_be_visible(timeout=WAIT_MS)
+    staffer.get_by_label(re.compile("邀请委员")).select_option(value=f"expert-{tag}")
+    staffer.get_by_role("button", name="邀请").click()
+    expect(staffer.locator("#e-person_id")).to_contain_text(
+        f"停车专题协商会 {tag}", timeout=WAIT_MS
+    )
+    staffer.locator("summary", has_text="取消会议").click()
+    staffer.get_by_label("取消理由").fill("与专题会冲突")
+    staffer.get_by_role("button", name="取消会议").click()
+    expect(staffer.locator('[data-status="cancelled"]')).to_be_visible(timeout=WAIT_MS)
+
+    staffer.goto(first)
+    staffer.get_by_role("button", name="记录召开").click()
+    expect(staffer.locator('[data-status="held"]')).to_be_visible(timeout=WAIT_MS)
+    staffer.get_by_label(f"停车难 {tag}").first.check()
+    staffer.get_by_label("意见建议").first.fill("增设停车位")
+    staffer.get_by_label("承办单位").first.select_option(HOUSING)
+    staffer.get_by_label("办理期限").first.fill((date.today() + timedelta(days=60)).isoformat())
+    staffer.get_by_role("button", name="形成成果").click()
+    expect(staffer.locator('[data-status="concluded"]')).to_be_visible(timeout=WAIT_MS)
+    expect(staffer.locator("main")).to_contain_text(f"增设停车位 → {HOUSING}")
+
+
 def test_a_refused_write_shows_the_apis_reason_by_the_field_and_keeps_what_was_typed(
     staff: RunningStack, contexts: Callable[..., BrowserContext]
 ) -> None:
@@ -263,6 +366,7 @@ def test_the_pages_work_on_a_phone_with_the_keyboard_alone_and_in_english(
         page.goto(f"{staff.console}{path}")
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 375, f"{path} is {width} px wide on a 375 px phone"
+    snapshot(page, "phone-home")
     page.get_by_role("link", name="English").click()
     expect(page.get_by_role("heading", name="Workbench")).to_be_visible(timeout=WAIT_MS)
     page.get_by_role("link", name="中文").click()
