@@ -37,7 +37,9 @@ COLUMNS = (
     "failed_logins",
     "locked_until",
     "password_changed_at",
+    "signed_out_at",
 )
+PLACEHOLDERS = ", ".join("?" * len(COLUMNS))
 
 
 class AccountError(ValueError):
@@ -66,6 +68,12 @@ class Account:
     failed_logins: int = 0
     locked_until: float = 0.0
     password_changed_at: float = 0.0
+    signed_out_at: float = 0.0
+
+    @property
+    def sessions_valid_from(self) -> float:
+        """Sessions started before this have ended: a password change or a log-out."""
+        return max(self.password_changed_at, self.signed_out_at)
 
 
 class AccountStore:
@@ -115,7 +123,8 @@ class AccountStore:
                     "NULL, roles TEXT NOT NULL, department TEXT, password_hash TEXT NOT NULL, "
                     "disabled INTEGER NOT NULL DEFAULT 0, failed_logins INTEGER NOT NULL "
                     "DEFAULT 0, locked_until DOUBLE PRECISION NOT NULL DEFAULT 0, "
-                    "password_changed_at DOUBLE PRECISION NOT NULL DEFAULT 0)"
+                    "password_changed_at DOUBLE PRECISION NOT NULL DEFAULT 0, "
+                    "signed_out_at DOUBLE PRECISION NOT NULL DEFAULT 0)"
                 )
             )
 
@@ -137,7 +146,7 @@ class AccountStore:
         with self._cursor() as c:
             c.execute(
                 self._sql(
-                    f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * 9)}) "
+                    f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({PLACEHOLDERS}) "
                     "ON CONFLICT (name) DO NOTHING"
                 ),
                 _row(account),
@@ -167,11 +176,12 @@ def _row(account: Account) -> tuple[Any, ...]:
         account.failed_logins,
         account.locked_until,
         account.password_changed_at,
+        account.signed_out_at,
     )
 
 
 def _account(row: Any) -> Account:
-    name, office, roles, department, password_hash, disabled, failed, locked, changed = row
+    name, office, roles, department, password_hash, disabled, failed, locked, changed, out = row
     return Account(
         name=name,
         office=office,
@@ -182,6 +192,7 @@ def _account(row: Any) -> Account:
         failed_logins=int(failed),
         locked_until=float(locked),
         password_changed_at=float(changed),
+        signed_out_at=float(out),
     )
 
 
@@ -265,6 +276,10 @@ class Accounts:
         account = replace(self.existing(name), disabled=True)
         self.store.save(account)
         return account
+
+    def sign_out(self, name: str) -> None:
+        """End every session of the account (a cookie copied elsewhere stops working too)."""
+        self.store.save(replace(self.existing(name), signed_out_at=time.time()))
 
     def reset_password(self, name: str, password: str) -> Account:
         """A new password set by an administrator; it also lifts a lock-out."""

@@ -103,8 +103,9 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request, account: LoggedIn) -> Response:
-    """End the session (退出)."""
+    """End the session (退出), on the server too: the cookie is no longer accepted."""
     await form_of(request)
+    await run_in_threadpool(request.app.state.accounts.sign_out, account.name)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response

@@ -76,13 +76,13 @@ def client(request: Request) -> ServiceClient:
 
 async def current_account(request: Request) -> Account:
     """The logged-in account, or `NotLoggedIn`; checked against the store on each request so
-    that disabling an account or changing its password ends its sessions at once."""
+    that disabling an account, changing its password or logging out ends its sessions."""
     try:
         session = request.app.state.sessions.read(request.cookies.get(COOKIE))
     except SessionInvalid as error:
         raise NotLoggedIn(error.expired) from error
     account = request.app.state.accounts.store.get(session.name)
-    if account is None or account.disabled or account.password_changed_at > session.issued_at:
+    if account is None or account.disabled or account.sessions_valid_from > session.issued_at:
         raise NotLoggedIn(expired=False)
     request.state.session = session
     request.state.account = account

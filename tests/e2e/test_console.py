@@ -406,6 +406,23 @@ def test_an_expired_session_goes_back_to_the_login_page(
     expect(page.locator(".notice")).to_contain_text("登录已过期")
 
 
+def test_after_logging_out_the_old_cookie_opens_nothing(
+    staff: RunningStack, contexts: Callable[..., BrowserContext]
+) -> None:
+    context = contexts()
+    page = log_in(context, staff, "viewer-sun")
+    expect(page.get_by_role("heading", name="工作台")).to_be_visible(timeout=WAIT_MS)
+    (cookie,) = [c for c in context.cookies() if c["name"] == COOKIE]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    page.get_by_role("button", name="退出").click()
+    expect(page).to_have_url(re.compile(r"/login"), timeout=WAIT_MS)
+    copied = contexts()
+    copied.add_cookies([{"name": COOKIE, "value": cookie["value"], "url": staff.console}])
+    elsewhere = copied.new_page()
+    elsewhere.goto(f"{staff.console}/issues")
+    expect(elsewhere).to_have_url(re.compile(r"/login\?next=/issues"))
+
+
 def test_a_post_without_the_csrf_token_is_refused_and_stores_nothing(
     staff: RunningStack, contexts: Callable[..., BrowserContext], mint: Callable[..., str]
 ) -> None:

@@ -45,6 +45,18 @@ def test_repeated_wrong_passwords_lock_the_account_until_a_reset(store_settings:
     assert accounts.authenticate("leader-wang", "another-password").name == "leader-wang"
 
 
+def test_signing_out_ends_the_sessions_started_before(store_settings: Settings) -> None:
+    accounts = accounts_on(store_settings)
+    accounts.add("clerk-li", "yanji", ["clerk"], "right-password", None)
+    sessions = Sessions(store_settings, ttl_seconds=600)
+    before, _ = sessions.start("clerk-li")
+    accounts.sign_out("clerk-li")
+    after, _ = sessions.start("clerk-li")
+    account = accounts.existing("clerk-li")
+    assert account.sessions_valid_from > before.issued_at
+    assert account.sessions_valid_from <= after.issued_at
+
+
 def test_a_disabled_account_cannot_log_in(store_settings: Settings) -> None:
     accounts = accounts_on(store_settings)
     accounts.add("viewer-sun", "yanji", ["viewer"], "right-password", None)
