@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import functools
 import re
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
@@ -48,19 +50,31 @@ INBOX_SIZE = 200
 PAGE_SIZE = 20
 
 
+@functools.cache
+def _workdays() -> list[int]:
+    """Every official working day the holiday calendar covers, as ordinals: built once,
+    since asking the calendar day by day took ~0.4 s for one case years overdue."""
+    first, last = date(min(chinese_calendar.holidays).year, 1, 1), max(chinese_calendar.holidays)
+    last = date(last.year, 12, 31)
+    return [
+        day.toordinal()
+        for n in range((last - first).days + 1)
+        if chinese_calendar.is_workday(day := first + timedelta(days=n))
+    ]
+
+
 def working_days_left(deadline: str | None, today: date | None = None) -> int | None:
     """Official working days from tomorrow to the deadline (negative once past); None where
     the holiday calendar does not reach."""
     if not deadline:
         return None
-    due = date.fromisoformat(deadline[:10])
-    today = today or datetime.now(CHINA).date()
-    try:
-        if due >= today:
-            return len(chinese_calendar.get_workdays(today + timedelta(days=1), due))
-        return -len(chinese_calendar.get_workdays(due + timedelta(days=1), today))
-    except NotImplementedError:
+    due = date.fromisoformat(deadline[:10]).toordinal()
+    now = (today or datetime.now(CHINA).date()).toordinal()
+    days = _workdays()
+    if not days or not days[0] <= min(due, now) <= max(due, now) <= days[-1]:
         return None
+    between = bisect.bisect_right(days, max(due, now)) - bisect.bisect_right(days, min(due, now))
+    return between if due >= now else -between
 
 
 @router.get("/cases")
@@ -90,7 +104,8 @@ async def case_list(
             account, "supervision", "/cases", **filters, page=max(page, 1), page_size=PAGE_SIZE
         )
     for case in found["items"]:
-        case["working_days_left"] = working_days_left(case["deadline"])
+        done = case["status"] in ("completed", "verified")
+        case["working_days_left"] = None if done else working_days_left(case["deadline"])
     return render(
         request,
         "cases.html",
