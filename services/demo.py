@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 import time
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
+from secrets import token_urlsafe
 from typing import Any
 
 import httpx
@@ -102,7 +102,7 @@ def demo_accounts(accounts: Accounts, department: str = HOUSING) -> list[tuple[A
     for office in OFFICES:
         for role in DEMO_ROLES:
             name = f"{office}-{role}"
-            password = secrets.token_urlsafe(9)
+            password = token_urlsafe(9)
             if accounts.store.get(name) is None:
                 account = accounts.add(
                     name, office, [role], password, department if role == "department" else None
