@@ -64,6 +64,51 @@ def token(args: argparse.Namespace) -> int:
     return OK
 
 
+def user(args: argparse.Namespace) -> int:
+    """Manage the workbench's staff accounts (工作人员账号) in the configured store."""
+    import getpass
+
+    from pydantic import ValidationError
+
+    from services.console.accounts import AccountError
+    from services.console.main import accounts_of
+    from services.console.settings import ConsoleSettings
+    from shared.settings import Settings
+
+    try:
+        accounts = accounts_of(Settings(), ConsoleSettings())
+    except ValidationError as error:
+        _error(_settings_problem(error))
+        return BAD_INPUT
+    try:
+        if args.action == "list":
+            for account in accounts.store.all():
+                state = "停用 / disabled" if account.disabled else "启用 / enabled"
+                department = f" {account.department}" if account.department else ""
+                print(
+                    f"{account.name}\t{account.office}\t{','.join(account.roles)}\t{state}"
+                    f"{department}"
+                )
+            return OK
+        if args.action == "disable":
+            accounts.disable(args.name)
+            print(f"已停用 / disabled: {args.name}")
+            return OK
+        password = args.password or os.environ.get("SHANGLIANG_USER_PASSWORD")
+        if password is None:
+            password = getpass.getpass("密码 / password: ")
+        if args.action == "add":
+            accounts.add(args.name, args.office, args.role, password, args.department)
+            print(f"已添加 / added: {args.name}")
+        else:
+            accounts.reset_password(args.name, password)
+            print(f"已重设密码 / password reset: {args.name}")
+        return OK
+    except AccountError as error:
+        _error(f"{error.field}: {error}")
+        return BAD_INPUT
+
+
 def up(args: argparse.Namespace) -> int:
     """Start everything; with `demo`, also load the scenario and print the statistics."""
     from pydantic import ValidationError
@@ -111,11 +156,11 @@ def up(args: argparse.Namespace) -> int:
 def _print_addresses(stack: Stack) -> None:
     lines = ["", "已启动 / started:"]
     for service in stack.services:
-        lines += [
-            f"  {service.spec.name} {service.spec.label}",
-            f"    API   {service.url}",
-            f"    docs  {service.url}/docs",
-        ]
+        lines.append(f"  {service.spec.name} {service.spec.label}")
+        if service.spec.name == "console":
+            lines.append(f"    页面 / pages  {service.url}/")
+            continue
+        lines += [f"    API   {service.url}", f"    docs  {service.url}/docs"]
     lines += [
         f"  NATS    {stack.nats.url}",
         f"  数据 / data   {stack.data_dir}",
@@ -125,6 +170,22 @@ def _print_addresses(stack: Stack) -> None:
         "",
     ]
     print("\n".join(lines), flush=True)
+
+
+def _print_demo_accounts(stack: Stack, settings: Settings) -> None:
+    from services.console.main import accounts_of
+    from services.console.settings import ConsoleSettings
+    from services.demo import demo_accounts
+
+    made = demo_accounts(accounts_of(settings, ConsoleSettings()))
+    lines = [
+        f"工作台 / workbench: {stack.service('console').url}/  (shangliang up)",
+        "演示账号 / demo accounts (用户名 / name · 密码 / password · 角色 / role):",
+    ]
+    for account, password in made:
+        department = f" · {account.department}" if account.department else ""
+        lines.append(f"  {account.name:<22} {password}  {','.join(account.roles)}{department}")
+    print("\n".join(lines) + "\n", flush=True)
 
 
 def _run_demo(stack: Stack, settings: Settings) -> None:
@@ -154,6 +215,7 @@ def _run_demo(stack: Stack, settings: Settings) -> None:
             f"(陆续送达 / still arriving) in {stack.mail_sink.folder}\n",
             flush=True,
         )
+    _print_demo_accounts(stack, settings)
     if not result.ok:
         wrong = ", ".join(r.row.label for r in result.rows if not r.ok)
         raise DemoError(f"统计与情景不符 / the projections differ from the scenario: {wrong}")
@@ -658,6 +720,33 @@ def parser() -> argparse.ArgumentParser:
     )
     show.add_argument("--json", action="store_true", help="以 JSON 输出 / print JSON")
     show.set_defaults(run=status)
+
+    users = commands.add_parser(
+        "user", help="工作台账号 / workbench accounts", description=user.__doc__
+    )
+    user_actions = users.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = user_actions.add_parser("add", help="添加账号 / add an account")
+    add.add_argument("name", help="用户名 / user name")
+    add.add_argument("--office", required=True, help="政协 / office, e.g. yanji")
+    add.add_argument(
+        "--role",
+        required=True,
+        action="append",
+        help=f"角色，可重复 / role, repeatable: {', '.join(ROLES)}",
+    )
+    add.add_argument("--department", help="承办单位 / department (for role department)")
+    user_actions.add_parser("list", help="列出账号 / list the accounts")
+    disable = user_actions.add_parser("disable", help="停用账号 / disable an account")
+    disable.add_argument("name", help="用户名 / user name")
+    reset = user_actions.add_parser("reset-password", help="重设密码 / set a new password")
+    reset.add_argument("name", help="用户名 / user name")
+    for needs_password in (add, reset):
+        needs_password.add_argument(
+            "--password",
+            help="密码（默认读取 SHANGLIANG_USER_PASSWORD 或提示输入）/ the password (default: "
+            "SHANGLIANG_USER_PASSWORD, else asked for)",
+        )
+    users.set_defaults(run=user)
 
     setup = commands.add_parser(
         "nats-setup",

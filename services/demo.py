@@ -12,12 +12,15 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
+from secrets import token_urlsafe
 from typing import Any
 
 import httpx
 
+from services.console.accounts import Account, Accounts
 from services.demo_table import LoadResult, compare
 from services.scenario import generate
+from services.scenario_content import HOUSING
 from services.scenario_records import (
     OFFICES,
     PREFECTURE,
@@ -102,6 +105,27 @@ def load_scenario(
         say,
     )
     return asyncio.run(loader.run())
+
+
+DEMO_ROLES = ("clerk", "leader", "meetings", "supervisor", "department", "viewer")
+
+
+def demo_accounts(accounts: Accounts, department: str = HOUSING) -> list[tuple[Account, str]]:
+    """One workbench account per role of each office of the scenario (`yanji-clerk`, …), each
+    with a fresh password (set again on every run, so the printed ones are the valid ones)."""
+    made = []
+    for office in OFFICES:
+        for role in DEMO_ROLES:
+            name = f"{office}-{role}"
+            password = token_urlsafe(9)
+            if accounts.store.get(name) is None:
+                account = accounts.add(
+                    name, office, [role], password, department if role == "department" else None
+                )
+            else:
+                account = accounts.reset_password(name, password)
+            made.append((account, password))
+    return made
 
 
 def _json(value: Any) -> Any:

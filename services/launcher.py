@@ -22,6 +22,7 @@ from typing import Protocol
 import httpx
 import nats.errors
 
+from services.console.settings import ConsoleSettings
 from services.notifications.settings import NotificationsSettings
 from services.notifications.sink import MailSink
 from shared.embedded import EmbeddedNats, die_with_parent, free_port, passwords_from_file
@@ -44,6 +45,8 @@ class ServiceSpec:
     label: str
     module: str
     settings: type[ServiceSettings]
+    upstreams: tuple[str, ...] = ()
+    """Services it calls over HTTP: their URLs reach it as `<prefix><NAME>_URL`."""
 
 
 SERVICES: tuple[ServiceSpec, ...] = (
@@ -52,6 +55,13 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("supervision", "督办", "services.supervision.main", SupervisionSettings),
     ServiceSpec("projections", "查询统计", "services.projections.main", ProjectionsSettings),
     ServiceSpec("notifications", "通知", "services.notifications.main", NotificationsSettings),
+    ServiceSpec(
+        "console",
+        "工作台",
+        "services.console.main",
+        ConsoleSettings,
+        upstreams=("intake", "meetings", "supervision", "projections"),
+    ),
 )
 """Started in this order, stopped in the reverse order."""
 
@@ -314,7 +324,7 @@ class Stack:
         self,
         settings: Settings,
         services: Sequence[ServiceSpec] = SERVICES,
-        ready_timeout: float = 30.0,
+        ready_timeout: float = 60.0,
         stop_timeout: float = 10.0,
         say: Callable[[str], None] = print_flushed,
         mail_sink: bool = False,
@@ -416,10 +426,14 @@ class Stack:
             "SHANGLIANG_NATS_PASSWORD": password,
         }  # fmt: skip
         # The child needs the whole environment (PATH, locale, SHANGLIANG_* keys), not only ours.
+        upstreams = {
+            f"{prefix}{name.upper()}_URL": self.service(name).url for name in service.spec.upstreams
+        }
         return {
             **os.environ,
             "SHANGLIANG_NATS_URL": self.nats.url,
             **user,
+            **upstreams,
             "SHANGLIANG_DATA_DIR": str(self.data_dir),
             f"{prefix}HOST": service.host,
             f"{prefix}PORT": str(service.port),

@@ -27,7 +27,7 @@ from tests.conftest import fresh_postgres_schema, postgres_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 SHANGLIANG = Path(sys.executable).parent / "shangliang"
-START_TIMEOUT = 60.0  # five services starting at once on a loaded 2-core machine
+START_TIMEOUT = 60.0  # six services starting at once on a loaded 2-core machine
 STOP_TIMEOUT = 15.0
 
 
@@ -54,6 +54,8 @@ def stack_environment(data_dir: Path) -> dict[str, str]:
         "SHANGLIANG_PROJECTIONS_PORT": str(free_port()),
         "SHANGLIANG_NOTIFICATIONS_HOST": "127.0.0.1",
         "SHANGLIANG_NOTIFICATIONS_PORT": str(free_port()),
+        "SHANGLIANG_CONSOLE_HOST": "127.0.0.1",
+        "SHANGLIANG_CONSOLE_PORT": str(free_port()),
         "PYTHONUNBUFFERED": "1",
     }
 
@@ -131,7 +133,10 @@ class RunningStack:
     supervision: str
     projections: str
     notifications: str
+    console: str
     nats_url: str
+    environment: dict[str, str]
+    """The settings the stack was started with (the CLI run against it needs the same)."""
 
     def launcher_output(self) -> str:
         return self.output.read_text(errors="replace")
@@ -151,6 +156,7 @@ def wait_ready(stack: RunningStack, timeout: float = START_TIMEOUT) -> None:
         stack.supervision,
         stack.projections,
         stack.notifications,
+        stack.console,
     ]
     while waiting:
         if stack.process.poll() is not None:
@@ -201,7 +207,9 @@ def launch_stack(folder: Path, settings: dict[str, str]) -> RunningStack:
         supervision=f"http://127.0.0.1:{env['SHANGLIANG_SUPERVISION_PORT']}",
         projections=f"http://127.0.0.1:{env['SHANGLIANG_PROJECTIONS_PORT']}",
         notifications=f"http://127.0.0.1:{env['SHANGLIANG_NOTIFICATIONS_PORT']}",
+        console=f"http://127.0.0.1:{env['SHANGLIANG_CONSOLE_PORT']}",
         nats_url=f"nats://127.0.0.1:{env['SHANGLIANG_EMBEDDED_NATS_PORT']}",
+        environment=env,
     )
 
 
@@ -228,7 +236,7 @@ def stack(
                 os.kill(pid, signal.SIGKILL)
             pytest.fail(f"shangliang up did not stop within {STOP_TIMEOUT}s")
         assert code == 0, running.launcher_output()
-        assert len(children) == 6, f"expected nats-server and five services: {started}"
+        assert len(children) == 7, f"expected nats-server and six services: {started}"
         assert still_running(children) == set(), "child processes outlived the launcher"
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ import httpx
 import jwt
 import pytest
 
+from services.console.main import accounts_of
+from services.console.settings import ConsoleSettings
 from services.supervision.domain import CHINA
 from shared.auth import ROLES, Authenticator
 from shared.contracts import Envelope, MeetingConcludedV1, Outcome
@@ -656,3 +659,170 @@ def test_an_issue_title_with_emoji_line_breaks_and_tabs_is_stored_as_sent(world:
     assert stored.status_code == 201, stored.text
     assert stored.json()["title"] == title
     assert stored.json()["description"] == body["description"]
+
+
+# --- the workbench (console) --------------------------------------------------------------------
+
+CASE_READERS = frozenset({"supervisor", "leader", "department", "viewer", "admin"})
+LOGIN = "login"  # the login form itself: it has its own CSRF cookie (tests/e2e/test_console.py)
+STEP = re.compile(r"^(POST /(?:cases/\{case_id\}|meetings/\{meeting_id\})/)[a-z-]+$")
+
+# fmt: off
+CONSOLE_MATRIX: list[tuple[str, frozenset[str], str]] = [
+    # request                                       roles allowed   scope
+    ("GET /login",                                  ALL,            PUBLIC),
+    ("POST /login",                                 ALL,            LOGIN),
+    ("GET /lang/{lang}",                            ALL,            PUBLIC),
+    ("GET /",                                       ALL,            OWN),
+    ("GET /password",                               ALL,            OWN),
+    ("POST /password",                              ALL,            OWN),
+    ("GET /issues",                                 READERS,        OWN),
+    ("GET /issues/new",                             CLERK,          OWN),
+    ("POST /issues/new",                            CLERK,          OWN),
+    ("GET /issues/{issue_id}",                      READERS,        READ),
+    ("GET /issues/{issue_id}/originals",            LEADER,         OWN),
+    ("POST /issues/{issue_id}/screening",           LEADER,         ACT),
+    ("POST /issues/{issue_id}/close",               LEADER,         ACT),
+    ("POST /issues/{issue_id}/reopen",              LEADER,         ACT),
+    ("GET /screening",                              LEADER,         OWN),
+    ("GET /activities/new",                         CLERK,          OWN),
+    ("GET /activities/members",                     CLERK,          OWN),
+    ("POST /activities/new",                        CLERK,          OWN),
+    ("GET /imports",                                CLERK,          OWN),
+    ("POST /imports",                               CLERK,          OWN),
+    ("GET /imports/template/{kind}",                CLERK,          OWN),
+    ("GET /cases",                                  CASE_READERS,   OWN),
+    ("GET /cases/{case_id}",                        CASE_READERS,   CASE),
+    ("GET /cases/{case_id}/letters/{sequence}.docx", CASE_READERS,  CASE),
+    ("POST /cases/{case_id}/letters",               SUPERVISOR,     ACT),
+    ("POST /cases/{case_id}/follow-ups",            SUPERVISOR,     ACT),
+    ("POST /cases/{case_id}/verification",          VERIFIERS,      ACT),
+    ("POST /cases/{case_id}/send-back",             VERIFIERS,      ACT),
+    ("POST /cases/{case_id}/acknowledgement",       DEPARTMENT_ROLE, CASE),
+    ("POST /cases/{case_id}/progress",              DEPARTMENT_ROLE, CASE),
+    ("POST /cases/{case_id}/completion",            DEPARTMENT_ROLE, CASE),
+    ("GET /meetings",                               READERS,        OWN),
+    ("GET /meetings/new",                           MEETINGS,       OWN),
+    ("POST /meetings/new",                          MEETINGS,       OWN),
+    ("GET /meetings/{meeting_id}",                  READERS,        READ),
+    *[(f"POST /meetings/{{meeting_id}}/{step}",     MEETINGS,       ACT)
+      for step in ("topics", "invitations", "held", "opinions", "close", "postpone", "cancel",
+                   "conclusion")],
+    ("GET /healthz",                                ALL,            PUBLIC),
+    ("GET /readyz",                                 ALL,            PUBLIC),
+    ("GET /metrics",                                ALL,            PUBLIC),
+    # Last: it ends each caller's session.
+    ("POST /logout",                                ALL,            OWN),
+]
+# fmt: on
+CONSOLE_ALLOWED = {200, 303, 409, 422}
+"""A page, a write done (303 to its result) or refused by the domain, shown on the form."""
+
+
+def console_callers() -> list[Caller]:
+    """Every role of yanji, a county leader and a department user of another department:
+    the console's own refusals are by role; by office and department it shows the API's."""
+    own = [Caller(YANJI, role, DEPARTMENT if role == "department" else None) for role in ROLES]
+    return [*own, Caller(TUMEN, "leader"), Caller(YANJI, "department", OTHER_DEPARTMENT)]
+
+
+def console_expected(roles: frozenset[str], scope: str, caller: Caller | None) -> int | None:
+    if scope == PUBLIC:
+        return None
+    if caller is None:
+        return 303  # to the login page
+    if caller.role not in roles:
+        return 403
+    if scope in (OWN, LOGIN):
+        return None
+    return expected(roles, READ if scope == ACT else scope, caller)
+
+
+def logged_in(world: World, caller: Caller) -> tuple[httpx.Client, str]:
+    """A browser-like client with a session of an account for `caller`, and its CSRF token."""
+    name = f"matrix-{caller.office}-{caller.role}-{abs(hash(caller.department)) % 1000}"
+    accounts = accounts_of(Settings(data_dir=world.stack.data_dir), ConsoleSettings())
+    if accounts.store.get(name) is None:
+        accounts.add(name, caller.office, [caller.role], "matrix-password", caller.department)
+    client = httpx.Client(base_url=world.stack.console, timeout=10)
+    form = client.get("/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert token is not None, form.text
+    answer = client.post(
+        "/login", data={"csrf": token[1], "name": name, "password": "matrix-password"}
+    )
+    assert answer.status_code == 303, answer.text
+    home = client.get("/")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', home.text)
+    assert csrf is not None, home.text
+    return client, csrf[1]
+
+
+def console_call(
+    world: World, request: str, client: httpx.Client, csrf: str | None
+) -> httpx.Response:
+    method, template = request.split(" ", 1)
+    path = template.format(**{**world.ids, "lang": "en"})
+    if method == "GET":
+        return client.get(path)
+    fields = {"csrf": csrf} if csrf else {}
+    return client.post(path, data=fields)
+
+
+def test_the_console_matrix_names_every_route_of_the_console(world: World) -> None:
+    schema = httpx.get(f"{world.stack.console}/openapi.json", timeout=10).json()
+    routes = {
+        f"{method.upper()} {path}" for path, item in schema["paths"].items() for method in item
+    }
+    named = {STEP.sub(r"\1{step}", request) for request, _, _ in CONSOLE_MATRIX}
+    assert routes - named == set(), "console: routes missing from CONSOLE_MATRIX"
+    assert named - routes - {"GET /metrics"} == set(), "console: CONSOLE_MATRIX names no route"
+
+
+def test_every_console_page_answers_every_caller_as_the_matrix_says(world: World) -> None:
+    sessions = {caller: logged_in(world, caller) for caller in console_callers()}
+    anonymous = httpx.Client(base_url=world.stack.console, timeout=10)
+    wrong = []
+    try:
+        for request, roles, scope in CONSOLE_MATRIX:
+            if scope == LOGIN:
+                continue
+            for caller in [None, *sessions]:
+                client, csrf = (anonymous, None) if caller is None else sessions[caller]
+                response = console_call(world, request, client, csrf)
+                refusal = console_expected(roles, scope, caller)
+                if refusal is None:
+                    ok = response.status_code in CONSOLE_ALLOWED
+                elif refusal == 303:
+                    ok = response.status_code == 303 and response.headers["location"].startswith(
+                        "/login"
+                    )
+                else:
+                    ok = response.status_code == refusal and "refusal" in response.text
+                if not ok:
+                    who = "no session" if caller is None else caller.name
+                    wrong.append(
+                        f"console {request} as {who}: expected {refusal or 'allowed'}, "
+                        f"got {response.status_code} {response.text[:160]}"
+                    )
+    finally:
+        for client, _ in sessions.values():
+            client.close()
+        anonymous.close()
+    assert wrong == [], "\n".join(wrong)
+
+
+def test_every_console_form_without_its_csrf_token_is_refused(world: World) -> None:
+    for request, roles, scope in CONSOLE_MATRIX:
+        if not request.startswith("POST") or scope == LOGIN:
+            continue
+        role = sorted(roles)[0]
+        client, _ = logged_in(
+            world, Caller(YANJI, role, DEPARTMENT if role == "department" else None)
+        )
+        try:
+            answer = console_call(world, request, client, None)
+        finally:
+            client.close()
+        assert answer.status_code == 403, (request, answer.text[:300])
+        assert "CSRF" in answer.text

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from services.console.main import accounts_of
+from services.console.settings import ConsoleSettings
+from services.demo import DEMO_ROLES
 from services.demo import SERVICES as DEMO_SERVICES
 from services.demo_table import ROWS
 from services.launcher import PASSWORDS_FILE, SERVICES
@@ -72,6 +75,19 @@ def figures_table(output: str) -> dict[str, list[str]]:
     return rows
 
 
+def demo_accounts_printed(output: str) -> dict[str, str]:
+    """The demo's workbench accounts: password by name."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if "演示账号 / demo accounts" in line)
+    found = {}
+    for line in lines[start + 1 :]:
+        if not line.startswith("  "):
+            break
+        name, password, *_ = line.split()
+        found[name] = password
+    return found
+
+
 def writes(output: str) -> tuple[int, int]:
     """(new, already there) from the line `N writes (X new, Y already there)`."""
     line = next(line for line in output.splitlines() if "already there)" in line)
@@ -117,7 +133,17 @@ def test_demo_once_prints_the_reports_figures_and_a_rerun_stores_nothing_new(
     assert stat.S_IMODE(passwords.stat().st_mode) == 0o600
     generated = passwords.read_text()
 
+    printed = demo_accounts_printed(first.stdout)
+    assert {f"{office}-{role}" for office in ("yanbian", "yanji") for role in DEMO_ROLES} <= set(
+        printed
+    )
+    workbench = f"工作台 / workbench: http://127.0.0.1:{env['SHANGLIANG_CONSOLE_PORT']}/"
+    assert workbench in first.stdout
+    accounts = accounts_of(Settings(data_dir=data_dir), ConsoleSettings())
+    assert accounts.authenticate("yanji-clerk", printed["yanji-clerk"]).office == "yanji"
+
     second = demo_once()
+    assert demo_accounts_printed(second.stdout)["yanji-clerk"] != printed["yanji-clerk"]
     assert figures_table(second.stdout) == table
     assert writes(second.stdout) == (0, new)
     assert passwords.read_text() == generated

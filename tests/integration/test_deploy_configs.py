@@ -19,6 +19,7 @@ import yaml
 from kubernetes_validate import utils as k8s
 
 from services.cli import parser
+from services.console.settings import ConsoleSettings
 from services.intake.settings import IntakeServiceSettings
 from services.notifications.settings import NotificationsSettings
 from services.supervision.config import SupervisionConfig
@@ -63,6 +64,7 @@ def known_settings() -> set[str]:
         SupervisionConfig,
         ProjectionsSettings,
         NotificationsSettings,
+        ConsoleSettings,
     ):
         prefix = service.model_config["env_prefix"]
         names |= {f"{prefix}{field}".upper() for field in service.model_fields}
@@ -139,6 +141,7 @@ def test_deployments_probe_readiness_and_liveness_and_run_as_non_root() -> None:
         "supervision",
         "projections",
         "notifications",
+        "console",
     }
     for deployment in deployments:
         pod = deployment["spec"]["template"]["spec"]
@@ -173,7 +176,7 @@ def test_every_service_command_in_deploy_is_a_module_that_exists() -> None:
     modules = {c[2] for c in commands if c[:2] == ["python", "-m"]}
     assert modules == {
         f"services.{s}.main"
-        for s in ("intake", "meetings", "supervision", "projections", "notifications")
+        for s in ("intake", "meetings", "supervision", "projections", "notifications", "console")
     }
     for module in modules:
         assert importlib.util.find_spec(module) is not None, module
