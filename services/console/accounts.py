@@ -22,6 +22,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from psycopg.sql import SQL
 
 from shared.auth import ROLES
+from shared.files import private_file
 from shared.settings import Settings
 
 NAME = re.compile(r"^[A-Za-z0-9_.@-]{2,64}$")
@@ -83,7 +84,8 @@ class AccountStore:
         self._postgres = settings.event_store == "postgres"
         self._settings = settings
         if not self._postgres:
-            self._path = settings.data_file("console.sqlite")
+            # Password hashes: owner-only like every store.
+            self._path = private_file(settings.data_file("console.sqlite"))
         self._create()
 
     @contextmanager

@@ -18,6 +18,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 
 from shared.embedded import free_port
+from shared.files import private_dir
 
 
 class _Keep:
@@ -45,7 +46,8 @@ class MailSink:
         self._controller: Controller | None = None
 
     def start(self) -> MailSink:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        # Residents' and departments' mail: a private folder, like the stores.
+        private_dir(self.folder)
         self.port = self.port or free_port(self.host)
         self._controller = Controller(_Keep(self.folder), hostname=self.host, port=self.port)
         self._controller.start()

@@ -46,6 +46,7 @@ from shared.contracts import (
     MeetingPlannedV1,
     MeetingPostponedV1,
 )
+from shared.files import private_sqlite
 from shared.settings import Settings
 from shared.views import PortableCursor, PostgresView, SQLiteView, view_datastore
 
@@ -595,7 +596,7 @@ def open_store(settings: Settings) -> NotificationStore:
             "notifications",
             {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-                "SQLITE_DBNAME": str(settings.data_file("notifications.sqlite")),
+                "SQLITE_DBNAME": private_sqlite(str(settings.data_file("notifications.sqlite"))),
                 "SQLITE_LOCK_TIMEOUT": "10",
             },
         )

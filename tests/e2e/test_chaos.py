@@ -47,4 +47,6 @@ def test_writes_survive_a_killed_service_a_killed_nats_server_and_a_kill_during_
         "meetings": 0,
         "supervision": 2,
         "projections": 0,
+        "notifications": 0,
+        "console": 0,
     }, status.stdout
