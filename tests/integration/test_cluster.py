@@ -22,15 +22,13 @@ from services.projections.views import open_issue_status_view
 from shared.consumer import StreamConsumer
 from shared.embedded import die_with_parent, free_port, nats_server_binary
 from shared.messaging import INTAKE_STREAM, connect, set_up
+from shared.nats_access import USERS, password_variable
 from shared.relay import Relay
 from shared.settings import Settings
 from tests.integration.support import store_issues, stored_notifications, wait_until
 
 NODE_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "nats" / "cluster" / "node.conf"
-PASSWORDS = {
-    f"NATS_{user.upper()}_PASSWORD": f"{user}-test-password"
-    for user in ("admin", "intake", "meetings", "supervision", "projections", "county")
-}
+PASSWORDS = {password_variable(user): f"{user}-test-password" for user in USERS}
 
 
 @dataclass

@@ -24,23 +24,13 @@ from services.intake.settings import IntakeServiceSettings
 from services.notifications.settings import NotificationsSettings
 from services.supervision.config import SupervisionConfig
 from shared.embedded import nats_server_binary
+from shared.nats_access import USERS, password_variable
 from shared.settings import MeetingsSettings, ProjectionsSettings, Settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 K8S_VERSION = "1.30"
 NATS_ENV = {
-    **{
-        f"NATS_{user}_PASSWORD": "test-only"
-        for user in (
-            "ADMIN",
-            "INTAKE",
-            "MEETINGS",
-            "SUPERVISION",
-            "PROJECTIONS",
-            "NOTIFICATIONS",
-            "COUNTY",
-        )
-    },
+    **{password_variable(user): "test-only" for user in USERS},
     # What compose and the cluster test give each node of deploy/nats/cluster/node.conf.
     "NATS_SERVER_NAME": "nats-1",
     "NATS_CLIENT_PORT": "4222",
