@@ -38,6 +38,7 @@ from services.notifications.settings import NotificationsSettings
 from services.notifications.store import NotificationStore, open_store
 from shared.consumer import StreamConsumer
 from shared.contracts import (
+    CaseEscalatedV1,
     CaseOpenedV1,
     CaseOverdueV1,
     Contract,
@@ -448,3 +449,41 @@ async def test_reminders_survive_a_restart_and_of_two_replicas_one_sends_each_on
         "Case 延吉政协督〔2020〕3号 is due 2020-07-10",
         "leader@yanji.example": "每日摘要 / Daily digest 2020-07-07",
     }
+
+
+async def test_a_case_gets_one_reminder_and_one_deadline_day_notice_not_two_alike(
+    streams: JetStreamContext, store: NotificationStore
+) -> None:
+    """Supervision's ladder records `reminder` and `urge` the days the scheduler reminds and
+    says "due today": the department hears of each once, from the scheduler."""
+    case_id, deadline = uuid.uuid4(), date(2020, 7, 10)
+    key = f"department:yanji:{DEPARTMENT}"
+    store.put_recipient(key, DEPARTMENT, ["zjj@yanji.example"], [], [])
+    await publish(
+        streams,
+        CaseOpenedV1(
+            case_id=case_id, office="yanji", origin="referral", issue_ids=[],
+            department=DEPARTMENT, deadline=deadline, requirements="整治", opened_at=NOW,
+        ),
+        "yanji",
+    )  # fmt: skip
+    await publish(streams, letter(case_id, 4, deadline), "yanji")
+    clock = [datetime(2020, 7, 7, 9, 0, tzinfo=CHINA)]
+    scheduler = ReminderScheduler(
+        store, NotificationsSettings(digest_hour=23), ["yanji"], "yanbian", lambda: clock[0]
+    )
+    consumer = StreamConsumer(streams, UPSTREAMS[0], store)
+    for day, step in ((7, "reminder"), (8, None), (10, "urge")):
+        clock[0] = datetime(2020, 7, day, 9, 0, tzinfo=CHINA)
+        if step:
+            escalated = CaseEscalatedV1(
+                case_id=case_id, office="yanji", department=DEPARTMENT, step=step,
+                to_office=None, escalated_at=clock[0],
+            )  # fmt: skip
+            await publish(streams, escalated, "yanji")
+        await consumer.catch_up()
+        scheduler.scan_once()
+        scheduler.scan_once()
+    kinds = sorted(n["kind"] for n in store.notices(None, 50, 0)[0] if n["recipient"] == key)
+    assert kinds == ["deadline_reminder", "deadline_today", "letter_issued"]
+    assert len(store.deliveries(None, 50, 0)) == 3
