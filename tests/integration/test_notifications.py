@@ -487,3 +487,27 @@ async def test_a_case_gets_one_reminder_and_one_deadline_day_notice_not_two_alik
     kinds = sorted(n["kind"] for n in store.notices(None, 50, 0)[0] if n["recipient"] == key)
     assert kinds == ["deadline_reminder", "deadline_today", "letter_issued"]
     assert len(store.deliveries(None, 50, 0)) == 3
+
+
+def test_digests_are_made_only_for_leaders_someone_reads_for(store: NotificationStore) -> None:
+    monday = [datetime(2020, 7, 6, 9, 0, tzinfo=CHINA)]
+    scheduler = ReminderScheduler(
+        store, NotificationsSettings(digest_hour=8), ["yanbian", "yanji", "tumen"], "yanbian",
+        lambda: monday[0],
+    )  # fmt: skip
+    store.put_recipient("leaders:yanji", "延吉市政协领导", ["leader@yanji.example"], [], [])
+    store.put_recipient("leaders:tumen", "图们市政协领导", [], [], [])  # no address yet
+    scheduler.scan_once()
+    made = [(n["kind"], n["office"]) for n in store.notices(None, 50, 0)[0]]
+    assert made == [("daily_digest", "yanji")]
+    assert [d["address"] for d in store.deliveries(None, 50, 0)] == ["leader@yanji.example"]
+
+    # The prefecture's leaders entered later the same day: the next scan makes theirs.
+    store.put_recipient("leaders:yanbian", "延边州政协领导", [], [], ["zhou-leader"])
+    monday[0] += timedelta(hours=1)
+    scheduler.scan_once()
+    made = sorted((n["kind"], n["office"]) for n in store.notices(None, 50, 0)[0])
+    assert made == [
+        ("daily_digest", "yanbian"), ("daily_digest", "yanji"), ("weekly_digest", "yanbian"),
+    ]  # fmt: skip
+    assert store.inbox("zhou-leader", 50, 0)[1] == 2
