@@ -36,6 +36,10 @@ class UnknownRecipient(LookupError):
     """No directory entry under that key."""
 
 
+class NotInInbox(LookupError):
+    """No such notice in the caller's inbox."""
+
+
 class NotificationsApplication:
     """What the API and the CLI ask of the service."""
 
@@ -62,8 +66,16 @@ class NotificationsApplication:
     def recipients(self, prefix: str | None) -> list[dict[str, Any]]:
         return self.store.recipients(prefix)
 
-    def inbox(self, user: str, limit: int, offset: int) -> Page:
-        return self.store.inbox(user, limit, offset)
+    def inbox(self, user: str, limit: int, offset: int, unread: bool) -> Page:
+        return self.store.inbox(user, limit, offset, unread)
+
+    def unread(self, user: str) -> int:
+        return self.store.unread(user)
+
+    def mark_read(self, user: str, notice: str) -> None:
+        """已读: the notice read by the user; `NotInInbox` if it is not the user's."""
+        if not self.store.mark_read(user, notice, self._clock()):
+            raise NotInInbox(notice)
 
     def notices(self, offices: Sequence[str] | None, limit: int, offset: int) -> Page:
         return self.store.notices(offices, limit, offset)

@@ -88,6 +88,16 @@ class Notification(BaseModel):
     cause: str | None = None
 
 
+class InboxNotice(Notification):
+    """A notice in a user's in-app inbox (站内通知); `read_at` null while unread (未读)."""
+
+    read_at: str | None = None
+
+
+class Unread(BaseModel):
+    unread: int
+
+
 class DeliveryView(BaseModel):
     id: str
     notice_id: str

@@ -62,6 +62,10 @@ TABLES = [
         sent_at TEXT)""",
     "CREATE INDEX IF NOT EXISTS notifications_due ON notifications_deliveries (status, not_before)",
     "CREATE INDEX IF NOT EXISTS notifications_inbox ON notifications_deliveries (address, channel)",
+    # A table of its own rather than a column: a store made before it gains it as it opens.
+    """CREATE TABLE IF NOT EXISTS notifications_reads (
+        notice_id TEXT NOT NULL, user_id TEXT NOT NULL, read_at TEXT NOT NULL,
+        PRIMARY KEY (notice_id, user_id))""",
     """CREATE TABLE IF NOT EXISTS notifications_recipients (
         key TEXT PRIMARY KEY, name TEXT NOT NULL, emails TEXT NOT NULL, robots TEXT NOT NULL,
         users TEXT NOT NULL)""",
@@ -457,17 +461,41 @@ class NotificationStore:
             offset,
         )
 
-    def inbox(self, user: str, limit: int, offset: int) -> Page:
+    def inbox(self, user: str, limit: int, offset: int, unread: bool = False) -> Page:
         return self._page(
             "SELECT n.id, n.kind, n.office, n.subject, n.body, n.created_at,"
-            " n.subject_id, n.attachment_name FROM notifications_deliveries d"
+            " n.subject_id, n.attachment_name, r.read_at FROM notifications_deliveries d"
             " JOIN notifications_notices n ON n.id = d.notice_id"
-            " WHERE d.channel = 'inbox' AND d.address = ?",
+            " LEFT JOIN notifications_reads r ON r.notice_id = d.notice_id"
+            " AND r.user_id = d.address"
+            " WHERE d.channel = 'inbox' AND d.address = ?"
+            + (" AND r.read_at IS NULL" if unread else ""),
             [user],
             "created_at DESC, id",
             limit,
             offset,
         )
+
+    def unread(self, user: str) -> int:
+        return self.inbox(user, 0, 0, unread=True)[1]
+
+    def mark_read(self, user: str, notice: str, at: datetime) -> bool:
+        """The notice read by `user` (its first reading kept); False when it is not in the
+        user's inbox."""
+        with self.write() as c:
+            c.execute(
+                "SELECT 1 FROM notifications_deliveries"
+                " WHERE channel = 'inbox' AND address = ? AND notice_id = ?",
+                (user, notice),
+            )
+            if c.fetchone() is None:
+                return False
+            c.execute(
+                "INSERT INTO notifications_reads VALUES (?, ?, ?)"
+                " ON CONFLICT (notice_id, user_id) DO NOTHING",
+                (notice, user, stamp(at)),
+            )
+        return True
 
     def _page(self, sql: str, params: list[Any], order: str, limit: int, offset: int) -> Page:
         """One page of a query's rows (in `order`, of its columns) and how many there are."""

@@ -511,3 +511,21 @@ def test_digests_are_made_only_for_leaders_someone_reads_for(store: Notification
         ("daily_digest", "yanbian"), ("daily_digest", "yanji"), ("weekly_digest", "yanbian"),
     ]  # fmt: skip
     assert store.inbox("zhou-leader", 50, 0)[1] == 2
+
+
+def test_an_inbox_notice_is_unread_until_its_user_marks_it_read(store: NotificationStore) -> None:
+    store.put_recipient("leaders:yanji", "延吉市政协领导", [], [], ["leader-1", "leader-2"])
+    scheduler = ReminderScheduler(
+        store, NotificationsSettings(digest_hour=8), ["yanji"], "yanbian",
+        lambda: datetime(2020, 7, 7, 9, 0, tzinfo=CHINA),
+    )  # fmt: skip
+    scheduler.scan_once()
+    (notice,), _ = store.inbox("leader-1", 50, 0)
+    assert notice["read_at"] is None and store.unread("leader-1") == 1
+    assert not store.mark_read("leader-3", notice["id"], NOW)  # not in that user's inbox
+    assert store.mark_read("leader-1", notice["id"], NOW)
+    assert store.mark_read("leader-1", notice["id"], NOW + timedelta(days=1))  # again: kept
+    (read,), _ = store.inbox("leader-1", 50, 0)
+    assert read["read_at"] == "2020-06-01T09:00:00.000000Z"
+    assert store.unread("leader-1") == 0 and store.inbox("leader-1", 50, 0, unread=True)[1] == 0
+    assert store.unread("leader-2") == 1  # each user reads for themselves
