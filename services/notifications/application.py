@@ -21,7 +21,8 @@ from tenacity import (
 from services.notifications.channels import Channels, DeliveryFailed, Outgoing
 from services.notifications.domain import QuietHours
 from services.notifications.settings import NotificationsSettings
-from services.notifications.store import NotificationStore, Page, unstamp
+from services.notifications.store import NotificationStore, Page
+from services.notifications.upstream import unstamp
 
 log = logging.getLogger(__name__)
 
