@@ -127,7 +127,8 @@ async def test_an_issued_letter_reaches_the_department_by_email_and_inbox(
         assert notice["read_at"] is None
         assert (await http.get("/inbox/unread", headers=user)).json() == {"unread": 1}
         read = f"/inbox/{notice['id']}/read"
-        assert (await http.post(read, headers=admin)).status_code == 404  # not the admin's
+        other = bearer(mint("tumen", "viewer"))  # another user: not in its inbox
+        assert (await http.post(read, headers=other)).status_code == 404
         bad = await http.post("/inbox/not-an-id/read", headers=user)
         assert bad.status_code == 422 and "notice_id" in bad.text
         assert (await http.post(read, headers=user)).status_code == 204
