@@ -40,7 +40,8 @@ from services.notifications.channels import Channels, Outgoing, email_message
 from services.notifications.domain import CHINA, department, notice_id
 from services.notifications.scheduler import ReminderScheduler
 from services.notifications.settings import NotificationsSettings
-from services.notifications.store import delivery_id, open_store
+from services.notifications.store import open_store
+from services.notifications.upstream import delivery_id
 from shared.contracts import CaseOverdueV1, Envelope
 from shared.embedded import EmbeddedNats, die_with_parent, free_port
 from shared.messaging import connect, set_up

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import asyncio
 from typing import Annotated, Any
+from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 from pydantic import BaseModel
 
-from services.notifications.application import NotificationsApplication, UnknownRecipient
+from services.notifications.application import (
+    NotificationsApplication,
+    NotInInbox,
+    UnknownRecipient,
+)
 from services.notifications.schemas import (
     DeliveryView,
+    InboxNotice,
     Listed,
     Notification,
     Recipient,
@@ -19,6 +25,7 @@ from services.notifications.schemas import (
     ResendBody,
     Resent,
     Status,
+    Unread,
     check_key,
     office_of,
 )
@@ -27,6 +34,7 @@ from shared.web import PageNumber, PageSize
 
 router = APIRouter()
 NO_RECIPIENT = "通讯录中没有这个收件人 / no such recipient in the directory"
+NOT_IN_INBOX = "收件箱中没有这条通知 / no such notice in your inbox"
 
 
 def _app(request: Request) -> NotificationsApplication:
@@ -113,15 +121,35 @@ def _listed(
     return {"items": items, "total": total, "page": page, "page_size": page_size}
 
 
-@router.get("/inbox", response_model=Listed[Notification], tags=["inbox"])
+@router.get("/inbox", response_model=Listed[InboxNotice], tags=["inbox"])
 async def inbox(
-    request: Request, principal: CurrentPrincipal, page: PageNumber = 1, page_size: PageSize = 50
+    request: Request,
+    principal: CurrentPrincipal,
+    unread: bool = False,
+    page: PageNumber = 1,
+    page_size: PageSize = 50,
 ) -> dict[str, Any]:
-    """The caller's own in-app inbox (站内通知), newest first."""
+    """The caller's own in-app inbox (站内通知), newest first; `unread=true`: the unread only."""
     found = await asyncio.to_thread(
-        _app(request).inbox, principal.subject, page_size, (page - 1) * page_size
+        _app(request).inbox, principal.subject, page_size, (page - 1) * page_size, unread
     )
-    return _listed(found, Notification, page, page_size)
+    return _listed(found, InboxNotice, page, page_size)
+
+
+@router.get("/inbox/unread", response_model=Unread, tags=["inbox"])
+async def unread_count(request: Request, principal: CurrentPrincipal) -> Unread:
+    """How many of the caller's notices are unread (未读数)."""
+    return Unread(unread=await asyncio.to_thread(_app(request).unread, principal.subject))
+
+
+@router.post("/inbox/{notice_id}/read", status_code=204, tags=["inbox"])
+async def mark_read(request: Request, principal: CurrentPrincipal, notice_id: UUID) -> Response:
+    """Mark one of the caller's notices read (标为已读); again changes nothing."""
+    try:
+        await asyncio.to_thread(_app(request).mark_read, principal.subject, str(notice_id))
+    except NotInInbox as error:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_IN_INBOX) from error
+    return Response(status_code=204)
 
 
 @router.get("/notifications", response_model=Listed[Notification], tags=["notifications"])

@@ -21,7 +21,8 @@ from tenacity import (
 from services.notifications.channels import Channels, DeliveryFailed, Outgoing
 from services.notifications.domain import QuietHours
 from services.notifications.settings import NotificationsSettings
-from services.notifications.store import NotificationStore, Page, unstamp
+from services.notifications.store import NotificationStore, Page
+from services.notifications.upstream import unstamp
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,10 @@ def utc_now() -> datetime:
 
 class UnknownRecipient(LookupError):
     """No directory entry under that key."""
+
+
+class NotInInbox(LookupError):
+    """No such notice in the caller's inbox."""
 
 
 class NotificationsApplication:
@@ -62,8 +67,16 @@ class NotificationsApplication:
     def recipients(self, prefix: str | None) -> list[dict[str, Any]]:
         return self.store.recipients(prefix)
 
-    def inbox(self, user: str, limit: int, offset: int) -> Page:
-        return self.store.inbox(user, limit, offset)
+    def inbox(self, user: str, limit: int, offset: int, unread: bool) -> Page:
+        return self.store.inbox(user, limit, offset, unread)
+
+    def unread(self, user: str) -> int:
+        return self.store.unread(user)
+
+    def mark_read(self, user: str, notice: str) -> None:
+        """已读: the notice read by the user; `NotInInbox` if it is not the user's."""
+        if not self.store.mark_read(user, notice, self._clock()):
+            raise NotInInbox(notice)
 
     def notices(self, offices: Sequence[str] | None, limit: int, offset: int) -> Page:
         return self.store.notices(offices, limit, offset)

@@ -46,11 +46,10 @@ Kind = Literal[
 ]
 Attachment = Literal["letter", "calendar"]
 
-STEP_NAMES = {
-    "reminder": "提醒 / reminder",
-    "urge": "催办 / urged",
-    "escalate": "提级督办 / escalated",
-}
+STEP_NAMES = {"escalate": "提级督办 / escalated"}
+SCHEDULER_OWNS = frozenset({"reminder", "urge"})
+"""Supervision's ladder steps whose notice is this service's own scheduler's (the reminder
+N working days before, the deadline day's notice): one message each, not two alike."""
 KIND_NAMES = {"thematic": "专题协商会", "onsite": "现场协商会", "written": "书面协商"}
 
 
@@ -220,6 +219,9 @@ def notices_for(event_id: str, contract: Contract, meeting: MeetingFacts | None)
                 )
                 for recipient in _case_parties(contract.office, contract.department)
             ]
+        case CaseEscalatedV1() if contract.step in SCHEDULER_OWNS:
+            # The same day's deadline_reminder / deadline_today says it already.
+            return []
         case CaseEscalatedV1():
             parties = list(_case_parties(contract.office, contract.department))
             if contract.to_office:

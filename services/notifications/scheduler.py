@@ -1,5 +1,7 @@
 """The reminder scheduler (提醒与摘要): deadline reminders N working days before and on the
-day, each office's daily digest to its leaders and the prefecture's weekly one.
+day, each office's daily digest to its leaders and the prefecture's weekly one (only where
+the leaders have a directory entry with an address: a digest entered later is made by the
+next scan the same day).
 
 It keeps no state of its own: a reminder's or digest's id is made from the case and its
 deadline (or the office and the day), so a scan after a restart, or by another replica that
@@ -52,9 +54,20 @@ class ReminderScheduler:
             cases, today, self._settings.reminder_working_days, working_days_before
         )
         if now.astimezone(CHINA).hour >= self._settings.digest_hour:
-            notices += digests_due(
-                self._offices, self._prefecture, cases, self._store.issues(), today
-            )
+            # A digest is for an office whose leaders have an address: nobody reads the
+            # others (a notice without an entry reaches no inbox either), so none is kept.
+            readers = {
+                r["key"]
+                for r in self._store.recipients("leaders:")
+                if r["emails"] or r["robots"] or r["users"]
+            }
+            notices += [
+                n
+                for n in digests_due(
+                    self._offices, self._prefecture, cases, self._store.issues(), today
+                )
+                if n.recipient in readers
+            ]
         self._store.add_notices(notices)
         return len(notices)
 

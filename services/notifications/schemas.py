@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from typing import Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
+
+from shared.web import RequestBody, text_problem
 
 KEY = re.compile(r"^(department:[a-z]+:.+|office:[a-z]+|leaders:[a-z]+|person:.+)$")
 KEY_RULE = (
@@ -19,6 +21,8 @@ EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 def check_key(key: str) -> str:
     if not KEY.match(key) or len(key) > 300:
         raise ValueError(KEY_RULE)
+    if (problem := text_problem(key)) is not None:
+        raise ValueError(problem)
     return key
 
 
@@ -28,20 +32,16 @@ def office_of(key: str) -> str | None:
     return None if kind == "person" else rest.split(":", 1)[0]
 
 
-class Robot(BaseModel):
+class Robot(RequestBody):
     """A group robot's webhook (群机器人): 企业微信, 钉钉 (optional 加签 secret) or 飞书."""
-
-    model_config = ConfigDict(extra="forbid")
 
     kind: Literal["wecom", "dingtalk", "feishu"]
     url: str = Field(pattern=r"^https?://\S+$", max_length=2000)
     secret: str | None = Field(default=None, max_length=200)
 
 
-class RecipientBody(BaseModel):
+class RecipientBody(RequestBody):
     """A directory entry (通讯录): the addresses a department, office or person is reached at."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
     emails: list[str] = Field(default_factory=list, max_length=50)
@@ -62,10 +62,8 @@ class Recipient(RecipientBody):
     key: str
 
 
-class ResendBody(BaseModel):
+class ResendBody(RequestBody):
     """Which dead letters to send again: those named, or all (`all: true`)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     ids: list[str] = Field(default_factory=list, max_length=10_000)
     all: bool = False
@@ -86,6 +84,16 @@ class Notification(BaseModel):
     attachment_name: str | None = None
     recipient: str | None = None
     cause: str | None = None
+
+
+class InboxNotice(Notification):
+    """A notice in a user's in-app inbox (站内通知); `read_at` null while unread (未读)."""
+
+    read_at: str | None = None
+
+
+class Unread(BaseModel):
+    unread: int
 
 
 class DeliveryView(BaseModel):

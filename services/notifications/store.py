@@ -3,49 +3,26 @@ directory and the few facts reminders and digests need, in SQLite (the embedded 
 a PostgreSQL schema of its own, from the same SQL (shared/views.py).
 
 A batch of upstream events, the notices they make with their deliveries, and the stream
-position are written in one transaction: a notice exists before its event is acknowledged,
-and a redelivered event makes nothing new (the ids are deterministic besides).
+position are written in one transaction (services/notifications/upstream.py): a notice
+exists before its event is acknowledged, and a redelivered event makes nothing new (the ids
+are deterministic besides).
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
-import uuid
 from collections.abc import Iterator, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import psycopg
-from eventsourcing.persistence import InfrastructureFactory, Tracking
+from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment
 from psycopg.sql import SQL, Identifier
 
-from services.notifications.attachments import CaseHeading, File, calendar_file, letter_file
-from services.notifications.domain import (
-    CaseFacts,
-    IssueFacts,
-    MeetingFacts,
-    Notice,
-    china_day,
-    notices_for,
-)
-from shared.consumer import Delivered
-from shared.contracts import (
-    CaseOpenedV1,
-    CaseOverdueV1,
-    CaseReopenedV1,
-    CaseVerifiedV1,
-    CompletionReportedV1,
-    IssueReopenedV1,
-    IssueScreenedV1,
-    IssueSubmittedV1,
-    LetterIssuedV1,
-    MeetingCancelledV1,
-    MeetingPlannedV1,
-    MeetingPostponedV1,
-)
+from services.notifications.domain import CaseFacts, IssueFacts, Notice
+from services.notifications.upstream import UpstreamRecorder, stamp
 from shared.files import private_sqlite
 from shared.settings import Settings
 from shared.views import PortableCursor, PostgresView, SQLiteView, view_datastore
@@ -63,6 +40,10 @@ TABLES = [
         sent_at TEXT)""",
     "CREATE INDEX IF NOT EXISTS notifications_due ON notifications_deliveries (status, not_before)",
     "CREATE INDEX IF NOT EXISTS notifications_inbox ON notifications_deliveries (address, channel)",
+    # A table of its own rather than a column: a store made before it gains it as it opens.
+    """CREATE TABLE IF NOT EXISTS notifications_reads (
+        notice_id TEXT NOT NULL, user_id TEXT NOT NULL, read_at TEXT NOT NULL,
+        PRIMARY KEY (notice_id, user_id))""",
     """CREATE TABLE IF NOT EXISTS notifications_recipients (
         key TEXT PRIMARY KEY, name TEXT NOT NULL, emails TEXT NOT NULL, robots TEXT NOT NULL,
         users TEXT NOT NULL)""",
@@ -83,228 +64,9 @@ Page = tuple[list[dict[str, Any]], int]
 """A page of rows and the count of all of them."""
 
 
-def stamp(moment: datetime) -> str:
-    """A time as stored: UTC, fixed width, so that text order is time order."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def unstamp(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-
-
-def delivery_id(notice: uuid.UUID, channel: str, address: str) -> str:
-    return str(uuid.uuid5(notice, f"{channel}|{address}"))
-
-
-class NotificationStore:
-    """The SQL of the store, for either database (`c`: a cursor in SQLite's words)."""
-
-    # --- the consumer's side ----------------------------------------------------------------
-
-    _letters: dict[str, File]
-
-    def apply(self, messages: Sequence[Delivered], tracking: Tracking) -> None:
-        # The letters (DOCX, tens of milliseconds each) are made before the transaction: a
-        # batch holding the one SQLite writer that long kept the sender from recording
-        # what it had sent.
-        letters = [m for m in messages if isinstance(m.contract, LetterIssuedV1)]
-        headings = self._headings(messages, {str(m.contract.case_id) for m in letters})
-        self._letters = {
-            m.envelope.id: letter_file(m.contract, headings.get(str(m.contract.case_id)))
-            for m in letters
-        }
-        super().apply(messages, tracking)  # type: ignore[misc]
-
-    def _headings(self, messages: Sequence[Delivered], cases: set[str]) -> dict[str, CaseHeading]:
-        """What each lettered case was opened for: from this batch, or as stored before."""
-        found = {
-            str(m.contract.case_id): CaseHeading(
-                m.contract.origin, m.contract.requirements, m.contract.meeting_title
-            )
-            for m in messages
-            if isinstance(m.contract, CaseOpenedV1) and str(m.contract.case_id) in cases
-        }
-        wanted = sorted(cases - found.keys())
-        if wanted:
-            with self.read() as c:
-                marks = ", ".join("?" for _ in wanted)
-                c.execute(
-                    "SELECT case_id, origin, subject, meeting_title FROM notifications_cases"
-                    f" WHERE case_id IN ({marks})",
-                    wanted,
-                )
-                for r in c.fetchall():
-                    found[r["case_id"]] = CaseHeading(r["origin"], r["subject"], r["meeting_title"])
-        return found
-
-    def apply_message(self, c: Any, stream: str, message: Delivered) -> None:
-        contract = message.contract
-        if contract is None:
-            return
-        meeting = self._record_facts(c, contract)
-        for notice in notices_for(message.envelope.id, contract, meeting):
-            self.add_notice(c, notice, self._attachment(notice, meeting))
-
-    def _attachment(self, notice: Notice, meeting: MeetingFacts | None) -> File | None:
-        if notice.attachment == "letter":
-            return self._letters.get(notice.cause)
-        if notice.attachment == "calendar" and meeting is not None:
-            return calendar_file(meeting, notice.created_at)
-        return None
-
-    def _record_facts(self, c: Any, contract: Any) -> MeetingFacts | None:
-        match contract:
-            case CaseOpenedV1():
-                c.execute(
-                    "INSERT INTO notifications_cases VALUES (?, ?, ?, ?, NULL, 0, 0, ?, ?, ?)"
-                    " ON CONFLICT (case_id) DO NOTHING",
-                    (
-                        str(contract.case_id),
-                        contract.office,
-                        contract.department,
-                        contract.deadline.isoformat(),
-                        contract.origin,
-                        contract.requirements,
-                        contract.meeting_title,
-                    ),
-                )
-            case LetterIssuedV1():
-                c.execute(
-                    "UPDATE notifications_cases SET number = ?, deadline = ? WHERE case_id = ?",
-                    (contract.number, contract.deadline.isoformat(), str(contract.case_id)),
-                )
-            case CaseReopenedV1():
-                c.execute(
-                    "UPDATE notifications_cases SET deadline = ?, done = 0, overdue = 0"
-                    " WHERE case_id = ?",
-                    (contract.deadline.isoformat(), str(contract.case_id)),
-                )
-            case CompletionReportedV1() | CaseVerifiedV1():
-                c.execute(
-                    "UPDATE notifications_cases SET done = 1 WHERE case_id = ?",
-                    (str(contract.case_id),),
-                )
-            case CaseOverdueV1():
-                c.execute(
-                    "UPDATE notifications_cases SET overdue = 1 WHERE case_id = ?",
-                    (str(contract.case_id),),
-                )
-            case IssueSubmittedV1():
-                c.execute(
-                    "INSERT INTO notifications_issues VALUES (?, ?, ?, 0)"
-                    " ON CONFLICT (issue_id) DO NOTHING",
-                    (
-                        str(contract.issue_id),
-                        contract.office,
-                        china_day(contract.submitted_at).isoformat(),
-                    ),
-                )
-            case IssueScreenedV1() | IssueReopenedV1():
-                c.execute(
-                    "UPDATE notifications_issues SET screened = ? WHERE issue_id = ?",
-                    (int(isinstance(contract, IssueScreenedV1)), str(contract.issue_id)),
-                )
-            case MeetingPlannedV1():
-                c.execute(
-                    "INSERT INTO notifications_meetings VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0)"
-                    " ON CONFLICT (meeting_id) DO NOTHING",
-                    (
-                        str(contract.meeting_id),
-                        json.dumps(contract.offices),
-                        contract.kind,
-                        contract.title,
-                        contract.theme,
-                        stamp(contract.starts_at),
-                        stamp(contract.ends_at),
-                        contract.venue,
-                    ),
-                )
-                return self._meeting(c, str(contract.meeting_id))
-            case MeetingPostponedV1():
-                c.execute(
-                    "UPDATE notifications_meetings SET starts_at = ?, ends_at = ?,"
-                    " sequence = sequence + 1 WHERE meeting_id = ?",
-                    (stamp(contract.starts_at), stamp(contract.ends_at), str(contract.meeting_id)),
-                )
-                return self._meeting(c, str(contract.meeting_id))
-            case MeetingCancelledV1():
-                c.execute(
-                    "UPDATE notifications_meetings SET cancelled = 1, sequence = sequence + 1"
-                    " WHERE meeting_id = ?",
-                    (str(contract.meeting_id),),
-                )
-                return self._meeting(c, str(contract.meeting_id))
-        return None
-
-    def _meeting(self, c: Any, meeting_id: str) -> MeetingFacts | None:
-        c.execute("SELECT * FROM notifications_meetings WHERE meeting_id = ?", (meeting_id,))
-        row = c.fetchone()
-        if row is None:
-            return None
-        return MeetingFacts(
-            row["meeting_id"],
-            json.loads(row["offices"]),
-            row["kind"],
-            row["title"],
-            row["theme"],
-            unstamp(row["starts_at"]),
-            unstamp(row["ends_at"]),
-            row["venue"],
-            int(row["sequence"]),
-            bool(row["cancelled"]),
-        )
-
-    def add_notice(self, c: Any, notice: Notice, file: File | None) -> None:
-        """The notice and one delivery per address its recipient has now (the in-app inbox
-        counts as delivered at once); kept once whatever the number of calls."""
-        c.execute(
-            "INSERT INTO notifications_notices VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (id) DO NOTHING",
-            (
-                str(notice.id),
-                notice.cause,
-                notice.kind,
-                notice.office,
-                notice.recipient,
-                notice.subject,
-                notice.body,
-                stamp(notice.created_at),
-                notice.subject_id,
-                file.filename if file else None,
-                file.media_type if file else None,
-                base64.b64encode(file.content).decode() if file else None,
-            ),
-        )
-        c.execute("SELECT * FROM notifications_recipients WHERE key = ?", (notice.recipient,))
-        recipient = c.fetchone()
-        if recipient is None:
-            return
-        # Due from when the notice was made (a clock of its own, in tests and the demo).
-        now = stamp(notice.created_at)
-        rows = [("email", address, None, "pending") for address in json.loads(recipient["emails"])]
-        rows += [
-            (robot["kind"], robot["url"], robot.get("secret"), "pending")
-            for robot in json.loads(recipient["robots"])
-        ]
-        rows += [("inbox", user, None, "sent") for user in json.loads(recipient["users"])]
-        c.executemany(
-            "INSERT INTO notifications_deliveries"
-            " (id, notice_id, channel, address, secret, status, attempts, not_before, sent_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT (id) DO NOTHING",
-            [
-                (
-                    delivery_id(notice.id, channel, address),
-                    str(notice.id),
-                    channel,
-                    address,
-                    secret,
-                    status,
-                    now,
-                    now if status == "sent" else None,
-                )
-                for channel, address, secret, status in rows
-            ],
-        )
+class NotificationStore(UpstreamRecorder):
+    """The SQL of the store, for either database: what the consumers write (upstream.py),
+    what the scheduler reads, the sender's side, what the API shows, the directory."""
 
     # --- what the scheduler reads ------------------------------------------------------------
 
@@ -458,17 +220,41 @@ class NotificationStore:
             offset,
         )
 
-    def inbox(self, user: str, limit: int, offset: int) -> Page:
+    def inbox(self, user: str, limit: int, offset: int, unread: bool = False) -> Page:
         return self._page(
             "SELECT n.id, n.kind, n.office, n.subject, n.body, n.created_at,"
-            " n.subject_id, n.attachment_name FROM notifications_deliveries d"
+            " n.subject_id, n.attachment_name, r.read_at FROM notifications_deliveries d"
             " JOIN notifications_notices n ON n.id = d.notice_id"
-            " WHERE d.channel = 'inbox' AND d.address = ?",
+            " LEFT JOIN notifications_reads r ON r.notice_id = d.notice_id"
+            " AND r.user_id = d.address"
+            " WHERE d.channel = 'inbox' AND d.address = ?"
+            + (" AND r.read_at IS NULL" if unread else ""),
             [user],
             "created_at DESC, id",
             limit,
             offset,
         )
+
+    def unread(self, user: str) -> int:
+        return self.inbox(user, 0, 0, unread=True)[1]
+
+    def mark_read(self, user: str, notice: str, at: datetime) -> bool:
+        """The notice read by `user` (its first reading kept); False when it is not in the
+        user's inbox."""
+        with self.write() as c:
+            c.execute(
+                "SELECT 1 FROM notifications_deliveries"
+                " WHERE channel = 'inbox' AND address = ? AND notice_id = ?",
+                (user, notice),
+            )
+            if c.fetchone() is None:
+                return False
+            c.execute(
+                "INSERT INTO notifications_reads VALUES (?, ?, ?)"
+                " ON CONFLICT (notice_id, user_id) DO NOTHING",
+                (notice, user, stamp(at)),
+            )
+        return True
 
     def _page(self, sql: str, params: list[Any], order: str, limit: int, offset: int) -> Page:
         """One page of a query's rows (in `order`, of its columns) and how many there are."""

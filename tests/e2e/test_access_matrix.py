@@ -1,6 +1,6 @@
 """Who may call what (访问控制矩阵), read off one table and checked on the real stack.
 
-Every route of the four services (`shangliang up`, real HTTP) is called by every role from
+Every route of the five services (`shangliang up`, real HTTP) is called by every role from
 the object's own office (yanji), another county (tumen) and the prefecture (yanbian), and
 without a token. Each answer must be exactly what `MATRIX` says: allowed, 403 for a missing
 role, 404 for another office's object (so its ids do not leak), 401 with no token. The
@@ -127,13 +127,26 @@ MATRIX: list[tuple[str, str, frozenset[str], str]] = [
     ("projections", "GET /statistics/{year}/{figure}?office=yanji",     READERS,    READ),
     ("projections", "GET /dashboard",                                   ALL,        PUBLIC),
     ("projections", "GET /dashboard/static/{name}",                     ALL,        PUBLIC),
+    # The directory entry of a yanji department: its office's admins and the prefecture's.
+    ("notifications", "PUT /recipients/{key}",                ADMIN,      READ),
+    ("notifications", "GET /recipients/{key}",                ADMIN,      READ),
+    ("notifications", "DELETE /recipients/{key}",             ADMIN,      READ),
+    ("notifications", "GET /recipients",                                ADMIN,      OWN),
+    # Every caller's inbox holds the yanji meeting's invitation (seed): its own reading.
+    ("notifications", "GET /inbox",                                     ALL,        OWN),
+    ("notifications", "GET /inbox/unread",                              ALL,        OWN),
+    ("notifications", "POST /inbox/{notice_id}/read",                   ALL,        OWN),
+    ("notifications", "GET /notifications?office=yanji",                READERS,    READ),
+    ("notifications", "GET /deliveries",                                ADMIN,      OWN),
+    ("notifications", "GET /dead-letters",                              ADMIN,      OWN),
+    ("notifications", "POST /dead-letters/resend",                      ADMIN,      OWN),
     *[(service, f"GET /{probe}", ALL, PUBLIC)
-      for service in ("intake", "meetings", "supervision", "projections")
+      for service in ("intake", "meetings", "supervision", "projections", "notifications")
       for probe in ("healthz", "readyz", "metrics")],
 ]
 # fmt: on
 
-SERVICES = ("intake", "meetings", "supervision", "projections")
+SERVICES = ("intake", "meetings", "supervision", "projections", "notifications")
 KEYS = ["access-matrix-current-key-0123456789abcdef", "access-matrix-previous-key-0123456789ab"]
 """The stack verifies with both (a rotation in progress); the first one signs."""
 
@@ -193,7 +206,7 @@ def expected(roles: frozenset[str], scope: str, caller: Caller | None) -> int | 
     return None
 
 
-ALLOWED = {200, 201, 409, 422}
+ALLOWED = {200, 201, 204, 409, 422}
 """An allowed call may still be refused by the domain (409 the state, 422 a rule), after
 the access checks; which of them depends on what earlier rows did to the object."""
 
@@ -225,6 +238,8 @@ class World:
 def body_of(method: str, path: str) -> dict[str, Any]:
     """A well-formed body for the route, so that only access and the domain decide."""
     unique = uuid4().hex[:8]
+    if method == "PUT" and path.startswith("/recipients/"):
+        return {"name": DEPARTMENT, "emails": [f"zjj-{unique}@yanji.example"]}
     if method != "POST":
         return {}
     bodies: dict[str, dict[str, Any]] = {
@@ -269,6 +284,8 @@ def body_of(method: str, path: str) -> dict[str, Any]:
         "/callbacks": {"reached": True, "satisfaction": "satisfied"},
         "/open311/keys": {"office": YANJI, "label": f"matrix {unique}"},
         "/revocation": {},
+        "/read": {},
+        "/resend": {"all": True},
     }  # fmt: skip
     for suffix, body in bodies.items():
         if path.endswith(suffix):
@@ -293,8 +310,15 @@ def call(world: World, service: str, request: str, caller: Caller | None) -> htt
         return client.post(path, files=files, headers=headers, params=params)
     if method == "POST" and path.startswith("/open311/v2/"):
         return client.post(path, data=open311_form(world.ids), headers=headers, params=params)
-    if method == "POST":
-        return client.post(path, json=body_of(method, path), headers=headers, params=params)
+    if method == "DELETE" and path.startswith("/recipients/"):
+        # Each caller allowed to delete finds the entry there, put back by a yanji admin.
+        admin = world.token(Caller(YANJI, "admin"))
+        put = client.put(path, json=body_of("PUT", path), headers=bearer(admin))
+        assert put.status_code == 200, put.text
+    if method in ("POST", "PUT"):
+        return client.request(
+            method, path, json=body_of(method, path), headers=headers, params=params
+        )
     return client.request(method, path, headers=headers, params=params)
 
 
@@ -346,12 +370,19 @@ def seed(stack: RunningStack, tokens: Authenticator) -> dict[str, str]:
     (answer,) = request.json()
     ids |= {"service_request_id": answer["service_request_id"], "token": answer["token"]}
     ids["code"] = answer["token"]
+    # Every caller reads the yanji meeting's invitation in its inbox (yanji's staff entry).
+    staff = {"name": "延吉市政协机关", "users": [caller.name for caller in callers()]}
+    entry = httpx.put(f"{stack.notifications}/recipients/office:yanji", json=staff,
+                      headers=as_("admin"))  # fmt: skip
+    assert entry.status_code == 200, entry.text
+    ids["key"] = f"department:yanji:{DEPARTMENT}"
     meeting = httpx.post(
         f"{stack.meetings}/meetings",
         json=body_of("POST", "/meetings"),
         headers=as_("meetings"),
     )
     ids["meeting_id"] = created(meeting)["id"]
+    ids["notice_id"] = invitation(stack, ids["meeting_id"], as_("viewer"))
     ids["case_id"] = asyncio.run(open_case(stack, as_("viewer")))
     letter = httpx.post(
         f"{stack.supervision}/cases/{ids['case_id']}/letters",
@@ -367,6 +398,20 @@ def seed(stack: RunningStack, tokens: Authenticator) -> dict[str, str]:
     )
     assert projected.status_code == 200, projected.text
     return ids
+
+
+def invitation(stack: RunningStack, meeting_id: str, viewer: dict[str, str]) -> str:
+    """The id of the notice inviting yanji's staff to the meeting, once notifications made it."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        found = httpx.get(
+            f"{stack.notifications}/notifications", params={"page_size": 200}, headers=viewer
+        ).json()["items"]
+        for notice in found:
+            if notice["subject_id"] == meeting_id and notice["kind"] == "meeting_invitation":
+                return str(notice["id"])
+        time.sleep(0.05)
+    raise AssertionError("no invitation to the seeded meeting within 15 s")
 
 
 async def open_case(stack: RunningStack, viewer: dict[str, str]) -> str:
@@ -460,6 +505,7 @@ READS = {
     "meetings": "/meetings",
     "supervision": "/cases",
     "projections": "/statistics/2020",
+    "notifications": "/notifications",
 }
 
 
@@ -517,6 +563,8 @@ LISTS = [
     ("supervision", "/cases"),
     ("projections", "/issues"),
     ("projections", "/statistics/2020/issues_collected"),
+    ("notifications", "/notifications"),
+    ("notifications", "/inbox"),
 ]
 
 
@@ -593,18 +641,19 @@ def replaced(body: Any, path: tuple[str | int, ...], raw: str) -> str:
     return json.dumps(copy).replace(json.dumps(marker), raw)
 
 
-def writes(world: World) -> Iterator[tuple[str, str, dict[str, Any], dict[str, str]]]:
+def writes(world: World) -> Iterator[tuple[str, str, str, dict[str, Any], dict[str, str]]]:
     """Every JSON write of every service, with a well-formed body and a caller allowed it."""
     for service, request, roles, _ in MATRIX:
         method, template = request.split(" ", 1)
         path = world.path(template).partition("?")[0]
-        # Imports are files and Open311 requests are forms (test_open311_over_http fuzzes them).
-        if method != "POST" or path.startswith(("/imports/", "/open311/v2/requests")):
+        # Not JSON: an import is a file, Open311's a form refused in Open311's own terms.
+        if method not in ("POST", "PUT") or path.startswith(("/imports/", "/open311/v2/")):
             continue
         role = sorted(roles)[0]
         department = DEPARTMENT if role == "department" else None
         yield (
             service,
+            method,
             path,
             body_of(method, path),
             bearer(world.token(Caller(YANJI, role, department))),
@@ -615,7 +664,7 @@ def test_every_write_refuses_bad_text_and_non_finite_numbers_as_422_naming_the_f
     world: World,
 ) -> None:
     wrong = []
-    for service, path, body, who in writes(world):
+    for service, method, path, body, who in writes(world):
         headers = {**who, "Content-Type": "application/json"}
         for place in leaves(body):
             if not place:
@@ -623,8 +672,8 @@ def test_every_write_refuses_bad_text_and_non_finite_numbers_as_422_naming_the_f
             field = next(str(step) for step in reversed(place) if isinstance(step, str))
             spoilt = [json.dumps(text) for text in HOSTILE_TEXT] + NON_FINITE
             for raw in spoilt:
-                answer = world.clients[service].post(
-                    path, content=replaced(body, place, raw), headers=headers
+                answer = world.clients[service].request(
+                    method, path, content=replaced(body, place, raw), headers=headers
                 )
                 if answer.status_code != 422 or field not in answer.json()["message"]:
                     wrong.append(
@@ -635,15 +684,15 @@ def test_every_write_refuses_bad_text_and_non_finite_numbers_as_422_naming_the_f
 
 def test_every_back_dated_field_refuses_a_number_as_422(world: World) -> None:
     wrong = []
-    for service, path, body, who in writes(world):
+    for service, method, path, body, who in writes(world):
         headers = {**who, "Content-Type": "application/json"}
         for place in leaves(body):
             field = str(place[-1]) if place else ""
             if not (field.endswith("_at") or field == "deadline"):
                 continue
             for raw in ("123", "-1", "0.5", '"123"', "true"):
-                answer = world.clients[service].post(
-                    path, content=replaced(body, place, raw), headers=headers
+                answer = world.clients[service].request(
+                    method, path, content=replaced(body, place, raw), headers=headers
                 )
                 if answer.status_code != 422 or field not in answer.json()["message"]:
                     wrong.append(

@@ -119,6 +119,21 @@ async def test_an_issued_letter_reaches_the_department_by_email_and_inbox(
 
     assert text(sent) == text(served.content)  # the letter supervision serves, word for word
 
+    user = bearer(mint("yanji", "viewer"))
     async with httpx.AsyncClient(base_url=stack.notifications, timeout=10) as http:
-        inbox = await http.get("/inbox", headers=bearer(mint("yanji", "viewer")))
-    assert [n["kind"] for n in inbox.json()["items"]] == ["letter_issued"]
+        inbox = await http.get("/inbox", headers=user)
+        assert [n["kind"] for n in inbox.json()["items"]] == ["letter_issued"]
+        (notice,) = inbox.json()["items"]
+        assert notice["read_at"] is None
+        assert (await http.get("/inbox/unread", headers=user)).json() == {"unread": 1}
+        read = f"/inbox/{notice['id']}/read"
+        other = bearer(mint("tumen", "viewer"))  # another user: not in its inbox
+        assert (await http.post(read, headers=other)).status_code == 404
+        bad = await http.post("/inbox/not-an-id/read", headers=user)
+        assert bad.status_code == 422 and "notice_id" in bad.text
+        assert (await http.post(read, headers=user)).status_code == 204
+        assert (await http.post(read, headers=user)).status_code == 204  # again: no change
+        assert (await http.get("/inbox/unread", headers=user)).json() == {"unread": 0}
+        unread = await http.get("/inbox", params={"unread": "true"}, headers=user)
+        assert unread.json()["total"] == 0
+        assert (await http.get("/inbox", headers=user)).json()["items"][0]["read_at"]

@@ -20,7 +20,7 @@ from nats.aio.client import Client
 
 from services.cli import main as shangliang
 from services.notifications.domain import department, notice_id
-from services.notifications.store import delivery_id
+from services.notifications.upstream import delivery_id
 from shared.auth import Authenticator
 from shared.contracts import Envelope, LetterIssuedV1
 from shared.embedded import EmbeddedNats, die_with_parent, free_port

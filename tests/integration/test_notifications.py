@@ -38,6 +38,7 @@ from services.notifications.settings import NotificationsSettings
 from services.notifications.store import NotificationStore, open_store
 from shared.consumer import StreamConsumer
 from shared.contracts import (
+    CaseEscalatedV1,
     CaseOpenedV1,
     CaseOverdueV1,
     Contract,
@@ -448,3 +449,83 @@ async def test_reminders_survive_a_restart_and_of_two_replicas_one_sends_each_on
         "Case 延吉政协督〔2020〕3号 is due 2020-07-10",
         "leader@yanji.example": "每日摘要 / Daily digest 2020-07-07",
     }
+
+
+async def test_a_case_gets_one_reminder_and_one_deadline_day_notice_not_two_alike(
+    streams: JetStreamContext, store: NotificationStore
+) -> None:
+    """Supervision's ladder records `reminder` and `urge` the days the scheduler reminds and
+    says "due today": the department hears of each once, from the scheduler."""
+    case_id, deadline = uuid.uuid4(), date(2020, 7, 10)
+    key = f"department:yanji:{DEPARTMENT}"
+    store.put_recipient(key, DEPARTMENT, ["zjj@yanji.example"], [], [])
+    await publish(
+        streams,
+        CaseOpenedV1(
+            case_id=case_id, office="yanji", origin="referral", issue_ids=[],
+            department=DEPARTMENT, deadline=deadline, requirements="整治", opened_at=NOW,
+        ),
+        "yanji",
+    )  # fmt: skip
+    await publish(streams, letter(case_id, 4, deadline), "yanji")
+    clock = [datetime(2020, 7, 7, 9, 0, tzinfo=CHINA)]
+    scheduler = ReminderScheduler(
+        store, NotificationsSettings(digest_hour=23), ["yanji"], "yanbian", lambda: clock[0]
+    )
+    consumer = StreamConsumer(streams, UPSTREAMS[0], store)
+    for day, step in ((7, "reminder"), (8, None), (10, "urge")):
+        clock[0] = datetime(2020, 7, day, 9, 0, tzinfo=CHINA)
+        if step:
+            escalated = CaseEscalatedV1(
+                case_id=case_id, office="yanji", department=DEPARTMENT, step=step,
+                to_office=None, escalated_at=clock[0],
+            )  # fmt: skip
+            await publish(streams, escalated, "yanji")
+        await consumer.catch_up()
+        scheduler.scan_once()
+        scheduler.scan_once()
+    kinds = sorted(n["kind"] for n in store.notices(None, 50, 0)[0] if n["recipient"] == key)
+    assert kinds == ["deadline_reminder", "deadline_today", "letter_issued"]
+    assert len(store.deliveries(None, 50, 0)) == 3
+
+
+def test_digests_are_made_only_for_leaders_someone_reads_for(store: NotificationStore) -> None:
+    monday = [datetime(2020, 7, 6, 9, 0, tzinfo=CHINA)]
+    scheduler = ReminderScheduler(
+        store, NotificationsSettings(digest_hour=8), ["yanbian", "yanji", "tumen"], "yanbian",
+        lambda: monday[0],
+    )  # fmt: skip
+    store.put_recipient("leaders:yanji", "延吉市政协领导", ["leader@yanji.example"], [], [])
+    store.put_recipient("leaders:tumen", "图们市政协领导", [], [], [])  # no address yet
+    scheduler.scan_once()
+    made = [(n["kind"], n["office"]) for n in store.notices(None, 50, 0)[0]]
+    assert made == [("daily_digest", "yanji")]
+    assert [d["address"] for d in store.deliveries(None, 50, 0)] == ["leader@yanji.example"]
+
+    # The prefecture's leaders entered later the same day: the next scan makes theirs.
+    store.put_recipient("leaders:yanbian", "延边州政协领导", [], [], ["zhou-leader"])
+    monday[0] += timedelta(hours=1)
+    scheduler.scan_once()
+    made = sorted((n["kind"], n["office"]) for n in store.notices(None, 50, 0)[0])
+    assert made == [
+        ("daily_digest", "yanbian"), ("daily_digest", "yanji"), ("weekly_digest", "yanbian"),
+    ]  # fmt: skip
+    assert store.inbox("zhou-leader", 50, 0)[1] == 2
+
+
+def test_an_inbox_notice_is_unread_until_its_user_marks_it_read(store: NotificationStore) -> None:
+    store.put_recipient("leaders:yanji", "延吉市政协领导", [], [], ["leader-1", "leader-2"])
+    scheduler = ReminderScheduler(
+        store, NotificationsSettings(digest_hour=8), ["yanji"], "yanbian",
+        lambda: datetime(2020, 7, 7, 9, 0, tzinfo=CHINA),
+    )  # fmt: skip
+    scheduler.scan_once()
+    (notice,), _ = store.inbox("leader-1", 50, 0)
+    assert notice["read_at"] is None and store.unread("leader-1") == 1
+    assert not store.mark_read("leader-3", notice["id"], NOW)  # not in that user's inbox
+    assert store.mark_read("leader-1", notice["id"], NOW)
+    assert store.mark_read("leader-1", notice["id"], NOW + timedelta(days=1))  # again: kept
+    (read,), _ = store.inbox("leader-1", 50, 0)
+    assert read["read_at"] == "2020-06-01T09:00:00.000000Z"
+    assert store.unread("leader-1") == 0 and store.inbox("leader-1", 50, 0, unread=True)[1] == 0
+    assert store.unread("leader-2") == 1  # each user reads for themselves

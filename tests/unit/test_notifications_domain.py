@@ -130,3 +130,16 @@ def test_quiet_hours_are_counted_on_china_time(window: str, hour: int, quiet: bo
 def test_quiet_hours_that_are_not_a_window_are_refused() -> None:
     with pytest.raises(ValueError, match="22:00-07:00"):
         QuietHours.parse("late")
+
+
+@pytest.mark.parametrize("step", ["reminder", "urge"])
+def test_supervisions_reminder_and_urge_steps_leave_the_notice_to_the_scheduler(step: str) -> None:
+    event = CaseEscalatedV1(
+        case_id=uuid.uuid4(),
+        office="yanji",
+        department="住建局",
+        step=step,
+        to_office=None,
+        escalated_at=datetime(2020, 10, 12, tzinfo=UTC),
+    )
+    assert notices_for("e4", event, None) == []
