@@ -213,6 +213,9 @@ async def screen(request: Request, account: LoggedIn, issue_id: str) -> Response
         "duplicate_of",
         "reason",
     )
+    # An unticked box sends nothing: the hidden field tells "unflag" from "no box shown".
+    if "key_problem_field" in form:
+        body["key_problem"] = form.get("key_problem") == "on"
     try:
         await client(request).post(account, "intake", f"/issues/{issue_id}/screening", body)
     except ApiError as error:
@@ -277,16 +280,13 @@ async def screening_queue(request: Request, account: LoggedIn, page: int = 1) ->
 async def originals(request: Request, account: LoggedIn, issue_id: str, q: str = "") -> Response:
     """Issues of the office whose title holds `q`: the picker for a duplicate's original."""
     require(account, "leader")
-    found = await client(request).get(
-        account, "intake", "/issues", office=account.office, page_size=200
-    )
     wanted = q.strip()
-    items = [
-        i
-        for i in found["items"]
-        if i["id"] != issue_id and i["status"] != "duplicate" and wanted in i["title"]
-    ][:20]
-    return render(request, "originals.html", items=items, q=wanted)
+    found = await client(request).get(
+        account, "intake", "/issues", office=account.office, q=wanted, page_size=21
+    )
+    # One more than shown, so that the issue itself among them still leaves twenty.
+    items = [i for i in found["items"] if i["id"] != issue_id and i["status"] != "duplicate"]
+    return render(request, "originals.html", items=items[:20], q=wanted)
 
 
 @router.get("/activities/new")
