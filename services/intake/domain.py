@@ -137,7 +137,7 @@ _ISSUE_FIELDS = (
     "source",
     "activity_id",
     "recorded_by",
-    "key_problem",
+    "submitted_key_problem",
     "reporter_name",
     "reporter_phone",
     "location",
@@ -203,6 +203,8 @@ class Issue(Aggregate):
         self.activity_id = activity_id
         self.recorded_by = recorded_by
         self.key_problem = key_problem
+        # What a retried submission is compared with: a screening may change the flag since.
+        self.submitted_key_problem = key_problem
         self.reporter_name = reporter_name
         self.reporter_phone = reporter_phone
         self.location = location

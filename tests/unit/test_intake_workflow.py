@@ -370,3 +370,21 @@ async def test_the_list_finds_issues_by_a_part_of_their_title(intake: IntakeAppl
     found = intake.list_issues(IssueFilter(offices=yanji, title_holds="路灯"), 1, 50)
     assert [i.id for i in found.items] == [lamp]
     assert intake.list_issues(IssueFilter(title_holds="路灯"), 1, 50).total == 2
+
+
+async def test_a_retried_submission_after_a_screening_changed_the_flag_is_still_a_retry(
+    intake: IntakeApplication,
+) -> None:
+    fields: dict[str, Any] = {
+        "office": "yanji",
+        "title": "小区路灯损坏",
+        "description": "路灯坏了",
+        "category": "城市管理",
+        "submitted_at": AT,
+        "idempotency_key": "sub-1",
+    }
+    issue, _ = await intake.submit_issue(**fields)
+    await screen(intake, issue.id, "topic", key_problem=True)
+
+    again, created = await intake.submit_issue(**fields)
+    assert (again.id, created, again.key_problem) == (issue.id, False, True)
