@@ -418,6 +418,7 @@ def test_a_departments_inbox_pages_through_its_cases_nearest_deadline_first(
     department.goto(f"{staff.console}/cases?page=2")
     reload_until(department, f"tbody td:text-is('{farthest}')", "the last case is on page 2")
     department.get_by_role("link", name="‹").click()
+    expect(department.locator(".pager span")).to_have_text(re.compile(r"^1 / "), timeout=WAIT_MS)
     deadlines = department.locator("tbody tr td:nth-child(3)").all_inner_texts()
     assert len(deadlines) == 20 and nearest in deadlines and farthest not in deadlines, deadlines
     open_deadlines = [d for d in deadlines if d != "—"]
