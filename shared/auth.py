@@ -66,6 +66,7 @@ class Authenticator:
         subject: str | None = None,
         department: str | None = None,
         ttl_seconds: int | None = None,
+        audience: str | None = None,
     ) -> str:
         if office not in self._settings.offices:
             known = ", ".join(self._settings.offices)
@@ -83,7 +84,7 @@ class Authenticator:
             "office": office,
             "roles": sorted(set(roles)),
             "iss": self._settings.token_issuer,
-            "aud": self._settings.token_audience,
+            "aud": audience or self._settings.token_audience,
             "iat": now,
             "exp": now + (self._settings.token_ttl_seconds if ttl_seconds is None else ttl_seconds),
         }
@@ -91,18 +92,38 @@ class Authenticator:
             claims["department"] = department
         return jwt.encode(claims, self._settings.signing_keys[0], algorithm=self.algorithm)
 
+    @property
+    def calendar_audience(self) -> str:
+        """The audience of calendar tokens: not the services' own, so every route but the
+        calendar feeds refuses them."""
+        return f"{self._settings.token_audience}:calendar"
+
+    def mint_calendar(self, office: str, subject: str, ttl_seconds: int | None = None) -> str:
+        """A calendar subscription's token (日历订阅令牌): read-only, long-lived, and taken
+        only by the calendar feeds (`verify_calendar`), since its URL is seen by calendar
+        apps and proxies and outlives a working day."""
+        ttl = self._settings.calendar_token_ttl_seconds if ttl_seconds is None else ttl_seconds
+        return self.mint(
+            office, ["viewer"], subject=subject, ttl_seconds=ttl, audience=self.calendar_audience
+        )
+
+    def verify_calendar(self, token: str) -> Principal:
+        """A calendar token's reader; kept out of `verify`'s cache, which answers every
+        other route."""
+        return self._decode(token, self.calendar_audience)[0]
+
     def verify(self, token: str) -> Principal:
         cached = self._verified.get(token)
         if cached is not None and cached[1] > time.time():
             self._verified.move_to_end(token)
             return cached[0]
-        principal, expires = self._decode(token)
+        principal, expires = self._decode(token, self._settings.token_audience)
         self._verified[token] = (principal, expires)
         if len(self._verified) > self.cache_size:
             self._verified.popitem(last=False)
         return principal
 
-    def _decode(self, token: str) -> tuple[Principal, float]:
+    def _decode(self, token: str, audience: str) -> tuple[Principal, float]:
         last_error: Exception | None = None
         for key in self._settings.signing_keys:
             try:
@@ -110,7 +131,7 @@ class Authenticator:
                     token,
                     key,
                     algorithms=[self.algorithm],
-                    audience=self._settings.token_audience,
+                    audience=audience,
                     issuer=self._settings.token_issuer,
                     options={"require": ["exp", "iss", "aud", "sub"]},
                 )

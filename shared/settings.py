@@ -67,6 +67,9 @@ class Settings(NatsSettings):
     token_issuer: str = "shangliang"
     token_audience: str = "shangliang"
     token_ttl_seconds: int = Field(default=8 * 3600, gt=0)
+    calendar_token_ttl_seconds: int = Field(default=366 * 24 * 3600, gt=0)
+    """A calendar subscription's token (日历订阅令牌): a year, since a calendar app keeps
+    polling the URL it was given; it reads the calendar feeds and nothing else."""
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     """A larger request body is refused with 413 (a spreadsheet import: `max_upload_bytes`)."""

@@ -46,7 +46,6 @@ FOLLOW_UPS = {
     "symposium": ("座谈", "symposium"),
 }
 MEMBER_SEPARATORS = re.compile(r"[,，、\s]+")
-INBOX_SIZE = 200
 PAGE_SIZE = 20
 
 
@@ -91,18 +90,15 @@ async def case_list(
     require(account, *CASE_ROLES)
     inbox = account.roles == ("department",)
     filters = {"department": department, "status": status, "overdue": overdue}
-    if inbox:
-        found = await client(request).get(account, "supervision", "/cases", page_size=INBOX_SIZE)
-        open_first = sorted(
-            found["items"],
-            key=lambda c: (c["status"] == "verified", c["deadline"] or "9999", c["opened_at"]),
-        )
-        found = {**found, "items": open_first}
-        page = 1
-    else:
-        found = await client(request).get(
-            account, "supervision", "/cases", **filters, page=max(page, 1), page_size=PAGE_SIZE
-        )
+    found = await client(request).get(
+        account,
+        "supervision",
+        "/cases",
+        **filters,
+        sort="deadline" if inbox else "opened",
+        page=max(page, 1),
+        page_size=PAGE_SIZE,
+    )
     for case in found["items"]:
         done = case["status"] in ("completed", "verified")
         case["working_days_left"] = None if done else working_days_left(case["deadline"])
@@ -113,7 +109,7 @@ async def case_list(
         inbox=inbox,
         filters=filters,
         statuses=CASE_STATUSES,
-        pages=1 if inbox else max(1, -(-found["total"] // PAGE_SIZE)),
+        pages=max(1, -(-found["total"] // PAGE_SIZE)),
     )
 
 

@@ -113,6 +113,11 @@ class ServiceClient:
     async def post(self, account: Account, service: str, path: str, body: Any) -> Any:
         return await self.call(account, service, "POST", path, json=body)
 
+    def calendar_token(self, account: Account) -> str:
+        """The token of a calendar subscription URL: long-lived, and refused by every route
+        but the calendar feeds."""
+        return self._authenticator.mint_calendar(account.office, account.name)
+
     def viewer_token(self, account: Account) -> str:
         """A read-only token for the dashboard link (the dashboard takes only a token)."""
         return self._authenticator.mint(

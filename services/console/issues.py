@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -163,6 +164,16 @@ async def submit_issue(request: Request, account: LoggedIn) -> Response:
     return written(request, f"/issues/{issue['id']}?done=submitted")
 
 
+def counted_in(issue: dict[str, Any]) -> tuple[int, str]:
+    """The year and the dashboard figure (统计口径) the issue counts in most narrowly: a key
+    problem solved, a problem solved (both in the year of its resolution, in China), or else
+    an issue collected in the year it was submitted."""
+    if issue.get("resolved_at"):
+        year = datetime.fromisoformat(issue["resolved_at"]).astimezone(CHINA).year
+        return year, "key_problems_resolved" if issue["key_problem"] else "issues_resolved"
+    return datetime.fromisoformat(issue["submitted_at"]).astimezone(CHINA).year, "issues_collected"
+
+
 async def _issue_page(
     request: Request, account: Account, issue_id: str, form: Form, status_code: int = 200
 ) -> Response:
@@ -176,7 +187,8 @@ async def _issue_page(
         status = None  # not yet in the projections: it has only just been submitted
     settings = request.app.state.console_settings
     dashboard = settings.dashboard_url or settings.projections_url
-    year = issue["submitted_at"][:4]
+    year, figure = counted_in(issue)
+    query = urlencode({"year": year, "office": issue["office"], "figure": figure})
     return render(
         request,
         "issue.html",
@@ -186,7 +198,8 @@ async def _issue_page(
         form=form,
         decisions=DECISIONS,
         done=request.query_params.get("done"),
-        dashboard=f"{dashboard}/dashboard?year={year}&token={api.viewer_token(account)}",
+        dashboard=f"{dashboard}/dashboard?{query}&token={api.viewer_token(account)}",
+        figure=figure,
     )
 
 
@@ -213,6 +226,9 @@ async def screen(request: Request, account: LoggedIn, issue_id: str) -> Response
         "duplicate_of",
         "reason",
     )
+    # An unticked box sends nothing: the hidden field tells "unflag" from "no box shown".
+    if "key_problem_field" in form:
+        body["key_problem"] = form.get("key_problem") == "on"
     try:
         await client(request).post(account, "intake", f"/issues/{issue_id}/screening", body)
     except ApiError as error:
@@ -277,16 +293,13 @@ async def screening_queue(request: Request, account: LoggedIn, page: int = 1) ->
 async def originals(request: Request, account: LoggedIn, issue_id: str, q: str = "") -> Response:
     """Issues of the office whose title holds `q`: the picker for a duplicate's original."""
     require(account, "leader")
-    found = await client(request).get(
-        account, "intake", "/issues", office=account.office, page_size=200
-    )
     wanted = q.strip()
-    items = [
-        i
-        for i in found["items"]
-        if i["id"] != issue_id and i["status"] != "duplicate" and wanted in i["title"]
-    ][:20]
-    return render(request, "originals.html", items=items, q=wanted)
+    found = await client(request).get(
+        account, "intake", "/issues", office=account.office, q=wanted, page_size=21
+    )
+    # One more than shown, so that the issue itself among them still leaves twenty.
+    items = [i for i in found["items"] if i["id"] != issue_id and i["status"] != "duplicate"]
+    return render(request, "originals.html", items=items[:20], q=wanted)
 
 
 @router.get("/activities/new")

@@ -117,7 +117,7 @@ async def _meeting_page(
         topics_to_add = [i for i in accepted["items"] if i["id"] not in on_agenda]
     calendar = (
         f"{request.app.state.console_settings.meetings_url}/calendar/{meeting['office']}.ics"
-        f"?token={api.viewer_token(account)}"
+        f"?token={api.calendar_token(account)}"
     )
     return render(
         request,

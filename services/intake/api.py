@@ -280,6 +280,7 @@ async def screen_issue(
         answer=body.answer,
         duplicate_of=body.duplicate_of,
         reason=body.reason,
+        key_problem=body.key_problem,
         idempotency_key=idempotency_key,
     )
     return IssueView.of(screened, _shows_reporter(principal, screened))
@@ -330,10 +331,12 @@ async def list_issues(
     date_from: date | None = None,
     date_to: date | None = None,
     key_problem: bool | None = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
     page: PageNumber = 1,
     page_size: PageSize = 50,
 ) -> IssuePage:
-    """Issues, newest first; dates are days of `submitted_at` in China Standard Time."""
+    """Issues, newest first; dates are days of `submitted_at` in China Standard Time; `q`
+    keeps those whose title holds it (the picker of a duplicate's original)."""
     where = IssueFilter(
         offices_to_read(principal, office),
         status_,
@@ -342,6 +345,7 @@ async def list_issues(
         date_from,
         date_to,
         key_problem,
+        (q or "").strip() or None,
     )
     found: Page = await run_in_threadpool(app.list_issues, where, page, page_size)
     return IssuePage(

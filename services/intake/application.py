@@ -312,11 +312,14 @@ class IntakeApplication(ServiceApplication):
         answer: str | None = None,
         duplicate_of: UUID | None = None,
         reason: str | None = None,
+        key_problem: bool | None = None,
         idempotency_key: str | None = None,
     ) -> Issue:
         """筛选议题: the one decision; `answered` also resolves it and the duplicates it has."""
         asked = (decision, screened_at, report_title, department, deadline, answer)
-        command = command_of(idempotency_key, *asked, duplicate_of, reason)
+        # Left out when absent, so a key stored before the flag existed still matches its retry.
+        flag = () if key_problem is None else (key_problem,)
+        command = command_of(idempotency_key, *asked, duplicate_of, reason, *flag)
 
         def change(issue: Issue) -> list[Aggregate]:
             if previous_command(issue, command):
@@ -341,6 +344,7 @@ class IntakeApplication(ServiceApplication):
                 answer=answer,
                 duplicate_of=original,
                 reason=reason,
+                key_problem=key_problem,
                 command=command,
             )
             changed: list[Aggregate] = [issue]

@@ -105,6 +105,7 @@ class IssueFilter:
     date_from: date | None = None
     date_to: date | None = None
     key_problem: bool | None = None
+    title_holds: str | None = None
 
     def __call__(self, issue: Issue) -> bool:
         day = china_day(issue.submitted_at)
@@ -118,6 +119,7 @@ class IssueFilter:
             and (self.date_from is None or day >= self.date_from)
             and (self.date_to is None or day <= self.date_to)
             and (self.key_problem is None or issue.key_problem == self.key_problem)
+            and (self.title_holds is None or self.title_holds.casefold() in issue.title.casefold())
         )
 
 

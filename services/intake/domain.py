@@ -137,7 +137,7 @@ _ISSUE_FIELDS = (
     "source",
     "activity_id",
     "recorded_by",
-    "key_problem",
+    "submitted_key_problem",
     "reporter_name",
     "reporter_phone",
     "location",
@@ -203,6 +203,8 @@ class Issue(Aggregate):
         self.activity_id = activity_id
         self.recorded_by = recorded_by
         self.key_problem = key_problem
+        # What a retried submission is compared with: a screening may change the flag since.
+        self.submitted_key_problem = key_problem
         self.reporter_name = reporter_name
         self.reporter_phone = reporter_phone
         self.location = location
@@ -309,12 +311,14 @@ class Issue(Aggregate):
         answer: str | None = None,
         duplicate_of: Issue | None = None,
         reason: str | None = None,
+        key_problem: bool | None = None,
         command: tuple[str, str] | None = None,
     ) -> None:
         """筛选议题: exactly one decision per issue (again only after it is reopened).
 
         A `duplicate` also needs `duplicate_of.link_duplicate(self)` in the same save;
-        `answered` resolves the issue at once.
+        `answered` resolves the issue at once. `key_problem` flags (or unflags) it as a
+        重点难点问题 at screening; None keeps the flag it was submitted with.
         """
         self._refuse_unless("submitted", doing="筛选")
         if decision not in DECISIONS:
@@ -347,7 +351,7 @@ class Issue(Aggregate):
             screened_by,
             self.title,
             self.category,
-            self.key_problem,
+            self.key_problem if key_problem is None else key_problem,
             details,
             command,
         )
@@ -389,6 +393,7 @@ class Issue(Aggregate):
         command: tuple[str, str] | None,
     ) -> None:
         self.status = _STATUS_OF_DECISION[decision]
+        self.key_problem = key_problem
         self.screening = {
             "decision": decision,
             "screened_at": screened_at,

@@ -69,6 +69,8 @@ class Screening(_Body):
     answer: str | None = Field(default=None, max_length=5000)
     duplicate_of: UUID | None = None
     reason: str | None = Field(default=None, max_length=2000)
+    key_problem: bool | None = None
+    """重点难点问题: flag (or unflag) the issue as a key problem; absent keeps its flag."""
 
 
 class Closing(_Body):

@@ -18,7 +18,14 @@ from services.meetings.api import (
 )
 from services.meetings.application import MeetingsApplication
 from services.meetings.calendar import feed
-from shared.auth import CurrentPrincipal, Principal, Reader, TokenError, require_role
+from shared.auth import (
+    Authenticator,
+    CurrentPrincipal,
+    Principal,
+    Reader,
+    TokenError,
+    require_role,
+)
 
 router = APIRouter(tags=["reference data"])
 
@@ -135,13 +142,18 @@ calendar_router = APIRouter(prefix="/calendar", tags=["calendar"])
 
 
 def viewer(request: Request, token: str | None) -> Principal:
-    """The token in a calendar URL is seen by calendar apps and proxies: only a read-only one."""
+    """The token in a calendar URL is seen by calendar apps and proxies: only a read-only one,
+    a calendar token (日历订阅令牌, long-lived) or a viewer token."""
     if token is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "需要访问令牌 / a token is required (?token=)"
         )
+    authenticator: Authenticator = request.app.state.authenticator
     try:
-        principal: Principal = request.app.state.authenticator.verify(token)
+        try:
+            principal = authenticator.verify_calendar(token)
+        except TokenError:
+            principal = authenticator.verify(token)
     except TokenError as error:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, f"访问令牌无效 / invalid token: {error}"

@@ -206,11 +206,14 @@ def derive_issue(facts: Iterable[Fact], until: str | None = None) -> Derived:
     else:
         status = "submitted"
 
+    # 重点难点问题: flagged at submission, then as each screening says (a leader may flag or
+    # unflag it); since the flag was last raised.
     key_since = submitted.at if submitted.data.get("key_problem") else None
-    if key_since is None:
-        key_since = next(
-            (f.at for f in ordered if f.step == "screened" and f.data.get("key_problem")), None
-        )
+    for f in ordered:
+        if f.step == "screened" and not f.data.get("key_problem"):
+            key_since = None
+        elif f.step == "screened" and key_since is None:
+            key_since = f.at
     departments = sorted(
         {f.data["department"] for f in ordered if f.data.get("department")}  # type: ignore[misc]
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
@@ -142,17 +142,19 @@ async def list_cases(
     issue_id: UUID | None = None,
     meeting_id: UUID | None = None,
     overdue: bool | None = None,
+    sort: Literal["opened", "deadline"] = "opened",
     page: Annotated[int, Query(ge=1)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> CasePage:
-    """The cases the caller may see (督办件列表), filtered."""
+    """The cases the caller may see (督办件列表), filtered, oldest first or (`sort=deadline`)
+    the open ones nearest their deadline first."""
     offices = offices_to_read(principal, office)
     if "department" in principal.roles:
         if department not in (None, principal.department):
             offices = frozenset()
         department = principal.department
     where = CaseFilter(offices, department, status_, issue_id, meeting_id, overdue)
-    cases, total = await run_in_threadpool(app.list_cases, where, page, page_size)
+    cases, total = await run_in_threadpool(app.list_cases, where, page, page_size, sort)
     return CasePage(
         items=[CaseView.of(c) for c in cases], total=total, page=page, page_size=page_size
     )

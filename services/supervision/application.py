@@ -84,6 +84,14 @@ class CaseFilter:
         )
 
 
+CASE_ORDERS: dict[str, Callable[[SupervisionCase], Any]] = {
+    "opened": lambda c: (c.opened_at, c.id),
+    # A department's inbox (待办): cases still to be accepted first, the nearest deadline first.
+    "deadline": lambda c: (c.status == "verified", c.deadline, c.opened_at, c.id),
+}
+"""The orders of `GET /cases?sort=`: oldest opened first, or open cases by deadline."""
+
+
 class CaseIndex:
     """Every case as of the end of this application's notification log, kept in step by
     applying new stored events to the cached aggregates (for lists and the scheduler's scan;
@@ -145,12 +153,11 @@ class SupervisionApplication(ServiceApplication):
         return read_history(self, case_id, skipped=frozenset({"RequestRemembered"}))
 
     def list_cases(
-        self, where: CaseFilter, page: int, page_size: int
+        self, where: CaseFilter, page: int, page_size: int, sort: str = "opened"
     ) -> tuple[list[SupervisionCase], int]:
-        """One page of the cases that pass the filter, oldest first, and how many pass."""
-        found = sorted(
-            (c for c in self.index.cases() if where.admits(c)), key=lambda c: (c.opened_at, c.id)
-        )
+        """One page of the cases that pass the filter in the order `sort` names (see
+        CASE_ORDERS), and how many pass."""
+        found = sorted((c for c in self.index.cases() if where.admits(c)), key=CASE_ORDERS[sort])
         start = (page - 1) * page_size
         return found[start : start + page_size], len(found)
 

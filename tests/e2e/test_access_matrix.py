@@ -293,12 +293,16 @@ def body_of(method: str, path: str) -> dict[str, Any]:
     raise AssertionError(f"no body for POST {path}")
 
 
-def call(world: World, service: str, request: str, caller: Caller | None) -> httpx.Response:
+def call(
+    world: World, service: str, request: str, caller: Caller | None, token: str | None = None
+) -> httpx.Response:
+    """The request as `caller` (None: no token), or with the `token` given."""
     method, template = request.split(" ", 1)
     path, _, query = world.path(template).partition("?")
     headers: dict[str, str] = {}
     params = dict(parse_qsl(query))
-    token = None if caller is None else world.token(caller)
+    if token is None and caller is not None:
+        token = world.token(caller)
     if token is not None and "/calendar/" in path:
         params["token"] = token
     elif token is not None:
@@ -544,6 +548,21 @@ def test_every_service_checks_a_tokens_signature_expiry_audience_and_issuer(
             assert "访问令牌无效 / invalid token" in answer.json()["message"]
     calendar = world.clients["meetings"].get("/calendar/yanji.ics", params={"token": token})
     assert calendar.status_code == code, calendar.text
+
+
+def test_a_calendar_token_opens_the_two_calendar_feeds_and_is_refused_on_every_other_route(
+    world: World,
+) -> None:
+    token = world.tokens.mint_calendar(YANJI, "calendar-subscription")
+    wrong = []
+    for service, request, _, scope in MATRIX:
+        if scope == PUBLIC:
+            continue
+        response = call(world, service, request, None, token)
+        wanted = 200 if "/calendar/" in request else 401
+        if response.status_code != wanted:
+            wrong.append(f"{service} {request}: {response.status_code} {response.text[:160]}")
+    assert wrong == [], "\n".join(wrong)
 
 
 def test_a_malformed_authorization_is_401_everywhere(world: World) -> None:

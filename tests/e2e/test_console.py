@@ -143,7 +143,6 @@ def test_a_problem_goes_from_the_clerks_form_to_resolved_on_the_dashboard(
     clerk.get_by_label("标题").fill(title)
     clerk.get_by_label("问题描述").fill("进学街道某小区路灯夜间不亮")
     clerk.get_by_label("社区", exact=True).fill("进学社区")
-    clerk.get_by_label("重点难点问题").check()
     clerk.get_by_label("姓名").fill("居民张")
     snapshot(clerk, "issue-form")
     clerk.get_by_role("button", name="提交").click()
@@ -156,11 +155,14 @@ def test_a_problem_goes_from_the_clerks_form_to_resolved_on_the_dashboard(
     expect(leader.get_by_role("heading", name=re.compile("待筛选问题"))).to_be_visible()
     snapshot(leader, "screening-queue")
     leader.get_by_role("link", name=title).click()
+    # The leading group flags the key problem (重点难点问题) at screening.
+    leader.get_by_label("列为重点难点问题").check()
     leader.get_by_label("转承办单位").check()
     leader.get_by_label("承办单位（转办）").fill(HOUSING)
     leader.get_by_label("办理期限（转办）").fill((date.today() + timedelta(days=30)).isoformat())
     leader.get_by_role("button", name="确定").click()
     expect(leader.locator(".notice")).to_contain_text("已保存", timeout=WAIT_MS)
+    expect(leader.locator('[data-key-problem="true"]')).to_be_visible()
 
     supervisor = log_in(contexts(), stack, "supervisor-zhao")
     supervisor.goto(f"{stack.console}/cases?department={HOUSING}")
@@ -200,11 +202,18 @@ def test_a_problem_goes_from_the_clerks_form_to_resolved_on_the_dashboard(
     snapshot(clerk, "issue-timeline")
     steps = clerk.locator(".timeline li").evaluate_all("els => els.map(e => e.dataset.step)")
     assert steps[0] == "submitted" and "case_verified" in steps and "resolved" in steps, steps
-    clerk.get_by_role("link", name="在统计看板中查看本年度数字").click()
-    resolved = clerk.locator('[data-figure="issues_resolved"][data-office="total"]')
+    clerk.get_by_role("link", name="在统计看板中查看它计入的数字").click()
+    # The link opens the drill-down of the figure the issue counts in, with the issue in it.
+    drawer = clerk.locator("#drawer")
+    expect(drawer).to_have_attribute("data-state", "ready", timeout=WAIT_MS)
+    expect(clerk.locator("#drawer-title")).to_contain_text("重点难点问题得到解决")
+    expect(drawer).to_contain_text(title)
+    expect(clerk.locator("#office")).to_have_value("yanji")
+    clerk.keyboard.press("Escape")
+    resolved = clerk.locator('#cards [data-figure="issues_resolved"][data-office="yanji"]')
     expect(resolved).to_have_text("1", timeout=WAIT_MS)
     expect(
-        clerk.locator('[data-figure="key_problems_resolved"][data-office="total"]')
+        clerk.locator('#cards [data-figure="key_problems_resolved"][data-office="yanji"]')
     ).to_have_text("1")
 
 
@@ -336,6 +345,84 @@ def test_meetings_staff_plan_a_meeting_see_refusals_by_the_field_hold_and_conclu
     staffer.get_by_role("button", name="形成成果").click()
     expect(staffer.locator('[data-status="concluded"]')).to_be_visible(timeout=WAIT_MS)
     expect(staffer.locator("main")).to_contain_text(f"增设停车位 → {HOUSING}")
+
+
+def test_a_leader_finds_a_duplicates_original_by_title_and_flags_from_the_queue(
+    staff: RunningStack, contexts: Callable[..., BrowserContext], mint: Callable[..., str]
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    made = {}
+    # The queued one is the oldest, so that it is on the queue's first page.
+    for name, year in (("original", 2019), ("duplicate", 2020), ("queued", 2001)):
+        answer = httpx.post(
+            f"{staff.intake}/issues",
+            json=issue_body(title=f"井盖缺失 {name} {tag}", year=year),
+            headers=as_clerk(staff, mint),
+            timeout=10,
+        )
+        assert answer.status_code == 201, answer.text
+        made[name] = answer.json()["id"]
+
+    def read(issue_id: str) -> dict[str, Any]:
+        viewer = bearer(mint("yanji", "viewer"))
+        return httpx.get(f"{staff.intake}/issues/{issue_id}", headers=viewer, timeout=10).json()
+
+    leader = log_in(contexts(), staff, "leader-wang")
+    leader.goto(f"{staff.console}/issues/{made['duplicate']}")
+    leader.get_by_label("重复问题").check()
+    leader.get_by_label(re.compile("原问题（重复）")).fill(f"original {tag}")
+    leader.get_by_label(re.compile(f"井盖缺失 original {tag}")).check(timeout=WAIT_MS)
+    expect(leader.get_by_label(re.compile(f"duplicate {tag}"))).to_have_count(0)
+    leader.get_by_role("button", name="确定").click()
+    expect(leader.locator(".notice")).to_contain_text("已保存", timeout=WAIT_MS)
+    assert read(made["duplicate"])["duplicate_of"] == made["original"]
+
+    leader.goto(f"{staff.console}/screening?page=1")
+    row = leader.locator("li", has=leader.get_by_role("link", name=f"井盖缺失 queued {tag}"))
+    row.get_by_label("重点难点").check()
+    row.get_by_role("button", name="列为议题").click()
+    expect(leader.locator(".notice")).to_contain_text("已保存", timeout=WAIT_MS)
+    issue = read(made["queued"])
+    assert (issue["status"], issue["key_problem"]) == ("topic", True)
+
+
+def test_a_departments_inbox_pages_through_its_cases_nearest_deadline_first(
+    staff: RunningStack, contexts: Callable[..., BrowserContext], mint: Callable[..., str]
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    leader = bearer(mint("yanji", "leader"))
+    # Made farthest deadline first: the inbox must reorder them, across its pages of 20.
+    for days in range(60, 39, -1):
+        issue = httpx.post(
+            f"{staff.intake}/issues",
+            json=issue_body(title=f"排水不畅 {tag} {days}"),
+            headers=as_clerk(staff, mint),
+            timeout=10,
+        ).json()
+        screened = httpx.post(
+            f"{staff.intake}/issues/{issue['id']}/screening",
+            json={
+                "decision": "refer",
+                "department": HOUSING,
+                "deadline": (date.today() + timedelta(days=days)).isoformat(),
+            },
+            headers=leader,
+            timeout=10,
+        )
+        assert screened.status_code == 200, screened.text
+    nearest = (date.today() + timedelta(days=40)).isoformat()
+    farthest = (date.today() + timedelta(days=60)).isoformat()
+
+    department = log_in(contexts(), staff, "housing-chen")
+    expect(department.get_by_role("heading", name="工作台")).to_be_visible(timeout=WAIT_MS)
+    department.goto(f"{staff.console}/cases?page=2")
+    reload_until(department, f"tbody td:text-is('{farthest}')", "the last case is on page 2")
+    department.get_by_role("link", name="‹").click()
+    expect(department.locator(".pager span")).to_have_text(re.compile(r"^1 / "), timeout=WAIT_MS)
+    deadlines = department.locator("tbody tr td:nth-child(3)").all_inner_texts()
+    assert len(deadlines) == 20 and nearest in deadlines and farthest not in deadlines, deadlines
+    open_deadlines = [d for d in deadlines if d != "—"]
+    assert open_deadlines == sorted(open_deadlines), deadlines
 
 
 def test_a_refused_write_shows_the_apis_reason_by_the_field_and_keeps_what_was_typed(

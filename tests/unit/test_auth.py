@@ -168,3 +168,17 @@ def test_production_mode_refuses_the_placeholder_key_even_as_an_old_key() -> Non
 
 def test_production_mode_accepts_real_keys() -> None:
     assert Settings(mode="production", signing_keys=[NEW_KEY, OLD_KEY]).mode == "production"
+
+
+def test_a_calendar_token_is_long_lived_read_only_and_taken_only_as_a_calendar_token() -> None:
+    auth = authenticator()
+    token = auth.mint_calendar("yanji", "wang")
+
+    principal = auth.verify_calendar(token)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert (principal.office, principal.roles, principal.subject) == ("yanji", {"viewer"}, "wang")
+    assert claims["exp"] - claims["iat"] >= 365 * 24 * 3600
+    with pytest.raises(TokenError, match=r"(?i)audience"):
+        auth.verify(token)
+    with pytest.raises(TokenError, match=r"(?i)audience"):
+        auth.verify_calendar(auth.mint("yanji", ["viewer"]))

@@ -328,3 +328,63 @@ def test_categories_are_configurable_per_office() -> None:
     )
     assert app.categories_of("tumen") == ("口岸", "其他")
     assert "城市管理" in app.categories_of("yanji")
+
+
+async def test_a_leader_flags_a_key_problem_at_screening(intake: IntakeApplication) -> None:
+    flagged = await submit(intake)
+    unflagged = await submit(intake, key_problem=True)
+    kept = await submit(intake, key_problem=True)
+
+    assert (await screen(intake, flagged, "topic", key_problem=True)).key_problem is True
+    assert (await screen(intake, unflagged, "topic", key_problem=False)).key_problem is False
+    assert (await screen(intake, kept, "topic")).key_problem is True
+    screenings = [c for c in published(intake) if isinstance(c, IssueScreenedV1)]
+    assert [(c.issue_id, c.key_problem) for c in screenings] == [
+        (flagged, True),
+        (unflagged, False),
+        (kept, True),
+    ]
+    assert {i.id for i in intake.list_issues(IssueFilter(key_problem=True), 1, 50).items} == {
+        flagged,
+        kept,
+    }
+    assert intake.get_issue(flagged).key_problem is True  # rebuilt from the stored events
+
+
+async def test_a_retried_screening_with_another_key_problem_flag_is_refused(
+    intake: IntakeApplication,
+) -> None:
+    issue_id = await submit(intake)
+    await screen(intake, issue_id, "topic", idempotency_key="k-1")
+    with pytest.raises(TransitionRefused, match="Idempotency-Key"):
+        await screen(intake, issue_id, "topic", key_problem=True, idempotency_key="k-1")
+    assert intake.get_issue(issue_id).key_problem is False
+
+
+async def test_the_list_finds_issues_by_a_part_of_their_title(intake: IntakeApplication) -> None:
+    lamp = await submit(intake, title="进学社区路灯损坏")
+    await submit(intake, title="道路积水")
+    await submit(intake, office="tumen", title="路灯不亮")
+
+    yanji = frozenset({"yanji"})
+    found = intake.list_issues(IssueFilter(offices=yanji, title_holds="路灯"), 1, 50)
+    assert [i.id for i in found.items] == [lamp]
+    assert intake.list_issues(IssueFilter(title_holds="路灯"), 1, 50).total == 2
+
+
+async def test_a_retried_submission_after_a_screening_changed_the_flag_is_still_a_retry(
+    intake: IntakeApplication,
+) -> None:
+    fields: dict[str, Any] = {
+        "office": "yanji",
+        "title": "小区路灯损坏",
+        "description": "路灯坏了",
+        "category": "城市管理",
+        "submitted_at": AT,
+        "idempotency_key": "sub-1",
+    }
+    issue, _ = await intake.submit_issue(**fields)
+    await screen(intake, issue.id, "topic", key_problem=True)
+
+    again, created = await intake.submit_issue(**fields)
+    assert (again.id, created, again.key_problem) == (issue.id, False, True)

@@ -290,6 +290,17 @@ async def test_a_calendar_url_takes_only_a_valid_viewer_token_of_a_readable_offi
     assert missing.status_code == 401
 
 
+async def test_a_calendar_token_opens_the_feeds_and_no_other_route(api: Api) -> None:
+    token = api.authenticator.mint_calendar("yanji", "wang")
+
+    office = await api.client.get(f"/calendar/yanji.ics?token={token}")
+    person = await api.client.get(f"/calendar/people/m2.ics?token={token}")
+    bearer = await api.client.get("/meetings", headers={"Authorization": f"Bearer {token}"})
+    people = await api.client.get("/people", headers={"Authorization": f"Bearer {token}"})
+    assert (office.status_code, person.status_code) == (200, 200)
+    assert (bearer.status_code, people.status_code) == (401, 401)
+
+
 async def test_a_persons_calendar_holds_only_the_meetings_they_did_not_decline(api: Api) -> None:
     invited = (await api.post("/meetings", plan_body(title="受邀的会"))).json()["id"]
     declined = (

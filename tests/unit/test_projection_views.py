@@ -267,6 +267,22 @@ def test_an_issue_resolved_twice_in_a_year_counts_once_and_in_each_year_it_was_r
     assert statistics(view, 2020, OFFICES, True, None)["total"]["median_days_to_resolution"] == 10
 
 
+def test_a_key_problem_is_what_the_latest_screening_says(
+    view: ProjectionView, streams: Streams
+) -> None:
+    flagged, unflagged = uuid4(), uuid4()
+    for issue, at_submission, at_screening in ((flagged, False, True), (unflagged, True, False)):
+        streams.send(
+            submitted(issue, china(2020, 3, 1), key=at_submission),
+            screened(issue, china(2020, 3, 2)).model_copy(update={"key_problem": at_screening}),
+            resolved(issue, china(2020, 3, 11)),
+        )
+    figures = statistics(view, 2020, OFFICES, True, None)["total"]
+    assert (figures["issues_resolved"], figures["key_problems_resolved"]) == (2, 1)
+    assert bool(view.issue(str(flagged), None)["key_problem"]) is True
+    assert bool(view.issue(str(unflagged), None)["key_problem"]) is False
+
+
 def test_a_joint_meeting_counts_for_each_office_and_once_in_the_total(
     view: ProjectionView, streams: Streams
 ) -> None:

@@ -368,3 +368,29 @@ async def test_two_replicas_issuing_letters_at_once_on_one_store_take_every_numb
         await asyncio.gather(*commits, return_exceptions=True)
         for replica in replicas:
             replica.close()
+
+
+async def test_a_departments_inbox_pages_open_cases_nearest_deadline_first(
+    supervision: SupervisionApplication,
+) -> None:
+    late, soon, done = [await a_case(supervision) for _ in range(3)]
+    await issue(supervision, late, deadline=date(2020, 9, 30))
+    await issue(supervision, soon, deadline=date(2020, 8, 14))
+    await issue(supervision, done, deadline=date(2020, 7, 31))
+    day = datetime(2020, 7, 3, 9, 0, tzinfo=CHINA)
+    for command in (
+        lambda c: c.acknowledge(day, NOW),
+        lambda c: c.report_completion("已修复", day, NOW),
+        lambda c: c.verify(day, NOW),
+    ):
+
+        def run(case: SupervisionCase, command=command) -> tuple[list, str]:
+            command(case)
+            return [], "done"
+
+        await supervision.change(done, run, anyone)
+
+    def ids(page: int, sort: str) -> list[UUID]:
+        return [c.id for c in supervision.list_cases(CaseFilter(), page, 2, sort)[0]]
+
+    assert ids(1, "deadline") + ids(2, "deadline") == [soon, late, done]

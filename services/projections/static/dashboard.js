@@ -168,6 +168,7 @@
     year: null,
     office: "",
     asOf: "",
+    figure: "",
     stats: null,
     officeList: [],
     listStack: [],
@@ -280,6 +281,9 @@
     // No year in the address: the latest year that has data, once the API says which.
     state.year = Number.isInteger(year) && year >= 2000 && year <= 2100 ? year : null;
     state.office = params.get("office") || "";
+    // A link to one figure's items (from the workbench's issue page) opens its drill-down.
+    const figure = params.get("figure") || "";
+    state.figure = /^[a-z_]+$/.test(figure) ? figure : "";
     const asOf = params.get("as_of") || "";
     state.asOf = /^\d{4}-\d{2}-\d{2}$/.test(asOf) ? asOf : "";
     const lang = params.get("lang") || localStorage.getItem(LANG_KEY) || "zh";
@@ -855,7 +859,27 @@
       renderCharts(breakdown);
       document.body.dataset.state = "ready";
     });
+    if (state.figure && state.stats) {
+      const figure = state.figure;
+      // Once: changing the year or the office afterwards shows the cards, not this list.
+      state.figure = "";
+      const url = new URL(location.href);
+      url.searchParams.delete("figure");
+      history.replaceState(null, "", url.pathname + url.search + url.hash);
+      await guarded(() => showFigure(figure));
+    }
     await routeHash();
+  }
+
+  /** The drill-down of one figure: the items it counts, for the chosen year and office. */
+  function showFigure(figure) {
+    const fallback = LIST_FALLBACK[figure]
+      ? { path: "/issues", params: { year: state.year, office: state.office, ...LIST_FALLBACK[figure] } }
+      : null;
+    return showList({
+      name: figure, title: figureTitle(figure), path: `/statistics/${state.year}/${figure}`,
+      params: { office: state.office, as_of: state.asOf }, page: 1, fallback,
+    });
   }
 
   async function download(link) {
@@ -910,14 +934,7 @@
       event.preventDefault();
       guarded(() => download(target));
     } else if (target.dataset.drill) {
-      const figure = target.dataset.drill;
-      const fallback = LIST_FALLBACK[figure]
-        ? { path: "/issues", params: { year: state.year, office: state.office, ...LIST_FALLBACK[figure] } }
-        : null;
-      guarded(() => showList({
-        name: figure, title: figureTitle(figure), path: `/statistics/${state.year}/${figure}`,
-        params: { office: state.office, as_of: state.asOf }, page: 1, fallback,
-      }));
+      guarded(() => showFigure(target.dataset.drill));
     } else if (target.dataset.href) {
       const link = new URL(target.dataset.href, location.href);
       guarded(() => showList({
