@@ -472,6 +472,9 @@ class CaseReopenedV1(_Supervision):
     reason: str
     deadline: date
     reopened_at: datetime
+    cause: Literal["office", "callback"] = "office"
+    """Who sent it back: the office on inspection, or the resident unsatisfied when called
+    back (回访不满意) after it was verified (added in v1: optional)."""
 
 
 class CaseOverdueV1(_Supervision):
