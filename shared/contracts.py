@@ -261,6 +261,10 @@ class TopicAddedV1(_Meetings):
     issue_id: UUID
     issue_office: str
     added_at: datetime
+    meeting_title: str | None = None
+    starts_at: datetime | None = None
+    """The meeting's title and start as planned when the topic was added, for the resident's
+    public timeline (added in v1: optional, None in events published before)."""
 
 
 class TopicRemovedV1(_Meetings):
