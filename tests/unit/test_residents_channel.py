@@ -18,6 +18,7 @@ from services.intake.application import IntakeApplication, resolved_before, to_c
 from services.intake.domain import IssueRuleBroken, TransitionRefused
 from services.intake.open311 import Open311Error, requests_xml, service_request
 from services.intake.open311_api import _form_text, _submission
+from services.intake.schemas import PublicStatus
 from shared.contracts import (
     CaseOpenedV1,
     CaseReopenedV1,
@@ -256,6 +257,8 @@ async def test_the_public_timeline_names_the_meeting_whose_agenda_took_the_issue
     assert (agenda["meeting"], agenda["meeting_date"]) == (planned["meeting_title"], "2026-12-01")
     assert "老旧小区路灯改造专题协商会" in agenda["text"] and "2026年12月1日" in agenda["text"]
     assert "内部" not in repr(timeline) and str(meeting_id) not in repr(timeline)
+    answered = PublicStatus.of(*found).timeline[-1]  # what GET /track/{code} answers
+    assert (answered["meeting"], answered["meeting_date"]) == (agenda["meeting"], "2026-12-01")
 
 
 async def test_a_callback_needs_a_resolved_issue_and_a_satisfaction_when_reached(
