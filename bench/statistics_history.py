@@ -21,6 +21,7 @@ from shared.contracts import (
     Attendee,
     CaseOpenedV1,
     CaseOverdueV1,
+    CaseReopenedV1,
     CaseVerifiedV1,
     Contract,
     Envelope,
@@ -264,7 +265,7 @@ class History:
             ),
         )
         resolved = self.at(verified, 1)
-        self.resolve(office, issue_id, resolved, "case", case_id)
+        self.resolve(office, issue_id, resolved, "case", case_id, department)
         if r.random() < 0.4:
             closed = self.at(resolved)
             self.add("INTAKE", IssueClosedV1(issue_id=issue_id, office=office, closed_at=closed))
@@ -280,8 +281,15 @@ class History:
                     self.resolve(office, issue_id, self.at(reopened), "answered", None)
 
     def resolve(
-        self, office: str, issue_id: UUID, at: datetime, via: str, case_id: UUID | None
+        self,
+        office: str,
+        issue_id: UUID,
+        at: datetime,
+        via: str,
+        case_id: UUID | None,
+        department: str = "",
     ) -> None:
+        """`department` is the case's, which a resident unsatisfied when called back sends back."""
         self.add(
             "INTAKE",
             IssueResolvedV1(
@@ -293,6 +301,7 @@ class History:
             reached = c.random() < 0.85
             satisfaction = c.choices(SATISFACTION, weights=(60, 25, 15))[0] if reached else None
             unsatisfied = satisfaction == "unsatisfied" and case_id is not None
+            called = at + timedelta(hours=c.uniform(1, 24 * 9))
             self.add(
                 "INTAKE",
                 IssueCallbackRecordedV1(
@@ -300,10 +309,23 @@ class History:
                     office=office,
                     reached=reached,
                     satisfaction=satisfaction,
-                    called_at=at + timedelta(hours=c.uniform(1, 24 * 9)),
+                    called_at=called,
                     reopened_cases=[case_id] if unsatisfied else [],
                 ),
             )
+            if unsatisfied:
+                self.add(
+                    "SUPERVISION",
+                    CaseReopenedV1(
+                        case_id=case_id,
+                        office=office,
+                        department=department,
+                        reason="居民回访不满意",
+                        deadline=date(2021, 3, 1),
+                        reopened_at=called,
+                        cause="callback",
+                    ),
+                )
 
     def activity(self, n: int) -> None:
         office = OFFICES[n % len(OFFICES)]

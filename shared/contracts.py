@@ -261,6 +261,10 @@ class TopicAddedV1(_Meetings):
     issue_id: UUID
     issue_office: str
     added_at: datetime
+    meeting_title: str | None = None
+    starts_at: datetime | None = None
+    """The meeting's title and start as planned when the topic was added, for the resident's
+    public timeline (added in v1: optional, None in events published before)."""
 
 
 class TopicRemovedV1(_Meetings):
@@ -472,6 +476,9 @@ class CaseReopenedV1(_Supervision):
     reason: str
     deadline: date
     reopened_at: datetime
+    cause: Literal["office", "callback"] = "office"
+    """Who sent it back: the office on inspection, or the resident unsatisfied when called
+    back (回访不满意) after it was verified (added in v1: optional)."""
 
 
 class CaseOverdueV1(_Supervision):

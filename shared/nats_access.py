@@ -88,7 +88,7 @@ class ServiceAccess:
 # Intake's readers also read the county offices' intake, gathered on the prefecture's side.
 INTAKES = (INTAKE_STREAM, CountiesStream())
 SERVICES: tuple[ServiceAccess, ...] = (
-    ServiceAccess("intake", INTAKE_STREAM, (SUPERVISION_STREAM,)),
+    ServiceAccess("intake", INTAKE_STREAM, (SUPERVISION_STREAM, MEETINGS_STREAM)),
     ServiceAccess("meetings", MEETINGS_STREAM, INTAKES),
     ServiceAccess("supervision", SUPERVISION_STREAM, (MEETINGS_STREAM, *INTAKES)),
     ServiceAccess("projections", None, (*INTAKES, MEETINGS_STREAM, SUPERVISION_STREAM), pulls=True),

@@ -55,6 +55,7 @@ from shared.contracts import (
     IssueResolvedV1,
     IssueScreenedV1,
     IssueSubmittedV1,
+    TopicAddedV1,
 )
 from shared.eventstore import ServiceApplication
 from shared.process import PolicyRefused, Upstream
@@ -655,6 +656,19 @@ class IntakeApplication(ServiceApplication):
         for issue in covered:
             if issue.note_case(told.case_id, name, at, department, deadline, note, meeting_id):
                 processing.collect_events(issue)
+
+    def follow_meetings(self, upstream: Upstream, processing: ProcessingEvent[UUID]) -> None:
+        """What meetings tells: an issue put on a meeting's agenda (议题列入协商), for the
+        public lookup. Events published before the meeting's title and start travelled with
+        them, and issues of another intake, are passed over."""
+        told = upstream.event
+        if not isinstance(told, TopicAddedV1) or told.meeting_title is None or not told.starts_at:
+            return
+        issue = self._known_issue(told.issue_id)
+        if issue is not None and issue.note_agenda(
+            told.meeting_id, told.meeting_title, told.starts_at, told.added_at
+        ):
+            processing.collect_events(issue)
 
     def _known_issue(self, issue_id: UUID) -> Issue | None:
         try:

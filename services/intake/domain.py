@@ -219,6 +219,8 @@ class Issue(Aggregate):
         self.closed_at: datetime | None = None
         self.commands: dict[str, str] = {}
         self.cases: dict[UUID, dict[str, Any]] = {}
+        self.agendas: dict[UUID, dict[str, Any]] = {}
+        """The meetings whose agenda took the issue up (列入协商): title, start, when."""
         self.callbacks: list[dict[str, Any]] = []
 
     @classmethod
@@ -515,6 +517,22 @@ class Issue(Aggregate):
             return False
         self._case_noted(case_id, step, at, department, deadline, note, meeting_id)
         return True
+
+    def note_agenda(
+        self, meeting_id: UUID, title: str, starts_at: datetime, added_at: datetime
+    ) -> bool:
+        """议题列入协商: a meeting put the issue on its agenda; False if known already (a
+        replayed upstream event)."""
+        if meeting_id in self.agendas:
+            return False
+        self._agenda_noted(meeting_id, title, starts_at, added_at)
+        return True
+
+    @event("AgendaNoted")
+    def _agenda_noted(
+        self, meeting_id: UUID, title: str, starts_at: datetime, added_at: datetime
+    ) -> None:
+        self.agendas[meeting_id] = {"title": title, "starts_at": starts_at, "added_at": added_at}
 
     @event("CaseNoted")
     def _case_noted(

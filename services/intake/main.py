@@ -21,8 +21,9 @@ from services.intake.settings import (
     tracking_secret,
 )
 from shared.auth import Authenticator
+from shared.counties import CountyServer
 from shared.limits import install_limits
-from shared.messaging import INTAKE_STREAM, SUPERVISION_STREAM
+from shared.messaging import INTAKE_STREAM, MEETINGS_STREAM, SUPERVISION_STREAM
 from shared.observability import install_observability
 from shared.process import UpstreamProcessor
 from shared.runtime import Publishing, ServiceRuntime
@@ -47,7 +48,16 @@ def create_app(settings: Settings, intake_settings: IntakeServiceSettings | None
         settings,
         "intake",
         Publishing(INTAKE_STREAM, intake, to_contract),
-        upstreams=[(SUPERVISION_STREAM, UpstreamProcessor(intake, intake.follow_supervision))],
+        upstreams=[
+            (SUPERVISION_STREAM, UpstreamProcessor(intake, intake.follow_supervision)),
+            # A county office's own server has no MEETINGS (only its INTAKE and the
+            # prefecture's SUPERVISION cross the link): its timeline has no agenda step yet.
+            *(
+                []
+                if CountyServer().county_office
+                else [(MEETINGS_STREAM, UpstreamProcessor(intake, intake.follow_meetings))]
+            ),
+        ],
     )
 
     app = FastAPI(

@@ -292,6 +292,10 @@ class PublicStep(BaseModel):
     text: str
     department: str | None = None
     deadline: str | None = None
+    meeting: str | None = None
+    """`on_agenda`: the meeting's title, as it was planned."""
+    meeting_date: str | None = None
+    """`on_agenda`: the day the meeting starts, in China."""
 
 
 class PublicStatus(BaseModel):

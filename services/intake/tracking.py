@@ -66,6 +66,8 @@ def public_timeline(issue: Issue, events: list[Any]) -> list[dict[str, Any]]:
             steps.append(_step("received", e.submitted_at, "已收到 / received"))
         elif isinstance(e, Issue.Screened):
             steps.append(_step("screened", e.screened_at, DECISION_WORDS[e.decision]))
+        elif isinstance(e, Issue.AgendaNoted):
+            steps.append(_agenda_step(e))
         elif isinstance(e, Issue.CaseNoted):
             steps.append(_case_step(e))
         elif isinstance(e, Issue.Resolved):
@@ -81,6 +83,15 @@ def public_timeline(issue: Issue, events: list[Any]) -> list[dict[str, Any]]:
 
 def _step(step: str, at: Any, words: str, **more: Any) -> dict[str, Any]:
     return {"step": step, "at": _moment(at), "text": words, **more}
+
+
+def _agenda_step(e: Any) -> dict[str, Any]:
+    day = e.starts_at.astimezone(CHINA).date()
+    words = (
+        f"列入{day.year}年{day.month}月{day.day}日召开的「{e.title}」议题 / on the agenda of "
+        f"“{e.title}”, held on {day.isoformat()}"
+    )
+    return _step("on_agenda", e.added_at, words, meeting=e.title, meeting_date=day.isoformat())
 
 
 def _case_step(e: Any) -> dict[str, Any]:

@@ -274,7 +274,15 @@ class Meeting(Aggregate):
             )
         topic.take(self.id, self.title)
         if str(topic.issue_id) not in self.topics:
-            self._topic_added(topic.issue_id, topic.office, topic.title, self.offices, added_at)
+            self._topic_added(
+                topic.issue_id,
+                topic.office,
+                topic.title,
+                self.offices,
+                added_at,
+                meeting_title=self.title,
+                starts_at=self.starts_at,
+            )
 
     @event("TopicAdded")
     def _topic_added(
@@ -284,7 +292,11 @@ class Meeting(Aggregate):
         issue_title: str,
         offices: list[str],
         added_at: datetime,
+        meeting_title: str | None = None,
+        starts_at: datetime | None = None,
     ) -> None:
+        """`meeting_title` and `starts_at` travel with the event for intake's public timeline
+        (None in events stored before)."""
         self.topics[str(issue_id)] = {
             "issue_id": issue_id,
             "office": issue_office,

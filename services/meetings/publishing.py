@@ -44,6 +44,8 @@ def to_contract(domain_event: Any) -> tuple[str, Contract] | None:
             issue_id=e.issue_id,
             issue_office=e.issue_office,
             added_at=e.added_at,
+            meeting_title=getattr(e, "meeting_title", None),
+            starts_at=getattr(e, "starts_at", None),
         )
     if isinstance(e, Meeting.TopicRemoved):
         return e.offices[0], TopicRemovedV1(

@@ -136,6 +136,9 @@ class Figures(BaseModel):
     letters_issued: int
     cases_overdue: int
     median_days_to_resolution: float | None
+    cases_reopened_by_callback: int = 0
+    """督办件 sent back in the year because a resident was unsatisfied when called back
+    (回访不满意退回), each case once a year; each went up to the prefecture at once."""
     issues_called_back: int = 0
     """回访: issues resolved in the year whose resident was called back afterwards."""
     callbacks_reached: int = 0

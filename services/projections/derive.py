@@ -155,6 +155,11 @@ def _unsatisfied(f: Fact) -> bool:
     return f.step == "callback" and f.detail == "unsatisfied"
 
 
+def _by_resident(f: Fact) -> bool:
+    """A send-back after 回访不满意 (the office's own send-backs carry "office" or nothing)."""
+    return f.data.get("cause") == "callback"
+
+
 def days_between(start: str, end: str) -> int:
     """Whole calendar days in China between two fixed-width China times."""
     return max(0, (datetime.fromisoformat(end[:10]) - datetime.fromisoformat(start[:10])).days)
@@ -342,7 +347,8 @@ def derive_meeting(facts: Iterable[Fact], until: str | None = None) -> Derived:
 
 
 def derive_case(facts: Iterable[Fact], until: str | None = None) -> Derived:
-    """A supervision case (督办件): its letters (督办函) and whether it went overdue (逾期)."""
+    """A supervision case (督办件): its letters (督办函), whether it went overdue (逾期), and
+    the years residents' dissatisfaction sent it back (回访不满意退回, once a year)."""
     ordered = in_order(facts, CASE_RANK, until)
     opened = next((f for f in ordered if f.step == "case_opened"), None)
     derived = Derived(None)
@@ -352,6 +358,10 @@ def derive_case(facts: Iterable[Fact], until: str | None = None) -> Derived:
     overdue = next((f for f in ordered if f.step == "case_overdue"), None)
     if overdue is not None:
         derived.add(overdue.office, overdue.year, "cases_overdue")
+    for office, year in {
+        (f.office, f.year) for f in ordered if f.step == "case_reopened" and _by_resident(f)
+    }:
+        derived.add(office, year, "cases_reopened_by_callback")
     if opened is None:
         return derived
     deadlines = [f.data["deadline"] for f in ordered if f.data.get("deadline")]

@@ -46,6 +46,7 @@ FIGURE_COLUMNS: Columns = (
     ("reports_forwarded", "报送社情民意"),
     ("letters_issued", "发出督办函"),
     ("cases_overdue", "逾期督办件"),
+    ("cases_reopened_by_callback", "回访不满意退回督办件"),
     ("median_days_to_resolution", "办结天数中位数"),
     ("issues_called_back", "已回访"),
     ("callbacks_reached", "回访联系上"),
@@ -100,6 +101,7 @@ DRILL_KIND = {
     "meetings_held": "meeting",
     "letters_issued": "case",
     "cases_overdue": "case",
+    "cases_reopened_by_callback": "case",
 }
 
 

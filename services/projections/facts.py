@@ -324,6 +324,7 @@ def _facts(event: Contract, fact: Any) -> Iterator[Fact]:
                 None,
                 event.reason,
                 deadline=event.deadline.isoformat(),
+                cause=event.cause,
             )
         case CaseEscalatedV1():
             yield fact(CASE, event.case_id, "case_escalated", event.office, None, event.step)

@@ -37,6 +37,7 @@ FIGURES = (
     "reports_forwarded",
     "letters_issued",
     "cases_overdue",
+    "cases_reopened_by_callback",
     "median_days_to_resolution",
     *CALLBACK_FIGURES,
 )
@@ -155,6 +156,7 @@ def figures(
         "reports_forwarded": n("reports_forwarded"),
         "letters_issued": n("letters_issued"),
         "cases_overdue": n("cases_overdue"),
+        "cases_reopened_by_callback": n("cases_reopened_by_callback"),
         "median_days_to_resolution": median(days.get(office, {})),
         **{figure: n(figure) for figure in CALLBACK_FIGURES},
         "satisfaction_rate": _share(n("callbacks_satisfied"), n("callbacks_reached")),
@@ -180,14 +182,17 @@ def recount(
         ISSUE: "step IN ('submitted', 'resolved', 'screened')",
         ACTIVITY: "step = 'activity_recorded'",
         MEETING: "step = 'meeting_held'",
-        CASE: "step IN ('letter_issued', 'case_overdue')",
+        CASE: "step IN ('letter_issued', 'case_overdue', 'case_reopened')",
     }
     # Only the facts the counters depend on: the others cannot change a count.
     needed = {
         ISSUE: "step IN ('submitted', 'resolved', 'screened', 'callback')",
         ACTIVITY: "1 = 1",
         MEETING: "step IN ('meeting_held', 'meeting_planned')",
-        CASE: "step IN ('letter_issued', 'case_overdue', 'case_opened', 'case_steps_retracted')",
+        CASE: (
+            "step IN ('letter_issued', 'case_overdue', 'case_opened', 'case_steps_retracted',"
+            " 'case_reopened')"
+        ),
     }
     counts: dict[tuple[str, int, str], int] = defaultdict(int)
     days: dict[tuple[str, int, int], int] = defaultdict(int)
@@ -236,6 +241,11 @@ _FIRST_OVERDUE = (  # `f` is the case's first standing overdue fact by `until` (
 )
 
 
+_BY_RESIDENT = (  # a case sent back after 回访不满意
+    "entity = 'case' AND step = 'case_reopened' AND json_extract(data, '$.cause') = 'callback'"
+)
+
+
 _SUBMITTED = (  # CROSS JOIN: SQLite then looks the issue up for each `f`, never the reverse
     "CROSS JOIN issue_status i ON i.issue_id = f.entity_id AND i.submitted_at <= :until"
 )
@@ -265,6 +275,8 @@ AS_OF_SQL = {
         " UNION ALL SELECT f.office, 'cases_overdue', COUNT(*) FROM facts f"
         " WHERE f.entity = 'case' AND f.step = 'case_overdue' AND f.year = :year"
         f" AND f.at <= :until AND {_FIRST_OVERDUE} GROUP BY f.office"
+        " UNION ALL SELECT office, 'cases_reopened_by_callback', COUNT(DISTINCT entity_id)"
+        f" FROM facts WHERE {_BY_RESIDENT} AND year = :year AND at <= :until GROUP BY office"
     ),
     # (office, days, resolved, of them key problems): an issue resolved in the year, once,
     # its days counted to its first resolution of the year.
@@ -416,6 +428,14 @@ DRILL_SQL = {
         + _standing_overdue("f")
         + " GROUP BY f.entity_id HAVING MIN(f.year) = :year"
     ),
+    "cases_reopened_by_callback": (
+        "SELECT f.entity_id AS case_id, MIN(f.office) AS office,"
+        " MIN(c.department) AS department, MIN(f.at) AS at,"
+        " group_concat(f.event_id) AS event_ids, MIN(c.issue_ids) AS issue_ids"
+        " FROM (SELECT * FROM facts WHERE " + _BY_RESIDENT + ") f"
+        " LEFT JOIN cases c ON c.case_id = f.entity_id"
+        " WHERE f.year = :year AND f.at <= :until{offices} GROUP BY f.entity_id"
+    ),
 }
 for _figure, _which in zip(
     CALLBACK_FIGURES,
@@ -443,6 +463,7 @@ OFFICE_COLUMN = {
     "meetings_held": "office",
     "letters_issued": "f.office",
     "cases_overdue": "f.office",
+    "cases_reopened_by_callback": "f.office",
 }
 
 ALWAYS = "9999-12-31T23:59:59.999999+08:00"

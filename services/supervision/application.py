@@ -219,7 +219,7 @@ class SupervisionApplication(ServiceApplication):
             except CaseNotFound:
                 continue
             reason = "居民回访不满意 / the resident was not satisfied when called back"
-            if case.reopen_after_callback(reason, deadline, event.called_at):
+            if case.reopen_after_callback(reason, deadline, event.called_at, self._ladder(case)):
                 processing.collect_events(case)
 
     def _open(self, processing: ProcessingEvent[UUID], case_id: UUID, **fields: Any) -> None:
@@ -419,6 +419,7 @@ def to_contract(domain_event: Any) -> tuple[str, Contract] | None:
             reason=e.reason,
             deadline=e.deadline,
             reopened_at=e.reopened_at,
+            cause=getattr(e, "cause", "office"),
         )
     elif isinstance(e, SupervisionCase.BecameOverdue):
         contract = CaseOverdueV1(

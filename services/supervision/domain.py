@@ -467,24 +467,51 @@ class SupervisionCase(Aggregate):
         )
         self.retract_disproved()
 
-    def reopen_after_callback(self, reason: str, deadline: date, reopened_at: datetime) -> bool:
+    def reopen_after_callback(
+        self, reason: str, deadline: date, reopened_at: datetime, ladder: Ladder
+    ) -> bool:
         """回访不满意: the resident was not satisfied, so a verified case goes back to the
-        department; False if the case is no longer verified (already sent back)."""
+        department; False if the case is no longer verified (already sent back).
+
+        The escalation counts it: work the office verified and the resident still finds
+        unsolved is what 提级督办 is for, so the case goes up to the prefecture at once for
+        its new deadline (the scheduler does not escalate that deadline again); the
+        prefecture's own cases have nothing above them and are only sent back.
+        """
         if self.status != VERIFIED:
             return False
+        at = max(reopened_at, self.last_step_at)
         self._reopened(
             office=self.office,
             department=self.department,
             reason=reason,
             deadline=deadline,
-            reopened_at=max(reopened_at, self.last_step_at),
+            reopened_at=at,
+            cause="callback",
         )
+        if ladder.escalate_to is not None and ladder.escalate_to != self.office:
+            self._escalated(
+                office=self.office,
+                department=self.department,
+                step="escalate",
+                deadline=deadline,
+                to_office=ladder.escalate_to,
+                escalated_at=at,
+            )
         return True
 
     @event("Reopened")
     def _reopened(
-        self, office: str, department: str, reason: str, deadline: date, reopened_at: datetime
+        self,
+        office: str,
+        department: str,
+        reason: str,
+        deadline: date,
+        reopened_at: datetime,
+        cause: str = "office",
     ) -> None:
+        """`cause` is "callback" for a send-back after 回访不满意 ("office" in events stored
+        before it was kept, all of which the office made)."""
         self.completion = None
         self.completions[-1] = (self.completions[-1][0], reopened_at)
         self.deadline = deadline

@@ -187,18 +187,76 @@ async def test_an_open311_request_is_followed_until_closed_and_reopened_by_the_r
             got = (await supervision.get(path, headers=office)).json()
             return got if got["status"] == "reopened" else None
 
-        await eventually(sent_back, "the case sent back after the unsatisfied call")
+        case = await eventually(sent_back, "the case sent back after the unsatisfied call")
+        # The escalation counts it: the case went up to the prefecture at once.
+        assert [e["step"] for e in case["escalations"]] == ["escalate"], case["escalations"]
 
         async def counted() -> dict[str, Any] | None:
             total = await figures()
-            return total if total["issues_called_back"] > before["issues_called_back"] else None
+            # The call comes on INTAKE, the case's send-back on SUPERVISION: both counted.
+            moved = [
+                total[f] > before[f] for f in ("issues_called_back", "cases_reopened_by_callback")
+            ]
+            return total if all(moved) else None
 
         after = await eventually(counted, "the call in the statistics")
         for figure, moved in (("issues_called_back", 1), ("callbacks_reached", 1),
-                              ("callbacks_satisfied", 0), ("issues_resolved", 0)):  # fmt: skip
+                              ("callbacks_satisfied", 0), ("issues_resolved", 0),
+                              ("cases_reopened_by_callback", 1)):  # fmt: skip
             assert after[figure] == before[figure] + moved, figure
         reopened = (await intake.get(f"/open311/v2/requests/{request_id}.json")).json()[0]
         assert reopened["status"] == "open"
+
+
+async def test_the_public_timeline_names_the_meeting_that_took_the_request_up(
+    stack: RunningStack, api_key: str, mint: Callable[..., str]
+) -> None:
+    posted = post_request(stack, api_key, description=f"菜市场门口积水 {uuid4().hex[:6]}")
+    assert posted.status_code == 201, posted.text
+    (answer,) = posted.json()
+    request_id, code = answer["service_request_id"], answer["token"]
+    staff = bearer(mint("yanji", "meetings"))
+    title = f"雨季排水书面协商 {uuid4().hex[:4]}"
+    starts = (datetime.now(CHINA) + timedelta(days=20)).replace(hour=9, minute=0, microsecond=0)
+    async with (
+        httpx.AsyncClient(base_url=stack.intake, timeout=10) as intake,
+        httpx.AsyncClient(base_url=stack.meetings, headers=staff, timeout=10) as meetings,
+    ):
+        screened = await intake.post(
+            f"/issues/{request_id}/screening",
+            json={"decision": "topic"},
+            headers=bearer(mint("yanji", "leader")),
+        )
+        assert screened.status_code == 200, screened.text
+        planned = await meetings.post(
+            "/meetings",
+            json={
+                "office": "yanji",
+                "kind": "written",  # no venue to register
+                "title": title,
+                "theme": "老城区排水",
+                "starts_at": starts.isoformat(),
+                "ends_at": (starts + timedelta(days=7)).isoformat(),
+                "submission_deadline": (starts + timedelta(days=7)).isoformat(),
+            },
+        )
+        assert planned.status_code == 201, planned.text
+        topics = f"/meetings/{planned.json()['id']}/topics"
+
+        async def added() -> httpx.Response | None:
+            answer = await meetings.post(topics, json={"issue_id": request_id})
+            return None if answer.status_code == 409 else answer  # the decision on its way
+
+        assert (await eventually(added, "the topic on the agenda")).status_code in (200, 201)
+
+        async def on_agenda() -> dict[str, Any] | None:
+            timeline = (await intake.get(f"/track/{code}")).json()["timeline"]
+            return next((s for s in timeline if s["step"] == "on_agenda"), None)
+
+        step = await eventually(on_agenda, "the agenda in the public timeline")
+        assert (step["meeting"], step["meeting_date"]) == (title, starts.date().isoformat())
+        page = await intake.get(f"/track/{code}/page")
+        assert title in page.text
 
 
 def test_bad_open311_input_is_answered_in_the_spec_error_format_and_stores_nothing(

@@ -159,24 +159,25 @@ async def test_a_consumer_reads_the_streams_it_was_given_and_no_other(
 ) -> None:
     admin = (await as_user(ADMIN)).jetstream()
     await admin.publish("supervision.yanji.CaseOpened.v1", b"case")
-    await admin.publish("meetings.yanji.MeetingConcluded.v1", b"meeting")
+    await admin.publish("meetings.yanji.TopicAdded.v1", b"topic")
     intake = await as_user("intake")
-    projections = await as_user("projections")
+    meetings = await as_user("meetings")
 
+    # Intake follows supervision's cases and the meetings' agendas (the public timeline).
     assert (await read_one(intake, SUPERVISION_STREAM)).data == b"case"
-    assert (await read_one(projections, MEETINGS_STREAM)).data == b"meeting"
+    assert (await read_one(intake, MEETINGS_STREAM)).data == b"topic"
 
     with caplog.at_level(logging.WARNING, logger="shared.messaging"):
-        refused_js = intake.jetstream(timeout=REFUSAL_TIMEOUT)
+        refused_js = meetings.jetstream(timeout=REFUSAL_TIMEOUT)
         with pytest.raises(NatsTimeout):
             await refused_js.subscribe(
-                "meetings.>", stream=MEETINGS_STREAM.name, ordered_consumer=True
+                "supervision.>", stream=SUPERVISION_STREAM.name, ordered_consumer=True
             )
         with pytest.raises(NatsTimeout):
-            await refused_js.get_msg(MEETINGS_STREAM.name, seq=1)
-    refused = refusals(caplog, "intake")
-    assert any("$js.api.consumer.create.meetings" in m for m in refused), refused
-    assert any("$js.api.stream.msg.get.meetings" in m for m in refused), refused
+            await refused_js.get_msg(SUPERVISION_STREAM.name, seq=1)
+    refused = refusals(caplog, "meetings")
+    assert any("$js.api.consumer.create.supervision" in m for m in refused), refused
+    assert any("$js.api.stream.msg.get.supervision" in m for m in refused), refused
 
 
 async def test_no_user_can_listen_on_another_users_inboxes(

@@ -343,3 +343,50 @@ def test_a_new_deadline_after_a_send_back_starts_the_ladder_again() -> None:
     case.supervise(midnight("2020-12-01"), LADDER)
     assert [s for s, _ in steps(case)] == ["reminder", "urge", "overdue"]
     assert case.overdue
+
+
+def test_a_case_sent_back_by_an_unsatisfied_resident_is_escalated_at_once() -> None:
+    case = completed(on="2020-09-20")
+    case.verify(at("2020-09-25"), NOW)
+    case.collect_events()
+    sent = case.reopen_after_callback(
+        "居民回访不满意", date(2020, 11, 30), at("2020-10-20"), LADDER
+    )
+    events = case.collect_events()
+    assert sent and case.status == "reopened"
+    assert [type(e).__name__ for e in events] == ["Reopened", "Escalated"]
+    reopened, escalated = events
+    assert reopened.cause == "callback"  # type: ignore[attr-defined]
+    assert (escalated.step, escalated.to_office, escalated.deadline) == (  # type: ignore[attr-defined]
+        "escalate",
+        "yanbian",
+        date(2020, 11, 30),
+    )
+    assert escalated.escalated_at == at("2020-10-20")  # type: ignore[attr-defined]
+    # The new deadline's ladder runs on without escalating it a second time; the escalation
+    # stands (no completion was reported when it happened).
+    case.supervise(midnight("2020-12-15"), LADDER)
+    assert [s for s, _ in steps(case)] == ["reminder", "urge", "overdue"]
+    assert case.disproved_steps() == []
+
+
+def test_the_prefectures_own_case_sent_back_by_a_resident_has_nothing_to_go_up_to() -> None:
+    case = opened(office="yanbian")
+    case.issue_letter(
+        "州政协督〔2020〕1号", 2020, 1, date(2020, 9, 30), "限期", at("2020-07-02"), NOW
+    )
+    case.acknowledge(at("2020-07-03"), NOW)
+    case.report_completion("已修复", at("2020-09-20"), NOW)
+    case.verify(at("2020-09-25"), NOW)
+    case.collect_events()
+    ladder = Ladder(escalate_to=None)
+    assert case.reopen_after_callback("不满意", date(2020, 11, 30), at("2020-10-20"), ladder)
+    assert event_names(case) == ["Reopened"]
+
+
+def test_a_send_back_by_the_office_is_not_counted_as_the_residents() -> None:
+    case = completed(on="2020-09-20")
+    case.collect_events()
+    case.send_back("仍未修好", date(2020, 11, 30), at("2020-10-20"), NOW)
+    (reopened,) = case.collect_events()
+    assert reopened.cause == "office"  # type: ignore[attr-defined]

@@ -400,6 +400,9 @@ async def test_every_meeting_event_is_published_under_the_organising_office(
     assert {office for office, _ in published} == {"yanbian"}
     assert all(c.offices == ["yanbian", "yanji"] for _, c in published)  # type: ignore[attr-defined]
     assert published[2][1].issue_office == "yanji"  # type: ignore[attr-defined]
+    added = published[1][1]
+    # The meeting as a resident's public timeline names it (intake follows MEETINGS for it).
+    assert (added.meeting_title, added.starts_at) == (joint.title, joint.starts_at)  # type: ignore[attr-defined]
     assert to_contract(events[0]) is None  # reference data stays inside the service
 
 

@@ -28,6 +28,7 @@ from shared.contracts import (
     ActivityRecordedV1,
     CaseOpenedV1,
     CaseOverdueV1,
+    CaseReopenedV1,
     Contract,
     Envelope,
     IssueClosedV1,
@@ -364,6 +365,38 @@ def test_letters_and_overdue_cases_count_in_their_own_year_and_office(
     assert statistics(view, 2020, ["yanji"], False, None)["total"]["letters_issued"] == 0
     _, letters = drill_down(view, "letters_issued", 2020, None, None, None, 50, 0)
     assert letters[0]["number"] == "图政协督〔2020〕1号"
+
+
+def test_cases_sent_back_by_unsatisfied_residents_count_once_a_year_and_drill_down(
+    view: ProjectionView, streams: Streams
+) -> None:
+    by_resident, by_office = uuid4(), uuid4()
+
+    def sent_back(case: UUID, at: datetime, cause: str) -> Contract:
+        return CaseReopenedV1(
+            case_id=case,
+            office="tumen",
+            department="住建局",
+            reason="居民回访不满意" if cause == "callback" else "仍未修好",
+            deadline=date(2021, 3, 1),
+            reopened_at=at,
+            cause=cause,  # type: ignore[arg-type]
+        )
+
+    streams.send(
+        sent_back(by_resident, china(2020, 11, 2, 10), "callback"),
+        sent_back(by_resident, china(2020, 12, 20, 10), "callback"),
+        sent_back(by_resident, china(2021, 1, 5, 10), "callback"),
+        sent_back(by_office, china(2020, 11, 3, 10), "office"),
+    )
+    figure = "cases_reopened_by_callback"
+    assert statistics(view, 2020, ["tumen"], False, None)["total"][figure] == 1
+    assert statistics(view, 2021, ["tumen"], False, None)["total"][figure] == 1
+    assert statistics(view, 2020, ["tumen"], False, date(2020, 11, 1))["total"][figure] == 0
+    assert statistics(view, 2020, ["yanji"], False, None)["total"][figure] == 0
+    total, items = drill_down(view, figure, 2020, ["tumen"], None, None, 50, 0)
+    assert (total, [item["case_id"] for item in items]) == (1, [str(by_resident)])
+    assert len(items[0]["event_ids"]) == 2
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from services.intake.application import IntakeApplication, resolved_before, to_c
 from services.intake.domain import IssueRuleBroken, TransitionRefused
 from services.intake.open311 import Open311Error, requests_xml, service_request
 from services.intake.open311_api import _form_text, _submission
+from services.intake.schemas import PublicStatus
 from shared.contracts import (
     CaseOpenedV1,
     CaseReopenedV1,
@@ -26,6 +27,7 @@ from shared.contracts import (
     Contract,
     Envelope,
     IssueCallbackRecordedV1,
+    TopicAddedV1,
 )
 from shared.process import Upstream
 
@@ -55,11 +57,14 @@ _positions = iter(range(1, 10_000))
 
 
 def tell(app: IntakeApplication, contract: Contract) -> int:
-    """Run intake's supervision policy on one upstream event; the events it stored."""
+    """Run intake's policy for the contract's stream on one upstream event; the events it
+    stored."""
+    stream = contract.service.upper()
     envelope = Envelope.wrap(str(uuid4()), datetime.now(UTC), contract.subject("yanji"), contract)
-    upstream = Upstream("SUPERVISION", next(_positions), envelope, contract)
-    processing: ProcessingEvent[UUID] = ProcessingEvent(Tracking("SUPERVISION", upstream.position))
-    app.follow_supervision(upstream, processing)
+    upstream = Upstream(stream, next(_positions), envelope, contract)
+    processing: ProcessingEvent[UUID] = ProcessingEvent(Tracking(stream, upstream.position))
+    policy = app.follow_meetings if stream == "MEETINGS" else app.follow_supervision
+    policy(upstream, processing)
     app._record(processing)
     return len(processing.events)
 
@@ -216,6 +221,44 @@ async def test_a_tracking_code_shows_the_public_timeline_and_nothing_else(
     assert intake.track(code, office="tumen") is None
     assert intake.track(code[:-1] + ("A" if code[-1] != "A" else "B")) is None
     assert len(code) >= 22
+
+
+async def test_the_public_timeline_names_the_meeting_whose_agenda_took_the_issue_up(
+    intake: IntakeApplication,
+) -> None:
+    issue_id = await request(intake)
+    await intake.screen_issue(issue_id, "topic", "leader-1", reason="内部：与住建局先沟通")
+    meeting_id = uuid4()
+
+    def added(issue: UUID, **more: Any) -> TopicAddedV1:
+        return TopicAddedV1(
+            meeting_id=meeting_id,
+            offices=["yanji"],
+            issue_id=issue,
+            issue_office="yanji",
+            added_at=datetime.now(UTC),
+            **more,
+        )
+
+    planned = {
+        "meeting_title": "老旧小区路灯改造专题协商会",
+        "starts_at": datetime(2026, 12, 1, 1, 30, tzinfo=UTC),  # 09:30 on 1 December in China
+    }
+    assert tell(intake, added(issue_id)) == 0  # published before the meeting travelled with it
+    assert tell(intake, added(uuid4(), **planned)) == 0  # an issue of another intake
+    assert tell(intake, added(issue_id, **planned)) == 1
+    assert tell(intake, added(issue_id, **planned)) == 0  # redelivered
+
+    found = intake.track(intake.tracking_code(intake.get_issue(issue_id)))
+    assert found is not None
+    timeline = found[1]
+    assert [s["step"] for s in timeline] == ["received", "screened", "on_agenda"]
+    agenda = timeline[-1]
+    assert (agenda["meeting"], agenda["meeting_date"]) == (planned["meeting_title"], "2026-12-01")
+    assert "老旧小区路灯改造专题协商会" in agenda["text"] and "2026年12月1日" in agenda["text"]
+    assert "内部" not in repr(timeline) and str(meeting_id) not in repr(timeline)
+    answered = PublicStatus.of(*found).timeline[-1]  # what GET /track/{code} answers
+    assert (answered["meeting"], answered["meeting_date"]) == (agenda["meeting"], "2026-12-01")
 
 
 async def test_a_callback_needs_a_resolved_issue_and_a_satisfaction_when_reached(

@@ -31,9 +31,12 @@ from services.supervision.domain import (
 from services.supervision.workdays import CalendarNotCovered
 from shared.consumer import Delivered
 from shared.contracts import (
+    CaseEscalatedV1,
+    CaseReopenedV1,
     CaseVerifiedV1,
     Contract,
     Envelope,
+    IssueCallbackRecordedV1,
     IssueScreenedV1,
     LetterIssuedV1,
     MeetingConcludedV1,
@@ -343,6 +346,43 @@ async def test_every_step_is_published_as_its_contract(supervision: SupervisionA
     assert verified.issue_ids == supervision.get_case(case_id).issue_ids
     # Kept to itself: the letter register's two events and the remembered Idempotency-Key.
     assert len(stored) - len(published) == 3
+
+
+async def test_an_unsatisfied_callback_sends_the_case_back_and_up_to_the_prefecture(
+    supervision: SupervisionApplication,
+) -> None:
+    case_id = await a_case(supervision)
+    await issue(supervision, case_id)
+    day = datetime(2020, 7, 3, 9, 0, tzinfo=CHINA)
+    for command in (
+        lambda c: c.acknowledge(day, NOW),
+        lambda c: c.report_completion("已修复", day, NOW),
+        lambda c: c.verify(day, NOW),
+    ):
+        await supervision.change(case_id, lambda c, f=command: (f(c), ([], "done"))[1], anyone)
+    before = supervision.recorder.max_notification_id() or 0
+    called = IssueCallbackRecordedV1(
+        issue_id=supervision.get_case(case_id).issue_ids[0],
+        office="yanji",
+        reached=True,
+        satisfaction="unsatisfied",
+        called_at=datetime(2020, 7, 20, 10, 0, tzinfo=CHINA),
+        reopened_cases=[case_id],
+    )
+    processor = UpstreamProcessor(supervision, supervision.open_cases)
+    processor.apply([delivered(1, called, "yanji")], Tracking("INTAKE", 1))
+
+    published = [
+        t[1]
+        for n in supervision.recorder.select_notifications(before + 1, 100)
+        if (t := to_contract(supervision.mapper.to_domain_event(n))) is not None
+    ]
+    reopened, escalated = published
+    assert isinstance(reopened, CaseReopenedV1) and reopened.cause == "callback"
+    assert isinstance(escalated, CaseEscalatedV1)
+    assert (escalated.step, escalated.to_office) == ("escalate", "yanbian")
+    assert escalated.deadline == reopened.deadline
+    assert supervision.get_case(case_id).status == "reopened"
 
 
 async def test_two_replicas_issuing_letters_at_once_on_one_store_take_every_number_once(

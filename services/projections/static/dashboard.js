@@ -77,6 +77,7 @@
     { key: "reports_forwarded", zh: ["报送《社情民意》", "篇"], en: ["Public-opinion reports", ""] },
     { key: "letters_issued", zh: ["下发督办函", "件"], en: ["Supervision letters", ""] },
     { key: "cases_overdue", zh: ["逾期督办件", "件"], en: ["Overdue cases", ""] },
+    { key: "cases_reopened_by_callback", zh: ["回访不满意退回督办件", "件"], en: ["Cases sent back by unsatisfied residents", ""] },
     { key: "median_days_to_resolution", zh: ["办结用时中位数", "天"], en: ["Median days to resolution", "days"] },
     { key: "issues_called_back", zh: ["回访居民", "件"], en: ["Residents called back", ""] },
     { key: "callbacks_satisfied", zh: ["回访满意（含基本满意）", "件"], en: ["Satisfied when called back", ""] },
