@@ -265,12 +265,9 @@ def import_file(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     import httpx
-    from pydantic import ValidationError
     from tqdm import tqdm
 
     from services.intake.imports import ImportRefused, read_table
-    from shared.auth import Authenticator, TokenError
-    from shared.settings import IntakeSettings, Settings
 
     path = Path(args.file)
     if not path.is_file():
@@ -287,17 +284,10 @@ def import_file(args: argparse.Namespace) -> int:
     if not table:
         _error(f"文件是空的 / the file is empty: {path}")
         return BAD_INPUT
-    try:
-        url = args.url or f"http://127.0.0.1:{IntakeSettings().port}"
-        token = args.token or Authenticator(Settings()).mint(
-            args.office, ["clerk"], subject=f"import-{args.office}"
-        )
-    except ValidationError as error:
-        _error(_settings_problem(error))
+    target = _intake_target(args, "clerk", f"import-{args.office}")
+    if target is None:
         return BAD_INPUT
-    except TokenError as error:
-        _error(str(error))
-        return BAD_INPUT
+    url, token = target
 
     def cell(value: object) -> str:
         if isinstance(value, datetime | date):
@@ -556,30 +546,40 @@ def _report_differences(found: list[tuple[str, list[object], list[object]]], liv
     return FAILED
 
 
+def _intake_target(args: argparse.Namespace, role: str, subject: str) -> tuple[str, str] | None:
+    """Intake's URL and a token for it: `--url` and `--token`, or the local intake and a token
+    minted with the local settings; None once the reason is said."""
+    from pydantic import ValidationError
+
+    from shared.auth import Authenticator, TokenError
+    from shared.settings import IntakeSettings, Settings
+
+    try:
+        url = args.url or f"http://127.0.0.1:{IntakeSettings().port}"
+        token = args.token or Authenticator(Settings()).mint(args.office, [role], subject=subject)
+    except ValidationError as error:
+        _error(_settings_problem(error))
+        return None
+    except TokenError as error:
+        _error(str(error))
+        return None
+    return url, token
+
+
 def open311_key(args: argparse.Namespace) -> int:
     """Issue or revoke an office's Open311 key (接入密钥) at the running intake; an issued key
     is printed alone on stdout, once: intake keeps only its hash."""
     import httpx
-    from pydantic import ValidationError
 
     from services.intake.open311 import key_id_for
-    from shared.auth import Authenticator, TokenError
-    from shared.settings import IntakeSettings, Settings
 
     if args.action == "issue" and not (args.label or "").strip():
         _error("--label 不能为空 / --label must not be blank")
         return BAD_INPUT
-    try:
-        url = args.url or f"http://127.0.0.1:{IntakeSettings().port}"
-        token = args.token or Authenticator(Settings()).mint(
-            args.office, ["admin"], subject=f"open311-keys-{args.office}"
-        )
-    except ValidationError as error:
-        _error(_settings_problem(error))
+    target = _intake_target(args, "admin", f"open311-keys-{args.office}")
+    if target is None:
         return BAD_INPUT
-    except TokenError as error:
-        _error(str(error))
-        return BAD_INPUT
+    url, token = target
     if args.action == "issue":
         path, body = "/open311/keys", {"office": args.office, "label": args.label}
     else:

@@ -54,6 +54,13 @@ def run_cli(stack: RunningStack, *args: str) -> subprocess.CompletedProcess[str]
 
 
 @pytest.fixture(scope="module")
+def event_store() -> dict[str, str]:
+    """SQLite stores only (the suite's ten minutes): the console only calls the services'
+    APIs, and its accounts are tested on both stores in tests/integration."""
+    return {}
+
+
+@pytest.fixture(scope="module")
 def staff(stack: RunningStack) -> RunningStack:
     for name, (office, roles, department) in ACCOUNTS.items():
         args = ["user", "add", name, "--office", office, "--password", PASSWORD]

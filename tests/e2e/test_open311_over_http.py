@@ -55,6 +55,13 @@ def issue_key(stack: RunningStack) -> str:
 
 
 @pytest.fixture(scope="module")
+def event_store() -> dict[str, str]:
+    """SQLite stores only (the suite's ten minutes): Open311 is intake's own routes over the
+    store code every other e2e module runs on PostgreSQL too; the fuzz counts the SQLite file."""
+    return {}
+
+
+@pytest.fixture(scope="module")
 def api_key(stack: RunningStack) -> str:
     return issue_key(stack)
 
@@ -294,11 +301,8 @@ def test_bad_open311_input_is_answered_in_the_spec_error_format_and_stores_nothi
 
 @pytest.mark.timeout(240)
 def test_fuzzed_open311_fields_get_the_spec_error_format_never_5xx_and_store_nothing(
-    stack: RunningStack, api_key: str, event_store: dict[str, str]
+    stack: RunningStack, api_key: str
 ) -> None:
-    if event_store:
-        # The store is counted in its SQLite file; the fields are the same on PostgreSQL.
-        pytest.skip("fuzzed on the SQLite stack")
     submitted = post_request(stack, api_key).json()[0]
     known = {
         "api_key": [api_key],
