@@ -56,6 +56,7 @@ from shared.contracts import (
     IssueScreenedV1,
     IssueSubmittedV1,
     TopicAddedV1,
+    TopicRemovedV1,
 )
 from shared.eventstore import ServiceApplication
 from shared.process import PolicyRefused, Upstream
@@ -658,10 +659,15 @@ class IntakeApplication(ServiceApplication):
                 processing.collect_events(issue)
 
     def follow_meetings(self, upstream: Upstream, processing: ProcessingEvent[UUID]) -> None:
-        """What meetings tells: an issue put on a meeting's agenda (议题列入协商), for the
-        public lookup. Events published before the meeting's title and start travelled with
-        them, and issues of another intake, are passed over."""
+        """What meetings tells: an issue put on a meeting's agenda (议题列入协商) or taken off it
+        (议题移出), for the public lookup. Events published before the meeting's title and
+        start travelled with them, and issues of another intake, are passed over."""
         told = upstream.event
+        if isinstance(told, TopicRemovedV1):
+            issue = self._known_issue(told.issue_id)
+            if issue is not None and issue.note_agenda_left(told.meeting_id, told.removed_at):
+                processing.collect_events(issue)
+            return
         if not isinstance(told, TopicAddedV1) or told.meeting_title is None or not told.starts_at:
             return
         issue = self._known_issue(told.issue_id)

@@ -534,6 +534,18 @@ class Issue(Aggregate):
     ) -> None:
         self.agendas[meeting_id] = {"title": title, "starts_at": starts_at, "added_at": added_at}
 
+    def note_agenda_left(self, meeting_id: UUID, removed_at: datetime) -> bool:
+        """议题移出: the meeting took the issue off its agenda; False if it was not on it (an
+        agenda this intake never heard of, or a replayed upstream event)."""
+        if meeting_id not in self.agendas:
+            return False
+        self._agenda_left(meeting_id, self.agendas[meeting_id]["title"], removed_at)
+        return True
+
+    @event("AgendaLeft")
+    def _agenda_left(self, meeting_id: UUID, title: str, removed_at: datetime) -> None:
+        del self.agendas[meeting_id]
+
     @event("CaseNoted")
     def _case_noted(
         self,

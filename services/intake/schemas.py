@@ -293,7 +293,7 @@ class PublicStep(BaseModel):
     department: str | None = None
     deadline: str | None = None
     meeting: str | None = None
-    """`on_agenda`: the meeting's title, as it was planned."""
+    """`on_agenda` and `off_agenda`: the meeting's title, as it was planned."""
     meeting_date: str | None = None
     """`on_agenda`: the day the meeting starts, in China."""
 

@@ -68,6 +68,9 @@ def public_timeline(issue: Issue, events: list[Any]) -> list[dict[str, Any]]:
             steps.append(_step("screened", e.screened_at, DECISION_WORDS[e.decision]))
         elif isinstance(e, Issue.AgendaNoted):
             steps.append(_agenda_step(e))
+        elif isinstance(e, Issue.AgendaLeft):
+            words = f"已移出「{e.title}」议题 / taken off the agenda of “{e.title}”"
+            steps.append(_step("off_agenda", e.removed_at, words, meeting=e.title))
         elif isinstance(e, Issue.CaseNoted):
             steps.append(_case_step(e))
         elif isinstance(e, Issue.Resolved):

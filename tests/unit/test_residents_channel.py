@@ -28,6 +28,7 @@ from shared.contracts import (
     Envelope,
     IssueCallbackRecordedV1,
     TopicAddedV1,
+    TopicRemovedV1,
 )
 from shared.process import Upstream
 
@@ -259,6 +260,30 @@ async def test_the_public_timeline_names_the_meeting_whose_agenda_took_the_issue
     assert "内部" not in repr(timeline) and str(meeting_id) not in repr(timeline)
     answered = PublicStatus.of(*found).timeline[-1]  # what GET /track/{code} answers
     assert (answered["meeting"], answered["meeting_date"]) == (agenda["meeting"], "2026-12-01")
+
+    def removed(issue: UUID) -> TopicRemovedV1:
+        return TopicRemovedV1(
+            meeting_id=meeting_id,
+            offices=["yanji"],
+            issue_id=issue,
+            issue_office="yanji",
+            removed_at=datetime.now(UTC),
+        )
+
+    # Taken off the agenda: a step says so, and the same meeting may take it up again.
+    assert tell(intake, removed(issue_id)) == 1
+    assert tell(intake, removed(issue_id)) == 0  # redelivered
+    assert tell(intake, removed(uuid4())) == 0  # an issue of another intake
+    assert tell(intake, added(issue_id, **planned)) == 1
+    steps = intake.track(intake.tracking_code(intake.get_issue(issue_id)))
+    assert steps is not None
+    assert [s["step"] for s in steps[1]] == [
+        "received", "screened", "on_agenda", "off_agenda", "on_agenda"
+    ]  # fmt: skip
+    off = steps[1][3]
+    assert off["meeting"] == planned["meeting_title"] and "已移出" in off["text"]
+    answered = PublicStatus.of(*steps).timeline[3]
+    assert answered["step"] == "off_agenda" and answered["meeting"] == off["meeting"]
 
 
 async def test_a_callback_needs_a_resolved_issue_and_a_satisfaction_when_reached(
