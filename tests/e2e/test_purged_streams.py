@@ -83,21 +83,16 @@ def entities(rows: dict[str, list[tuple[Any, ...]]], table: str) -> int:
     return len({row[0] for row in rows[table]})
 
 
-async def rebuilt_rows(js: JetStreamContext, scratch: Path) -> dict[str, list[tuple[Any, ...]]]:
-    target = await rebuilding.rebuild(js, scratch, switch=False)
-    view = open_projection_view(str(target))
+async def view_rows(file: Path) -> dict[str, list[tuple[Any, ...]]]:
+    view = open_projection_view(str(file))
     try:
         return await asyncio.to_thread(view.dump)
     finally:
         view.datastore.close()
 
 
-async def live_dump(data_dir: Path) -> dict[str, list[tuple[Any, ...]]]:
-    live = open_projection_view(str(rebuilding.live_file(data_dir)))
-    try:
-        return await asyncio.to_thread(live.dump)
-    finally:
-        live.datastore.close()
+async def rebuilt_rows(js: JetStreamContext, scratch: Path) -> dict[str, list[tuple[Any, ...]]]:
+    return await view_rows(await rebuilding.rebuild(js, scratch, switch=False))
 
 
 @pytest.mark.timeout(180)
@@ -138,7 +133,7 @@ def test_streams_purged_mid_load_are_refilled_and_a_rebuild_shows_what_the_store
                     assert time.monotonic() < deadline, "the streams kept changing"
                     await asyncio.sleep(1)
                     continue
-                live_rows = await live_dump(stack.data_dir)
+                live_rows = await view_rows(rebuilding.live_file(stack.data_dir))
                 rebuilt = {table: entities(rows, table) for table in stores}
                 if (rebuilt == stores and rows == live_rows) or time.monotonic() > deadline:
                     break

@@ -231,15 +231,15 @@ async def test_the_public_timeline_names_the_meeting_whose_agenda_took_the_issue
     await intake.screen_issue(issue_id, "topic", "leader-1", reason="内部：与住建局先沟通")
     meeting_id = uuid4()
 
+    def on_the_agenda(issue: UUID) -> dict[str, Any]:
+        return {"meeting_id": meeting_id, "offices": ["yanji"], "issue_id": issue,
+                "issue_office": "yanji"}  # fmt: skip
+
     def added(issue: UUID, **more: Any) -> TopicAddedV1:
-        return TopicAddedV1(
-            meeting_id=meeting_id,
-            offices=["yanji"],
-            issue_id=issue,
-            issue_office="yanji",
-            added_at=datetime.now(UTC),
-            **more,
-        )
+        return TopicAddedV1(**on_the_agenda(issue), added_at=datetime.now(UTC), **more)
+
+    def removed(issue: UUID) -> TopicRemovedV1:
+        return TopicRemovedV1(**on_the_agenda(issue), removed_at=datetime.now(UTC))
 
     planned = {
         "meeting_title": "老旧小区路灯改造专题协商会",
@@ -260,15 +260,6 @@ async def test_the_public_timeline_names_the_meeting_whose_agenda_took_the_issue
     assert "内部" not in repr(timeline) and str(meeting_id) not in repr(timeline)
     answered = PublicStatus.of(*found).timeline[-1]  # what GET /track/{code} answers
     assert (answered["meeting"], answered["meeting_date"]) == (agenda["meeting"], "2026-12-01")
-
-    def removed(issue: UUID) -> TopicRemovedV1:
-        return TopicRemovedV1(
-            meeting_id=meeting_id,
-            offices=["yanji"],
-            issue_id=issue,
-            issue_office="yanji",
-            removed_at=datetime.now(UTC),
-        )
 
     # Taken off the agenda: a step says so, and the same meeting may take it up again.
     assert tell(intake, removed(issue_id)) == 1
