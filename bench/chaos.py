@@ -44,9 +44,10 @@ from nats.js.errors import NotFoundError
 
 from services.launcher import PASSWORDS_FILE, SERVICES, read_state
 from shared.auth import Authenticator
-from shared.messaging import STREAMS, connect
+from shared.messaging import connect
 from shared.relay import POSITION_HEADER
 from shared.settings import Settings
+from shared.streams import STREAMS
 from shared.web import STORE_FULL
 from tests.e2e.conftest import ROOT, RunningStack, launch_stack, wait_ready
 from tests.integration.support import read_stream

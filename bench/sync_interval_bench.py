@@ -21,7 +21,8 @@ from pathlib import Path
 
 from bench.processes import stop
 from shared.embedded import die_with_parent, free_port, nats_server_binary
-from shared.messaging import INTAKE_STREAM, connect, ensure_stream_with_retry
+from shared.messaging import connect, ensure_stream_with_retry
+from shared.streams import INTAKE_STREAM
 
 PAYLOAD = json.dumps(
     {

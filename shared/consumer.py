@@ -31,9 +31,9 @@ from nats.js.errors import NotFoundError
 
 from shared.aio import check_cancelled
 from shared.contracts import Contract, Envelope, UndecodableMessage, decode
-from shared.messaging import StreamSpec
 from shared.observability import CONSUMER_LAG, CONSUMER_POSITION
 from shared.relay import POSITION_HEADER
+from shared.streams import StreamSpec
 
 log = logging.getLogger(__name__)
 

@@ -1,122 +1,15 @@
-"""Offline county offices (县政协离线运行): the prefecture's stream of their intake events.
+"""Offline county offices (县政协离线运行): the switch that makes a set-up a county's.
 
-A county office may run its own nats-server as a leaf node of the prefecture's cluster, in a
-JetStream domain of its own (`county-<office>`, deploy/nats/leaf/county.conf), with its own
-intake service. That intake stores and relays exactly as the prefecture's does, into an
-`INTAKE` stream of the county's domain, whether or not the link to the prefecture is up.
-
-The prefecture's `INTAKE_COUNTIES` stream sources every such county stream through the
-domain's API. JetStream keeps each county's messages in order and resumes each source where
-it stopped once the link is back. The prefecture's own `INTAKE` keeps exactly one writer
-(its relay checks `Nats-Expected-Last-Sequence`), and each reader of intake's events
-(meetings, supervision, projections) reads `INTAKE_COUNTIES` as one more upstream stream,
-tracked by its own name like any other.
-
-The other way, the county's intake follows supervision's verdicts on its issues: the
-county's `SUPERVISION` stream sources the prefecture's through the hub's domain (`hub`,
-deploy/nats/leaf/hub-node.conf), only the county's own `supervision.<office>.>` subjects,
-and catches up after a cut like any source.
+A county office may run its own nats-server as a leaf node of the prefecture's cluster, with
+its own intake service; the streams that this takes, on the county's server and on the
+prefecture's, are in shared/streams.py (`county_streams`, `intake_streams`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-
-from nats.js.api import (
-    ExternalStream,
-    StreamSource,
-)
-from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.messaging import INTAKE_STREAM, SUPERVISION_STREAM, StreamSpec
-
-HUB_DOMAIN = "hub"
-"""The JetStream domain of the prefecture's cluster (deploy/nats/leaf/hub-node.conf)."""
-
-
-def county_domain(office: str) -> str:
-    """The JetStream domain of a county office's own nats-server."""
-    return f"county-{office}"
-
-
-@dataclass(frozen=True)
-class CountiesStream(StreamSpec):
-    """The prefecture's stream of the county offices' intake events: no subjects of its own,
-    one source per county that runs a leaf node. Messages keep their `intake.<office>.*`
-    subjects, so intake's consumers read it with the same filter as `INTAKE`."""
-
-    service: str = INTAKE_STREAM.service
-    offices: tuple[str, ...] = ()
-
-    @property
-    def name(self) -> str:
-        return f"{INTAKE_STREAM.name}_COUNTIES"
-
-    @property
-    def subjects(self) -> list[str]:
-        return []
-
-    @property
-    def sourced(self) -> bool:
-        return True
-
-    def sources(self) -> list[StreamSource]:
-        return [
-            StreamSource(
-                name=INTAKE_STREAM.name,
-                external=ExternalStream(api=f"$JS.{county_domain(office)}.API"),
-            )
-            for office in self.offices
-        ]
-
-
-class LeafOffices(BaseSettings):
-    """`SHANGLIANG_LEAF_OFFICES`, e.g. `["hunchun", "tumen"]`: the county offices that run
-    their own leaf node. Read on its own, so that a module can know its upstream streams
-    without the settings that only a running service must have."""
-
-    model_config = SettingsConfigDict(env_prefix="SHANGLIANG_", extra="ignore")
-
-    leaf_offices: list[str] = Field(default_factory=list)
-
-
-def intake_streams(offices: Sequence[str] | None = None) -> tuple[StreamSpec, ...]:
-    """Where the prefecture's readers find intake's events: `INTAKE`, and `INTAKE_COUNTIES`
-    when county offices run leaf nodes (by default those of `SHANGLIANG_LEAF_OFFICES`).
-
-    The admin's set-up (`shangliang nats-setup`) creates `INTAKE_COUNTIES` with these
-    sources, and every reader follows the streams of the list it is given, so all of them
-    must be given the same list."""
-    if offices is None:
-        offices = LeafOffices().leaf_offices
-    return (INTAKE_STREAM, CountiesStream(offices=tuple(offices))) if offices else (INTAKE_STREAM,)
-
-
-@dataclass(frozen=True)
-class CountySupervisionStream(StreamSpec):
-    """A county server's `SUPERVISION`: no subjects of its own, one source, the prefecture's
-    `SUPERVISION` through the hub's domain, filtered to the county's own subjects. Its
-    messages keep their subjects and headers, and come from the one supervision store in
-    its order, so intake reads it like the prefecture's (tracked by the relay's position)."""
-
-    service: str = SUPERVISION_STREAM.service
-    office: str = ""
-    hub_domain: str = HUB_DOMAIN
-
-    @property
-    def subjects(self) -> list[str]:
-        return [f"{self.service}.{self.office}.>"]
-
-    def sources(self) -> list[StreamSource]:
-        return [
-            StreamSource(
-                name=SUPERVISION_STREAM.name,
-                filter_subject=self.subjects[0],
-                external=ExternalStream(api=f"$JS.{self.hub_domain}.API"),
-            )
-        ]
+from shared.streams import HUB_DOMAIN
 
 
 class CountyServer(BaseSettings):
@@ -129,9 +22,3 @@ class CountyServer(BaseSettings):
 
     county_office: str | None = None
     hub_domain: str = HUB_DOMAIN
-
-
-def county_streams(office: str, hub_domain: str = HUB_DOMAIN) -> tuple[StreamSpec, ...]:
-    """The streams of a county office's own server: its intake's `INTAKE`, and the
-    `SUPERVISION` its intake follows, sourced from the prefecture's."""
-    return (INTAKE_STREAM, CountySupervisionStream(office=office, hub_domain=hub_domain))

@@ -1,66 +1,22 @@
-"""NATS plumbing (消息总线): connections that never give up; one JetStream stream per service."""
+"""NATS plumbing (消息总线): connections that never give up, and the streams of
+shared/streams.py made to exist."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 
 import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamSource
 from nats.js.errors import BadRequestError, NotFoundError
 
+from shared.counties import CountyServer
 from shared.lease import bucket_config
 from shared.settings import NatsSettings
+from shared.streams import STREAMS, StreamSpec, county_streams, intake_streams
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class StreamSpec:
-    """One service's stream: `intake` owns stream `INTAKE` with subjects `intake.>`."""
-
-    service: str
-
-    @property
-    def name(self) -> str:
-        return self.service.upper()
-
-    @property
-    def subjects(self) -> list[str]:
-        return [f"{self.service}.>"]
-
-    @property
-    def sourced(self) -> bool:
-        """Whether the stream gathers other streams: their stores' positions interleave in
-        it, so its readers track its own sequence instead of the relay's position."""
-        return False
-
-    def sources(self) -> list[StreamSource]:
-        """The streams this one gathers (shared/counties.py); a stream that gathers others
-        takes no subjects of its own."""
-        return []
-
-    def config(self, replicas: int = 1, duplicate_window: float = 120.0) -> StreamConfig:
-        sources = self.sources()
-        return StreamConfig(
-            name=self.name,
-            subjects=None if sources else self.subjects,
-            retention=RetentionPolicy.LIMITS,
-            storage=StorageType.FILE,
-            discard=DiscardPolicy.OLD,
-            num_replicas=replicas,
-            duplicate_window=duplicate_window,
-            sources=sources or None,
-        )
-
-
-INTAKE_STREAM = StreamSpec("intake")
-MEETINGS_STREAM = StreamSpec("meetings")
-SUPERVISION_STREAM = StreamSpec("supervision")
-STREAMS = (INTAKE_STREAM, MEETINGS_STREAM, SUPERVISION_STREAM)
 
 
 def inbox_prefix(user: str) -> str:
@@ -173,9 +129,6 @@ async def set_up(settings: NatsSettings, js: JetStreamContext) -> None:
     """The admin's job at start-up: every service's stream, the county offices' intake
     (`SHANGLIANG_LEAF_OFFICES`) and the relays' lease bucket. On a county office's own
     server (`SHANGLIANG_COUNTY_OFFICE`), that server's streams instead."""
-    # they build on this module's StreamSpec
-    from shared.counties import CountyServer, county_streams, intake_streams
-
     county = CountyServer()
     specs = (
         county_streams(county.county_office, county.hub_domain)

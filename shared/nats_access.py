@@ -21,14 +21,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from shared.counties import HUB_DOMAIN, CountiesStream
 from shared.lease import BUCKET, relay_lease
-from shared.messaging import (
+from shared.messaging import inbox_prefix
+from shared.streams import (
+    HUB_DOMAIN,
     INTAKE_STREAM,
     MEETINGS_STREAM,
     SUPERVISION_STREAM,
+    CountiesStream,
     StreamSpec,
-    inbox_prefix,
 )
 
 ADMIN = "admin"

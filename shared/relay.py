@@ -47,8 +47,9 @@ from nats.js.errors import NotFoundError
 from shared.aio import check_cancelled
 from shared.audit import audited_event
 from shared.contracts import Contract, Envelope
-from shared.messaging import StreamSpec, ensure_stream
+from shared.messaging import ensure_stream
 from shared.observability import EVENTS_RELAYED, RELAY_POSITION
+from shared.streams import StreamSpec
 
 log = logging.getLogger(__name__)
 

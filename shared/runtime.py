@@ -16,9 +16,10 @@ from nats.js import JetStreamContext
 from shared.consumer import StreamConsumer, TrackedView
 from shared.eventstore import ServiceApplication
 from shared.lease import Lease, relay_lease
-from shared.messaging import StreamSpec, connect_as, wait_for_stream
+from shared.messaging import connect_as, wait_for_stream
 from shared.relay import Relay, Translate
 from shared.settings import Settings
+from shared.streams import StreamSpec
 
 
 @dataclass

@@ -5,5 +5,5 @@ of people and venues), `reference.py` (members, experts, departments, venues per
 `application.py`, `consumers.py` (intake's topic decisions, tracked), `publishing.py` (events
 to contracts), `api.py` and `reference_api.py` (HTTP, calendar feeds in `calendar.py`),
 `seed.py` (the demo's reference data) and `main.py` (the composition root). It publishes on
-stream `MEETINGS` (`shared.messaging.MEETINGS_STREAM`).
+stream `MEETINGS` (`shared.streams.MEETINGS_STREAM`).
 """

@@ -11,13 +11,12 @@ from services.meetings.publishing import to_contract
 from services.meetings.reference_api import calendar_router
 from services.meetings.reference_api import router as reference_router
 from shared.auth import Authenticator
-from shared.counties import intake_streams
 from shared.limits import install_limits
-from shared.messaging import MEETINGS_STREAM
 from shared.observability import install_observability
 from shared.process import UpstreamProcessor
 from shared.runtime import Publishing, ServiceRuntime
 from shared.settings import MeetingsSettings, Settings
+from shared.streams import MEETINGS_STREAM, intake_streams
 from shared.web import health_router, install_error_handlers, serve
 
 

@@ -12,8 +12,8 @@ from nats.js import JetStreamContext
 
 from services.notifications.store import NotificationStore
 from shared.consumer import StreamConsumer
-from shared.counties import intake_streams
-from shared.messaging import MEETINGS_STREAM, SUPERVISION_STREAM, wait_for_stream
+from shared.messaging import wait_for_stream
+from shared.streams import MEETINGS_STREAM, SUPERVISION_STREAM, intake_streams
 
 UPSTREAMS = (SUPERVISION_STREAM, MEETINGS_STREAM, *intake_streams())
 """Supervision's letters and deadlines, meetings' invitations, intake's issues (digests)."""

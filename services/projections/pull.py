@@ -24,8 +24,8 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from shared.messaging import StreamSpec
 from shared.relay import POSITION_HEADER
+from shared.streams import StreamSpec
 
 Payloads = list[tuple[int, bytes]]
 """(store position, message bytes) of one batch: cheap to hand to another process."""

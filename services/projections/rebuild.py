@@ -53,8 +53,7 @@ from services.projections.pull import Payloads, pulled
 from services.projections.views import ProjectionView, open_projection_view
 from shared.consumer import Delivered, sequence_after
 from shared.contracts import CONTRACTS, Contract, Envelope, UndecodableMessage, decode
-from shared.counties import intake_streams
-from shared.messaging import MEETINGS_STREAM, SUPERVISION_STREAM, StreamSpec
+from shared.streams import MEETINGS_STREAM, SUPERVISION_STREAM, StreamSpec, intake_streams
 
 UPSTREAMS = (*intake_streams(), MEETINGS_STREAM, SUPERVISION_STREAM)
 """With INTAKE_COUNTIES when county offices run leaf nodes (SHANGLIANG_LEAF_OFFICES)."""

@@ -2,5 +2,5 @@
 
 Cases open from meetings' outcomes and intake's `refer` screenings (tracked consumers of the
 MEETINGS and INTAKE streams); the service publishes on stream `SUPERVISION`
-(`shared.messaging.SUPERVISION_STREAM`). See README.md beside this file.
+(`shared.streams.SUPERVISION_STREAM`). See README.md beside this file.
 """

@@ -12,16 +12,12 @@ from services.supervision.application import SupervisionApplication, to_contract
 from services.supervision.config import SupervisionConfig
 from services.supervision.scheduler import Clock, DeadlineScheduler
 from shared.auth import Authenticator
-from shared.counties import intake_streams
 from shared.limits import install_limits
-from shared.messaging import (
-    MEETINGS_STREAM,
-    SUPERVISION_STREAM,
-)
 from shared.observability import install_observability
 from shared.process import UpstreamProcessor
 from shared.runtime import Publishing, ServiceRuntime
 from shared.settings import Settings
+from shared.streams import MEETINGS_STREAM, SUPERVISION_STREAM, intake_streams
 from shared.web import health_router, install_error_handlers, serve
 
 

@@ -14,7 +14,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from services.meetings.seed import load_seed
 from shared.contracts import MeetingConcludedV1, MeetingHeldV1, decode
-from shared.messaging import MEETINGS_STREAM
+from shared.streams import MEETINGS_STREAM
 from tests.e2e.conftest import RunningStack, bearer, issue_body
 
 HALL = "延吉市政协委员协商议事厅"

@@ -25,7 +25,7 @@ from nats.js import JetStreamContext
 from services.intake.settings import KEY_FILE
 from services.projections import rebuild as rebuilding
 from services.projections.views import open_projection_view
-from shared.messaging import STREAMS
+from shared.streams import STREAMS
 from tests.e2e.conftest import RunningStack, bearer, issue_body
 
 OFFICE = "yanji"

@@ -17,7 +17,7 @@ from docx import Document
 
 from services.supervision.domain import CHINA
 from shared.contracts import CaseVerifiedV1, Envelope, MeetingConcludedV1, Outcome, decode
-from shared.messaging import SUPERVISION_STREAM
+from shared.streams import SUPERVISION_STREAM
 from tests.e2e.conftest import RunningStack, bearer
 from tests.integration.support import publish_as_relay, read_stream
 

@@ -12,8 +12,9 @@ from nats.js import JetStreamContext
 
 from services.intake.application import IntakeApplication
 from services.projections.views import IssueStatusView, open_issue_status_view
-from shared.messaging import INTAKE_STREAM, ensure_stream
+from shared.messaging import ensure_stream
 from shared.settings import Settings
+from shared.streams import INTAKE_STREAM
 
 
 @pytest.fixture

@@ -13,8 +13,9 @@ import sys
 
 from services.intake.application import IntakeApplication, to_contract
 from shared.lease import Lease
-from shared.messaging import INTAKE_STREAM, connect
+from shared.messaging import connect
 from shared.relay import Relay
+from shared.streams import INTAKE_STREAM
 
 
 async def relay_while_leader(store_env: dict[str, str], nats_url: str, ttl: float) -> None:

@@ -12,8 +12,9 @@ import json
 import sys
 
 from services.intake.application import IntakeApplication, to_contract
-from shared.messaging import INTAKE_STREAM, connect
+from shared.messaging import connect
 from shared.relay import Relay
+from shared.streams import INTAKE_STREAM
 
 
 async def relay_everything(store_env: dict[str, str], nats_url: str, batch_size: int) -> None:

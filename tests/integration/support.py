@@ -17,8 +17,8 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from services.intake.application import IntakeApplication
 from services.intake.domain import DEFAULT_CATEGORIES, Issue, issue_id_for
-from shared.messaging import StreamSpec
 from shared.relay import POSITION_HEADER, event_id
+from shared.streams import StreamSpec
 
 OFFICES = ("yanji", "tumen", "dunhua", "hunchun")
 NEW_YEAR = datetime(2020, 12, 31, 12, 0, tzinfo=UTC)

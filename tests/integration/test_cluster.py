@@ -21,10 +21,11 @@ from services.intake.application import IntakeApplication, to_contract
 from services.projections.views import open_issue_status_view
 from shared.consumer import StreamConsumer
 from shared.embedded import die_with_parent, free_port, nats_server_binary
-from shared.messaging import INTAKE_STREAM, connect, set_up
+from shared.messaging import connect, set_up
 from shared.nats_access import USERS, password_variable
 from shared.relay import Relay
 from shared.settings import Settings
+from shared.streams import INTAKE_STREAM
 from tests.integration.support import store_issues, stored_notifications, wait_until
 
 NODE_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "nats" / "cluster" / "node.conf"

@@ -28,10 +28,10 @@ from shared.consumer import Delivered, StreamConsumer
 from shared.contracts import Envelope, IssueSubmittedV1
 from shared.embedded import EmbeddedNats
 from shared.eventstore import ServiceApplication
-from shared.messaging import INTAKE_STREAM, StreamSpec
 from shared.process import Upstream, UpstreamProcessor
 from shared.relay import Relay
 from shared.settings import Settings
+from shared.streams import INTAKE_STREAM, StreamSpec
 from tests.integration.conftest import stop
 from tests.integration.support import (
     OFFICES,

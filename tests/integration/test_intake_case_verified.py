@@ -17,8 +17,9 @@ from services.intake.application import IntakeApplication
 from services.intake.domain import Issue
 from shared.consumer import StreamConsumer
 from shared.contracts import CaseVerifiedV1, Envelope
-from shared.messaging import SUPERVISION_STREAM, ensure_stream
+from shared.messaging import ensure_stream
 from shared.process import UpstreamProcessor
+from shared.streams import SUPERVISION_STREAM
 from tests.integration.support import open_intake, publish_as_relay, wait_until
 
 SUBMITTED = datetime(2020, 6, 4, 7, 30, tzinfo=UTC)

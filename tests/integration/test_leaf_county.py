@@ -31,18 +31,12 @@ from services.intake.domain import DEFAULT_CATEGORIES, Issue, issue_id_for
 from services.projections.views import open_issue_status_view
 from shared.consumer import StreamConsumer
 from shared.contracts import CaseVerifiedV1, Envelope
-from shared.counties import intake_streams
 from shared.embedded import die_with_parent, free_port, nats_server_binary
-from shared.messaging import (
-    INTAKE_STREAM,
-    SUPERVISION_STREAM,
-    connect,
-    ensure_stream_with_retry,
-    set_up,
-)
+from shared.messaging import connect, ensure_stream_with_retry, set_up
 from shared.process import UpstreamProcessor
 from shared.relay import Relay
 from shared.settings import NatsSettings
+from shared.streams import INTAKE_STREAM, SUPERVISION_STREAM, intake_streams
 from tests.integration.support import (
     NEW_YEAR,
     assert_stream_holds_each_event_once_in_order,

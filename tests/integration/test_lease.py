@@ -15,8 +15,8 @@ from nats.js import JetStreamContext
 from services.intake.application import IntakeApplication
 from shared.embedded import EmbeddedNats, die_with_parent
 from shared.lease import Lease
-from shared.messaging import INTAKE_STREAM
 from shared.settings import Settings
+from shared.streams import INTAKE_STREAM
 from tests.integration.support import (
     assert_stream_holds_each_event_once_in_order,
     read_stream,

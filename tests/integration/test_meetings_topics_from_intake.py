@@ -19,10 +19,11 @@ from services.meetings.domain import SHANGHAI, MeetingConflict
 from services.meetings.publishing import to_contract
 from shared.consumer import Delivered, StreamConsumer
 from shared.contracts import Envelope, IssueScreenedV1, decode
-from shared.messaging import INTAKE_STREAM, MEETINGS_STREAM, ensure_stream
+from shared.messaging import ensure_stream
 from shared.process import UpstreamProcessor
 from shared.relay import POSITION_HEADER, Relay
 from shared.settings import Settings
+from shared.streams import INTAKE_STREAM, MEETINGS_STREAM
 from tests.integration.support import read_stream, wait_until
 
 START = datetime(2020, 7, 16, 14, 30, tzinfo=SHANGHAI)

@@ -21,18 +21,10 @@ from services import cli
 from services.cli import main as shangliang
 from shared.embedded import EmbeddedNats, passwords_from_file
 from shared.lease import BUCKET, relay_lease
-from shared.messaging import (
-    INTAKE_STREAM,
-    MEETINGS_STREAM,
-    SUPERVISION_STREAM,
-    StreamSpec,
-    connect,
-    ensure_stream,
-    inbox_prefix,
-    set_up,
-)
+from shared.messaging import connect, ensure_stream, inbox_prefix, set_up
 from shared.nats_access import ADMIN, NOTIFICATIONS_LEASE, USERS, users_conf
 from shared.settings import Settings
+from shared.streams import INTAKE_STREAM, MEETINGS_STREAM, SUPERVISION_STREAM, StreamSpec
 from tests.integration.support import wait_until
 
 REFUSAL_TIMEOUT = 1.0

@@ -39,9 +39,10 @@ from services.projections.views import (
 )
 from shared.consumer import Delivered, StreamConsumer
 from shared.embedded import EmbeddedNats
-from shared.messaging import INTAKE_STREAM, ensure_stream
+from shared.messaging import ensure_stream
 from shared.relay import Relay
 from shared.settings import Settings
+from shared.streams import INTAKE_STREAM
 from tests.conftest import POSTGRES, postgres_settings
 from tests.integration.support import open_intake, store_issues, wait_until
 from tests.integration.test_projection_streams import publish

@@ -11,8 +11,8 @@ from nats.js import JetStreamContext
 from services.intake.application import IntakeApplication, to_contract
 from services.projections.views import IssueStatusView
 from shared.consumer import StreamConsumer
-from shared.messaging import INTAKE_STREAM
 from shared.relay import Relay
+from shared.streams import INTAKE_STREAM
 from tests.integration.support import store_issues, wait_until
 
 

@@ -10,8 +10,8 @@ from nats.js import JetStreamContext
 
 from services.intake.application import IntakeApplication, to_contract
 from shared.contracts import Actor, IssueSubmittedV1, decode
-from shared.messaging import INTAKE_STREAM
 from shared.relay import Relay
+from shared.streams import INTAKE_STREAM
 from tests.conftest import acting_as
 from tests.integration.support import (
     assert_stream_holds_each_event_once_in_order,

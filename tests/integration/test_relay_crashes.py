@@ -14,9 +14,10 @@ from nats.js import JetStreamContext
 
 from services.intake.application import IntakeApplication, to_contract
 from shared.embedded import EmbeddedNats, die_with_parent
-from shared.messaging import INTAKE_STREAM, ensure_stream
+from shared.messaging import ensure_stream
 from shared.relay import Relay
 from shared.settings import Settings
+from shared.streams import INTAKE_STREAM
 from tests.integration.support import (
     assert_stream_holds_each_event_once_in_order,
     read_stream,

@@ -27,8 +27,8 @@ from shared.contracts import (
     decode,
 )
 from shared.embedded import EmbeddedNats
-from shared.messaging import INTAKE_STREAM, MEETINGS_STREAM, SUPERVISION_STREAM
 from shared.settings import Settings
+from shared.streams import INTAKE_STREAM, MEETINGS_STREAM, SUPERVISION_STREAM
 from tests.integration.support import publish_as_relay, read_stream, wait_until
 
 

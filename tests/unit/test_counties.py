@@ -1,11 +1,17 @@
-"""Which streams the prefecture's readers of intake's events follow (shared/counties.py)."""
+"""Which streams the prefecture's readers of intake's events follow (shared/streams.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from shared.counties import CountiesStream, CountyServer, county_streams, intake_streams
-from shared.messaging import INTAKE_STREAM, SUPERVISION_STREAM
+from shared.counties import CountyServer
+from shared.streams import (
+    INTAKE_STREAM,
+    SUPERVISION_STREAM,
+    CountiesStream,
+    county_streams,
+    intake_streams,
+)
 
 
 def test_without_county_leaf_nodes_the_readers_follow_intake_alone(
