@@ -3,13 +3,20 @@ shared/streams.py made to exist."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Callable
 
 import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import BadRequestError, NotFoundError
+from tenacity import (
+    AsyncRetrying,
+    AttemptManager,
+    RetryCallState,
+    retry_if_exception_type,
+    wait_exponential,
+)
 
 from shared.counties import CountyServer
 from shared.lease import bucket_config
@@ -17,6 +24,51 @@ from shared.settings import NatsSettings
 from shared.streams import STREAMS, StreamSpec, county_streams, intake_streams
 
 log = logging.getLogger(__name__)
+
+
+Backoff = Callable[[RetryCallState], float]
+"""How long to wait after a failed attempt (a tenacity wait)."""
+
+
+def backoff(first: float, cap: float) -> Backoff:
+    """Wait `first` seconds after the first failure, twice as long after each next one, at
+    most `cap` seconds."""
+    return wait_exponential(multiplier=first, max=cap)
+
+
+def retry_forever(
+    wait: Backoff,
+    on: type[Exception] | tuple[type[Exception], ...] = Exception,
+    warn: Callable[[BaseException, float], None] | None = None,
+) -> AsyncRetrying:
+    """Attempts that go on while they fail with one of `on`, each after the wait `wait`
+    gives; `warn(error, seconds)` tells the log of a failure before that wait. Any other
+    failure (a cancellation too) is raised as it is.
+
+        async for attempt in retry_forever(backoff(0.2, 5.0), on=TimeoutError):
+            with attempt:
+                await try_once()
+    """
+
+    def before_sleep(state: RetryCallState) -> None:
+        if warn is not None and state.outcome is not None:
+            warn(state.outcome.exception(), state.upcoming_sleep)
+
+    return AsyncRetrying(
+        retry=retry_if_exception_type(on), wait=wait, before_sleep=before_sleep, reraise=True
+    )
+
+
+def start_over(attempt: AttemptManager) -> None:
+    """Count the running attempt as the first one again: it got somewhere, so a failure now
+    is a new one, and the wait after it is the first wait, not a longer one."""
+    attempt.retry_state.attempt_number = 1
+
+
+def until_nats_answers(warn: Callable[[BaseException, float], None]) -> AsyncRetrying:
+    """Attempts at a NATS request that go on while the server does not answer or refuses
+    (0.2 s, doubling up to 5 s), as at start-up while a cluster still elects its leaders."""
+    return retry_forever(backoff(0.2, 5.0), on=(TimeoutError, nats.errors.Error), warn=warn)
 
 
 def inbox_prefix(user: str) -> str:
@@ -96,33 +148,28 @@ async def ensure_stream_with_retry(
     js: JetStreamContext, spec: StreamSpec, replicas: int = 1, duplicate_window: float = 120.0
 ) -> None:
     """Keep trying while JetStream is not yet reachable (e.g. a cluster still electing)."""
-    delay = 0.2
-    while True:
-        try:
+    async for attempt in until_nats_answers(
+        lambda error, _: log.warning("stream %s not ready yet: %s", spec.name, error)
+    ):
+        with attempt:
             await ensure_stream(js, spec, replicas, duplicate_window)
-            return
-        except (TimeoutError, nats.errors.Error) as error:
-            log.warning("stream %s not ready yet: %s", spec.name, error)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
 
 
 async def wait_for_stream(js: JetStreamContext, spec: StreamSpec) -> None:
     """Wait until the stream exists: services do not create the streams, the admin does."""
-    delay = 0.2
-    while True:
-        try:
-            await js.stream_info(spec.name)
-            return
-        except NotFoundError:
+
+    def warn(error: BaseException, _: float) -> None:
+        if isinstance(error, NotFoundError):
             log.warning(
                 "stream %s does not exist yet; waiting for the set-up (shangliang nats-setup)",
                 spec.name,
             )
-        except (TimeoutError, nats.errors.Error) as error:
+        else:
             log.warning("stream %s not reachable yet: %s", spec.name, error)
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 5.0)
+
+    async for attempt in until_nats_answers(warn):  # NotFoundError is a NATS error too
+        with attempt:
+            await js.stream_info(spec.name)
 
 
 async def set_up(settings: NatsSettings, js: JetStreamContext) -> None:
@@ -139,15 +186,11 @@ async def set_up(settings: NatsSettings, js: JetStreamContext) -> None:
         await ensure_stream_with_retry(
             js, spec, settings.stream_replicas, settings.duplicate_window_seconds
         )
-    delay = 0.2
-    while True:
-        try:
-            await js.create_key_value(bucket_config(replicas=settings.stream_replicas))
-            return
-        except BadRequestError as error:
-            log.warning("lease bucket exists with another configuration, left as is: %s", error)
-            return
-        except (TimeoutError, nats.errors.Error) as error:
-            log.warning("lease bucket not ready yet: %s", error)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+    async for attempt in until_nats_answers(
+        lambda error, _: log.warning("lease bucket not ready yet: %s", error)
+    ):
+        with attempt:
+            try:
+                await js.create_key_value(bucket_config(replicas=settings.stream_replicas))
+            except BadRequestError as error:
+                log.warning("lease bucket exists with another configuration, left as is: %s", error)
