@@ -43,11 +43,12 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import Header, PubAck, StreamState
 from nats.js.errors import NotFoundError
+from tenacity import AttemptManager, RetryCallState
 
 from shared.aio import check_cancelled
 from shared.audit import audited_event
 from shared.contracts import Contract, Envelope
-from shared.messaging import ensure_stream
+from shared.messaging import backoff, ensure_stream, retry_forever, start_over
 from shared.observability import EVENTS_RELAYED, RELAY_POSITION
 from shared.streams import StreamSpec
 
@@ -71,6 +72,17 @@ class StreamBehind(Exception):
         super().__init__(reason)
         self.duplicate_of = duplicate_of
         """For a message the server called a duplicate: the sequence it named."""
+
+
+_RESYNC_BACKOFF = backoff(0.1, 1.0)
+_FAILURE_BACKOFF = backoff(0.1, 5.0)
+
+
+def _relay_backoff(state: RetryCallState) -> float:
+    """After a stream that did not take a message in order, resync soon (at most 1 s
+    apart); after a failure, wait up to 5 s."""
+    behind = state.outcome is not None and isinstance(state.outcome.exception(), StreamBehind)
+    return (_RESYNC_BACKOFF if behind else _FAILURE_BACKOFF)(state)
 
 
 @dataclass
@@ -128,9 +140,23 @@ class Relay:
             self._loop.call_soon_threadsafe(self._news.set)
 
     async def run(self) -> None:
-        """Publish forever; any failure leads back to a resync with the stream."""
+        """Publish forever; any failure leads back to a resync with the stream, after a wait
+        that is the first one again once a turn went through."""
         self._loop = asyncio.get_running_loop()
-        delay = 0.1
+
+        def warn(error: BaseException, seconds: float) -> None:
+            if not isinstance(error, StreamBehind):
+                log.warning(
+                    "relay %s failed, retrying in %.1fs: %r", self._stream.name, seconds, error
+                )
+
+        async for attempt in retry_forever(_relay_backoff, warn=warn):
+            with attempt:
+                await self._publish_until_failure(attempt)
+
+    async def _publish_until_failure(self, attempt: AttemptManager) -> None:
+        """Resync, then publish what is stored as it comes; each turn that went through
+        makes the next wait the first again."""
         while True:
             check_cancelled()
             try:
@@ -142,22 +168,15 @@ class Relay:
                         await self._check_complete()
                     if await self.publish_batch() == 0:
                         await self._wait_for_news()
-                    delay = 0.1
-            except asyncio.CancelledError:
-                raise
+                    start_over(attempt)
             except StreamBehind as error:
                 log.info("relay %s resyncs: %s", self._stream.name, error)
-                if error.duplicate_of is not None and await self._lost(error.duplicate_of):
-                    continue  # republish at once, under ids the duplicate window never saw
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
-            except Exception as error:
+                if error.duplicate_of is None or not await self._lost(error.duplicate_of):
+                    raise
+                # the stream lost it: republish at once, under ids the duplicate window never saw
+            except Exception:
                 self.synced = False
-                log.warning(
-                    "relay %s failed, retrying in %.1fs: %r", self._stream.name, delay, error
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                raise
 
     async def publish_all(self) -> int:
         """Resync, then publish until the stream holds every stored event (tests, tools)."""
