@@ -28,9 +28,11 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
+from tenacity import AttemptManager
 
 from shared.aio import check_cancelled
 from shared.contracts import Contract, Envelope, UndecodableMessage, decode
+from shared.messaging import backoff, retry_forever, start_over
 from shared.observability import CONSUMER_LAG, CONSUMER_POSITION
 from shared.relay import POSITION_HEADER
 from shared.streams import StreamSpec
@@ -144,24 +146,31 @@ class StreamConsumer:
 
     async def run(self) -> None:
         """Follow the stream forever, resubscribing after any failure or stall."""
-        delay = 0.1
+        async for attempt in retry_forever(
+            backoff(0.1, 5.0),
+            warn=lambda error, _: log.warning(
+                "consumer of %s failed: %r; retrying", self.tracking_name, error
+            ),
+        ):
+            with attempt:
+                await self._follow_until_failure(attempt)
+
+    async def _follow_until_failure(self, attempt: AttemptManager) -> None:
+        """Follow the stream, resubscribing at once when another writer took a position or
+        the stream was created again; any other failure ends the attempt."""
         while True:
             check_cancelled()
             started_at = self.position
             try:
                 await self._follow()
-            except asyncio.CancelledError:
-                raise
             except IntegrityError:
                 log.info("%s: position taken by another writer; resubscribing", self.tracking_name)
             except StreamReplaced:
                 log.warning("%s: the stream was created again; resubscribing", self.tracking_name)
-            except Exception as error:
+            except Exception:
                 if self.position > started_at:
-                    delay = 0.1  # it worked for a while: a new failure, not the same one
-                log.warning("consumer of %s failed: %r; retrying", self.tracking_name, error)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                    start_over(attempt)  # it worked for a while: a new failure, not the same one
+                raise
 
     async def catch_up(self, timeout: float = 30.0) -> int:
         """Apply everything the stream holds now, then return the position (tests, rebuilds)."""
