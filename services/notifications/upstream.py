@@ -16,7 +16,8 @@ from typing import Any
 from eventsourcing.persistence import Tracking
 
 from services.notifications.attachments import CaseHeading, File, calendar_file, letter_file
-from services.notifications.domain import MeetingFacts, Notice, china_day, notices_for
+from services.notifications.domain import MeetingFacts, Notice, notices_for
+from shared.clock import china_day
 from shared.consumer import Delivered
 from shared.contracts import (
     CaseOpenedV1,

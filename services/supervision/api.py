@@ -33,9 +33,9 @@ from services.supervision.schemas import (
     SendBackRequest,
     VerificationRequest,
 )
-from services.supervision.workdays import CalendarNotCovered
 from shared.audit import History
 from shared.auth import CurrentPrincipal, Principal, offices_to_read, require_any_role, require_role
+from shared.clock import CalendarNotCovered
 from shared.web import IdempotencyKey
 
 

@@ -20,7 +20,6 @@ from services.demo import letters_in_date_order
 from services.scenario import generate
 from services.supervision.application import SupervisionApplication
 from services.supervision.domain import (
-    CHINA,
     CaseRuleBroken,
     LetterRegister,
     SupervisionCase,
@@ -28,6 +27,7 @@ from services.supervision.domain import (
     case_id_for_referral,
 )
 from services.supervision.letters import REFERRAL_TITLE, TITLE, render_letter
+from shared.clock import CHINA
 from shared.process import UpstreamProcessor
 from tests.unit.conftest import IN_MEMORY
 from tests.unit.test_supervision_application import (
