@@ -26,8 +26,9 @@ from services.supervision.domain import (
     case_id_for_outcome,
     case_id_for_referral,
 )
-from services.supervision.letters import REFERRAL_TITLE, TITLE, render_letter
+from services.supervision.letters import render_letter
 from shared.clock import CHINA
+from shared.letters import REFERRAL_TITLE, TITLE
 from shared.process import UpstreamProcessor
 from tests.unit.conftest import IN_MEMORY
 from tests.unit.test_supervision_application import (
