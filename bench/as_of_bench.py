@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench.statistics_history import history
 from services.projections.bulk import BulkLoad
-from services.projections.queries import counted_as_of, end_of_day, recount
+from services.projections.queries import counted_as_of, fact_day_end, recount
 from services.projections.views import open_projection_view
 
 DAYS = (date(2021, 3, 31), date(2021, 6, 30), date(2021, 12, 31))
@@ -43,7 +43,7 @@ def main() -> None:
         view = open_projection_view(str(path))
         try:
             for day in DAYS:
-                until = end_of_day(day)
+                until = fact_day_end(day)
                 timings = {}
                 answers = {}
                 for name, count in (("sql", counted_as_of), ("recount", recount)):

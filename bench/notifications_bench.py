@@ -37,11 +37,12 @@ import httpx
 
 from services.notifications.application import Sender
 from services.notifications.channels import Channels, Outgoing, email_message
-from services.notifications.domain import CHINA, department, notice_id
+from services.notifications.domain import department, notice_id
 from services.notifications.scheduler import ReminderScheduler
 from services.notifications.settings import NotificationsSettings
 from services.notifications.store import open_store
 from services.notifications.upstream import delivery_id
+from shared.clock import CHINA
 from shared.contracts import CaseOverdueV1, Envelope
 from shared.embedded import EmbeddedNats, die_with_parent, free_port
 from shared.messaging import connect, set_up

@@ -484,8 +484,8 @@ class CaseReopenedV1(_Supervision):
 class CaseOverdueV1(_Supervision):
     """督办件已逾期: emitted once by the service's scheduler.
 
-    `overdue_at` is the end of the deadline day in Asia/Shanghai, not when the scheduler
-    noticed, so a year's figures do not depend on when the scheduler ran.
+    `overdue_at` is the end of the deadline day in China (`shared.clock.end_of_day`), not
+    when the scheduler noticed, so a year's figures do not depend on when the scheduler ran.
     """
 
     name: ClassVar[str] = "CaseOverdue"

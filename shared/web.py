@@ -9,7 +9,6 @@ import unicodedata
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import uvicorn
 from eventsourcing.persistence import PersistenceError
@@ -20,6 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.clock import CHINA
 from shared.observability import log_config
 from shared.settings import ServiceSettings
 
@@ -38,13 +38,12 @@ MAX_PAGE = 1_000_000
 PageNumber = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 PageSize = Annotated[int, Query(ge=1, le=200)]
 
-CHINA = ZoneInfo("Asia/Shanghai")
 FIRST_YEAR, LAST_YEAR = 1949, 2099
 _EARLIEST = datetime(FIRST_YEAR, 1, 1, tzinfo=CHINA)
 _AFTER_LAST = datetime(LAST_YEAR + 1, 1, 1, tzinfo=CHINA)
 
 
-def china_time(moment: datetime) -> datetime:
+def request_time(moment: datetime) -> datetime:
     """A time in a request body; without an offset it is China Standard Time (docs/API.md).
     Its year must lie in FIRST_YEAR..LAST_YEAR: a time in year 1 or 9999 cannot be put on
     China's clock, and once stored it broke every list that showed it (found by fuzzing)."""
@@ -74,7 +73,7 @@ def iso_text(value: object) -> object:
     return value
 
 
-ChinaTime = Annotated[datetime, BeforeValidator(iso_text), AfterValidator(china_time)]
+ChinaTime = Annotated[datetime, BeforeValidator(iso_text), AfterValidator(request_time)]
 """A time in a request body (docs/API.md): ISO text; without an offset, China time."""
 IsoDate = Annotated[date, BeforeValidator(iso_text)]
 """A date in a request body, as ISO text (2020-09-30)."""

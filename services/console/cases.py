@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import bisect
-import functools
 import re
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Annotated, Any
 
-import chinese_calendar
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
@@ -25,7 +22,7 @@ from services.console.web import (
     require,
     written,
 )
-from shared.web import CHINA
+from shared.clock import CHINA, CalendarNotCovered, working_days_between
 
 router = APIRouter()
 LoggedIn = Annotated[Account, Depends(current_account)]
@@ -49,31 +46,17 @@ MEMBER_SEPARATORS = re.compile(r"[,，、\s]+")
 PAGE_SIZE = 20
 
 
-@functools.cache
-def _workdays() -> list[int]:
-    """Every official working day the holiday calendar covers, as ordinals: built once,
-    since asking the calendar day by day took ~0.4 s for one case years overdue."""
-    first, last = date(min(chinese_calendar.holidays).year, 1, 1), max(chinese_calendar.holidays)
-    last = date(last.year, 12, 31)
-    return [
-        day.toordinal()
-        for n in range((last - first).days + 1)
-        if chinese_calendar.is_workday(day := first + timedelta(days=n))
-    ]
-
-
 def working_days_left(deadline: str | None, today: date | None = None) -> int | None:
     """Official working days from tomorrow to the deadline (negative once past); None where
     the holiday calendar does not reach."""
     if not deadline:
         return None
-    due = date.fromisoformat(deadline[:10]).toordinal()
-    now = (today or datetime.now(CHINA).date()).toordinal()
-    days = _workdays()
-    if not days or not days[0] <= min(due, now) <= max(due, now) <= days[-1]:
+    try:
+        return working_days_between(
+            today or datetime.now(CHINA).date(), date.fromisoformat(deadline[:10])
+        )
+    except CalendarNotCovered:
         return None
-    between = bisect.bisect_right(days, max(due, now)) - bisect.bisect_right(days, min(due, now))
-    return between if due >= now else -between
 
 
 @router.get("/cases")

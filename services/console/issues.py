@@ -24,7 +24,7 @@ from services.console.web import (
     written,
 )
 from shared.auth import READERS
-from shared.web import CHINA
+from shared.clock import CHINA
 
 router = APIRouter()
 LoggedIn = Annotated[Account, Depends(current_account)]

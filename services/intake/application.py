@@ -10,7 +10,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -21,7 +21,6 @@ from eventsourcing.persistence import IntegrityError
 from services.intake.activity import OutreachActivity
 from services.intake.catalog import ActivityFilter, Catalog, IssueFilter, Page
 from services.intake.domain import (
-    CHINA,
     DEFAULT_CATEGORIES,
     Issue,
     IssueRuleBroken,
@@ -41,6 +40,7 @@ from services.intake.open311 import (
 )
 from services.intake.tracking import TrackingCodes, public_timeline
 from shared.audit import HistoryEntry, read_history
+from shared.clock import add_working_days, china_day, china_time
 from shared.contracts import (
     ActivityCorrectedV1,
     ActivityRecordedV1,
@@ -783,15 +783,8 @@ def _same_request(existing: Issue, new: Issue) -> bool:
 def resolved_before(as_of: datetime, working_days: int) -> datetime:
     """The latest resolution that is due for a call back at `as_of`: `working_days` working
     days (Chinese calendar, weekdays where it does not reach) before."""
-    from services.supervision.workdays import is_working_day
-
-    day = as_of.astimezone(CHINA).date()
-    left = working_days
-    while left > 0:
-        day -= timedelta(days=1)
-        if is_working_day(day, approximate=True):
-            left -= 1
-    return datetime.combine(day, as_of.astimezone(CHINA).timetz())
+    day = add_working_days(china_day(as_of), -working_days, approximate=True)
+    return datetime.combine(day, china_time(as_of).timetz())
 
 
 def to_contract(domain_event: Any) -> tuple[str, Contract] | None:

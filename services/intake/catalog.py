@@ -19,7 +19,8 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
 
 from services.intake.activity import OutreachActivity
-from services.intake.domain import Issue, china_day
+from services.intake.domain import Issue
+from shared.clock import china_day
 
 A = TypeVar("A", bound=Aggregate)
 

@@ -6,14 +6,14 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, get_args
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
-from zoneinfo import ZoneInfo
 
 from eventsourcing.domain import Aggregate, event
+
+from shared.clock import china_day
 
 if TYPE_CHECKING:
     from services.intake.activity import OutreachActivity
 
-CHINA = ZoneInfo("Asia/Shanghai")
 DEFAULT_CATEGORIES = (
     "城市管理",
     "物业管理",
@@ -96,11 +96,6 @@ def activity_id_for(office: str, idempotency_key: str | None) -> UUID:
 def imported_key(row_key: str) -> str:
     """The key of a spreadsheet row: the office's own row number, apart from request keys."""
     return f"import:{row_key.strip()}"
-
-
-def china_day(moment: datetime) -> date:
-    """The calendar day of a moment in China Standard Time."""
-    return moment.astimezone(CHINA).date()
 
 
 def check_moment(

@@ -27,7 +27,7 @@ from services.intake.domain import (
     imported_key,
     issue_id_for,
 )
-from shared.web import china_time, text_problem
+from shared.web import request_time, text_problem
 
 Kind = Literal["activities", "issues"]
 MAX_ROWS = 50_000
@@ -202,7 +202,7 @@ def _moment(value: Any) -> datetime:
                 moment = datetime(year, month, day, hour, minute, second)
             except ValueError as error:
                 raise ValueError(f"日期无效 / not a valid date: {error}") from None
-    return china_time(moment)
+    return request_time(moment)
 
 
 class RowChecker:

@@ -39,7 +39,7 @@ from services.intake.schemas import (
     PublicStatus,
 )
 from shared.auth import CurrentPrincipal, require_role
-from shared.web import IdempotencyKey, china_time
+from shared.web import IdempotencyKey, request_time
 
 PREFIX = "/open311/v2"
 SEARCH_DAYS = 90
@@ -117,7 +117,7 @@ def _moment(field: str, text: str | None) -> datetime | None:
     if text is None:
         return None
     try:
-        return china_time(datetime.fromisoformat(text.replace("Z", "+00:00")))
+        return request_time(datetime.fromisoformat(text.replace("Z", "+00:00")))
     except ValueError:
         raise Open311Error(400, f"{field}: 不是 W3C 时间 / not a W3C datetime") from None
 

@@ -16,7 +16,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from services.intake.domain import CHINA, DECISIONS, Issue
+from services.intake.domain import DECISIONS, Issue
+from shared.clock import CHINA
 
 DECISION_WORDS = {
     "topic": "列为协商议题，将提交协商会议 / taken up as a topic for a consultation meeting",

@@ -18,7 +18,6 @@ from eventsourcing.utils import get_topic
 
 from services.meetings.bookings import AcceptedTopic, Schedule
 from services.meetings.domain import (
-    SHANGHAI,
     Meeting,
     MeetingConflict,
     MeetingRuleBroken,
@@ -27,6 +26,7 @@ from services.meetings.domain import (
 )
 from services.meetings.reference import Roster
 from shared.audit import HistoryEntry, read_history
+from shared.clock import china_day
 from shared.eventstore import ServiceApplication
 
 T = TypeVar("T")
@@ -113,7 +113,7 @@ class MeetingsApplication(ServiceApplication):
         found = []
         for meeting_id in self._all_meeting_ids():
             meeting = self.get_meeting(meeting_id)
-            day = meeting.starts_at.astimezone(SHANGHAI).date()
+            day = china_day(meeting.starts_at)
             if not any(readable(o) for o in meeting.offices):
                 continue
             if office is not None and office not in meeting.offices:

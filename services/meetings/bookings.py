@@ -14,7 +14,8 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from services.meetings.domain import SHANGHAI, MeetingConflict, stable_id
+from services.meetings.domain import MeetingConflict, stable_id
+from shared.clock import CHINA
 
 
 def _overlaps(a_start: datetime, a_end: datetime, b_start: datetime, b_end: datetime) -> bool:
@@ -22,7 +23,7 @@ def _overlaps(a_start: datetime, a_end: datetime, b_start: datetime, b_end: date
 
 
 def _window(starts_at: datetime, ends_at: datetime) -> str:
-    start, end = starts_at.astimezone(SHANGHAI), ends_at.astimezone(SHANGHAI)
+    start, end = starts_at.astimezone(CHINA), ends_at.astimezone(CHINA)
     return (
         f"{start:%Y-%m-%d %H:%M}–{end:%H:%M}"
         if start.date() == end.date()

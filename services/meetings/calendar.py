@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 
 from icalendar import Calendar, Event, vText
 
-from services.meetings.domain import KIND_NAMES, SHANGHAI, Meeting
+from services.meetings.domain import KIND_NAMES, Meeting
+from shared.clock import CHINA
 
 PRODUCT = "-//Shangliang//有事来商量 协商会议//ZH"
 
@@ -24,7 +25,7 @@ def feed(name: str, meetings: Iterable[Meeting]) -> bytes:
     calendar.add("method", "PUBLISH")
     # Typed as TEXT so that a line break in it (a person id may hold one) is escaped.
     calendar.add("x-wr-calname", vText(name))
-    calendar.add("x-wr-timezone", "Asia/Shanghai")
+    calendar.add("x-wr-timezone", CHINA.key)
     for meeting in meetings:
         calendar.add_component(_event(meeting))
     calendar.add_missing_timezones()
@@ -37,8 +38,8 @@ def _event(meeting: Meeting) -> Event:
     entry.add("dtstamp", meeting.modified_on.astimezone(UTC))
     entry.add("last-modified", meeting.modified_on.astimezone(UTC))
     entry.add("sequence", meeting.sequence)
-    entry.add("dtstart", meeting.starts_at.astimezone(SHANGHAI))
-    entry.add("dtend", meeting.ends_at.astimezone(SHANGHAI))
+    entry.add("dtstart", meeting.starts_at.astimezone(CHINA))
+    entry.add("dtend", meeting.ends_at.astimezone(CHINA))
     entry.add("summary", f"【{KIND_NAMES[meeting.kind]}】{meeting.title}")
     entry.add("description", _description(meeting))
     entry.add("categories", [KIND_NAMES[meeting.kind]])
@@ -53,7 +54,7 @@ def _description(meeting: Meeting) -> str:
     if len(meeting.offices) > 1:
         lines.append(f"联合举办 / jointly held by: {', '.join(meeting.offices)}")
     if meeting.submission_deadline is not None:
-        deadline: datetime = meeting.submission_deadline.astimezone(SHANGHAI)
+        deadline: datetime = meeting.submission_deadline.astimezone(CHINA)
         lines.append(f"书面意见截止 / opinions due: {deadline:%Y-%m-%d %H:%M}")
     for topic in meeting.topics.values():
         lines.append(f"议题 / topic: {topic['title']}")

@@ -9,14 +9,14 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
-from zoneinfo import ZoneInfo
 
 from eventsourcing.domain import Aggregate, event
+
+from shared.clock import CHINA, china_day
 
 if TYPE_CHECKING:
     from services.meetings.bookings import AcceptedTopic, Schedule
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 CLOCK_SKEW = timedelta(minutes=5)
 KINDS = ("thematic", "onsite", "written")
 KIND_NAMES = {"thematic": "专题协商会", "onsite": "现场协商会", "written": "书面协商"}
@@ -384,7 +384,7 @@ class Meeting(Aggregate):
         not_in_future("held_at", held_at, now, "召开时间")
         not_before("held_at", held_at, self.planned_at, "计划时间", "the meeting was planned")
         # Held on an earlier day than scheduled: the office postpones (reschedules) it first.
-        day_start = self.starts_at.astimezone(SHANGHAI).replace(hour=0, minute=0, second=0)
+        day_start = self.starts_at.astimezone(CHINA).replace(hour=0, minute=0, second=0)
         not_before("held_at", held_at, day_start, "会议日期", "the day it is scheduled for")
         if not attendance:
             raise MeetingRuleBroken("attendance", "需要出席人员 / nobody attended")
@@ -499,7 +499,7 @@ class Meeting(Aggregate):
             )
         if not outcomes:
             raise MeetingRuleBroken("outcomes", "至少需要一项协商成果 / at least one outcome")
-        day = concluded_at.astimezone(SHANGHAI).date()
+        day = china_day(concluded_at)
         published = [
             self._checked_outcome(n, outcome, day, known_departments)
             for n, outcome in enumerate(outcomes)

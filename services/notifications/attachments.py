@@ -1,22 +1,25 @@
 """What a notification carries (附件): the supervision letter (DOCX) made from the event that
 issued it, and a meeting's calendar entry (iCalendar, RFC 5546) with the meeting's one UID.
 
-The letter is built from `LetterIssuedV1` with supervision's own layout rather than fetched
-from supervision's API: the event carries every field the letter prints, so a notification
-needs neither a token for another service nor that service up when the event is consumed.
+The letter is built from `LetterIssuedV1` in the layout supervision prints too
+(shared/letters.py) rather than fetched from supervision's API: the event carries every field
+the letter prints, so a notification needs neither a token for another service nor that
+service up when the event is consumed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from icalendar import Calendar, Event
 
-from services.notifications.domain import KIND_NAMES, MeetingFacts, china_day
-from services.supervision.config import OFFICE_NAMES
-from services.supervision.letters import DOCX_MEDIA_TYPE, letter_document, letter_heading
+from services.notifications.domain import KIND_NAMES, MeetingFacts
+from shared.clock import china_day
 from shared.contracts import LetterIssuedV1
+from shared.letters import DOCX_MEDIA_TYPE, letter_document, letter_heading
+from shared.offices import office_full_name
 
 PRODUCT = "-//Shangliang//有事来商量 通知//ZH"
 CALENDAR_MEDIA_TYPE = "text/calendar"
@@ -38,10 +41,13 @@ class CaseHeading:
     meeting_title: str | None
 
 
-def letter_file(letter: LetterIssuedV1, case: CaseHeading | None) -> File:
+def letter_file(
+    letter: LetterIssuedV1, case: CaseHeading | None, office_names: Mapping[str, str]
+) -> File:
     """`case` None: the case's opening was never seen. It comes before the letter on the same
-    stream, so only a stream that lost it leaves the letter without its heading."""
-    office_name = OFFICE_NAMES.get(letter.office) or f"政协{letter.office}委员会"
+    stream, so only a stream that lost it leaves the letter without its heading.
+    `office_names`: the deployment's own headings, as supervision's download uses them."""
+    office_name = office_full_name(letter.office, office_names)
     title, opening = letter_heading(
         case.origin if case else "outcome",
         case.subject if case else letter.requirements,

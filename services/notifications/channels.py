@@ -21,7 +21,7 @@ import aiosmtplib
 import httpx
 
 from services.notifications.settings import NotificationsSettings
-from shared.web import CHINA
+from shared.clock import CHINA
 
 
 class DeliveryFailed(Exception):

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Literal
-from zoneinfo import ZoneInfo
 
+from shared.clock import CHINA, add_working_days, china_day, start_of_day
 from shared.contracts import (
     CaseEscalatedV1,
     CaseOverdueV1,
@@ -27,7 +27,6 @@ from shared.contracts import (
     MeetingPostponedV1,
 )
 
-CHINA = ZoneInfo("Asia/Shanghai")
 NAMESPACE = uuid.UUID("5b1f0c8e-7a43-4d61-9d1e-2f3c4b5a6e70")
 
 Kind = Literal[
@@ -70,10 +69,6 @@ def leaders(office: str) -> str:
 
 def notice_id(cause: str, kind: str, recipient: str) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, f"{cause}|{kind}|{recipient}")
-
-
-def china_day(moment: datetime) -> date:
-    return moment.astimezone(CHINA).date()
 
 
 @dataclass(frozen=True)
@@ -328,11 +323,10 @@ def reminders_due(
     cases: Iterable[CaseFacts],
     today: date,
     working_days: int,
-    before: Callable[[date, int], date],
 ) -> list[Notice]:
     """Reminders of open cases: from `working_days` working days before the deadline (once),
-    and on the deadline day (once). `before(deadline, n)` counts working days back."""
-    at = datetime.combine(today, time(0), CHINA)
+    and on the deadline day (once)."""
+    at = start_of_day(today)
     found: list[Notice] = []
     for case in cases:
         if case.done or case.overdue:
@@ -340,6 +334,8 @@ def reminders_due(
         recipient = department(case.office, case.department)
         cause = f"deadline:{case.case_id}:{case.deadline}"
         label = _case_label(case)
+        # Approximate for years the holiday calendar does not know: a reminder must not stop.
+        first_day = add_working_days(case.deadline, -working_days, approximate=True)
         if today == case.deadline:
             found.append(
                 _notice(
@@ -356,7 +352,7 @@ def reminders_due(
                     subject_id=case.case_id,
                 )
             )
-        elif before(case.deadline, working_days) <= today < case.deadline:
+        elif first_day <= today < case.deadline:
             found.append(
                 _notice(
                     cause,
@@ -410,7 +406,7 @@ def digests_due(
 ) -> list[Notice]:
     """Each office's daily digest to its leaders; on Mondays the prefecture's weekly one
     (all offices) besides."""
-    at = datetime.combine(today, time(0), CHINA)
+    at = start_of_day(today)
     found = []
     for office in offices:
         digest = digest_of(

@@ -34,7 +34,7 @@ SENDER_LEASE = NOTIFICATIONS_LEASE
 
 
 def create_app(settings: Settings, config: NotificationsSettings) -> FastAPI:
-    store = open_store(settings)
+    store = open_store(settings, config.office_names)
     application = NotificationsApplication(store)
     started: list[object] = []
 

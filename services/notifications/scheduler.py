@@ -13,21 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from datetime import date
 
 from services.notifications.application import Clock, utc_now
-from services.notifications.domain import china_day, digests_due, reminders_due
+from services.notifications.domain import digests_due, reminders_due
 from services.notifications.settings import NotificationsSettings
 from services.notifications.store import NotificationStore
-from services.supervision.workdays import add_working_days
-from shared.web import CHINA
+from shared.clock import china_day, china_time
 
 log = logging.getLogger(__name__)
-
-
-def working_days_before(deadline: date, count: int) -> date:
-    # Approximate for years the holiday calendar does not know: a reminder must not stop.
-    return add_working_days(deadline, -count, approximate=True)
 
 
 class ReminderScheduler:
@@ -50,10 +43,8 @@ class ReminderScheduler:
         now = self._clock()
         today = china_day(now)
         cases = self._store.cases()
-        notices = reminders_due(
-            cases, today, self._settings.reminder_working_days, working_days_before
-        )
-        if now.astimezone(CHINA).hour >= self._settings.digest_hour:
+        notices = reminders_due(cases, today, self._settings.reminder_working_days)
+        if china_time(now).hour >= self._settings.digest_hour:
             # A digest is for an office whose leaders have an address: nobody reads the
             # others (a notice without an entry reaches no inbox either), so none is kept.
             readers = {

@@ -24,6 +24,10 @@ class NotificationsSettings(ServiceSettings):
     smtp_password: SecretStr | None = None
     smtp_timeout_seconds: float = Field(default=10.0, gt=0)
     mail_from: str = "有事来商量 <noreply@shangliang.local>"
+    office_names: dict[str, str] = Field(default_factory=dict)
+    """The headings of the offices' letters in their attachments, JSON by office: give it the
+    same map as `SHANGLIANG_SUPERVISION_OFFICE_NAMES`, so the e-mailed letter is the one
+    supervision's download prints."""
     reminder_working_days: int = Field(default=3, ge=0, le=60)
     """提醒: this many working days before a deadline, and again on the day."""
     quiet_hours: str = ""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -356,10 +356,19 @@ class PostgresNotificationStore(NotificationStore, PostgresView):
             yield PortableCursor(curs)
 
 
-def open_store(settings: Settings) -> NotificationStore:
+def open_store(
+    settings: Settings, office_names: Mapping[str, str] | None = None
+) -> NotificationStore:
     """SQLite `notifications.sqlite` in the data folder, or with `SHANGLIANG_EVENT_STORE=
     postgres` the schema `<SHANGLIANG_POSTGRES_SCHEMA>_notifications` (its own tracking table:
-    the projections' in the configured schema tracks the same streams)."""
+    the projections' in the configured schema tracks the same streams). `office_names`: the
+    offices' letter headings where the deployment set its own."""
+    store = _opened(settings)
+    store.office_names = dict(office_names or {})
+    return store
+
+
+def _opened(settings: Settings) -> NotificationStore:
     if settings.event_store == "postgres":
         env = {**settings.postgres_env()}
         env["POSTGRES_SCHEMA"] = f"{settings.postgres_schema}_notifications"

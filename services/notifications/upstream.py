@@ -9,14 +9,15 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from eventsourcing.persistence import Tracking
 
 from services.notifications.attachments import CaseHeading, File, calendar_file, letter_file
-from services.notifications.domain import MeetingFacts, Notice, china_day, notices_for
+from services.notifications.domain import MeetingFacts, Notice, notices_for
+from shared.clock import china_day
 from shared.consumer import Delivered
 from shared.contracts import (
     CaseOpenedV1,
@@ -51,6 +52,8 @@ class UpstreamRecorder:
     """The consumer's side of the store (`c`: a cursor in SQLite's words)."""
 
     _letters: dict[str, File]
+    office_names: Mapping[str, str] = {}
+    """The headings of the offices' letters where this deployment set its own."""
 
     def apply(self, messages: Sequence[Delivered], tracking: Tracking) -> None:
         # The letters (DOCX, tens of milliseconds each) are made before the transaction: a
@@ -59,7 +62,9 @@ class UpstreamRecorder:
         letters = [m for m in messages if isinstance(m.contract, LetterIssuedV1)]
         headings = self._headings(messages, {str(m.contract.case_id) for m in letters})
         self._letters = {
-            m.envelope.id: letter_file(m.contract, headings.get(str(m.contract.case_id)))
+            m.envelope.id: letter_file(
+                m.contract, headings.get(str(m.contract.case_id)), self.office_names
+            )
             for m in letters
         }
         super().apply(messages, tracking)  # type: ignore[misc]

@@ -31,7 +31,7 @@ from services.projections.queries import (
     IssueFilter,
     breakdown,
     drill_down,
-    end_of_day,
+    fact_day_end,
     issue_item,
     list_issues,
     statistics,
@@ -283,7 +283,7 @@ async def issue_status(
     as_of: AsOf = None,
 ) -> IssueStatus:
     """Where an issue is now (问题当前状态) or was on a day, with its timeline across services."""
-    until = None if as_of is None else end_of_day(as_of)
+    until = None if as_of is None else fact_day_end(as_of)
     deadline = time.monotonic() + wait
     while True:
         applied = progress.next_apply()

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, NamedTuple
-from zoneinfo import ZoneInfo
 
+from shared.clock import china_time
 from shared.consumer import Delivered
 from shared.contracts import (
     ActivityCorrectedV1,
@@ -45,7 +45,6 @@ from shared.contracts import (
     TopicRemovedV1,
 )
 
-CHINA = ZoneInfo("Asia/Shanghai")
 TOTAL = "*"
 """The office key of the all-offices counters (a joint meeting counts once there)."""
 
@@ -54,12 +53,13 @@ ISSUE, ACTIVITY, MEETING, CASE = "issue", "activity", "meeting", "case"
 
 def china_year(moment: datetime) -> int:
     """The calendar year in China Standard Time: the year an event counts in."""
-    return moment.astimezone(CHINA).year
+    return china_time(moment).year
 
 
-def china_time(moment: datetime) -> str:
-    """A fixed-width China Standard Time text: sorts as the moments it names."""
-    return moment.astimezone(CHINA).isoformat(timespec="microseconds")
+def fact_time(moment: datetime) -> str:
+    """A moment as the facts keep it: fixed-width China Standard Time text, which sorts as
+    the moments it names."""
+    return china_time(moment).isoformat(timespec="microseconds")
 
 
 class Fact(NamedTuple):
@@ -126,8 +126,8 @@ def facts_of(stream: str, message: Delivered) -> Iterator[Fact]:
     event = message.contract
     if event is None:
         return
-    at = event.occurred_at.astimezone(CHINA)  # once: the text and the year are both China's
-    base = (message.envelope.id, stream, china_time(at), at.year)
+    at = china_time(event.occurred_at)  # once: the text and the year are both China's
+    base = (message.envelope.id, stream, fact_time(at), at.year)
     actor = message.envelope.actor
     # Who took the step, for the timeline; events published before auditing name no one.
     by = None if actor is None else {"subject": actor.subject, "role": actor.role}
@@ -225,7 +225,7 @@ def _facts(event: Contract, fact: Any) -> Iterator[Fact]:
                 event.kind,
                 offices=event.offices,
                 title=event.title,
-                starts_at=china_time(event.starts_at),
+                starts_at=fact_time(event.starts_at),
             )
         case MeetingPostponedV1():
             yield fact(
@@ -233,7 +233,7 @@ def _facts(event: Contract, fact: Any) -> Iterator[Fact]:
                 event.meeting_id,
                 "meeting_postponed",
                 event.offices[0],
-                starts_at=china_time(event.starts_at),
+                starts_at=fact_time(event.starts_at),
             )
         case TopicAddedV1() | TopicRemovedV1():
             step = "topic_added" if isinstance(event, TopicAddedV1) else "topic_removed"
@@ -329,7 +329,7 @@ def _facts(event: Contract, fact: Any) -> Iterator[Fact]:
         case CaseEscalatedV1():
             yield fact(CASE, event.case_id, "case_escalated", event.office, None, event.step)
         case CaseStepsRetractedV1():
-            keys = [ladder_key(s.step, china_time(s.at)) for s in event.steps]
+            keys = [ladder_key(s.step, fact_time(s.at)) for s in event.steps]
             names = ",".join(s.step for s in event.steps)
             step = "case_steps_retracted"
             yield fact(CASE, event.case_id, step, event.office, None, names, retracted=keys)

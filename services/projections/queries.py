@@ -44,8 +44,9 @@ FIGURES = (
 MEETING_KINDS = ("thematic", "onsite", "written")
 
 
-def end_of_day(day: date) -> str:
-    """The last moment of a day in China Standard Time, in the facts' fixed-width form."""
+def fact_day_end(day: date) -> str:
+    """The last moment of a day in China Standard Time, in the facts' fixed-width form
+    (`facts.fact_time`): what an as-of date counts up to, that day included."""
     return f"{day.isoformat()}T23:59:59.999999+08:00"
 
 
@@ -356,7 +357,7 @@ def statistics(
     if as_of is None:
         counts, days = view.counters(year)
     else:
-        counts, days = counted_as_of(view, year, end_of_day(as_of))
+        counts, days = counted_as_of(view, year, fact_day_end(as_of))
     rows = [figures(o, counts, days) for o in offices]
     if all_offices:
         total = figures(TOTAL, counts, days)
@@ -480,7 +481,7 @@ def drill_down(
     offset: int,
 ) -> tuple[int, list[dict[str, Any]]]:
     """The items behind one figure (统计明细), each with the ids of the events behind it."""
-    until = ALWAYS if as_of is None else end_of_day(as_of)
+    until = ALWAYS if as_of is None else fact_day_end(as_of)
     params: dict[str, Any] = {"year": year, "until": until, "kind": kind}
     column = OFFICE_COLUMN.get(figure, "i.office")
     sql = DRILL_SQL[figure].format(offices=_in(column, offices, params, "offices"))
@@ -555,7 +556,7 @@ def breakdown(
                     add("overdue_by_department", department, n)
 
     if as_of is not None:
-        count((*row, 1) for row in _rows_as_of(view, where, params, end_of_day(as_of)))
+        count((*row, 1) for row in _rows_as_of(view, where, params, fact_day_end(as_of)))
         return counted
     # Counted by SQL per combination of the columns, then added up here: the year's rows as
     # one list raised the process's peak memory by 84 MB at 200,000 issues

@@ -21,7 +21,7 @@ from services.supervision.application import (
     SupervisionApplication,
 )
 from services.supervision.domain import CaseRuleBroken, IllegalTransition, SupervisionCase
-from services.supervision.letters import DOCX_MEDIA_TYPE, render_letter
+from services.supervision.letters import render_letter
 from services.supervision.schemas import (
     AcknowledgementRequest,
     CasePage,
@@ -33,9 +33,10 @@ from services.supervision.schemas import (
     SendBackRequest,
     VerificationRequest,
 )
-from services.supervision.workdays import CalendarNotCovered
 from shared.audit import History
 from shared.auth import CurrentPrincipal, Principal, offices_to_read, require_any_role, require_role
+from shared.clock import CalendarNotCovered
+from shared.letters import DOCX_MEDIA_TYPE
 from shared.web import IdempotencyKey
 
 

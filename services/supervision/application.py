@@ -24,11 +24,10 @@ from services.supervision.domain import (
     SupervisionCase,
     case_id_for_outcome,
     case_id_for_referral,
-    china_day,
     letter_number,
 )
-from services.supervision.workdays import add_working_days
 from shared.audit import HistoryEntry, read_history, stamp, system_actor
+from shared.clock import add_working_days, china_day
 from shared.contracts import (
     CaseAcknowledgedV1,
     CaseEscalatedV1,

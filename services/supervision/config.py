@@ -6,6 +6,7 @@ from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 
 from services.supervision.domain import Ladder
+from shared.offices import office_full_name
 from shared.settings import SupervisionSettings
 
 LETTER_PREFIXES = {
@@ -20,19 +21,6 @@ LETTER_PREFIXES = {
     "antu": "安县政协督",
 }
 """The offices' own letter-number prefixes, as in 延州政协督〔2020〕3号."""
-
-OFFICE_NAMES = {
-    "yanbian": "政协延边朝鲜族自治州委员会",
-    "yanji": "政协延吉市委员会",
-    "tumen": "政协图们市委员会",
-    "dunhua": "政协敦化市委员会",
-    "hunchun": "政协珲春市委员会",
-    "longjing": "政协龙井市委员会",
-    "helong": "政协和龙市委员会",
-    "wangqing": "政协汪清县委员会",
-    "antu": "政协安图县委员会",
-}
-"""The heading of an office's letters."""
 
 
 class LadderSetting(BaseModel):
@@ -67,7 +55,8 @@ class SupervisionConfig(SupervisionSettings):
         return self.letter_prefixes.get(office) or LETTER_PREFIXES.get(office) or f"{office}政协督"
 
     def office_name(self, office: str) -> str:
-        return self.office_names.get(office) or OFFICE_NAMES.get(office) or f"政协{office}委员会"
+        """The full name that heads the office's letters, this deployment's if it set one."""
+        return office_full_name(office, self.office_names)
 
     def ladder(self, office: str, prefecture: str) -> Ladder:
         own = self.ladders.get(office, LadderSetting())

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from uuid import NAMESPACE_URL, UUID, uuid5
-from zoneinfo import ZoneInfo
 
 from eventsourcing.domain import Aggregate, event
 
-from services.supervision.workdays import add_working_days
+from shared.clock import CHINA, add_working_days, china_day, end_of_day, start_of_day
 
-CHINA = ZoneInfo("Asia/Shanghai")
 CLOCK_SKEW = timedelta(minutes=5)
 
 OPENED = "opened"
@@ -62,19 +60,6 @@ class IllegalTransition(Exception):
         )
         self.action = action
         self.status = status
-
-
-def china_day(moment: datetime) -> date:
-    return moment.astimezone(CHINA).date()
-
-
-def start_of_day(day: date) -> datetime:
-    return datetime.combine(day, time(0), CHINA)
-
-
-def end_of_day(day: date) -> datetime:
-    """The end of a deadline day in Asia/Shanghai: the next day at 00:00 +08:00."""
-    return start_of_day(day + timedelta(days=1))
 
 
 def case_id_for_outcome(outcome_id: UUID) -> UUID:

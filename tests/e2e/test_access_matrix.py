@@ -27,8 +27,8 @@ import pytest
 
 from services.console.main import accounts_of
 from services.console.settings import ConsoleSettings
-from services.supervision.domain import CHINA
 from shared.auth import ROLES, Authenticator
+from shared.clock import CHINA
 from shared.contracts import Envelope, MeetingConcludedV1, Outcome
 from shared.settings import Settings
 from tests.e2e.conftest import RunningStack, bearer

@@ -10,17 +10,16 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
 from services.intake.domain import issue_id_for
 from shared.auth import Authenticator
+from shared.clock import CHINA
 from shared.settings import Settings
 from tests.e2e.conftest import ROOT, RunningStack, bearer, issue_body, shangliang
 
-CHINA = ZoneInfo("Asia/Shanghai")
 MISSING = object()
 
 # Each test counts in years of its own, so that tests sharing the stack cannot move its counts.

@@ -19,7 +19,7 @@ from uuid import uuid4
 import httpx
 from docx import Document
 
-from services.supervision.domain import CHINA
+from shared.clock import CHINA
 from shared.contracts import Envelope, MeetingConcludedV1, Outcome
 from tests.e2e.conftest import RunningStack, bearer
 from tests.e2e.test_supervision_flow import wait_for_case

@@ -22,7 +22,7 @@ import pytest
 from georeport import GeoReport
 from playwright.sync_api import sync_playwright
 
-from services.intake.domain import CHINA
+from shared.clock import CHINA
 from tests.e2e.conftest import ROOT, RunningStack, bearer, shangliang
 from tests.e2e.fuzzing import Target, fuzz
 from tests.e2e.test_dashboard import CHROMIUM, CHROMIUM_FLAGS

@@ -15,7 +15,7 @@ from uuid import UUID, uuid4
 import httpx
 from docx import Document
 
-from services.supervision.domain import CHINA
+from shared.clock import CHINA
 from shared.contracts import CaseVerifiedV1, Envelope, MeetingConcludedV1, Outcome, decode
 from shared.streams import SUPERVISION_STREAM
 from tests.e2e.conftest import RunningStack, bearer

@@ -15,8 +15,9 @@ from nats.js import JetStreamContext
 
 from services.meetings.application import MeetingsApplication
 from services.meetings.consumers import intake_policy
-from services.meetings.domain import SHANGHAI, MeetingConflict
+from services.meetings.domain import MeetingConflict
 from services.meetings.publishing import to_contract
+from shared.clock import CHINA
 from shared.consumer import Delivered, StreamConsumer
 from shared.contracts import Envelope, IssueScreenedV1, decode
 from shared.messaging import ensure_stream
@@ -26,7 +27,7 @@ from shared.settings import Settings
 from shared.streams import INTAKE_STREAM, MEETINGS_STREAM
 from tests.integration.support import read_stream, wait_until
 
-START = datetime(2020, 7, 16, 14, 30, tzinfo=SHANGHAI)
+START = datetime(2020, 7, 16, 14, 30, tzinfo=CHINA)
 HALL = "延吉市政协委员协商议事厅"
 
 

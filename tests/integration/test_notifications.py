@@ -32,10 +32,10 @@ from nats.js import JetStreamContext
 from services.notifications.application import Sender
 from services.notifications.channels import Channels
 from services.notifications.consumers import UPSTREAMS
-from services.notifications.domain import CHINA
 from services.notifications.scheduler import ReminderScheduler
 from services.notifications.settings import NotificationsSettings
 from services.notifications.store import NotificationStore, open_store
+from shared.clock import CHINA
 from shared.consumer import StreamConsumer
 from shared.contracts import (
     CaseEscalatedV1,

@@ -17,8 +17,9 @@ from docx import Document
 from fastapi import FastAPI
 from nats.aio.client import Client
 
-from services.supervision.domain import CHINA, case_id_for_outcome
+from services.supervision.domain import case_id_for_outcome
 from shared.auth import Authenticator
+from shared.clock import CHINA
 from shared.embedded import EmbeddedNats
 from shared.settings import Settings
 from tests.integration.support import wait_until

@@ -15,8 +15,9 @@ from nats.js import JetStreamContext
 
 from services.supervision.application import CaseFilter, SupervisionApplication
 from services.supervision.config import SupervisionConfig
-from services.supervision.domain import CHINA, case_id_for_outcome, case_id_for_referral
+from services.supervision.domain import case_id_for_outcome, case_id_for_referral
 from services.supervision.main import create_app
+from shared.clock import CHINA
 from shared.contracts import (
     CaseOpenedV1,
     Contract,

@@ -8,7 +8,6 @@ from uuid import uuid4
 import pytest
 
 from services.supervision.domain import (
-    CHINA,
     CaseRuleBroken,
     IllegalTransition,
     Ladder,
@@ -18,6 +17,7 @@ from services.supervision.domain import (
     case_id_for_referral,
     letter_number,
 )
+from shared.clock import CHINA
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=CHINA)
 LADDER = Ladder(reminder_working_days=3, escalate_after_working_days=5, escalate_to="yanbian")

@@ -11,8 +11,9 @@ import pytest
 from openpyxl import Workbook, load_workbook
 
 from services.intake.application import IntakeApplication
-from services.intake.domain import CHINA, activity_id_for, imported_key, issue_id_for
+from services.intake.domain import activity_id_for, imported_key, issue_id_for
 from services.intake.imports import ISSUE_COLUMNS, ImportRefused, Kind, template
+from shared.clock import CHINA
 
 ACTIVITY_HEADER = ["编号", "活动日期", "社区", "联络站", "活动小组", "参加委员", "备注"]
 ISSUE_HEADER = [c.header for c in ISSUE_COLUMNS]

@@ -20,12 +20,12 @@ from services.projections.queries import drill_down, recount, statistics
 from services.projections.views import ProjectionView, open_projection_view
 from services.supervision.application import SupervisionApplication, to_contract
 from services.supervision.domain import (
-    CHINA,
     Ladder,
     LadderStep,
     SupervisionCase,
     case_id_for_outcome,
 )
+from shared.clock import CHINA
 from shared.consumer import Delivered
 from shared.contracts import (
     CaseEscalatedV1,

@@ -10,16 +10,16 @@ import pytest
 
 from services.meetings.bookings import AcceptedTopic, Schedule
 from services.meetings.domain import (
-    SHANGHAI,
     Meeting,
     MeetingConflict,
     MeetingRuleBroken,
     outcome_id_for,
 )
 from services.meetings.reference import Roster
+from shared.clock import CHINA
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
-START = datetime(2020, 7, 16, 14, 30, tzinfo=SHANGHAI)
+START = datetime(2020, 7, 16, 14, 30, tzinfo=CHINA)
 END = START + timedelta(hours=2)
 OFFICES = ["yanbian", "yanji", "tumen"]
 HALL = "延吉市政协委员协商议事厅"

@@ -16,10 +16,10 @@ from icalendar import Calendar
 
 from services.meetings.application import MeetingsApplication
 from services.meetings.consumers import intake_policy
-from services.meetings.domain import SHANGHAI
 from services.meetings.main import create_app
 from services.meetings.seed import seed_requests
 from shared.auth import Authenticator
+from shared.clock import CHINA
 from shared.consumer import Delivered
 from shared.contracts import Envelope, IssueScreenedV1
 from shared.process import UpstreamProcessor
@@ -273,7 +273,7 @@ async def test_the_office_calendar_shows_postponed_and_cancelled_meetings(api: A
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/calendar")
     events = {str(e["uid"]): e for e in Calendar.from_ical(answer.content).walk("VEVENT")}
     postponed, cancelled = events[f"{moved}@shangliang"], events[f"{dropped}@shangliang"]
-    assert postponed.decoded("dtstart") == datetime(2020, 7, 23, 14, 30, tzinfo=SHANGHAI)
+    assert postponed.decoded("dtstart") == datetime(2020, 7, 23, 14, 30, tzinfo=CHINA)
     assert int(postponed["sequence"]) == 1 and str(postponed["status"]) == "CONFIRMED"
     assert str(cancelled["status"]) == "CANCELLED"
     assert "要延期的会" in str(postponed["summary"])
@@ -346,8 +346,8 @@ async def test_two_bookings_of_one_hall_are_answered_with_a_named_conflict(api: 
         "/meetings",
         plan_body(
             title="后定的会",
-            starts_at=datetime(2020, 7, 16, 16, tzinfo=SHANGHAI).isoformat(),
-            ends_at=(datetime(2020, 7, 16, 16, tzinfo=SHANGHAI) + timedelta(hours=3)).isoformat(),
+            starts_at=datetime(2020, 7, 16, 16, tzinfo=CHINA).isoformat(),
+            ends_at=(datetime(2020, 7, 16, 16, tzinfo=CHINA) + timedelta(hours=3)).isoformat(),
         ),
     )
     assert answer.status_code == 409

@@ -15,12 +15,12 @@ from services.meetings.application import MeetingNotFound, MeetingsApplication
 from services.meetings.bookings import AcceptedTopic
 from services.meetings.consumers import intake_policy
 from services.meetings.domain import (
-    SHANGHAI,
     MeetingConflict,
     MeetingRuleBroken,
     outcome_id_for,
 )
 from services.meetings.publishing import to_contract
+from shared.clock import CHINA
 from shared.consumer import Delivered
 from shared.contracts import (
     Envelope,
@@ -33,7 +33,7 @@ from shared.contracts import (
 from shared.process import UpstreamProcessor
 from shared.settings import Settings
 
-START = datetime(2020, 7, 16, 14, 30, tzinfo=SHANGHAI)
+START = datetime(2020, 7, 16, 14, 30, tzinfo=CHINA)
 END = START + timedelta(hours=2)
 POSTPONED_AT = START - timedelta(days=10)
 """Postponements are recorded in 2020 too: a new window cannot precede its postponement."""

@@ -8,7 +8,6 @@ from datetime import UTC, date, datetime
 import pytest
 
 from services.notifications.domain import (
-    CHINA,
     CaseFacts,
     IssueFacts,
     QuietHours,
@@ -16,14 +15,14 @@ from services.notifications.domain import (
     notices_for,
     reminders_due,
 )
-from services.notifications.scheduler import working_days_before
+from shared.clock import CHINA
 from shared.contracts import CaseEscalatedV1, CaseVerifiedV1, IssueSubmittedV1
 
 CASE = CaseFacts("c1", "yanji", "住建局", date(2020, 10, 12), "延吉政协督〔2020〕3号", False, False)
 
 
 def kinds_on(day: date, case: CaseFacts = CASE) -> list[str]:
-    return [n.kind for n in reminders_due([case], day, 3, working_days_before)]
+    return [n.kind for n in reminders_due([case], day, 3)]
 
 
 def test_reminds_from_three_working_days_before_the_deadline_and_on_the_day() -> None:
@@ -37,8 +36,8 @@ def test_reminds_from_three_working_days_before_the_deadline_and_on_the_day() ->
 
 
 def test_a_reminder_has_one_id_whichever_day_it_is_made_on() -> None:
-    first = reminders_due([CASE], date(2020, 9, 30), 3, working_days_before)
-    again = reminders_due([CASE], date(2020, 10, 9), 3, working_days_before)
+    first = reminders_due([CASE], date(2020, 9, 30), 3)
+    again = reminders_due([CASE], date(2020, 10, 9), 3)
     assert first[0].id == again[0].id
     assert first[0].recipient == "department:yanji:住建局"
     assert first[0].subject.startswith("督办件 延吉政协督〔2020〕3号 将于 2020-10-12 到期 / Case")

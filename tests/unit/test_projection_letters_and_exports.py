@@ -18,6 +18,7 @@ from openpyxl import load_workbook
 from bench.statistics_history import batches, history
 from services.projections.main import create_app
 from shared.auth import Authenticator
+from shared.clock import CHINA
 from shared.consumer import Delivered
 from shared.contracts import (
     CaseOpenedV1,
@@ -32,7 +33,6 @@ from shared.contracts import (
 )
 from shared.settings import Settings
 from shared.text import display_width
-from tests.unit.test_projection_views import CHINA
 
 CASE = UUID("0f7e2d10-0000-4000-8000-000000000001")
 ISSUES = [

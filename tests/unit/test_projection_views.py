@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from uuid import UUID, uuid4
-from zoneinfo import ZoneInfo
 
 import pytest
 from eventsourcing.persistence import Tracking
@@ -17,11 +16,12 @@ from services.projections.queries import (
     FIGURES,
     counted_as_of,
     drill_down,
-    end_of_day,
+    fact_day_end,
     recount,
     statistics,
 )
 from services.projections.views import ProjectionView, open_projection_view
+from shared.clock import CHINA
 from shared.consumer import Delivered
 from shared.contracts import (
     ActivityCorrectedV1,
@@ -42,7 +42,6 @@ from shared.contracts import (
     TopicRemovedV1,
 )
 
-CHINA = ZoneInfo("Asia/Shanghai")
 OFFICES = ["yanbian", "yanji", "tumen", "dunhua", "hunchun"]
 
 
@@ -201,8 +200,8 @@ def test_an_issues_status_follows_it_through_the_three_services_and_back_on_reop
     assert row["timeline"][2]["meeting_id"] == str(meeting)
     assert row["departments"] == "城管局"
     # As it stood at the end of a past day: the day before the meeting it was on the agenda.
-    assert status_of(view, issue, end_of_day(date(2020, 6, 6))) == "on_agenda"
-    assert status_of(view, issue, end_of_day(date(2020, 7, 5))) == "overdue"
+    assert status_of(view, issue, fact_day_end(date(2020, 6, 6))) == "on_agenda"
+    assert status_of(view, issue, fact_day_end(date(2020, 7, 5))) == "overdue"
 
 
 def test_a_topic_taken_off_the_agenda_is_a_topic_again(
@@ -428,9 +427,9 @@ def test_statistics_as_of_any_day_are_what_a_recount_of_the_facts_by_then_gives(
     # The history runs from 20 December 2020 into February 2021.
     days = [date(2020, 12, 1) + timedelta(days=n) for n in range(0, 100, 3)]
     for day in days:
-        until = end_of_day(day)
+        until = fact_day_end(day)
         assert counted_as_of(loaded, year, until) == recount(loaded, year, until), day
-    assert counted_as_of(loaded, year, end_of_day(days[-1]))[0], "the history has figures"
+    assert counted_as_of(loaded, year, fact_day_end(days[-1]))[0], "the history has figures"
 
 
 @pytest.mark.parametrize("figure", FIGURES)

@@ -20,7 +20,6 @@ from services.supervision.application import (
 )
 from services.supervision.config import SupervisionConfig
 from services.supervision.domain import (
-    CHINA,
     CaseRuleBroken,
     IllegalTransition,
     LetterRegister,
@@ -28,7 +27,7 @@ from services.supervision.domain import (
     case_id_for_outcome,
     case_id_for_referral,
 )
-from services.supervision.workdays import CalendarNotCovered
+from shared.clock import CHINA, CalendarNotCovered
 from shared.consumer import Delivered
 from shared.contracts import (
     CaseEscalatedV1,
@@ -218,7 +217,7 @@ async def test_letters_are_numbered_per_office_and_year_in_the_offices_format(
 
 async def test_the_letters_year_is_the_year_in_china(supervision: SupervisionApplication) -> None:
     case_id = await a_case(supervision)
-    # 17:30 UTC on New Year's Eve is already 1 January 2021 in Asia/Shanghai.
+    # 17:30 UTC on New Year's Eve is already 1 January 2021 in China.
     _, letter, _ = await issue(
         supervision,
         case_id,

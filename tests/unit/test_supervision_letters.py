@@ -20,14 +20,15 @@ from services.demo import letters_in_date_order
 from services.scenario import generate
 from services.supervision.application import SupervisionApplication
 from services.supervision.domain import (
-    CHINA,
     CaseRuleBroken,
     LetterRegister,
     SupervisionCase,
     case_id_for_outcome,
     case_id_for_referral,
 )
-from services.supervision.letters import REFERRAL_TITLE, TITLE, render_letter
+from services.supervision.letters import render_letter
+from shared.clock import CHINA
+from shared.letters import REFERRAL_TITLE, TITLE
 from shared.process import UpstreamProcessor
 from tests.unit.conftest import IN_MEMORY
 from tests.unit.test_supervision_application import (

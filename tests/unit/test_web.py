@@ -7,13 +7,14 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 from pydantic import Field, ValidationError
 
-from shared.web import CHINA, ChinaTime, IsoDate, RequestBody, china_time, text_problem
+from shared.clock import CHINA
+from shared.web import ChinaTime, IsoDate, RequestBody, request_time, text_problem
 
 
 def test_a_time_without_an_offset_is_china_standard_time() -> None:
-    assert china_time(datetime(2020, 6, 4, 15, 30)) == datetime(2020, 6, 4, 15, 30, tzinfo=CHINA)
+    assert request_time(datetime(2020, 6, 4, 15, 30)) == datetime(2020, 6, 4, 15, 30, tzinfo=CHINA)
     utc = datetime(2020, 6, 4, 7, 30, tzinfo=UTC)
-    assert china_time(utc) is utc
+    assert request_time(utc) is utc
 
 
 @pytest.mark.parametrize(
@@ -27,12 +28,12 @@ def test_a_time_without_an_offset_is_china_standard_time() -> None:
 )
 def test_a_time_outside_1949_to_2099_in_china_is_refused(moment: datetime) -> None:
     with pytest.raises(ValueError, match="1949"):
-        china_time(moment)
+        request_time(moment)
 
 
 def test_the_first_and_last_moments_are_taken() -> None:
-    assert china_time(datetime(1949, 1, 1)).year == 1949
-    assert china_time(datetime(2099, 12, 31, 23, 59, 59)).year == 2099
+    assert request_time(datetime(1949, 1, 1)).year == 1949
+    assert request_time(datetime(2099, 12, 31, 23, 59, 59)).year == 2099
 
 
 @pytest.mark.parametrize(

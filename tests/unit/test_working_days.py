@@ -13,11 +13,13 @@ from datetime import date
 
 import pytest
 
-from services.supervision.workdays import (
+from shared.clock import (
     COVERED_YEARS,
     CalendarNotCovered,
     add_working_days,
     is_working_day,
+    working_days,
+    working_days_between,
 )
 
 
@@ -74,3 +76,35 @@ def test_a_count_into_an_uncovered_year_is_refused_with_a_clear_reason() -> None
 def test_an_uncovered_year_is_approximated_by_weekdays_only_when_asked() -> None:
     # 2027-01-01 is a Friday, the next Monday the 4th.
     assert add_working_days(date(2026, 12, 31), 2, approximate=True) == date(2027, 1, 4)
+
+
+def test_counts_the_working_days_between_two_days_either_way() -> None:
+    assert working_days_between(date(2020, 9, 25), date(2020, 10, 9)) == 5
+    assert working_days_between(date(2020, 10, 9), date(2020, 9, 25)) == -5
+    assert working_days_between(date(2020, 10, 3), date(2020, 10, 3)) == 0
+
+
+def test_the_count_between_undoes_adding_working_days() -> None:
+    for count in (1, 5, 7, -3):
+        start = date(2020, 9, 25) if count > 0 else date(2020, 10, 12)
+        assert working_days_between(start, add_working_days(start, count)) == count
+
+
+def test_lists_the_working_days_of_a_span_with_both_ends() -> None:
+    assert working_days(date(2020, 9, 26), date(2020, 10, 10)) == [
+        date(2020, 9, 27),
+        date(2020, 9, 28),
+        date(2020, 9, 29),
+        date(2020, 9, 30),
+        date(2020, 10, 9),
+        date(2020, 10, 10),
+    ]
+    assert working_days(date(2020, 10, 9), date(2020, 10, 9)) == [date(2020, 10, 9)]
+    assert working_days(date(2020, 10, 2), date(2020, 10, 1)) == []
+
+
+def test_spans_beyond_the_calendar_are_refused() -> None:
+    with pytest.raises(CalendarNotCovered):
+        working_days_between(date(2026, 12, 1), date(2027, 1, 5))
+    with pytest.raises(CalendarNotCovered):
+        working_days(date(2003, 12, 1), date(2004, 1, 5))
