@@ -19,6 +19,7 @@ from eventsourcing.application import ProcessingEvent
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from shared.audit import stamp, system_actor
+from shared.commands import retry_on_conflict_sync
 from shared.consumer import Delivered
 from shared.contracts import Actor, Contract, Envelope
 from shared.eventstore import ServiceApplication
@@ -53,8 +54,6 @@ with `processing.collect_events(aggregate)`."""
 class UpstreamProcessor:
     """A `TrackedView` over a service application: applies an upstream policy exactly once."""
 
-    conflict_retries = 5
-
     def __init__(self, application: ServiceApplication, policy: Policy) -> None:
         self.application = application
         self.policy = policy
@@ -74,7 +73,8 @@ class UpstreamProcessor:
 
     def _process(self, stream: str, message: Delivered) -> bool:
         """Store what one message causes, with its position; True if events were stored."""
-        for attempt in range(self.conflict_retries + 1):
+
+        def attempt() -> bool:
             processing: ProcessingEvent[UUID] = ProcessingEvent(Tracking(stream, message.position))
             if message.contract is not None:
                 upstream = Upstream(stream, message.position, message.envelope, message.contract)
@@ -86,15 +86,15 @@ class UpstreamProcessor:
                 stamp(processing.events, _actor_of(upstream))
             try:
                 self.application._record(processing)
-                return bool(processing.events)
             except IntegrityError:
-                # A request changed the same aggregate meanwhile: reload and decide again.
-                # The position itself being taken means another replica applied it.
+                # The position itself being taken means another replica applied it; else a
+                # request changed the same aggregate meanwhile: reload and decide again.
                 if (self.max_tracking_id(stream) or 0) >= message.position:
                     return False
-                if attempt == self.conflict_retries:
-                    raise
-        return False
+                raise
+            return bool(processing.events)
+
+        return retry_on_conflict_sync(attempt)
 
 
 def _actor_of(upstream: Upstream) -> Actor:

@@ -23,12 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from services.intake.activity import OutreachActivity
-from services.intake.application import (
-    ActivityNotFound,
-    IdempotencyConflict,
-    IntakeApplication,
-    IssueNotFound,
-)
+from services.intake.application import ActivityNotFound, IntakeApplication, IssueNotFound
 from services.intake.catalog import ActivityFilter, IssueFilter, Page
 from services.intake.domain import (
     Issue,
@@ -59,6 +54,7 @@ from services.intake.schemas import (
 )
 from shared.audit import History
 from shared.auth import CurrentPrincipal, Principal, Reader, offices_to_read, require_role
+from shared.commands import KEY_REUSED, IdempotencyConflict
 from shared.web import IdempotencyKey, PageNumber, PageSize
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -518,12 +514,8 @@ async def _transition_refused(_: Request, error: Exception) -> JSONResponse:
 
 
 async def _idempotency_conflict(_: Request, __: Exception) -> JSONResponse:
-    reason = (
-        "Idempotency-Key 已用于另一个不同的请求 / this Idempotency-Key was already used for a "
-        "different request"
-    )
     return JSONResponse(
-        status_code=status.HTTP_409_CONFLICT, content={"message": reason, "detail": reason}
+        status_code=status.HTTP_409_CONFLICT, content={"message": KEY_REUSED, "detail": KEY_REUSED}
     )
 
 

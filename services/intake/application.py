@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import secrets
 import time
@@ -39,8 +37,10 @@ from services.intake.open311 import (
     service_request,
 )
 from services.intake.tracking import TrackingCodes, public_timeline
+from shared import commands
 from shared.audit import HistoryEntry, read_history
 from shared.clock import add_working_days, china_day, china_time
+from shared.commands import Command, Decision, IdempotencyConflict, decide_and_save
 from shared.contracts import (
     ActivityCorrectedV1,
     ActivityRecordedV1,
@@ -63,7 +63,6 @@ from shared.process import PolicyRefused, Upstream
 
 log = logging.getLogger(__name__)
 A = TypeVar("A", bound=Aggregate)
-Command = tuple[str, str] | None
 
 PERSONAL_FIELDS = frozenset({"reporter_name", "reporter_phone"})
 _BOOKKEEPING = frozenset({"command"})
@@ -85,25 +84,18 @@ class ImportResult:
     errors: list[RowError]
 
 
-class IdempotencyConflict(ValueError):
-    """The Idempotency-Key was used before for a different submission."""
-
-
-def fingerprint(*parts: Any) -> str:
-    """What a request asked for, to tell a retry from another request with the same key."""
-    text = json.dumps(parts, sort_keys=True, default=str, ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+FINGERPRINT_DIGITS = 32
+"""Intake's events hold fingerprints of 32 hex digits: a retry must still match them."""
 
 
 def command_of(idempotency_key: str | None, *parts: Any) -> Command:
-    return None if idempotency_key is None else (idempotency_key, fingerprint(*parts))
+    return commands.command_of(idempotency_key, *parts, digits=FINGERPRINT_DIGITS)
 
 
 class IntakeApplication(ServiceApplication):
     """问题收集: records activities and issues; its notification log is intake's outbox."""
 
     name = "intake"
-    conflict_retries = 3
     key_cache_seconds = 10.0
 
     def __init__(
@@ -401,18 +393,12 @@ class IntakeApplication(ServiceApplication):
         change: Callable[[A], list[Aggregate]],
     ) -> A:
         """Load, change and save; a concurrent change of the same aggregates is retried."""
-        for attempt in range(self.conflict_retries + 1):
-            aggregate = await asyncio.to_thread(self._get, aggregate_id, kind, missing)
-            changed = await asyncio.to_thread(change, aggregate)
-            if not changed:
-                return aggregate
-            try:
-                await self.group_commit.save(*changed)
-                return aggregate
-            except IntegrityError:
-                if attempt == self.conflict_retries:
-                    raise
-        raise AssertionError("unreachable")
+
+        def decide() -> Decision[A]:
+            aggregate = self._get(aggregate_id, kind, missing)
+            return aggregate, change(aggregate)
+
+        return await decide_and_save(self.group_commit.save, decide)
 
     def _duplicates_follow(self, original: Issue, loaded: dict[UUID, Issue]) -> list[Aggregate]:
         """The duplicates of a resolved original are resolved with it."""

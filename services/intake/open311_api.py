@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.intake.api import Intake, _own_office
-from services.intake.application import IdempotencyConflict, fingerprint
+from services.intake.application import FINGERPRINT_DIGITS
 from services.intake.open311 import (
     Open311Error,
     Open311Key,
@@ -39,6 +39,7 @@ from services.intake.schemas import (
     PublicStatus,
 )
 from shared.auth import CurrentPrincipal, require_role
+from shared.commands import IdempotencyConflict, fingerprint
 from shared.web import IdempotencyKey, request_time
 
 PREFIX = "/open311/v2"
@@ -222,7 +223,7 @@ async def submit_request(
             403, "jurisdiction_id: 与密钥所属政协不符 / the api_key belongs to another jurisdiction"
         )
     asked = body.model_dump(exclude={"api_key"}) | {"attributes": attributes}
-    key = f"open311:{idempotency_key or fingerprint(office, asked)}"
+    key = f"open311:{idempotency_key or fingerprint(office, asked, digits=FINGERPRINT_DIGITS)}"
     try:
         issue, created = await app.submit_request(
             office,

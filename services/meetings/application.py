@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import json
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
@@ -27,28 +24,20 @@ from services.meetings.domain import (
 from services.meetings.reference import Roster
 from shared.audit import HistoryEntry, read_history
 from shared.clock import china_day
+from shared.commands import Decision, decide_and_save, fingerprint
 from shared.eventstore import ServiceApplication
 
 T = TypeVar("T")
-Decision = tuple[T, Sequence[Aggregate]]
-"""What a command decided: its answer, and the aggregates whose new events to store."""
 
 
 class MeetingNotFound(LookupError):
     pass
 
 
-def fingerprint(action: str, payload: dict[str, Any]) -> str:
-    """What a request asked for, so a retry with its Idempotency-Key can be recognised."""
-    text = json.dumps([action, payload], sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 class MeetingsApplication(ServiceApplication):
     """协商会议: meetings, their reference data, and the topics intake accepted."""
 
     name = "meetings"
-    conflict_retries = 8
 
     def __init__(self, env: dict[str, str] | None = None, offices: Sequence[str] = ()) -> None:
         super().__init__(env)
@@ -445,17 +434,12 @@ class MeetingsApplication(ServiceApplication):
         Another request (or intake's events) may have changed one of the aggregates between
         loading and saving: the event store refuses the save, and the next attempt sees it.
         """
-        for attempt in range(self.conflict_retries + 1):
-            answer, changed = await asyncio.to_thread(decide)
-            if not any(a.pending_events for a in changed):
-                return answer
-            try:
-                await self.group_commit.save(*changed)
-                return answer
-            except IntegrityError:
-                if attempt == self.conflict_retries:
-                    break
-        raise MeetingConflict("并发修改过多，请重试 / too many concurrent changes; retry")
+        try:
+            return await decide_and_save(self.group_commit.save, decide)
+        except IntegrityError:
+            raise MeetingConflict(
+                "并发修改过多，请重试 / too many concurrent changes; retry"
+            ) from None
 
     def _person(self, meeting: Meeting, person_id: str) -> dict[str, Any]:
         for office in meeting.offices:

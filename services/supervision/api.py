@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Literal, TypeVar
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
-from services.supervision.application import (
-    CaseFilter,
-    CaseNotFound,
-    IdempotencyConflict,
-    SupervisionApplication,
-)
+from services.supervision.application import CaseFilter, CaseNotFound, SupervisionApplication
 from services.supervision.domain import CaseRuleBroken, IllegalTransition, SupervisionCase
 from services.supervision.letters import render_letter
 from services.supervision.schemas import (
@@ -36,6 +29,7 @@ from services.supervision.schemas import (
 from shared.audit import History
 from shared.auth import CurrentPrincipal, Principal, offices_to_read, require_any_role, require_role
 from shared.clock import CalendarNotCovered
+from shared.commands import KEY_REUSED, IdempotencyConflict, body_command
 from shared.letters import DOCX_MEDIA_TYPE
 from shared.web import IdempotencyKey
 
@@ -94,12 +88,6 @@ def department_writer(principal: Principal) -> Callable[[SupervisionCase], None]
     return reader(principal)
 
 
-def fingerprint(action: str, body: BaseModel) -> str:
-    """What a request asked for, to tell a retry from another request with the same key."""
-    payload = f"{action}:{body.model_dump_json(exclude_unset=True)}"
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
 def now_of(request: Request) -> datetime:
     clock: Callable[[], datetime] = request.app.state.clock
     return clock()
@@ -118,11 +106,7 @@ async def answered(call: Awaitable[T]) -> T:
     except IllegalTransition as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
     except IdempotencyConflict as error:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            "Idempotency-Key 已用于另一个不同的请求 / this Idempotency-Key was already used "
-            "for a different request",
-        ) from error
+        raise HTTPException(status.HTTP_409_CONFLICT, KEY_REUSED) from error
     except CaseRuleBroken as error:
         raise RequestValidationError(
             [{"loc": ("body", error.field), "msg": error.reason, "type": "value_error"}]
@@ -207,10 +191,6 @@ async def download_letter(
     )
 
 
-def _idempotency(key: str | None, action: str, body: BaseModel) -> tuple[str, str] | None:
-    return None if key is None else (key, fingerprint(action, body))
-
-
 @router.post("/{case_id}/letters", status_code=status.HTTP_201_CREATED, response_model=LetterView)
 async def issue_letter(
     case_id: UUID,
@@ -233,30 +213,13 @@ async def issue_letter(
             body.issued_at or now,
             now,
             guard,
-            _idempotency(idempotency_key, "letter", body),
+            body_command(idempotency_key, "letter", body),
         )
     )
     if not created:
         response.status_code = status.HTTP_200_OK
     response.headers["Location"] = f"/cases/{case.id}/letters/{letter.sequence}.docx"
     return LetterView.of(case, letter)
-
-
-async def _command(
-    app: SupervisionApplication,
-    case_id: UUID,
-    guard: Callable[[SupervisionCase], None],
-    action: str,
-    body: BaseModel,
-    key: str | None,
-    command: Callable[[SupervisionCase], None],
-) -> CaseView:
-    def run(case: SupervisionCase) -> tuple[list[Aggregate], str]:
-        command(case)
-        return [], action
-
-    case, _, _ = await answered(app.change(case_id, run, guard, _idempotency(key, action, body)))
-    return CaseView.of(case)
 
 
 @router.post("/{case_id}/acknowledgement", response_model=CaseView)
@@ -271,15 +234,16 @@ async def acknowledge(
     """The department signs for the letter (签收)."""
     guard = department_writer(principal)
     now = now_of(request)
-    return await _command(
-        app,
-        case_id,
-        guard,
-        "acknowledgement",
-        body,
-        idempotency_key,
-        lambda case: case.acknowledge(body.acknowledged_at or now, now),
+    case = await answered(
+        app.acknowledge(
+            case_id,
+            body.acknowledged_at or now,
+            now,
+            guard,
+            body_command(idempotency_key, "acknowledgement", body),
+        )
     )
+    return CaseView.of(case)
 
 
 @router.post("/{case_id}/progress", response_model=CaseView)
@@ -294,15 +258,17 @@ async def report_progress(
     """The department reports its progress (报告办理进展)."""
     guard = department_writer(principal)
     now = now_of(request)
-    return await _command(
-        app,
-        case_id,
-        guard,
-        "progress",
-        body,
-        idempotency_key,
-        lambda case: case.report_progress(body.note, body.reported_at or now, now),
+    case = await answered(
+        app.report_progress(
+            case_id,
+            body.note,
+            body.reported_at or now,
+            now,
+            guard,
+            body_command(idempotency_key, "progress", body),
+        )
     )
+    return CaseView.of(case)
 
 
 @router.post("/{case_id}/follow-ups", response_model=CaseView)
@@ -317,15 +283,19 @@ async def record_follow_up(
     """The office records a follow-up (跟踪督办: 调研、视察、座谈) with the members who went."""
     guard = office_writer(principal)
     now = now_of(request)
-    return await _command(
-        app,
-        case_id,
-        guard,
-        "follow-up",
-        body,
-        idempotency_key,
-        lambda case: case.record_follow_up(body.kind, body.held_at, body.members, body.note, now),
+    case = await answered(
+        app.record_follow_up(
+            case_id,
+            body.kind,
+            body.held_at,
+            body.members,
+            body.note,
+            now,
+            guard,
+            body_command(idempotency_key, "follow-up", body),
+        )
     )
+    return CaseView.of(case)
 
 
 @router.post("/{case_id}/completion", response_model=CaseView)
@@ -340,15 +310,17 @@ async def report_completion(
     """The department reports the work done (报告办结)."""
     guard = department_writer(principal)
     now = now_of(request)
-    return await _command(
-        app,
-        case_id,
-        guard,
-        "completion",
-        body,
-        idempotency_key,
-        lambda case: case.report_completion(body.note, body.reported_at or now, now),
+    case = await answered(
+        app.report_completion(
+            case_id,
+            body.note,
+            body.reported_at or now,
+            now,
+            guard,
+            body_command(idempotency_key, "completion", body),
+        )
     )
+    return CaseView.of(case)
 
 
 @router.post("/{case_id}/verification", response_model=CaseView)
@@ -363,15 +335,16 @@ async def verify(
     """The office accepts the department's work (验收); its issues become resolved."""
     guard = office_writer(principal, VERIFIERS)
     now = now_of(request)
-    return await _command(
-        app,
-        case_id,
-        guard,
-        "verification",
-        body,
-        idempotency_key,
-        lambda case: case.verify(body.verified_at or now, now),
+    case = await answered(
+        app.verify(
+            case_id,
+            body.verified_at or now,
+            now,
+            guard,
+            body_command(idempotency_key, "verification", body),
+        )
     )
+    return CaseView.of(case)
 
 
 @router.post("/{case_id}/send-back", response_model=CaseView)
@@ -386,15 +359,18 @@ async def send_back(
     """The office sends the work back (退回重办) with a reason and a new deadline."""
     guard = office_writer(principal, VERIFIERS)
     now = now_of(request)
-    return await _command(
-        app,
-        case_id,
-        guard,
-        "send-back",
-        body,
-        idempotency_key,
-        lambda case: case.send_back(body.reason, body.deadline, body.reopened_at or now, now),
+    case = await answered(
+        app.send_back(
+            case_id,
+            body.reason,
+            body.deadline,
+            body.reopened_at or now,
+            now,
+            guard,
+            body_command(idempotency_key, "send-back", body),
+        )
     )
+    return CaseView.of(case)
 
 
 scheduler_router = APIRouter(prefix="/scheduler", tags=["scheduler"])

@@ -3,8 +3,8 @@ deadline scheduler's scan, and the list of cases."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +28,13 @@ from services.supervision.domain import (
 )
 from shared.audit import HistoryEntry, read_history, stamp, system_actor
 from shared.clock import add_working_days, china_day
+from shared.commands import (
+    Command,
+    Decision,
+    IdempotencyConflict,
+    decide_and_save,
+    retry_on_conflict_sync,
+)
 from shared.contracts import (
     CaseAcknowledgedV1,
     CaseEscalatedV1,
@@ -55,10 +62,6 @@ Guard = Callable[[SupervisionCase], None]
 
 class CaseNotFound(LookupError):
     pass
-
-
-class IdempotencyConflict(ValueError):
-    """The Idempotency-Key was used before on this case for a different request."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,10 @@ class SupervisionApplication(ServiceApplication):
 
     name = "supervision"
     conflict_retries = 50
+    """Not the shared default: every letter an office issues in a year takes its number from
+    one register, so letters issued at once all conflict on it and each round only one gets
+    through (20 at once, or 16 from two replicas, in the tests); the scheduler's scan and the
+    office's commands also meet on the same cases."""
 
     def __init__(
         self,
@@ -239,7 +246,7 @@ class SupervisionApplication(ServiceApplication):
         issued_at: datetime,
         now: datetime,
         guard: Guard,
-        idempotency: tuple[str, str] | None = None,
+        idempotency: Command = None,
     ) -> tuple[SupervisionCase, Letter, bool]:
         """Issue a letter with the next number of the office's register for its year."""
 
@@ -264,7 +271,7 @@ class SupervisionApplication(ServiceApplication):
             )
             return [register], str(sequence)
 
-        case, answer, created = await self.change(case_id, issue, guard, idempotency)
+        case, answer, created = await self._change(case_id, issue, guard, idempotency)
         letter = next(letter for letter in case.letters if str(letter.sequence) == answer)
         return case, letter, created
 
@@ -275,12 +282,135 @@ class SupervisionApplication(ServiceApplication):
             register = LetterRegister(office=office, year=year)
         return register
 
-    async def change(
+    async def acknowledge(
+        self,
+        case_id: UUID,
+        acknowledged_at: datetime,
+        now: datetime,
+        guard: Guard,
+        idempotency: Command = None,
+    ) -> SupervisionCase:
+        """签收: the department signs for the letter."""
+        return await self._step(
+            case_id,
+            "acknowledgement",
+            lambda case: case.acknowledge(acknowledged_at, now),
+            guard,
+            idempotency,
+        )
+
+    async def report_progress(
+        self,
+        case_id: UUID,
+        note: str,
+        reported_at: datetime,
+        now: datetime,
+        guard: Guard,
+        idempotency: Command = None,
+    ) -> SupervisionCase:
+        """报告办理进展: the department reports how far it got."""
+        return await self._step(
+            case_id,
+            "progress",
+            lambda case: case.report_progress(note, reported_at, now),
+            guard,
+            idempotency,
+        )
+
+    async def record_follow_up(
+        self,
+        case_id: UUID,
+        kind: str,
+        held_at: datetime,
+        members: list[str],
+        note: str,
+        now: datetime,
+        guard: Guard,
+        idempotency: Command = None,
+    ) -> SupervisionCase:
+        """跟踪督办 (调研、视察、座谈): the office records a follow-up with the members who went."""
+        return await self._step(
+            case_id,
+            "follow-up",
+            lambda case: case.record_follow_up(kind, held_at, members, note, now),
+            guard,
+            idempotency,
+        )
+
+    async def report_completion(
+        self,
+        case_id: UUID,
+        note: str,
+        reported_at: datetime,
+        now: datetime,
+        guard: Guard,
+        idempotency: Command = None,
+    ) -> SupervisionCase:
+        """报告办结: the department reports the work done."""
+        return await self._step(
+            case_id,
+            "completion",
+            lambda case: case.report_completion(note, reported_at, now),
+            guard,
+            idempotency,
+        )
+
+    async def verify(
+        self,
+        case_id: UUID,
+        verified_at: datetime,
+        now: datetime,
+        guard: Guard,
+        idempotency: Command = None,
+    ) -> SupervisionCase:
+        """验收: the office accepts the department's work; its issues become resolved."""
+        return await self._step(
+            case_id, "verification", lambda case: case.verify(verified_at, now), guard, idempotency
+        )
+
+    async def send_back(
+        self,
+        case_id: UUID,
+        reason: str,
+        deadline: date,
+        reopened_at: datetime,
+        now: datetime,
+        guard: Guard,
+        idempotency: Command = None,
+    ) -> SupervisionCase:
+        """退回重办: the office sends the work back with a reason and a new deadline."""
+        return await self._step(
+            case_id,
+            "send-back",
+            lambda case: case.send_back(reason, deadline, reopened_at, now),
+            guard,
+            idempotency,
+        )
+
+    async def _step(
+        self,
+        case_id: UUID,
+        step: str,
+        act: Callable[[SupervisionCase], None],
+        guard: Guard,
+        idempotency: Command,
+    ) -> SupervisionCase:
+        """A step that changes the case alone; a retried request is answered with the step's
+        name (what its remembered requests have always held)."""
+
+        def command(case: SupervisionCase) -> tuple[list[Aggregate], str]:
+            act(case)
+            return [], step
+
+        case, _, _ = await self._change(case_id, command, guard, idempotency)
+        return case
+
+    async def _change(
         self,
         case_id: UUID,
         command: Callable[[SupervisionCase], tuple[list[Aggregate], str]],
         guard: Guard,
-        idempotency: tuple[str, str] | None = None,
+        idempotency: Command = None,
     ) -> tuple[SupervisionCase, str, bool]:
         """Run a command on the case and save what it changed, atomically, retrying on a
         conflict with a concurrent change. With `idempotency` (key, fingerprint), a request
@@ -288,26 +418,21 @@ class SupervisionApplication(ServiceApplication):
 
         Returns the case, the command's answer and whether this request changed it.
         """
-        conflicts = 0
-        while True:
-            case = await asyncio.to_thread(self.get_case, case_id)
+
+        def decide() -> Decision[tuple[SupervisionCase, str, bool]]:
+            case = self.get_case(case_id)
             guard(case)
             if idempotency is not None and (earlier := case.requests.get(idempotency[0])):
                 if earlier.fingerprint != idempotency[1]:
                     raise IdempotencyConflict(idempotency[0])
-                return case, earlier.answer, False
-            others, answer = await asyncio.to_thread(command, case)
+                return (case, earlier.answer, False), []
+            others, answer = command(case)
             if idempotency is not None:
                 case.remember(idempotency[0], idempotency[1], answer)
-            try:
-                await self.group_commit.save(*others, case)
-            except IntegrityError:
-                # A concurrent change of the case or of the letter register: decide again.
-                conflicts += 1
-                if conflicts > self.conflict_retries:
-                    raise
-                continue
-            return case, answer, True
+            return (case, answer, True), [*others, case]
+
+        # A concurrent change of the case or of the letter register: decide again.
+        return await decide_and_save(self.group_commit.save, decide, self.conflict_retries)
 
     # --- the scheduler ----------------------------------------------------------------------
 
@@ -320,20 +445,24 @@ class SupervisionApplication(ServiceApplication):
         for known in self.index.cases():
             if not known.needs_supervision(now, self._ladder(known)):
                 continue
-            for _ in range(self.conflict_retries + 1):
-                case = self.get_case(known.id)
-                case.supervise(now, self._ladder(case))
-                if not case.pending_events:
-                    break
-                # Reminders, 催办, overdue and 提级督办 are the scheduler's doing.
-                stamp(case.pending_events, system_actor("scheduler", case.office))
-                try:
-                    self.save(case)
-                except IntegrityError:
-                    continue
-                changed += 1
-                break
+            step = functools.partial(self._supervise, known.id, now)
+            try:
+                if retry_on_conflict_sync(step, self.conflict_retries):
+                    changed += 1
+            except IntegrityError:
+                continue  # still contended: the next scan decides it again
         return changed
+
+    def _supervise(self, case_id: UUID, now: datetime) -> bool:
+        """The steps due on one case by `now`, stored; False if none was."""
+        case = self.get_case(case_id)
+        case.supervise(now, self._ladder(case))
+        if not case.pending_events:
+            return False
+        # Reminders, 催办, overdue and 提级督办 are the scheduler's doing.
+        stamp(case.pending_events, system_actor("scheduler", case.office))
+        self.save(case)
+        return True
 
     def _ladder(self, case: SupervisionCase) -> Ladder:
         return self.config.ladder(case.office, self.prefecture)

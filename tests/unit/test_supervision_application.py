@@ -131,6 +131,14 @@ async def issue(
     )
 
 
+async def accept_the_work(app: SupervisionApplication, case_id: UUID) -> None:
+    """The department signs, reports the work done, and the office accepts it."""
+    day = datetime(2020, 7, 3, 9, 0, tzinfo=CHINA)
+    await app.acknowledge(case_id, day, NOW, anyone)
+    await app.report_completion(case_id, "已修复", day, NOW, anyone)
+    await app.verify(case_id, day, NOW, anyone)
+
+
 async def test_each_outcome_opens_one_case_of_the_organising_office(
     supervision: SupervisionApplication,
 ) -> None:
@@ -293,12 +301,8 @@ async def test_a_retried_request_returns_the_first_answer_and_another_with_its_k
 async def test_an_illegal_transition_stores_nothing(supervision: SupervisionApplication) -> None:
     case_id = await a_case(supervision)
 
-    def verify(case: SupervisionCase) -> tuple[list, str]:
-        case.verify(NOW, NOW)
-        return [], "verification"
-
     with pytest.raises(IllegalTransition, match="opened"):
-        await supervision.change(case_id, verify, anyone)
+        await supervision.verify(case_id, NOW, NOW, anyone)
     assert supervision.get_case(case_id).version == 1
 
 
@@ -306,22 +310,12 @@ async def test_every_step_is_published_as_its_contract(supervision: SupervisionA
     case_id = await a_case(supervision)
     await issue(supervision, case_id, idempotency=("letter", "x"))
 
-    def step(command):
-        def run(case: SupervisionCase) -> tuple[list, str]:
-            command(case)
-            return [], "done"
-
-        return run
-
     day = datetime(2020, 7, 3, 9, 0, tzinfo=CHINA)
-    for command in (
-        lambda c: c.acknowledge(day, NOW),
-        lambda c: c.report_progress("已排查", day, NOW),
-        lambda c: c.record_follow_up("inspection", day, ["金委员"], "", NOW),
-        lambda c: c.report_completion("已修复", day, NOW),
-        lambda c: c.verify(day, NOW),
-    ):
-        await supervision.change(case_id, step(command), anyone)
+    await supervision.acknowledge(case_id, day, NOW, anyone)
+    await supervision.report_progress(case_id, "已排查", day, NOW, anyone)
+    await supervision.record_follow_up(case_id, "inspection", day, ["金委员"], "", NOW, anyone)
+    await supervision.report_completion(case_id, "已修复", day, NOW, anyone)
+    await supervision.verify(case_id, day, NOW, anyone)
 
     stored = [
         supervision.mapper.to_domain_event(n)
@@ -352,13 +346,7 @@ async def test_an_unsatisfied_callback_sends_the_case_back_and_up_to_the_prefect
 ) -> None:
     case_id = await a_case(supervision)
     await issue(supervision, case_id)
-    day = datetime(2020, 7, 3, 9, 0, tzinfo=CHINA)
-    for command in (
-        lambda c: c.acknowledge(day, NOW),
-        lambda c: c.report_completion("已修复", day, NOW),
-        lambda c: c.verify(day, NOW),
-    ):
-        await supervision.change(case_id, lambda c, f=command: (f(c), ([], "done"))[1], anyone)
+    await accept_the_work(supervision, case_id)
     before = supervision.recorder.max_notification_id() or 0
     called = IssueCallbackRecordedV1(
         issue_id=supervision.get_case(case_id).issue_ids[0],
@@ -416,18 +404,7 @@ async def test_a_departments_inbox_pages_open_cases_nearest_deadline_first(
     await issue(supervision, late, deadline=date(2020, 9, 30))
     await issue(supervision, soon, deadline=date(2020, 8, 14))
     await issue(supervision, done, deadline=date(2020, 7, 31))
-    day = datetime(2020, 7, 3, 9, 0, tzinfo=CHINA)
-    for command in (
-        lambda c: c.acknowledge(day, NOW),
-        lambda c: c.report_completion("已修复", day, NOW),
-        lambda c: c.verify(day, NOW),
-    ):
-
-        def run(case: SupervisionCase, command=command) -> tuple[list, str]:
-            command(case)
-            return [], "done"
-
-        await supervision.change(done, run, anyone)
+    await accept_the_work(supervision, done)
 
     def ids(page: int, sort: str) -> list[UUID]:
         return [c.id for c in supervision.list_cases(CaseFilter(), page, 2, sort)[0]]
