@@ -2,8 +2,12 @@
 embedded default) or in PostgreSQL (to scale out), from the same SQL.
 
 The views' SQL is written once, in SQLite's words; on PostgreSQL `PortableCursor` says the
-same in PostgreSQL's (placeholders, JSON functions, `group_concat`) and gives rows that, like
-`sqlite3.Row`, are tuples that can also be read by column name.
+same in PostgreSQL's and gives rows that, like `sqlite3.Row`, are tuples that can also be
+read by column name. The translation is sqlglot's (`translate`), once per statement, with
+the few rewrites it leaves to us (JSON functions on text, `json_each`, a difference of
+`julianday`s, `CROSS JOIN … ON`); whatever it cannot say the same way is refused with the
+statement. Every statement a module sends is declared (`sends_sql`), so a test translates
+and runs each on PostgreSQL, and one nobody declared is refused.
 """
 
 from __future__ import annotations
@@ -14,11 +18,15 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+import sqlglot
 from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 from psycopg import Connection, Cursor
 from psycopg.sql import SQL, Identifier
+from sqlglot import exp
+from sqlglot.dialects.sqlite import SQLite
+from sqlglot.errors import ErrorLevel, SqlglotError
 
 from shared.consumer import Delivered
 
@@ -164,33 +172,192 @@ def _rows(cursor: Cursor[Any]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
     return Row
 
 
-_LITERALS = re.compile(r"('(?:[^']|'')*')")
-_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
-_JSON_EXTRACT = re.compile(r"json_extract\(([\w.]+), '\$\.(\w+)'\)")
-_JSON_EACH = re.compile(r"json_each\((\?|:\w+)\)")
-_GROUP_CONCAT = re.compile(r"group_concat\(([\w.]+)\)")
-# SQLite's planner hints: `CROSS JOIN … ON` fixes the join order, a unary `+` before a
-# column keeps an index from being used; PostgreSQL plans on its own and knows neither.
-_CROSS_JOIN = re.compile(r"\bCROSS JOIN (\w+ \w+) ON\b")
-_UNARY_PLUS = re.compile(r"(?<=\s)\+(?=\w+\.\w)")
-_JULIANDAY = re.compile(r"julianday\((substr\([\w.]+, 1, 10\))\)")
-_MAX_OF_TWO = re.compile(r"\bMAX\(0, ")
+class UntranslatableSQL(ValueError):
+    """A statement the dialect layer cannot say in PostgreSQL's words, or one it was never
+    told about: raised with the statement, never sent as it is."""
 
 
-@functools.lru_cache(maxsize=512)
+StatementSource = Callable[[], Iterable[str]]
+_SOURCES: list[StatementSource] = []
+
+
+def sends_sql(source: StatementSource) -> StatementSource:
+    """Declare, as a module-level function that yields them, every statement a module sends
+    through `PortableCursor` (each variant its builders make). On PostgreSQL a statement
+    nobody declared is refused (`postgres_sql`), and tests/integration/test_postgres_sql.py
+    translates and runs every declared one: no statement reaches PostgreSQL untested."""
+    _SOURCES.append(source)
+    declared_sql.cache_clear()
+    return source
+
+
+@functools.cache
+def declared_sql() -> frozenset[str]:
+    """Every statement the imported modules declared with `sends_sql`."""
+    return frozenset(statement for source in _SOURCES for statement in source())
+
+
+@functools.cache
 def postgres_sql(sql: str) -> str:
-    """SQLite's SQL as the views write it, in PostgreSQL's words."""
-    sql = _JSON_EXTRACT.sub(r"(CAST(\1 AS json) ->> '\2')", sql)
-    sql = _JSON_EACH.sub(r"json_array_elements_text(CAST(\1 AS json)) AS value", sql)
-    sql = _GROUP_CONCAT.sub(r"string_agg(\1, ',')", sql)
-    sql = _CROSS_JOIN.sub(r"JOIN \1 ON", sql)
-    sql = _UNARY_PLUS.sub("", sql)
-    sql = _JULIANDAY.sub(r"CAST(\1 AS date)", sql)  # a date minus a date: days
-    sql = _MAX_OF_TWO.sub("GREATEST(0, ", sql)
-    parts = _LITERALS.split(sql.replace("%", "%%"))
-    for i in range(0, len(parts), 2):  # outside the string literals
-        parts[i] = _NAMED.sub(r"%(\1)s", parts[i].replace("?", "%s"))
-    return "".join(parts)
+    """A declared statement of the views, in SQLite's words, as psycopg takes it for
+    PostgreSQL: translated once per statement (a cache hit on every later call). Only
+    declared statements are cached, so the cache holds at most `declared_sql()`."""
+    if sql not in declared_sql():
+        raise UntranslatableSQL(
+            "undeclared statement (declare it with shared.views.sends_sql in the module that"
+            f" sends it): {sql}"
+        )
+    return translate(sql)
+
+
+class _SQLiteAsWritten(SQLite):
+    """SQLite, except that an ORDER BY (or an index, or a conflict target) without NULLS
+    FIRST/LAST is left to PostgreSQL's default. SQLite puts NULLs first, PostgreSQL last:
+    the views never order by a column that holds NULL, and spelling SQLite's order out
+    would keep PostgreSQL from reading an index backwards (and a conflict target takes no
+    NULLS at all)."""
+
+    NULL_ORDERING = "nulls_are_large"
+
+
+_ALLOWED: frozenset[type[exp.Expression]] = frozenset(
+    {
+        # statements and their clauses
+        exp.Select, exp.Union, exp.From, exp.Join, exp.Where, exp.Group, exp.Having,
+        exp.Order, exp.Ordered, exp.Limit, exp.Offset, exp.Subquery, exp.Exists, exp.Distinct,
+        exp.Insert, exp.Values, exp.Tuple, exp.Schema, exp.OnConflict, exp.Update,
+        exp.Delete, exp.Create, exp.ColumnDef, exp.ColumnConstraint, exp.PrimaryKey,
+        exp.PrimaryKeyColumnConstraint, exp.NotNullColumnConstraint,
+        exp.DefaultColumnConstraint, exp.Index, exp.IndexParameters,
+        # names and values
+        exp.Table, exp.TableAlias, exp.Alias, exp.Column, exp.Identifier, exp.Star,
+        exp.Literal, exp.Null, exp.Boolean, exp.Placeholder, exp.Paren, exp.DataType,
+        # operators
+        exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.And, exp.Or, exp.Not,
+        exp.In, exp.Is, exp.Like, exp.DPipe, exp.Add, exp.Sub, exp.Mul,
+        # functions that mean the same in both (GREATEST: SQLite's scalar MAX)
+        exp.Count, exp.Sum, exp.Min, exp.Max, exp.Greatest, exp.Cast, exp.Substring,
+        exp.Case, exp.If, exp.Coalesce, exp.GroupConcat,
+        # rewritten below: json_extract, json_each
+        exp.JSONExtractScalar, exp.JSONPath, exp.JSONPathRoot, exp.JSONPathKey,
+        exp.Anonymous,
+    }
+)  # fmt: skip
+"""What a statement may hold: each of these says the same in PostgreSQL as in SQLite (once
+rewritten below), for the values the views hold. Anything else — GLOB, COLLATE NOCASE,
+strftime, AUTOINCREMENT, `%`, a negative LIMIT … — is refused rather than passed on in words
+PostgreSQL reads otherwise or not at all. Known differences the views stay clear of: LIKE
+ignores ASCII case in SQLite only (the patterns are of lower-case keys and time stamps);
+GREATEST skips NULLs where SQLite's MAX(a, b) gives NULL (its arguments are never NULL)."""
+
+_STATEMENTS = (exp.Select, exp.Union, exp.Insert, exp.Update, exp.Delete, exp.Create)
+_TYPES = frozenset({"TEXT", "INT", "BIGINT", "DOUBLE", "JSON", "DATE"})
+_FUNCTIONS = frozenset({"json_array_elements_text"})
+"""The functions sqlglot does not know that a statement may call once rewritten."""
+
+
+def translate(sql: str, parameters: bool = True) -> str:
+    """SQLite's SQL as the views write it, in PostgreSQL's words (sqlglot), or
+    `UntranslatableSQL`. With `parameters`, for psycopg with parameters: `?` becomes `%s`,
+    `:name` `%(name)s`, a literal `%` `%%`; without, placeholders are refused."""
+    try:
+        (tree,) = sqlglot.parse(sql, read=_SQLiteAsWritten)
+    except (SqlglotError, ValueError) as error:
+        raise UntranslatableSQL(f"{error}: {sql}") from error
+    if not isinstance(tree, _STATEMENTS):
+        raise UntranslatableSQL(f"not a statement sqlglot reads: {sql}")
+    if isinstance(tree, exp.Insert) and tree.args.get("alternative"):
+        raise UntranslatableSQL(
+            f"INSERT OR {tree.args['alternative']}: say ON CONFLICT … instead: {sql}"
+        )
+    tree = tree.transform(_rewrite, sql=sql, copy=False)  # the tree is ours alone
+    for node in tree.walk():
+        if type(node) not in _ALLOWED and not _conflict_action(node):
+            raise UntranslatableSQL(f"{type(node).__name__} ({node.sql()}) in: {sql}")
+        if isinstance(node, exp.Anonymous) and node.name.lower() not in _FUNCTIONS:
+            raise UntranslatableSQL(f"function {node.name} in: {sql}")
+        if isinstance(node, exp.DataType) and node.this.name not in _TYPES:
+            raise UntranslatableSQL(f"type {node.sql()} in: {sql}")
+    marks = list(tree.find_all(exp.Placeholder))
+    if marks and not parameters:
+        raise UntranslatableSQL(f"parameters in: {sql}")
+    names = [mark.args.get("this") for mark in marks]
+    if len({name is None for name in names}) > 1:
+        raise UntranslatableSQL(f"both ? and :name in: {sql}")
+    if "\x00" in sql:
+        raise UntranslatableSQL(f"a NUL character in: {sql}")
+    taken = []
+    for i, (mark, name) in enumerate(zip(marks, names, strict=True)):
+        # stand-ins that no `%` escaping can touch
+        taken.append("%s" if name is None else f"%({name})s")
+        mark.replace(exp.Var(this=f"\x00{i}\x00"))
+    try:
+        text = tree.sql(dialect="postgres", copy=False, unsupported_level=ErrorLevel.RAISE)
+    except SqlglotError as error:
+        raise UntranslatableSQL(f"{error}: {sql}") from error
+    if not parameters:
+        return text
+    text = text.replace("%", "%%")
+    return re.sub(r"\x00(\d+)\x00", lambda m: taken[int(m.group(1))], text)
+
+
+def _rewrite(node: exp.Expression, sql: str) -> exp.Expression:
+    """What sqlglot leaves in SQLite's words, in PostgreSQL's."""
+    if isinstance(node, exp.Join) and node.args.get("kind") == "CROSS" and node.args.get("on"):
+        # SQLite's `CROSS JOIN … ON` only fixes the join order; PostgreSQL plans on its own.
+        node.set("kind", None)
+    elif isinstance(node, exp.JSONExtractScalar):
+        # The views keep JSON as text: PostgreSQL reads it as json first.
+        target = node.this
+        if not (isinstance(target, exp.Cast) and target.to.is_type("json")):
+            node.set("this", exp.cast(target, "json"))
+    elif isinstance(node, exp.Table) and _called(node.this, "json_each"):
+        # `SELECT value FROM json_each(?)`: the elements of a JSON array, as text.
+        (array,) = node.this.expressions
+        alias = node.args.get("alias")
+        name = alias.name if alias else "value"
+        return exp.Table(
+            this=exp.Anonymous(
+                this="json_array_elements_text", expressions=[exp.cast(array, "json")]
+            ),
+            alias=exp.TableAlias(
+                this=exp.to_identifier(name),
+                columns=[exp.to_identifier("value")] if name != "value" else None,
+            ),
+        )
+    elif isinstance(node, exp.Sub) and _called(node.this, "julianday"):
+        # julianday(a) - julianday(b) of two days (`substr(…, 1, 10)`): a date minus a
+        # date is PostgreSQL's count of days. Any other julianday is refused below.
+        days = [_day(side, sql) for side in (node.this, node.expression)]
+        return exp.Sub(this=exp.cast(days[0], "date"), expression=exp.cast(days[1], "date"))
+    return node
+
+
+def _conflict_action(node: exp.Expression) -> bool:
+    """`DO NOTHING` / `DO UPDATE` of an ON CONFLICT clause (a keyword sqlglot keeps as is)."""
+    return (
+        isinstance(node, exp.Var)
+        and isinstance(node.parent, exp.OnConflict)
+        and node.arg_key == "action"
+        and node.name in ("DO NOTHING", "DO UPDATE")
+    )
+
+
+def _called(node: exp.Expression, name: str) -> bool:
+    return isinstance(node, exp.Anonymous) and node.name.lower() == name
+
+
+def _day(node: exp.Expression, sql: str) -> exp.Expression:
+    """The argument of `julianday(substr(x, 1, 10))`: the day `x` begins with."""
+    if _called(node, "julianday") and len(node.expressions) == 1:
+        (day,) = node.expressions
+        if (
+            isinstance(day, exp.Substring)
+            and day.args.get("start") == exp.Literal.number(1)
+            and day.args.get("length") == exp.Literal.number(10)
+        ):
+            return day
+    raise UntranslatableSQL(f"julianday other than of a day's difference in: {sql}")
 
 
 def view_datastore(env: dict[str, str]) -> ViewDatastore:

@@ -11,10 +11,11 @@ are deterministic besides).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from eventsourcing.persistence import InfrastructureFactory
@@ -25,7 +26,14 @@ from services.notifications.domain import CaseFacts, IssueFacts, Notice
 from services.notifications.upstream import UpstreamRecorder, stamp
 from shared.files import private_sqlite
 from shared.settings import Settings
-from shared.views import PortableCursor, PostgresView, SQLiteView, view_datastore
+from shared.views import (
+    PortableCursor,
+    PostgresView,
+    SQLiteView,
+    sends_sql,
+    translate,
+    view_datastore,
+)
 
 TABLES = [
     """CREATE TABLE IF NOT EXISTS notifications_notices (
@@ -72,7 +80,7 @@ class NotificationStore(UpstreamRecorder):
 
     def cases(self) -> list[CaseFacts]:
         with self.read() as c:
-            c.execute("SELECT * FROM notifications_cases ORDER BY case_id")
+            c.execute(CASES)
             return [
                 CaseFacts(
                     r["case_id"],
@@ -88,7 +96,7 @@ class NotificationStore(UpstreamRecorder):
 
     def issues(self) -> list[IssueFacts]:
         with self.read() as c:
-            c.execute("SELECT * FROM notifications_issues ORDER BY issue_id")
+            c.execute(ISSUES)
             return [
                 IssueFacts(
                     r["issue_id"],
@@ -110,66 +118,37 @@ class NotificationStore(UpstreamRecorder):
         """Deliveries due, marked `sending` before anything is sent: after a crash they are
         found `sending` and sent again (with the same Message-ID)."""
         with self.write() as c:
-            c.execute(
-                "SELECT d.id, d.channel, d.address, d.secret, d.attempts, n.id AS notice_id,"
-                " n.subject, n.body, n.created_at, n.attachment_name, n.attachment_type,"
-                " n.attachment FROM notifications_deliveries d"
-                " JOIN notifications_notices n ON n.id = d.notice_id"
-                " WHERE d.status = 'pending' AND d.not_before <= ?"
-                " ORDER BY d.not_before, d.id LIMIT ?",
-                (stamp(now), limit),
-            )
+            c.execute(DUE, (stamp(now), limit))
             due = [dict(row) for row in c.fetchall()]
-            c.executemany(
-                "UPDATE notifications_deliveries SET status = 'sending' WHERE id = ?",
-                [(row["id"],) for row in due],
-            )
+            c.executemany(MARK_SENDING, [(row["id"],) for row in due])
         return due
 
     def requeue_interrupted(self) -> int:
         """What a sender that died was sending: due again (the new holder of the lease)."""
         with self.write() as c:
-            c.execute("SELECT id FROM notifications_deliveries WHERE status = 'sending'")
+            c.execute(SENDING)
             ids = [(row["id"],) for row in c.fetchall()]
-            c.executemany(
-                "UPDATE notifications_deliveries SET status = 'pending' WHERE id = ?", ids
-            )
+            c.executemany(MARK_PENDING, ids)
         return len(ids)
 
     def mark_sent(self, delivery: str, at: datetime) -> None:
         with self.write() as c:
-            c.execute(
-                "UPDATE notifications_deliveries SET status = 'sent', sent_at = ?,"
-                " attempts = attempts + 1 WHERE id = ?",
-                (stamp(at), delivery),
-            )
+            c.execute(MARK_SENT, (stamp(at), delivery))
 
     def record_failure(self, delivery: str, error: str, dead: bool) -> None:
         with self.write() as c:
-            c.execute(
-                "UPDATE notifications_deliveries SET attempts = attempts + 1, last_error = ?,"
-                " status = ? WHERE id = ?",
-                (error[:1000], "dead" if dead else "sending", delivery),
-            )
+            c.execute(MARK_FAILED, (error[:1000], "dead" if dead else "sending", delivery))
 
     def resend(
         self, deliveries: Sequence[str] | None, offices: Sequence[str] | None, now: datetime
     ) -> int:
         """Dead letters (all, or those named; of `offices`, or of every office) due again,
         with a fresh count of attempts."""
-        where, params = _dead_of(deliveries, offices)
+        sql, params = dead_sql(deliveries, offices)
         with self.write() as c:
-            c.execute(
-                "SELECT d.id FROM notifications_deliveries d"
-                f" JOIN notifications_notices n ON n.id = d.notice_id WHERE {where}",
-                params,
-            )
+            c.execute(sql, params)
             ids = [(stamp(now), row["id"]) for row in c.fetchall()]
-            c.executemany(
-                "UPDATE notifications_deliveries SET status = 'pending', attempts = 0,"
-                " last_error = NULL, not_before = ? WHERE id = ?",
-                ids,
-            )
+            c.executemany(MARK_DUE_AGAIN, ids)
         return len(ids)
 
     # --- what the API shows ------------------------------------------------------------------
@@ -190,50 +169,13 @@ class NotificationStore(UpstreamRecorder):
         offset: int,
         offices: Sequence[str] | None = None,
     ) -> Page:
-        where, params = ["d.channel != 'inbox'"], []
-        if status is not None:
-            where.append("d.status = ?")
-            params.append(status)
-        if offices is not None:
-            where.append("n.office IN (SELECT value FROM json_each(?))")
-            params.append(json.dumps(list(offices)))
-        return self._page(
-            "SELECT d.id, d.notice_id, d.channel, d.address, d.status, d.attempts,"
-            " d.last_error, d.sent_at, n.kind, n.subject, n.recipient, n.office,"
-            " n.created_at FROM notifications_deliveries d"
-            " JOIN notifications_notices n ON n.id = d.notice_id"
-            f" WHERE {' AND '.join(where)}",
-            params,
-            "created_at, id",
-            limit,
-            offset,
-        )
+        return self._page(deliveries_sql(status, offices), limit, offset)
 
     def notices(self, offices: Sequence[str] | None, limit: int, offset: int) -> Page:
-        which = "" if offices is None else " WHERE office IN (SELECT value FROM json_each(?))"
-        return self._page(
-            "SELECT id, cause, kind, office, recipient, subject, body, created_at,"
-            f" subject_id, attachment_name FROM notifications_notices{which}",
-            [] if offices is None else [json.dumps(list(offices))],
-            "created_at, id",
-            limit,
-            offset,
-        )
+        return self._page(notices_sql(offices), limit, offset)
 
     def inbox(self, user: str, limit: int, offset: int, unread: bool = False) -> Page:
-        return self._page(
-            "SELECT n.id, n.kind, n.office, n.subject, n.body, n.created_at,"
-            " n.subject_id, n.attachment_name, r.read_at FROM notifications_deliveries d"
-            " JOIN notifications_notices n ON n.id = d.notice_id"
-            " LEFT JOIN notifications_reads r ON r.notice_id = d.notice_id"
-            " AND r.user_id = d.address"
-            " WHERE d.channel = 'inbox' AND d.address = ?"
-            + (" AND r.read_at IS NULL" if unread else ""),
-            [user],
-            "created_at DESC, id",
-            limit,
-            offset,
-        )
+        return self._page(inbox_sql(user, unread), limit, offset)
 
     def unread(self, user: str) -> int:
         return self.inbox(user, 0, 0, unread=True)[1]
@@ -242,29 +184,19 @@ class NotificationStore(UpstreamRecorder):
         """The notice read by `user` (its first reading kept); False when it is not in the
         user's inbox."""
         with self.write() as c:
-            c.execute(
-                "SELECT 1 FROM notifications_deliveries"
-                " WHERE channel = 'inbox' AND address = ? AND notice_id = ?",
-                (user, notice),
-            )
+            c.execute(IN_INBOX, (user, notice))
             if c.fetchone() is None:
                 return False
-            c.execute(
-                "INSERT INTO notifications_reads VALUES (?, ?, ?)"
-                " ON CONFLICT (notice_id, user_id) DO NOTHING",
-                (notice, user, stamp(at)),
-            )
+            c.execute(MARK_READ, (notice, user, stamp(at)))
         return True
 
-    def _page(self, sql: str, params: list[Any], order: str, limit: int, offset: int) -> Page:
-        """One page of a query's rows (in `order`, of its columns) and how many there are."""
+    def _page(self, listing: Listing, limit: int, offset: int) -> Page:
+        """One page of a listing's rows and how many there are."""
+        count, page = page_sql(listing)
         with self.read() as c:
-            c.execute(f"SELECT COUNT(*) FROM ({sql}) AS q", params)
+            c.execute(count, listing.params)
             total = int(c.fetchone()[0])
-            c.execute(
-                f"SELECT * FROM ({sql}) AS q ORDER BY {order} LIMIT ? OFFSET ?",
-                (*params, limit, offset),
-            )
+            c.execute(page, (*listing.params, limit, offset))
             return [dict(row) for row in c.fetchall()], total
 
     # --- the directory -----------------------------------------------------------------------
@@ -274,25 +206,20 @@ class NotificationStore(UpstreamRecorder):
     ) -> None:
         with self.write() as c:
             c.execute(
-                "INSERT INTO notifications_recipients VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT (key) DO UPDATE SET name = excluded.name,"
-                " emails = excluded.emails, robots = excluded.robots, users = excluded.users",
+                PUT_RECIPIENT,
                 (key, name, json.dumps(emails), json.dumps(robots), json.dumps(users)),
             )
 
     def delete_recipient(self, key: str) -> bool:
         with self.write() as c:
-            c.execute("SELECT 1 FROM notifications_recipients WHERE key = ?", (key,))
+            c.execute(HAS_RECIPIENT, (key,))
             found = c.fetchone() is not None
-            c.execute("DELETE FROM notifications_recipients WHERE key = ?", (key,))
+            c.execute(DELETE_RECIPIENT, (key,))
         return found
 
     def recipients(self, prefix: str | None = None) -> list[dict[str, Any]]:
         with self.read() as c:
-            c.execute(
-                "SELECT * FROM notifications_recipients WHERE key LIKE ? ORDER BY key",
-                (f"{prefix or ''}%",),
-            )
+            c.execute(RECIPIENTS, (f"{prefix or ''}%",))
             return [
                 {
                     "key": r["key"],
@@ -309,17 +236,142 @@ class NotificationStore(UpstreamRecorder):
     write: Any
 
 
-def _dead_of(
+# --- the SQL (in SQLite's words; shared/views.py says it in PostgreSQL's) -------------------
+
+CASES = "SELECT * FROM notifications_cases ORDER BY case_id"
+ISSUES = "SELECT * FROM notifications_issues ORDER BY issue_id"
+DUE = (
+    "SELECT d.id, d.channel, d.address, d.secret, d.attempts, n.id AS notice_id,"
+    " n.subject, n.body, n.created_at, n.attachment_name, n.attachment_type,"
+    " n.attachment FROM notifications_deliveries d"
+    " JOIN notifications_notices n ON n.id = d.notice_id"
+    " WHERE d.status = 'pending' AND d.not_before <= ?"
+    " ORDER BY d.not_before, d.id LIMIT ?"
+)
+MARK_SENDING = "UPDATE notifications_deliveries SET status = 'sending' WHERE id = ?"
+SENDING = "SELECT id FROM notifications_deliveries WHERE status = 'sending'"
+MARK_PENDING = "UPDATE notifications_deliveries SET status = 'pending' WHERE id = ?"
+MARK_SENT = (
+    "UPDATE notifications_deliveries SET status = 'sent', sent_at = ?,"
+    " attempts = attempts + 1 WHERE id = ?"
+)
+MARK_FAILED = (
+    "UPDATE notifications_deliveries SET attempts = attempts + 1, last_error = ?,"
+    " status = ? WHERE id = ?"
+)
+MARK_DUE_AGAIN = (
+    "UPDATE notifications_deliveries SET status = 'pending', attempts = 0,"
+    " last_error = NULL, not_before = ? WHERE id = ?"
+)
+IN_INBOX = (
+    "SELECT 1 FROM notifications_deliveries"
+    " WHERE channel = 'inbox' AND address = ? AND notice_id = ?"
+)
+MARK_READ = (
+    "INSERT INTO notifications_reads VALUES (?, ?, ?) ON CONFLICT (notice_id, user_id) DO NOTHING"
+)
+PUT_RECIPIENT = (
+    "INSERT INTO notifications_recipients VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (key) DO UPDATE SET name = excluded.name,"
+    " emails = excluded.emails, robots = excluded.robots, users = excluded.users"
+)
+HAS_RECIPIENT = "SELECT 1 FROM notifications_recipients WHERE key = ?"
+DELETE_RECIPIENT = "DELETE FROM notifications_recipients WHERE key = ?"
+RECIPIENTS = "SELECT * FROM notifications_recipients WHERE key LIKE ? ORDER BY key"
+OF_OFFICES = "n.office IN (SELECT value FROM json_each(?))"
+
+
+class Listing(NamedTuple):
+    """A query whose rows the API pages through, in `order` (of its columns)."""
+
+    sql: str
+    params: list[Any]
+    order: str
+
+
+def page_sql(listing: Listing) -> tuple[str, str]:
+    """How many rows a listing has, and one page of them (`LIMIT ? OFFSET ?` last)."""
+    return (
+        f"SELECT COUNT(*) FROM ({listing.sql}) AS q",
+        f"SELECT * FROM ({listing.sql}) AS q ORDER BY {listing.order} LIMIT ? OFFSET ?",
+    )
+
+
+def deliveries_sql(status: str | None, offices: Sequence[str] | None) -> Listing:
+    where, params = ["d.channel != 'inbox'"], []
+    if status is not None:
+        where.append("d.status = ?")
+        params.append(status)
+    if offices is not None:
+        where.append(OF_OFFICES)
+        params.append(json.dumps(list(offices)))
+    return Listing(
+        "SELECT d.id, d.notice_id, d.channel, d.address, d.status, d.attempts,"
+        " d.last_error, d.sent_at, n.kind, n.subject, n.recipient, n.office,"
+        " n.created_at FROM notifications_deliveries d"
+        " JOIN notifications_notices n ON n.id = d.notice_id"
+        f" WHERE {' AND '.join(where)}",
+        params,
+        "created_at, id",
+    )
+
+
+def notices_sql(offices: Sequence[str] | None) -> Listing:
+    which = "" if offices is None else " WHERE office IN (SELECT value FROM json_each(?))"
+    return Listing(
+        "SELECT id, cause, kind, office, recipient, subject, body, created_at,"
+        f" subject_id, attachment_name FROM notifications_notices{which}",
+        [] if offices is None else [json.dumps(list(offices))],
+        "created_at, id",
+    )
+
+
+def inbox_sql(user: str, unread: bool) -> Listing:
+    return Listing(
+        "SELECT n.id, n.kind, n.office, n.subject, n.body, n.created_at,"
+        " n.subject_id, n.attachment_name, r.read_at FROM notifications_deliveries d"
+        " JOIN notifications_notices n ON n.id = d.notice_id"
+        " LEFT JOIN notifications_reads r ON r.notice_id = d.notice_id"
+        " AND r.user_id = d.address"
+        " WHERE d.channel = 'inbox' AND d.address = ?"
+        + (" AND r.read_at IS NULL" if unread else ""),
+        [user],
+        "created_at DESC, id",
+    )
+
+
+def dead_sql(
     deliveries: Sequence[str] | None, offices: Sequence[str] | None
 ) -> tuple[str, list[str]]:
+    """The dead letters (all, or those named; of `offices`, or of every office)."""
     where, params = ["d.status = 'dead'"], []
     if deliveries is not None:
         where.append("d.id IN (SELECT value FROM json_each(?))")
         params.append(json.dumps(list(deliveries)))
     if offices is not None:
-        where.append("n.office IN (SELECT value FROM json_each(?))")
+        where.append(OF_OFFICES)
         params.append(json.dumps(list(offices)))
-    return " AND ".join(where), params
+    return (
+        "SELECT d.id FROM notifications_deliveries d"
+        f" JOIN notifications_notices n ON n.id = d.notice_id WHERE {' AND '.join(where)}",
+        params,
+    )
+
+
+@sends_sql
+def _statements() -> Iterator[str]:
+    yield from (CASES, ISSUES, DUE, MARK_SENDING, SENDING, MARK_PENDING, MARK_SENT)
+    yield from (MARK_FAILED, MARK_DUE_AGAIN, IN_INBOX, MARK_READ, PUT_RECIPIENT)
+    yield from (HAS_RECIPIENT, DELETE_RECIPIENT, RECIPIENTS)
+    some = ("x",)
+    for deliveries, offices in itertools.product((None, some), (None, some)):
+        yield dead_sql(deliveries, offices)[0]
+    for status, offices in itertools.product((None, "x"), (None, some)):
+        yield from page_sql(deliveries_sql(status, offices))
+    for offices in (None, some):
+        yield from page_sql(notices_sql(offices))
+    for unread in (False, True):
+        yield from page_sql(inbox_sql("x", unread))
 
 
 class SQLiteNotificationStore(NotificationStore, SQLiteView):
@@ -348,7 +400,7 @@ class PostgresNotificationStore(NotificationStore, PostgresView):
     """The store in a PostgreSQL schema of its own, shared by every replica."""
 
     def view_table_statements(self) -> list[str]:
-        return TABLES
+        return [translate(statement, parameters=False) for statement in TABLES]
 
     @contextlib.contextmanager
     def write(self) -> Iterator[PortableCursor]:

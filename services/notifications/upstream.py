@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +33,57 @@ from shared.contracts import (
     MeetingPlannedV1,
     MeetingPostponedV1,
 )
+from shared.views import sends_sql
+
+# --- the SQL (in SQLite's words; shared/views.py says it in PostgreSQL's) -------------------
+
+CASE_HEADINGS = (
+    "SELECT case_id, origin, subject, meeting_title FROM notifications_cases"
+    " WHERE case_id IN (SELECT value FROM json_each(?))"
+)
+INSERT_CASE = (
+    "INSERT INTO notifications_cases VALUES (?, ?, ?, ?, NULL, 0, 0, ?, ?, ?)"
+    " ON CONFLICT (case_id) DO NOTHING"
+)
+CASE_LETTERED = "UPDATE notifications_cases SET number = ?, deadline = ? WHERE case_id = ?"
+CASE_REOPENED = (
+    "UPDATE notifications_cases SET deadline = ?, done = 0, overdue = 0 WHERE case_id = ?"
+)
+CASE_DONE = "UPDATE notifications_cases SET done = 1 WHERE case_id = ?"
+CASE_OVERDUE = "UPDATE notifications_cases SET overdue = 1 WHERE case_id = ?"
+INSERT_ISSUE = (
+    "INSERT INTO notifications_issues VALUES (?, ?, ?, 0) ON CONFLICT (issue_id) DO NOTHING"
+)
+ISSUE_SCREENED = "UPDATE notifications_issues SET screened = ? WHERE issue_id = ?"
+INSERT_MEETING = (
+    "INSERT INTO notifications_meetings VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0)"
+    " ON CONFLICT (meeting_id) DO NOTHING"
+)
+MEETING_POSTPONED = (
+    "UPDATE notifications_meetings SET starts_at = ?, ends_at = ?,"
+    " sequence = sequence + 1 WHERE meeting_id = ?"
+)
+MEETING_CANCELLED = (
+    "UPDATE notifications_meetings SET cancelled = 1, sequence = sequence + 1 WHERE meeting_id = ?"
+)
+MEETING = "SELECT * FROM notifications_meetings WHERE meeting_id = ?"
+INSERT_NOTICE = (
+    "INSERT INTO notifications_notices VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (id) DO NOTHING"
+)
+RECIPIENT = "SELECT * FROM notifications_recipients WHERE key = ?"
+INSERT_DELIVERY = (
+    "INSERT INTO notifications_deliveries"
+    " (id, notice_id, channel, address, secret, status, attempts, not_before, sent_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT (id) DO NOTHING"
+)
+
+
+@sends_sql
+def _statements() -> Iterator[str]:
+    yield from (CASE_HEADINGS, INSERT_CASE, CASE_LETTERED, CASE_REOPENED, CASE_DONE)
+    yield from (CASE_OVERDUE, INSERT_ISSUE, ISSUE_SCREENED, INSERT_MEETING, MEETING_POSTPONED)
+    yield from (MEETING_CANCELLED, MEETING, INSERT_NOTICE, RECIPIENT, INSERT_DELIVERY)
 
 
 def stamp(moment: datetime) -> str:
@@ -81,12 +132,7 @@ class UpstreamRecorder:
         wanted = sorted(cases - found.keys())
         if wanted:
             with self.read() as c:
-                marks = ", ".join("?" for _ in wanted)
-                c.execute(
-                    "SELECT case_id, origin, subject, meeting_title FROM notifications_cases"
-                    f" WHERE case_id IN ({marks})",
-                    wanted,
-                )
+                c.execute(CASE_HEADINGS, (json.dumps(wanted),))
                 for r in c.fetchall():
                     found[r["case_id"]] = CaseHeading(r["origin"], r["subject"], r["meeting_title"])
         return found
@@ -110,8 +156,7 @@ class UpstreamRecorder:
         match contract:
             case CaseOpenedV1():
                 c.execute(
-                    "INSERT INTO notifications_cases VALUES (?, ?, ?, ?, NULL, 0, 0, ?, ?, ?)"
-                    " ON CONFLICT (case_id) DO NOTHING",
+                    INSERT_CASE,
                     (
                         str(contract.case_id),
                         contract.office,
@@ -124,29 +169,21 @@ class UpstreamRecorder:
                 )
             case LetterIssuedV1():
                 c.execute(
-                    "UPDATE notifications_cases SET number = ?, deadline = ? WHERE case_id = ?",
+                    CASE_LETTERED,
                     (contract.number, contract.deadline.isoformat(), str(contract.case_id)),
                 )
             case CaseReopenedV1():
                 c.execute(
-                    "UPDATE notifications_cases SET deadline = ?, done = 0, overdue = 0"
-                    " WHERE case_id = ?",
+                    CASE_REOPENED,
                     (contract.deadline.isoformat(), str(contract.case_id)),
                 )
             case CompletionReportedV1() | CaseVerifiedV1():
-                c.execute(
-                    "UPDATE notifications_cases SET done = 1 WHERE case_id = ?",
-                    (str(contract.case_id),),
-                )
+                c.execute(CASE_DONE, (str(contract.case_id),))
             case CaseOverdueV1():
-                c.execute(
-                    "UPDATE notifications_cases SET overdue = 1 WHERE case_id = ?",
-                    (str(contract.case_id),),
-                )
+                c.execute(CASE_OVERDUE, (str(contract.case_id),))
             case IssueSubmittedV1():
                 c.execute(
-                    "INSERT INTO notifications_issues VALUES (?, ?, ?, 0)"
-                    " ON CONFLICT (issue_id) DO NOTHING",
+                    INSERT_ISSUE,
                     (
                         str(contract.issue_id),
                         contract.office,
@@ -155,13 +192,12 @@ class UpstreamRecorder:
                 )
             case IssueScreenedV1() | IssueReopenedV1():
                 c.execute(
-                    "UPDATE notifications_issues SET screened = ? WHERE issue_id = ?",
+                    ISSUE_SCREENED,
                     (int(isinstance(contract, IssueScreenedV1)), str(contract.issue_id)),
                 )
             case MeetingPlannedV1():
                 c.execute(
-                    "INSERT INTO notifications_meetings VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0)"
-                    " ON CONFLICT (meeting_id) DO NOTHING",
+                    INSERT_MEETING,
                     (
                         str(contract.meeting_id),
                         json.dumps(contract.offices),
@@ -176,22 +212,17 @@ class UpstreamRecorder:
                 return self._meeting(c, str(contract.meeting_id))
             case MeetingPostponedV1():
                 c.execute(
-                    "UPDATE notifications_meetings SET starts_at = ?, ends_at = ?,"
-                    " sequence = sequence + 1 WHERE meeting_id = ?",
+                    MEETING_POSTPONED,
                     (stamp(contract.starts_at), stamp(contract.ends_at), str(contract.meeting_id)),
                 )
                 return self._meeting(c, str(contract.meeting_id))
             case MeetingCancelledV1():
-                c.execute(
-                    "UPDATE notifications_meetings SET cancelled = 1, sequence = sequence + 1"
-                    " WHERE meeting_id = ?",
-                    (str(contract.meeting_id),),
-                )
+                c.execute(MEETING_CANCELLED, (str(contract.meeting_id),))
                 return self._meeting(c, str(contract.meeting_id))
         return None
 
     def _meeting(self, c: Any, meeting_id: str) -> MeetingFacts | None:
-        c.execute("SELECT * FROM notifications_meetings WHERE meeting_id = ?", (meeting_id,))
+        c.execute(MEETING, (meeting_id,))
         row = c.fetchone()
         if row is None:
             return None
@@ -212,8 +243,7 @@ class UpstreamRecorder:
         """The notice and one delivery per address its recipient has now (the in-app inbox
         counts as delivered at once); kept once whatever the number of calls."""
         c.execute(
-            "INSERT INTO notifications_notices VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (id) DO NOTHING",
+            INSERT_NOTICE,
             (
                 str(notice.id),
                 notice.cause,
@@ -229,7 +259,7 @@ class UpstreamRecorder:
                 base64.b64encode(file.content).decode() if file else None,
             ),
         )
-        c.execute("SELECT * FROM notifications_recipients WHERE key = ?", (notice.recipient,))
+        c.execute(RECIPIENT, (notice.recipient,))
         recipient = c.fetchone()
         if recipient is None:
             return
@@ -242,9 +272,7 @@ class UpstreamRecorder:
         ]
         rows += [("inbox", user, None, "sent") for user in json.loads(recipient["users"])]
         c.executemany(
-            "INSERT INTO notifications_deliveries"
-            " (id, notice_id, channel, address, secret, status, attempts, not_before, sent_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT (id) DO NOTHING",
+            INSERT_DELIVERY,
             [
                 (
                     delivery_id(notice.id, channel, address),

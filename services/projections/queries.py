@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -26,6 +27,7 @@ from services.projections.views import (
     difference,
     fact_of,
 )
+from shared.views import sends_sql
 
 FIGURES = (
     "outreach_activities",
@@ -80,7 +82,19 @@ def list_issues(
     view: ProjectionView, where: IssueFilter, limit: int, offset: int
 ) -> tuple[int, list[dict[str, Any]]]:
     """Issue status rows (问题状态列表), newest first, and how many match in all."""
-    params: dict[str, Any] = {"limit": limit, "offset": offset}
+    count, page, params = issue_list_sql(where)
+    params.update(limit=limit, offset=offset)
+    with view.read() as c:
+        c.execute(count, params)
+        total = c.fetchone()[0]
+        c.execute(page, params)
+        rows = [issue_item(dict(row)) for row in c.fetchall()]
+    return total, rows
+
+
+def issue_list_sql(where: IssueFilter) -> tuple[str, str, dict[str, Any]]:
+    """`list_issues`' count and page (`:limit`, `:offset`) for a filter, and its parameters."""
+    params: dict[str, Any] = {}
     sql = " FROM issue_status i WHERE 1 = 1" + _in("i.office", where.offices, params, "offices")
     for column in ("status", "category", "community", "year"):
         value = getattr(where, column)
@@ -99,17 +113,10 @@ def list_issues(
             " WHERE department = :department)"
         )
         params["department"] = where.department
-    with view.read() as c:
-        c.execute("SELECT COUNT(*)" + sql, params)
-        total = c.fetchone()[0]
-        c.execute(
-            "SELECT *"
-            + sql
-            + " ORDER BY i.submitted_at DESC, i.issue_id LIMIT :limit OFFSET :offset",
-            params,
-        )
-        rows = [issue_item(dict(row)) for row in c.fetchall()]
-    return total, rows
+    page = (
+        "SELECT *" + sql + " ORDER BY i.submitted_at DESC, i.issue_id LIMIT :limit OFFSET :offset"
+    )
+    return "SELECT COUNT(*)" + sql, page, params
 
 
 def issue_item(row: dict[str, Any]) -> dict[str, Any]:
@@ -178,32 +185,12 @@ def recount(
 
     The reference the precomputed counters and `counted_as_of` are both held to (tests).
     """
-    cut = "" if until is None else " AND at <= :until"
-    relevant = {
-        ISSUE: "step IN ('submitted', 'resolved', 'screened')",
-        ACTIVITY: "step = 'activity_recorded'",
-        MEETING: "step = 'meeting_held'",
-        CASE: "step IN ('letter_issued', 'case_overdue', 'case_reopened')",
-    }
-    # Only the facts the counters depend on: the others cannot change a count.
-    needed = {
-        ISSUE: "step IN ('submitted', 'resolved', 'screened', 'callback')",
-        ACTIVITY: "1 = 1",
-        MEETING: "step IN ('meeting_held', 'meeting_planned')",
-        CASE: (
-            "step IN ('letter_issued', 'case_overdue', 'case_opened', 'case_steps_retracted',"
-            " 'case_reopened')"
-        ),
-    }
     counts: dict[tuple[str, int, str], int] = defaultdict(int)
     days: dict[tuple[str, int, int], int] = defaultdict(int)
     with view.read() as c:
-        for entity, where in relevant.items():
+        for entity in RECOUNTED:
             c.execute(
-                f"SELECT {FACT_COLUMNS} FROM facts WHERE entity = :entity"
-                f" AND {needed[entity]}{cut} AND entity_id IN (SELECT entity_id FROM facts"
-                f" WHERE entity = :entity AND year = :year AND {where}{cut})"
-                " ORDER BY entity_id",
+                recount_sql(entity, until is not None),
                 {"entity": entity, "year": year, "until": until},
             )
             group: list[Fact] = []
@@ -217,6 +204,36 @@ def recount(
     return (
         {(o, f): n for (o, y, f), n in counts.items() if y == year and n},
         by_office({(o, d): n for (o, y, d), n in days.items() if y == year and n}),
+    )
+
+
+RECOUNTED = {
+    ISSUE: "step IN ('submitted', 'resolved', 'screened')",
+    ACTIVITY: "step = 'activity_recorded'",
+    MEETING: "step = 'meeting_held'",
+    CASE: "step IN ('letter_issued', 'case_overdue', 'case_reopened')",
+}
+"""The entities `recount` derives: those with a fact of these steps in the year."""
+RECOUNT_NEEDS = {
+    ISSUE: "step IN ('submitted', 'resolved', 'screened', 'callback')",
+    ACTIVITY: "1 = 1",
+    MEETING: "step IN ('meeting_held', 'meeting_planned')",
+    CASE: (
+        "step IN ('letter_issued', 'case_overdue', 'case_opened', 'case_steps_retracted',"
+        " 'case_reopened')"
+    ),
+}
+"""Only the facts the counters depend on: the others cannot change a count."""
+
+
+def recount_sql(entity: str, until: bool) -> str:
+    """The facts `recount` derives an entity kind from (by `:until`, if `until`)."""
+    cut = " AND at <= :until" if until else ""
+    return (
+        f"SELECT {FACT_COLUMNS} FROM facts WHERE entity = :entity"
+        f" AND {RECOUNT_NEEDS[entity]}{cut} AND entity_id IN (SELECT entity_id FROM facts"
+        f" WHERE entity = :entity AND year = :year AND {RECOUNTED[entity]}{cut})"
+        " ORDER BY entity_id"
     )
 
 
@@ -343,11 +360,16 @@ def counted_as_of(
 
 def years_with_data(view: ProjectionView, offices: Sequence[str] | None) -> list[int]:
     """The years in which the offices (None: all) have any figure, latest first."""
+    sql, params = years_with_data_sql(offices)
+    with view.read() as c:
+        c.execute(sql, params)
+        return [row[0] for row in c.fetchall()]
+
+
+def years_with_data_sql(offices: Sequence[str] | None) -> tuple[str, dict[str, Any]]:
     params: dict[str, Any] = {"office": TOTAL}
     where = "office = :office" if offices is None else "1 = 1" + _in("office", offices, params, "o")
-    with view.read() as c:
-        c.execute(f"SELECT DISTINCT year FROM figures WHERE {where} ORDER BY year DESC", params)
-        return [row[0] for row in c.fetchall()]
+    return f"SELECT DISTINCT year FROM figures WHERE {where} ORDER BY year DESC", params
 
 
 def statistics(
@@ -482,14 +504,12 @@ def drill_down(
 ) -> tuple[int, list[dict[str, Any]]]:
     """The items behind one figure (统计明细), each with the ids of the events behind it."""
     until = ALWAYS if as_of is None else fact_day_end(as_of)
-    params: dict[str, Any] = {"year": year, "until": until, "kind": kind}
-    column = OFFICE_COLUMN.get(figure, "i.office")
-    sql = DRILL_SQL[figure].format(offices=_in(column, offices, params, "offices"))
-    params.update(limit=limit, offset=offset)
+    count, page, params = drill_down_sql(figure, offices)
+    params.update(year=year, until=until, kind=kind, limit=limit, offset=offset)
     with view.read() as c:
-        c.execute(f"SELECT COUNT(*) FROM ({sql}) AS q", params)
+        c.execute(count, params)
         total = c.fetchone()[0]
-        c.execute(f"{sql} ORDER BY at LIMIT :limit OFFSET :offset", params)
+        c.execute(page, params)
         rows = [dict(row) for row in c.fetchall()]
     items = [_drill_item(figure, row) for row in rows]
     if as_of is not None and figure in ("outreach_activities", "member_participations"):
@@ -498,6 +518,18 @@ def drill_down(
             derived = view.derive("activity", item["activity_id"], until)
             item["members"] = derived.row["members"] if derived.row else 0
     return total, items
+
+
+def drill_down_sql(figure: str, offices: Sequence[str] | None) -> tuple[str, str, dict[str, Any]]:
+    """`drill_down`'s count and page (`:limit`, `:offset`), and the offices' parameter."""
+    params: dict[str, Any] = {}
+    column = OFFICE_COLUMN.get(figure, "i.office")
+    sql = DRILL_SQL[figure].format(offices=_in(column, offices, params, "offices"))
+    return (
+        f"SELECT COUNT(*) FROM ({sql}) AS q",
+        f"{sql} ORDER BY at LIMIT :limit OFFSET :offset",
+        params,
+    )
 
 
 def _drill_item(figure: str, row: dict[str, Any]) -> dict[str, Any]:
@@ -536,8 +568,8 @@ def breakdown(
     """A year's issues counted by month, category, community, status, and the overdue ones
     by the departments of their cases (分类统计): now, or as they stood at the end of `as_of`.
     """
-    params: dict[str, Any] = {"year": year}
-    where = "i.year = :year" + _in("i.office", offices, params, "offices")
+    where, params = breakdown_where(offices)
+    params["year"] = year
     counted: dict[str, dict[str, int]] = {name: {} for name in BREAKDOWNS}
     counted["by_month"] = {str(m): 0 for m in range(1, 13)}
 
@@ -562,14 +594,31 @@ def breakdown(
     # one list raised the process's peak memory by 84 MB at 200,000 issues
     # (bench/statistics_bench.py); the combinations are few, whatever the number of issues.
     with view.read() as c:
-        c.execute(
-            f"SELECT {MONTH}, category, community, status, departments, COUNT(*)"
-            f" FROM issue_status i WHERE {where} GROUP BY 1, 2, 3, 4, 5",
-            params,
-        )
+        c.execute(breakdown_sql(where), params)
         combinations = c.fetchall()
     count((m, cat, com, st, (d or "").split(","), n) for m, cat, com, st, d, n in combinations)
     return counted
+
+
+def breakdown_where(offices: Sequence[str] | None) -> tuple[str, dict[str, Any]]:
+    """The year's issues (`:year`) of the offices (None: all), and the offices' parameter."""
+    params: dict[str, Any] = {}
+    return "i.year = :year" + _in("i.office", offices, params, "offices"), params
+
+
+def breakdown_sql(where: str) -> str:
+    return (
+        f"SELECT {MONTH}, category, community, status, departments, COUNT(*)"
+        f" FROM issue_status i WHERE {where} GROUP BY 1, 2, 3, 4, 5"
+    )
+
+
+def rows_as_of_sql(where: str) -> str:
+    return (
+        f"SELECT {FACT_COLUMNS} FROM facts WHERE entity = 'issue' AND at <= :until"
+        " AND entity_id IN (SELECT issue_id FROM issue_status i"
+        f" WHERE {where} AND i.submitted_at <= :until) ORDER BY entity_id"
+    )
 
 
 def _rows_as_of(
@@ -577,12 +626,7 @@ def _rows_as_of(
 ) -> list[tuple[int, str, str | None, str, list[str]]]:
     """The year's issues submitted by `until`, each derived from its facts by then."""
     with view.read() as c:
-        c.execute(
-            f"SELECT {FACT_COLUMNS} FROM facts WHERE entity = 'issue' AND at <= :until"
-            " AND entity_id IN (SELECT issue_id FROM issue_status i"
-            f" WHERE {where} AND i.submitted_at <= :until) ORDER BY entity_id",
-            {**params, "until": until},
-        )
+        c.execute(rows_as_of_sql(where), {**params, "until": until})
         found = c.fetchall()
     rows = []
     for _, group in itertools.groupby(map(fact_of, found), key=lambda f: f.entity_id):
@@ -592,3 +636,24 @@ def _rows_as_of(
             departments = row["departments"].split(",")
             rows.append((month, row["category"], row["community"], row["status"], departments))
     return rows
+
+
+@sends_sql
+def _statements() -> Iterator[str]:
+    """Every statement the questions above ask, each variant their filters make."""
+    shapes = [f.name for f in dataclasses.fields(IssueFilter)]
+    for n in range(len(shapes) + 1):
+        for given in itertools.combinations(shapes, n):
+            # The statement depends on which filters are given, not on their values.
+            sample = {name: ("x",) if name == "offices" else True for name in given}
+            yield from issue_list_sql(IssueFilter(**sample))[:2]  # type: ignore[arg-type]
+    for entity, until in itertools.product(RECOUNTED, (False, True)):
+        yield recount_sql(entity, until)
+    yield from AS_OF_SQL.values()
+    for offices in (None, ("x",)):
+        yield years_with_data_sql(offices)[0]
+        for figure in DRILL_SQL:
+            yield from drill_down_sql(figure, offices)[:2]
+        where = breakdown_where(offices)[0]
+        yield breakdown_sql(where)
+        yield rows_as_of_sql(where)

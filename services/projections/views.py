@@ -17,7 +17,7 @@ import itertools
 import json
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from eventsourcing.persistence import InfrastructureFactory, Tracking
@@ -37,7 +37,7 @@ from services.projections.facts import (
 )
 from shared.consumer import Delivered
 from shared.files import private_sqlite
-from shared.views import PostgresView, SQLiteView, view_datastore
+from shared.views import PostgresView, SQLiteView, sends_sql, view_datastore
 
 __all__ = ["STATUS_LABELS", "IssueStatusView", "ProjectionView", "china_year"]
 
@@ -130,6 +130,75 @@ DUMP_ORDER = {
     "figures": "office, year, figure",
     "resolution_days": "office, year, days",
 }
+
+
+COUNTERS = {"figures": "figure", "resolution_days": "days"}
+"""The counter tables and the column each counts by, besides office and year."""
+
+# --- the SQL (in SQLite's words; shared/views.py says it in PostgreSQL's) -------------------
+
+INSERT_FACT = f"INSERT INTO facts ({FACT_COLUMNS}) VALUES ({', '.join('?' * 11)})"
+FACTS_OF_ENTITY = f"SELECT {FACT_COLUMNS} FROM facts WHERE entity = ? AND entity_id = ?"
+FACTS_OF_ENTITIES = (
+    f"SELECT {FACT_COLUMNS} FROM facts WHERE entity = ? "
+    "AND entity_id IN (SELECT value FROM json_each(?))"
+)
+FACTS_OF_ISSUE = f"SELECT {FACT_COLUMNS} FROM facts WHERE entity = 'issue' AND entity_id = ?"
+STEPS_OF_CASES_OF_ISSUE = (
+    f"SELECT {FACT_COLUMNS} FROM facts WHERE entity = 'case' AND step IN "
+    "('letter_issued', 'acknowledged', 'progress_reported', 'follow_up_recorded',"
+    " 'completion_reported', 'case_reopened', 'case_escalated') AND entity_id IN "
+    "(SELECT case_id FROM case_issues WHERE issue_id = ?)"
+)
+ISSUES_COLLECTED = (
+    "SELECT office, n FROM figures WHERE year = ? AND figure = 'issues_collected' "
+    "AND office != '*' ORDER BY office"
+)
+FIGURES_OF_YEAR = "SELECT office, figure, n FROM figures WHERE year = ?"
+DAYS_OF_YEAR = "SELECT office, days, n FROM resolution_days WHERE year = ?"
+DUMP_FACTS = (
+    "SELECT entity_id, event_id, stream, at, year, step, office, ref_id, detail, data"
+    " FROM facts WHERE entity = ? ORDER BY entity_id, event_id"
+)
+
+
+def unlink(table: str, key: str) -> str:
+    return f"DELETE FROM {table} WHERE {key} = ?"
+
+
+def link(table: str, key: str, other: str) -> str:
+    return f"INSERT INTO {table} ({key}, {other}) VALUES (?, ?) ON CONFLICT DO NOTHING"
+
+
+def add_counts(table: str, column: str) -> str:
+    return (
+        f"INSERT INTO {table} (office, year, {column}, n) VALUES (?, ?, ?, ?) "
+        f"ON CONFLICT (office, year, {column}) DO UPDATE SET n = {table}.n + excluded.n"
+    )
+
+
+def drop_zero_counts(table: str, column: str) -> str:
+    return f"DELETE FROM {table} WHERE office = ? AND year = ? AND {column} = ? AND n = 0"
+
+
+def dump(table: str) -> str:
+    return f"SELECT * FROM {table} ORDER BY {DUMP_ORDER[table]}"
+
+
+@sends_sql
+def _statements() -> Iterator[str]:
+    yield from (INSERT_FACT, FACTS_OF_ENTITY, FACTS_OF_ENTITIES, FACTS_OF_ISSUE)
+    yield from (STEPS_OF_CASES_OF_ISSUE, ISSUES_COLLECTED, FIGURES_OF_YEAR, DAYS_OF_YEAR)
+    yield DUMP_FACTS
+    for table, key, columns in ROW_TABLES.values():
+        yield upsert(table, key, columns)
+    for table, key, other in LINK_TABLES.values():
+        yield unlink(table, key)
+        yield link(table, key, other)
+    for table, column in COUNTERS.items():
+        yield add_counts(table, column)
+        yield drop_zero_counts(table, column)
+    yield from map(dump, DUMP_ORDER)
 
 
 class _Batch(threading.local):
@@ -253,19 +322,16 @@ class ProjectionView:
             if after.links != before.links and entity in LINK_TABLES:
                 gone[entity].append((entity_id,))
                 links[entity].extend((entity_id, link) for link in after.links)
-        c.executemany(f"INSERT INTO facts ({FACT_COLUMNS}) VALUES ({marks(11)})", new_facts)
+        c.executemany(INSERT_FACT, new_facts)
         for entity, values in rows.items():
             table, key, columns = ROW_TABLES[entity]
             c.executemany(upsert(table, key, columns), values)
         for entity, ids in gone.items():
             table, key, other = LINK_TABLES[entity]
-            c.executemany(f"DELETE FROM {table} WHERE {key} = ?", ids)
-            c.executemany(
-                f"INSERT INTO {table} ({key}, {other}) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                links[entity],
-            )
-        _add_counts(c, "figures", "figure", counts)
-        _add_counts(c, "resolution_days", "days", days)
+            c.executemany(unlink(table, key), ids)
+            c.executemany(link(table, key, other), links[entity])
+        _add_counts(c, "figures", COUNTERS["figures"], counts)
+        _add_counts(c, "resolution_days", COUNTERS["resolution_days"], days)
 
     def _load_facts(
         self, c: Cursor, keys: Iterable[tuple[str, str]]
@@ -275,11 +341,7 @@ class ProjectionView:
             ids[entity].append(entity_id)
         known: dict[tuple[str, str], dict[str, Fact]] = defaultdict(dict)
         for entity, entity_ids in ids.items():
-            c.execute(
-                f"SELECT {FACT_COLUMNS} FROM facts WHERE entity = ? "
-                "AND entity_id IN (SELECT value FROM json_each(?))",
-                (entity, json.dumps(entity_ids)),
-            )
+            c.execute(FACTS_OF_ENTITIES, (entity, json.dumps(entity_ids)))
             for row in c.fetchall():
                 fact = fact_of(row)
                 known[(entity, fact.entity_id)][fact.event_id] = fact
@@ -289,10 +351,7 @@ class ProjectionView:
 
     def facts(self, entity: str, entity_id: str) -> list[Fact]:
         with self.read() as c:
-            c.execute(
-                f"SELECT {FACT_COLUMNS} FROM facts WHERE entity = ? AND entity_id = ?",
-                (entity, entity_id),
-            )
+            c.execute(FACTS_OF_ENTITY, (entity, entity_id))
             return [fact_of(row) for row in c.fetchall()]
 
     def derive(self, entity: str, entity_id: str, until: str | None = None) -> Derived:
@@ -302,22 +361,13 @@ class ProjectionView:
     def issue(self, issue_id: str, until: str | None = None) -> dict[str, Any] | None:
         """An issue's status row and its timeline across services, now or as of `until`."""
         with self.read() as c:
-            c.execute(
-                f"SELECT {FACT_COLUMNS} FROM facts WHERE entity = 'issue' AND entity_id = ?",
-                (issue_id,),
-            )
+            c.execute(FACTS_OF_ISSUE, (issue_id,))
             own = [fact_of(row) for row in c.fetchall()]
             if not own:
                 return None
             # A case's own steps (letters, reports, follow-ups) do not name the issue: they
             # join through the case that covers it.
-            c.execute(
-                f"SELECT {FACT_COLUMNS} FROM facts WHERE entity = 'case' AND step IN "
-                "('letter_issued', 'acknowledged', 'progress_reported', 'follow_up_recorded',"
-                " 'completion_reported', 'case_reopened', 'case_escalated') AND entity_id IN "
-                "(SELECT case_id FROM case_issues WHERE issue_id = ?)",
-                (issue_id,),
-            )
+            c.execute(STEPS_OF_CASES_OF_ISSUE, (issue_id,))
             of_cases = [fact_of(row) for row in c.fetchall()]
         derived = DERIVE[ISSUE](own, until)
         if derived.row is None:
@@ -329,19 +379,15 @@ class ProjectionView:
     def issues_collected(self, year: int) -> dict[str, int]:
         """Issues collected per office in a year (收集问题和建议)."""
         with self.read() as c:
-            c.execute(
-                "SELECT office, n FROM figures WHERE year = ? AND figure = 'issues_collected' "
-                "AND office != '*' ORDER BY office",
-                (year,),
-            )
+            c.execute(ISSUES_COLLECTED, (year,))
             return {row["office"]: row["n"] for row in c.fetchall()}
 
     def counters(self, year: int) -> tuple[dict[tuple[str, str], int], dict[str, dict[int, int]]]:
         """The precomputed counters of a year: (office, figure) → n, office → days → n."""
         with self.read() as c:
-            c.execute("SELECT office, figure, n FROM figures WHERE year = ?", (year,))
+            c.execute(FIGURES_OF_YEAR, (year,))
             counts = {(r[0], r[1]): r[2] for r in c.fetchall()}
-            c.execute("SELECT office, days, n FROM resolution_days WHERE year = ?", (year,))
+            c.execute(DAYS_OF_YEAR, (year,))
             days: dict[str, dict[int, int]] = defaultdict(dict)
             for office, d, n in c.fetchall():
                 days[office][d] = n
@@ -362,15 +408,11 @@ class ProjectionView:
 def _dump(c: Cursor) -> dict[str, list[tuple[Any, ...]]]:
     tables: dict[str, list[tuple[Any, ...]]] = {}
     for entity in (ISSUE, ACTIVITY, MEETING, CASE):
-        c.execute(
-            "SELECT entity_id, event_id, stream, at, year, step, office, ref_id, detail, data"
-            " FROM facts WHERE entity = ? ORDER BY entity_id, event_id",
-            (entity,),
-        )
+        c.execute(DUMP_FACTS, (entity,))
         name = "issue_timeline" if entity == ISSUE else f"{entity}_facts"
         tables[name] = [tuple(row) for row in c.fetchall()]
-    for table, order in DUMP_ORDER.items():
-        c.execute(f"SELECT * FROM {table} ORDER BY {order}")
+    for table in DUMP_ORDER:
+        c.execute(dump(table))
         tables[table] = [tuple(row) for row in c.fetchall()]
     return tables
 
@@ -446,16 +488,9 @@ def _add_counts(
     changed = [(*key, n) for key, n in deltas.items() if n]
     if not changed:
         return
-    c.executemany(
-        f"INSERT INTO {table} (office, year, {column}, n) VALUES (?, ?, ?, ?) "
-        f"ON CONFLICT (office, year, {column}) DO UPDATE SET n = {table}.n + excluded.n",
-        changed,
-    )
+    c.executemany(add_counts(table, column), changed)
     # A count back at zero leaves no row: whichever order the facts came in, the same rows.
-    c.executemany(
-        f"DELETE FROM {table} WHERE office = ? AND year = ? AND {column} = ? AND n = 0",
-        [key[:3] for key in changed],
-    )
+    c.executemany(drop_zero_counts(table, column), [key[:3] for key in changed])
 
 
 def by_office(days: dict[tuple[str, int], int]) -> dict[str, dict[int, int]]:
