@@ -155,6 +155,10 @@ class PortableCursor:
     def fetchall(self) -> list[Any]:
         return self.cursor.fetchall()
 
+    @property
+    def rowcount(self) -> int:
+        return self.cursor.rowcount
+
 
 def _rows(cursor: Cursor[Any]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
     names = tuple(column.name for column in cursor.description or ())

@@ -19,11 +19,11 @@ from typing import Any, Protocol
 import psycopg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from psycopg.sql import SQL
 
 from shared.auth import ROLES
 from shared.files import private_file
 from shared.settings import Settings
+from shared.views import PortableCursor, sends_sql
 
 NAME = re.compile(r"^[A-Za-z0-9_.@-]{2,64}$")
 MIN_PASSWORD = 8
@@ -40,7 +40,29 @@ COLUMNS = (
     "password_changed_at",
     "signed_out_at",
 )
-PLACEHOLDERS = ", ".join("?" * len(COLUMNS))
+CREATE_TABLE = (
+    f"CREATE TABLE IF NOT EXISTS {TABLE} (name TEXT PRIMARY KEY, office TEXT NOT NULL, roles "
+    "TEXT NOT NULL, department TEXT, password_hash TEXT NOT NULL, disabled INTEGER NOT NULL "
+    "DEFAULT 0, failed_logins INTEGER NOT NULL DEFAULT 0, locked_until DOUBLE PRECISION NOT "
+    "NULL DEFAULT 0, password_changed_at DOUBLE PRECISION NOT NULL DEFAULT 0, signed_out_at "
+    "DOUBLE PRECISION NOT NULL DEFAULT 0)"
+)
+SELECT_ONE = f"SELECT {', '.join(COLUMNS)} FROM {TABLE} WHERE name = ?"
+SELECT_ALL = f"SELECT {', '.join(COLUMNS)} FROM {TABLE} ORDER BY office, name"
+INSERT = (
+    f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
+    "ON CONFLICT (name) DO NOTHING"
+)
+UPDATE = (
+    f"UPDATE {TABLE} SET "
+    + ", ".join(f"{column} = ?" for column in COLUMNS[1:])
+    + " WHERE name = ?"
+)
+
+
+@sends_sql
+def _statements() -> Iterator[str]:
+    yield from (CREATE_TABLE, SELECT_ONE, SELECT_ALL, INSERT, UPDATE)
 
 
 class AccountError(ValueError):
@@ -104,7 +126,7 @@ class AccountStore:
                 ) as connection,
                 connection.cursor() as cursor,
             ):
-                yield cursor
+                yield PortableCursor(cursor)
         else:
             connection = sqlite3.connect(self._path, timeout=10)
             try:
@@ -113,58 +135,30 @@ class AccountStore:
             finally:
                 connection.close()
 
-    def _sql(self, text: str) -> Any:
-        # One statement text for both: SQLite takes `?`, psycopg `%s`.
-        return SQL(text.replace("?", "%s")) if self._postgres else text
-
     def _create(self) -> None:
         with self._cursor() as c:
-            c.execute(
-                self._sql(
-                    f"CREATE TABLE IF NOT EXISTS {TABLE} (name TEXT PRIMARY KEY, office TEXT NOT "
-                    "NULL, roles TEXT NOT NULL, department TEXT, password_hash TEXT NOT NULL, "
-                    "disabled INTEGER NOT NULL DEFAULT 0, failed_logins INTEGER NOT NULL "
-                    "DEFAULT 0, locked_until DOUBLE PRECISION NOT NULL DEFAULT 0, "
-                    "password_changed_at DOUBLE PRECISION NOT NULL DEFAULT 0, "
-                    "signed_out_at DOUBLE PRECISION NOT NULL DEFAULT 0)"
-                )
-            )
+            c.execute(CREATE_TABLE)
 
     def get(self, name: str) -> Account | None:
         with self._cursor() as c:
-            c.execute(
-                self._sql(f"SELECT {', '.join(COLUMNS)} FROM {TABLE} WHERE name = ?"), (name,)
-            )
+            c.execute(SELECT_ONE, (name,))
             row = c.fetchone()
         return None if row is None else _account(row)
 
     def all(self) -> list[Account]:
         with self._cursor() as c:
-            c.execute(self._sql(f"SELECT {', '.join(COLUMNS)} FROM {TABLE} ORDER BY office, name"))
+            c.execute(SELECT_ALL)
             return [_account(row) for row in c.fetchall()]
 
     def add(self, account: Account) -> bool:
         """Store a new account; False if the name is taken (nothing changed)."""
         with self._cursor() as c:
-            c.execute(
-                self._sql(
-                    f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({PLACEHOLDERS}) "
-                    "ON CONFLICT (name) DO NOTHING"
-                ),
-                _row(account),
-            )
+            c.execute(INSERT, _row(account))
             return bool(c.rowcount)
 
     def save(self, account: Account) -> None:
         with self._cursor() as c:
-            c.execute(
-                self._sql(
-                    f"UPDATE {TABLE} SET "
-                    + ", ".join(f"{column} = ?" for column in COLUMNS[1:])
-                    + " WHERE name = ?"
-                ),
-                (*_row(account)[1:], account.name),
-            )
+            c.execute(UPDATE, (*_row(account)[1:], account.name))
 
 
 def _row(account: Account) -> tuple[Any, ...]:

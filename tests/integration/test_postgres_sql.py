@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from services.console.accounts import AccountStore
 from services.notifications.domain import Notice
 from services.notifications.store import NotificationStore, PostgresNotificationStore, open_store
 from services.projections.views import open_postgres_view
@@ -55,6 +56,7 @@ def test_the_views_and_the_notifications_declare_their_statements(statements: li
         "services.projections.queries",
         "services.notifications.store",
         "services.notifications.upstream",
+        "services.console.accounts",
     } <= names
     assert len(statements) > 100
 
@@ -100,14 +102,16 @@ def nulls(sql: str) -> tuple[None, ...] | dict[str, None]:
 
 @pytest.fixture
 def schema(postgres_schema: str) -> Iterator[str]:
-    """A scratch schema holding the tables of the projections' view and of the notifications'
-    store, each made by the code that makes them in production."""
+    """A scratch schema holding the tables of the projections' view, of the notifications'
+    store and of the workbench's accounts, each made by the code that makes them in
+    production."""
     env = postgres_settings(postgres_schema).postgres_env()
     view = open_postgres_view(env)
     store = PostgresNotificationStore(view_datastore(env))
     store.create_table()
     view.datastore.close()
     store.datastore.close()
+    AccountStore(postgres_settings(postgres_schema, event_store="postgres"))
     yield postgres_schema
 
 
