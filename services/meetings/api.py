@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 
-from services.meetings import views as v
+from services.meetings import schemas as v
 from services.meetings.application import MeetingNotFound, MeetingsApplication
 from services.meetings.domain import Meeting, MeetingConflict, MeetingRuleBroken
 from shared.audit import History

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
-from services.meetings import views as v
+from services.meetings import schemas as v
 from services.meetings.api import (
     IdempotencyKey,
     Meetings,
