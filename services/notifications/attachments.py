@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from icalendar import Calendar, Event
 
 from services.notifications.domain import KIND_NAMES, MeetingFacts, china_day
-from services.supervision.config import OFFICE_NAMES
 from services.supervision.letters import DOCX_MEDIA_TYPE, letter_document, letter_heading
+from services.supervision.settings import OFFICE_NAMES
 from shared.contracts import LetterIssuedV1
 
 PRODUCT = "-//Shangliang//有事来商量 通知//ZH"

@@ -16,7 +16,6 @@ from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
-from services.supervision.config import SupervisionConfig
 from services.supervision.domain import (
     Ladder,
     Letter,
@@ -27,6 +26,7 @@ from services.supervision.domain import (
     china_day,
     letter_number,
 )
+from services.supervision.settings import SupervisionConfig
 from services.supervision.workdays import add_working_days
 from shared.audit import HistoryEntry, read_history, stamp, system_actor
 from shared.contracts import (

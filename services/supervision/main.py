@@ -9,8 +9,8 @@ from fastapi import FastAPI
 
 from services.supervision.api import router, scheduler_router
 from services.supervision.application import SupervisionApplication, to_contract
-from services.supervision.config import SupervisionConfig
 from services.supervision.scheduler import Clock, DeadlineScheduler
+from services.supervision.settings import SupervisionConfig
 from shared.auth import Authenticator
 from shared.counties import intake_streams
 from shared.limits import install_limits

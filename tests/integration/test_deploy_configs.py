@@ -22,7 +22,7 @@ from services.cli import parser
 from services.console.settings import ConsoleSettings
 from services.intake.settings import IntakeServiceSettings
 from services.notifications.settings import NotificationsSettings
-from services.supervision.config import SupervisionConfig
+from services.supervision.settings import SupervisionConfig
 from shared.embedded import nats_server_binary
 from shared.nats_access import USERS, password_variable
 from shared.settings import MeetingsSettings, ProjectionsSettings, Settings

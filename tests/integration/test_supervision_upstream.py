@@ -14,9 +14,9 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from services.supervision.application import CaseFilter, SupervisionApplication
-from services.supervision.config import SupervisionConfig
 from services.supervision.domain import CHINA, case_id_for_outcome, case_id_for_referral
 from services.supervision.main import create_app
+from services.supervision.settings import SupervisionConfig
 from shared.contracts import (
     CaseOpenedV1,
     Contract,

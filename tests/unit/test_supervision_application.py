@@ -18,7 +18,6 @@ from services.supervision.application import (
     SupervisionApplication,
     to_contract,
 )
-from services.supervision.config import SupervisionConfig
 from services.supervision.domain import (
     CHINA,
     CaseRuleBroken,
@@ -28,6 +27,7 @@ from services.supervision.domain import (
     case_id_for_outcome,
     case_id_for_referral,
 )
+from services.supervision.settings import SupervisionConfig
 from services.supervision.workdays import CalendarNotCovered
 from shared.consumer import Delivered
 from shared.contracts import (
