@@ -16,7 +16,7 @@ from services.intake.hot import HotSubmission
 from services.intake.open311_api import install_open311_handlers
 from services.intake.settings import (
     IntakeConfigurationError,
-    IntakeServiceSettings,
+    IntakeSettings,
     cipher_environment,
     tracking_secret,
 )
@@ -31,8 +31,8 @@ from shared.settings import Settings
 from shared.web import health_router, install_error_handlers, serve
 
 
-def create_app(settings: Settings, intake_settings: IntakeServiceSettings | None = None) -> FastAPI:
-    service = intake_settings or IntakeServiceSettings()
+def create_app(settings: Settings, intake_settings: IntakeSettings | None = None) -> FastAPI:
+    service = intake_settings or IntakeSettings()
     cipher = cipher_environment(settings, service)
     intake = IntakeApplication(
         env={**settings.event_store_env("intake"), **cipher},
@@ -91,7 +91,7 @@ def create_app(settings: Settings, intake_settings: IntakeServiceSettings | None
 
 def main() -> None:
     try:
-        service = IntakeServiceSettings()
+        service = IntakeSettings()
         app = create_app(Settings(), service)
     except (IntakeConfigurationError, ValidationError, SettingsError) as error:
         print(f"错误 / error: intake 无法启动 / cannot start: {error}", file=sys.stderr)

@@ -14,13 +14,14 @@ from services.projections.api import ProjectionProgress, StatisticsCache, router
 from services.projections.dashboard import router as dashboard_router
 from services.projections.hot import CachedStatistics
 from services.projections.rebuild import UPSTREAMS
+from services.projections.settings import ProjectionsSettings
 from services.projections.stores import ViewStore, view_store
 from shared.auth import Authenticator
 from shared.consumer import StreamConsumer
 from shared.limits import install_limits
 from shared.messaging import connect_as, wait_for_stream
 from shared.observability import install_observability
-from shared.settings import ProjectionsSettings, Settings
+from shared.settings import Settings
 from shared.web import health_router, install_error_handlers, serve
 
 log = logging.getLogger(__name__)

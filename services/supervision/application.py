@@ -26,7 +26,7 @@ from services.supervision.domain import (
     china_day,
     letter_number,
 )
-from services.supervision.settings import SupervisionConfig
+from services.supervision.settings import SupervisionSettings
 from services.supervision.workdays import add_working_days
 from shared.audit import HistoryEntry, read_history, stamp, system_actor
 from shared.contracts import (
@@ -129,11 +129,11 @@ class SupervisionApplication(ServiceApplication):
     def __init__(
         self,
         env: dict[str, str] | None = None,
-        config: SupervisionConfig | None = None,
+        config: SupervisionSettings | None = None,
         prefecture: str = "yanbian",
     ) -> None:
         super().__init__(env)
-        self.config = config or SupervisionConfig()
+        self.config = config or SupervisionSettings()
         self.prefecture = prefecture
         self.index = CaseIndex(self)
 

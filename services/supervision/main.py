@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from services.supervision.api import router, scheduler_router
 from services.supervision.application import SupervisionApplication, to_contract
 from services.supervision.scheduler import Clock, DeadlineScheduler
-from services.supervision.settings import SupervisionConfig
+from services.supervision.settings import SupervisionSettings
 from shared.auth import Authenticator
 from shared.counties import intake_streams
 from shared.limits import install_limits
@@ -30,9 +30,9 @@ def now_in_utc() -> datetime:
 
 
 def create_app(
-    settings: Settings, config: SupervisionConfig | None = None, clock: Clock = now_in_utc
+    settings: Settings, config: SupervisionSettings | None = None, clock: Clock = now_in_utc
 ) -> FastAPI:
-    config = config or SupervisionConfig()
+    config = config or SupervisionSettings()
     supervision = SupervisionApplication(
         env=settings.event_store_env("supervision"),
         config=config,
@@ -70,7 +70,7 @@ def create_app(
 
 
 def main() -> None:
-    config = SupervisionConfig()
+    config = SupervisionSettings()
     serve(create_app(Settings(), config), config, "supervision")
 
 

@@ -27,7 +27,7 @@ from services.supervision.domain import (
     case_id_for_outcome,
     case_id_for_referral,
 )
-from services.supervision.settings import SupervisionConfig
+from services.supervision.settings import SupervisionSettings
 from services.supervision.workdays import CalendarNotCovered
 from shared.consumer import Delivered
 from shared.contracts import (
@@ -231,7 +231,7 @@ async def test_the_letters_year_is_the_year_in_china(supervision: SupervisionApp
 async def test_an_office_prefix_comes_from_the_settings(
     supervision: SupervisionApplication,
 ) -> None:
-    supervision.config = SupervisionConfig(letter_prefixes={"yanji": "延吉政协督"})
+    supervision.config = SupervisionSettings(letter_prefixes={"yanji": "延吉政协督"})
     _, letter, _ = await issue(supervision, await a_case(supervision))
     assert letter.number == "延吉政协督〔2020〕1号"
 
