@@ -1,5 +1,5 @@
-"""Intake's composition root: the event store, the relay to JetStream, the supervision
-consumer, the HTTP API."""
+"""Intake's composition root: the event store, the relay to JetStream, the consumers of
+supervision and meetings, the HTTP API."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from pydantic_settings import SettingsError
 
 from services.intake import open311_api as open311
 from services.intake.api import install_refusal_handlers, router
-from services.intake.application import IntakeApplication, to_contract
+from services.intake.application import IntakeApplication
+from services.intake.consumers import meetings_policy, supervision_policy
 from services.intake.hot import HotSubmission
 from services.intake.open311_api import install_open311_handlers
+from services.intake.publishing import to_contract
 from services.intake.settings import (
     IntakeConfigurationError,
     IntakeSettings,
@@ -49,13 +51,13 @@ def create_app(settings: Settings, intake_settings: IntakeSettings | None = None
         "intake",
         Publishing(INTAKE_STREAM, intake, to_contract),
         upstreams=[
-            (SUPERVISION_STREAM, UpstreamProcessor(intake, intake.follow_supervision)),
+            (SUPERVISION_STREAM, UpstreamProcessor(intake, supervision_policy(intake))),
             # A county office's own server has no MEETINGS (only its INTAKE and the
             # prefecture's SUPERVISION cross the link): its timeline has no agenda step yet.
             *(
                 []
                 if CountyServer().county_office
-                else [(MEETINGS_STREAM, UpstreamProcessor(intake, intake.follow_meetings))]
+                else [(MEETINGS_STREAM, UpstreamProcessor(intake, meetings_policy(intake)))]
             ),
         ],
     )
