@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 from fastapi import FastAPI
 
 from services.supervision.api import router, scheduler_router
-from services.supervision.application import SupervisionApplication, to_contract
+from services.supervision.application import SupervisionApplication
+from services.supervision.consumers import upstream_policy
+from services.supervision.publishing import to_contract
 from services.supervision.scheduler import Clock, DeadlineScheduler
 from services.supervision.settings import SupervisionSettings
 from shared.auth import Authenticator
@@ -39,7 +41,7 @@ def create_app(
         prefecture=settings.prefecture_office,
     )
     scheduler = DeadlineScheduler(supervision, clock, config.scan_interval_seconds)
-    processor = UpstreamProcessor(supervision, supervision.open_cases)
+    processor = UpstreamProcessor(supervision, upstream_policy(supervision))
     runtime = ServiceRuntime(
         settings,
         "supervision",

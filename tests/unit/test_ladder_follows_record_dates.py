@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from services.projections.queries import drill_down, recount, statistics
 from services.projections.views import ProjectionView, open_projection_view
-from services.supervision.application import SupervisionApplication, to_contract
+from services.supervision.application import SupervisionApplication
 from services.supervision.domain import (
     CHINA,
     Ladder,
@@ -26,6 +26,7 @@ from services.supervision.domain import (
     SupervisionCase,
     case_id_for_outcome,
 )
+from services.supervision.publishing import to_contract
 from shared.consumer import Delivered
 from shared.contracts import (
     CaseEscalatedV1,
