@@ -23,10 +23,8 @@ from services.intake.domain import (
     CHINA,
     DEFAULT_CATEGORIES,
     Issue,
-    IssueRuleBroken,
     activity_id_for,
     issue_id_for,
-    previous_command,
 )
 from services.intake.imports import Kind, RowChecker, RowError, data_rows, read_table
 from services.intake.open311 import (
@@ -37,6 +35,7 @@ from services.intake.open311 import (
     refusal_of,
     service_request,
 )
+from services.intake.rules import IssueRuleBroken, previous_command
 from services.intake.tracking import TrackingCodes, public_timeline
 from shared.audit import HistoryEntry, read_history
 from shared.eventstore import ServiceApplication

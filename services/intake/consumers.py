@@ -10,7 +10,8 @@ from eventsourcing.application import ProcessingEvent
 from eventsourcing.domain import Aggregate
 
 from services.intake.application import IntakeApplication, IssueNotFound
-from services.intake.domain import Issue, TransitionRefused
+from services.intake.domain import Issue
+from services.intake.rules import TransitionRefused
 from shared.contracts import (
     CaseOpenedV1,
     CaseReopenedV1,

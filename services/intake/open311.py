@@ -16,7 +16,8 @@ from xml.etree.ElementTree import Element, SubElement, tostring
 
 from eventsourcing.domain import Aggregate, event
 
-from services.intake.domain import CHINA, Issue, IssueRuleBroken, cleaned_text
+from services.intake.domain import CHINA, Issue
+from services.intake.rules import IssueRuleBroken, cleaned_text
 
 CLOSED_STATUSES = frozenset({"resolved", "closed", "duplicate", "rejected", "report"})
 """Where the resident's request has its answer: solved, forwarded, or declined with a reason."""

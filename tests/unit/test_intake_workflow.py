@@ -18,8 +18,8 @@ from services.intake.application import (
 )
 from services.intake.catalog import ActivityFilter, IssueFilter
 from services.intake.consumers import verified_case_policy
-from services.intake.domain import IssueRuleBroken, TransitionRefused
 from services.intake.publishing import to_contract
+from services.intake.rules import IssueRuleBroken, TransitionRefused
 from shared.contracts import (
     ActivityCorrectedV1,
     ActivityRecordedV1,

@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 
 from services.intake.application import IntakeApplication, resolved_before
 from services.intake.consumers import meetings_policy, supervision_policy
-from services.intake.domain import IssueRuleBroken, TransitionRefused
 from services.intake.open311 import Open311Error, requests_xml, service_request
 from services.intake.open311_api import _form_text, _submission
 from services.intake.publishing import to_contract
+from services.intake.rules import IssueRuleBroken, TransitionRefused
 from services.intake.schemas import PublicStatus
 from shared.contracts import (
     CaseOpenedV1,
