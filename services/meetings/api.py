@@ -14,7 +14,8 @@ from fastapi.exceptions import RequestValidationError
 
 from services.meetings import schemas as v
 from services.meetings.application import MeetingNotFound, MeetingsApplication
-from services.meetings.domain import Meeting, MeetingConflict, MeetingRuleBroken
+from services.meetings.domain import Meeting
+from services.meetings.rules import MeetingConflict, MeetingRuleBroken
 from shared.audit import History
 from shared.auth import CurrentPrincipal, Principal, Reader, offices_to_read, require_role
 from shared.web import IdempotencyKey, PageNumber, PageSize

@@ -18,14 +18,11 @@ from eventsourcing.utils import get_topic
 
 from services.meetings.bookings import AcceptedTopic, Schedule
 from services.meetings.domain import (
-    SHANGHAI,
     Meeting,
-    MeetingConflict,
-    MeetingRuleBroken,
     meeting_id_for,
-    stable_id,
 )
 from services.meetings.reference import Roster
+from services.meetings.rules import SHANGHAI, MeetingConflict, MeetingRuleBroken, stable_id
 from shared.audit import HistoryEntry, read_history
 from shared.eventstore import ServiceApplication
 

@@ -14,7 +14,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from services.meetings.domain import SHANGHAI, MeetingConflict, stable_id
+from services.meetings.rules import SHANGHAI, MeetingConflict, stable_id
 
 
 def _overlaps(a_start: datetime, a_end: datetime, b_start: datetime, b_end: datetime) -> bool:

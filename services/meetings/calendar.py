@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 
 from icalendar import Calendar, Event, vText
 
-from services.meetings.domain import KIND_NAMES, SHANGHAI, Meeting
+from services.meetings.domain import KIND_NAMES, Meeting
+from services.meetings.rules import SHANGHAI
 
 PRODUCT = "-//Shangliang//有事来商量 协商会议//ZH"
 

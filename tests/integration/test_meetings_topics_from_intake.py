@@ -15,8 +15,8 @@ from nats.js import JetStreamContext
 
 from services.meetings.application import MeetingsApplication
 from services.meetings.consumers import intake_policy
-from services.meetings.domain import SHANGHAI, MeetingConflict
 from services.meetings.publishing import to_contract
+from services.meetings.rules import SHANGHAI, MeetingConflict
 from shared.consumer import Delivered, StreamConsumer
 from shared.contracts import Envelope, IssueScreenedV1, decode
 from shared.messaging import INTAKE_STREAM, MEETINGS_STREAM, ensure_stream

@@ -10,13 +10,11 @@ import pytest
 
 from services.meetings.bookings import AcceptedTopic, Schedule
 from services.meetings.domain import (
-    SHANGHAI,
     Meeting,
-    MeetingConflict,
-    MeetingRuleBroken,
     outcome_id_for,
 )
 from services.meetings.reference import Roster
+from services.meetings.rules import SHANGHAI, MeetingConflict, MeetingRuleBroken
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 START = datetime(2020, 7, 16, 14, 30, tzinfo=SHANGHAI)

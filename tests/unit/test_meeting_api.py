@@ -16,8 +16,8 @@ from icalendar import Calendar
 
 from services.meetings.application import MeetingsApplication
 from services.meetings.consumers import intake_policy
-from services.meetings.domain import SHANGHAI
 from services.meetings.main import create_app
+from services.meetings.rules import SHANGHAI
 from services.meetings.seed import seed_requests
 from shared.auth import Authenticator
 from shared.consumer import Delivered

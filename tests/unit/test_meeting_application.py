@@ -14,13 +14,9 @@ from eventsourcing.persistence import Tracking
 from services.meetings.application import MeetingNotFound, MeetingsApplication
 from services.meetings.bookings import AcceptedTopic
 from services.meetings.consumers import intake_policy
-from services.meetings.domain import (
-    SHANGHAI,
-    MeetingConflict,
-    MeetingRuleBroken,
-    outcome_id_for,
-)
+from services.meetings.domain import outcome_id_for
 from services.meetings.publishing import to_contract
+from services.meetings.rules import SHANGHAI, MeetingConflict, MeetingRuleBroken
 from shared.consumer import Delivered
 from shared.contracts import (
     Envelope,
