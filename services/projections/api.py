@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 
+from services.projections.consumers import ProjectionProgress
 from services.projections.derive import STATUS_LABELS
 from services.projections.exports import (
     DRILL_COLUMNS,
@@ -50,21 +51,6 @@ from shared.web import MAX_PAGE
 
 EXPORT_LIMIT = 100_000
 """Rows in one export: far more than an office's year, far less than a spreadsheet's limit."""
-
-
-class ProjectionProgress:
-    """Lets a reader wait until the consumers have applied something new."""
-
-    def __init__(self) -> None:
-        self._next = asyncio.Event()
-
-    def applied(self, _position: int) -> None:
-        self._next.set()
-        self._next = asyncio.Event()
-
-    def next_apply(self) -> asyncio.Event:
-        """Take this before reading: it is set by the first apply after the read began."""
-        return self._next
 
 
 async def wait_for(event: asyncio.Event, timeout: float) -> None:
