@@ -25,7 +25,7 @@ from bench.processes import event_store, peak_rss_mb, pipeline
 from bench.run import ISSUE, OFFICE
 from services.intake.application import IntakeApplication
 from services.intake.domain import Issue, issue_id_for
-from services.intake.settings import IntakeServiceSettings, cipher_environment
+from services.intake.settings import IntakeSettings, cipher_environment
 from shared.auth import Authenticator
 from shared.settings import Settings
 
@@ -80,7 +80,7 @@ def main() -> None:
     ):
         started = time.perf_counter()
         # Encrypted as the service stores them, with the key it finds in the data folder.
-        cipher = cipher_environment(store.settings, IntakeServiceSettings())
+        cipher = cipher_environment(store.settings, IntakeSettings())
         store_issues({**store.env("intake"), **cipher}, args.issues)
         results["store_s"] = round(time.perf_counter() - started, 1)
         print(f"stored {args.issues:,} issues in {results['store_s']} s", flush=True)

@@ -551,8 +551,9 @@ def _intake_target(args: argparse.Namespace, role: str, subject: str) -> tuple[s
     minted with the local settings; None once the reason is said."""
     from pydantic import ValidationError
 
+    from services.intake.settings import IntakeSettings
     from shared.auth import Authenticator, TokenError
-    from shared.settings import IntakeSettings, Settings
+    from shared.settings import Settings
 
     try:
         url = args.url or f"http://127.0.0.1:{IntakeSettings().port}"

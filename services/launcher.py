@@ -23,18 +23,15 @@ import httpx
 import nats.errors
 
 from services.console.settings import ConsoleSettings
+from services.intake.settings import IntakeSettings
+from services.meetings.settings import MeetingsSettings
 from services.notifications.settings import NotificationsSettings
 from services.notifications.sink import MailSink
+from services.projections.settings import ProjectionsSettings
+from services.supervision.settings import SupervisionSettings
 from shared.embedded import EmbeddedNats, die_with_parent, free_port, passwords_from_file
 from shared.files import open_private_log, private_dir
-from shared.settings import (
-    IntakeSettings,
-    MeetingsSettings,
-    ProjectionsSettings,
-    ServiceSettings,
-    Settings,
-    SupervisionSettings,
-)
+from shared.settings import ServiceSettings, Settings
 
 
 @dataclass(frozen=True)

@@ -135,29 +135,10 @@ class Settings(NatsSettings):
 
 
 class ServiceSettings(BaseSettings):
-    """Where one service listens; each service subclasses it with its own prefix."""
+    """Where one service listens; each service's `settings.py` subclasses it with its own
+    prefix, default port and whatever else only that service reads."""
 
     model_config = SettingsConfigDict(extra="ignore")
 
     host: str = "127.0.0.1"
     port: int = Field(default=8100, ge=0, le=65535)
-
-
-class IntakeSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="SHANGLIANG_INTAKE_", extra="ignore")
-    port: int = 8101
-
-
-class MeetingsSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="SHANGLIANG_MEETINGS_", extra="ignore")
-    port: int = 8102
-
-
-class SupervisionSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="SHANGLIANG_SUPERVISION_", extra="ignore")
-    port: int = 8103
-
-
-class ProjectionsSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="SHANGLIANG_PROJECTIONS_", extra="ignore")
-    port: int = 8104

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from services.intake.domain import (
+from services.intake.rules import (
     IssueRuleBroken,
     check_moment,
     cleaned_text,

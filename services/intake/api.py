@@ -27,11 +27,10 @@ from services.intake.application import ActivityNotFound, IntakeApplication, Iss
 from services.intake.catalog import ActivityFilter, IssueFilter, Page
 from services.intake.domain import (
     Issue,
-    IssueRuleBroken,
     Status,
-    TransitionRefused,
 )
 from services.intake.imports import ImportRefused, Kind, template
+from services.intake.rules import IssueRuleBroken, TransitionRefused
 from services.intake.schemas import (
     ActivityCorrection,
     ActivityDetail,

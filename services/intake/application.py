@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -12,7 +11,7 @@ from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
@@ -21,11 +20,8 @@ from services.intake.catalog import ActivityFilter, Catalog, IssueFilter, Page
 from services.intake.domain import (
     DEFAULT_CATEGORIES,
     Issue,
-    IssueRuleBroken,
-    TransitionRefused,
     activity_id_for,
     issue_id_for,
-    previous_command,
 )
 from services.intake.imports import Kind, RowChecker, RowError, data_rows, read_table
 from services.intake.open311 import (
@@ -36,32 +32,14 @@ from services.intake.open311 import (
     refusal_of,
     service_request,
 )
+from services.intake.rules import IssueRuleBroken, previous_command
 from services.intake.tracking import TrackingCodes, public_timeline
 from shared import commands
 from shared.audit import HistoryEntry, read_history
 from shared.clock import add_working_days, china_day, china_time
 from shared.commands import Command, Decision, IdempotencyConflict, decide_and_save
-from shared.contracts import (
-    ActivityCorrectedV1,
-    ActivityRecordedV1,
-    CaseOpenedV1,
-    CaseReopenedV1,
-    CaseVerifiedV1,
-    CompletionReportedV1,
-    Contract,
-    IssueCallbackRecordedV1,
-    IssueClosedV1,
-    IssueReopenedV1,
-    IssueResolvedV1,
-    IssueScreenedV1,
-    IssueSubmittedV1,
-    TopicAddedV1,
-    TopicRemovedV1,
-)
 from shared.eventstore import ServiceApplication
-from shared.process import PolicyRefused, Upstream
 
-log = logging.getLogger(__name__)
 A = TypeVar("A", bound=Aggregate)
 
 PERSONAL_FIELDS = frozenset({"reporter_name", "reporter_phone"})
@@ -346,7 +324,7 @@ class IntakeApplication(ServiceApplication):
                 original.link_duplicate(issue)
                 changed.append(original)
             if issue.status == "resolved":
-                changed += self._duplicates_follow(issue, {})
+                changed += self.duplicates_follow(issue, {})
             return changed
 
         return await self._change(issue_id, Issue, IssueNotFound, change)
@@ -400,7 +378,7 @@ class IntakeApplication(ServiceApplication):
 
         return await decide_and_save(self.group_commit.save, decide)
 
-    def _duplicates_follow(self, original: Issue, loaded: dict[UUID, Issue]) -> list[Aggregate]:
+    def duplicates_follow(self, original: Issue, loaded: dict[UUID, Issue]) -> list[Aggregate]:
         """The duplicates of a resolved original are resolved with it."""
         followed: list[Aggregate] = []
         for duplicate_id in original.duplicates:
@@ -616,92 +594,6 @@ class IntakeApplication(ServiceApplication):
         found.sort(key=lambda i: (i.resolved_at, i.id))
         return found
 
-    # --- what supervision tells -----------------------------------------------------------
-
-    def follow_supervision(self, upstream: Upstream, processing: ProcessingEvent[UUID]) -> None:
-        """What supervision tells about a case: who is in charge, the deadline, the
-        department's completion (for Open311 and the public lookup), and its verification."""
-        told = upstream.event
-        if isinstance(told, CaseVerifiedV1):
-            self.resolve_verified_case(upstream, processing)
-            return
-        if isinstance(told, CaseOpenedV1):
-            covered = [i for i in map(self._known_issue, told.issue_ids) if i is not None]
-            step = ("opened", told.opened_at, told.department, told.deadline, None)
-            meeting_id = told.meeting_id
-        elif isinstance(told, CaseReopenedV1):
-            covered = self._issues_of_case(told.case_id)
-            step = ("reopened", told.reopened_at, told.department, told.deadline, None)
-            meeting_id = None
-        elif isinstance(told, CompletionReportedV1):
-            covered = self._issues_of_case(told.case_id)
-            step = ("completed", told.reported_at, told.department, None, told.note)
-            meeting_id = None
-        else:
-            return
-        name, at, department, deadline, note = step
-        for issue in covered:
-            if issue.note_case(told.case_id, name, at, department, deadline, note, meeting_id):
-                processing.collect_events(issue)
-
-    def follow_meetings(self, upstream: Upstream, processing: ProcessingEvent[UUID]) -> None:
-        """What meetings tells: an issue put on a meeting's agenda (议题列入协商) or taken off it
-        (议题移出), for the public lookup. Events published before the meeting's title and
-        start travelled with them, and issues of another intake, are passed over."""
-        told = upstream.event
-        if isinstance(told, TopicRemovedV1):
-            issue = self._known_issue(told.issue_id)
-            if issue is not None and issue.note_agenda_left(told.meeting_id, told.removed_at):
-                processing.collect_events(issue)
-            return
-        if not isinstance(told, TopicAddedV1) or told.meeting_title is None or not told.starts_at:
-            return
-        issue = self._known_issue(told.issue_id)
-        if issue is not None and issue.note_agenda(
-            told.meeting_id, told.meeting_title, told.starts_at, told.added_at
-        ):
-            processing.collect_events(issue)
-
-    def _known_issue(self, issue_id: UUID) -> Issue | None:
-        try:
-            return self.get_issue(issue_id)
-        except IssueNotFound:
-            return None
-
-    def _issues_of_case(self, case_id: UUID) -> list[Issue]:
-        return [self.get_issue(i.id) for i in self.catalog.all(Issue, lambda i: case_id in i.cases)]
-
-    def resolve_verified_case(self, upstream: Upstream, processing: ProcessingEvent[UUID]) -> None:
-        """A verified supervision case (督办件已验收) resolves the issues it covers, once."""
-        verified = upstream.event
-        if not isinstance(verified, CaseVerifiedV1):
-            return
-        loaded: dict[UUID, Issue] = {}
-        unknown: list[UUID] = []
-        changed: dict[UUID, Aggregate] = {}
-        for issue_id in verified.issue_ids:
-            try:
-                issue = loaded.get(issue_id) or self.get_issue(issue_id)
-            except IssueNotFound:
-                unknown.append(issue_id)
-                continue
-            loaded[issue_id] = issue
-            try:
-                resolved = issue.resolve_by_case(verified.case_id, verified.verified_at)
-            except TransitionRefused as refusal:
-                log.warning("case %s cannot resolve %s: %s", verified.case_id, issue_id, refusal)
-                continue
-            if resolved:
-                changed[issue.id] = issue
-                for duplicate in self._duplicates_follow(issue, loaded):
-                    changed[duplicate.id] = duplicate
-        if unknown and len(unknown) == len(verified.issue_ids):
-            raise PolicyRefused(f"case {verified.case_id} covers no issue of intake: {unknown}")
-        if unknown:
-            log.warning("case %s covers unknown issues %s", verified.case_id, unknown)
-        for aggregate in changed.values():
-            processing.collect_events(aggregate)
-
     # --- spreadsheet imports --------------------------------------------------------------
 
     async def import_file(
@@ -771,84 +663,3 @@ def resolved_before(as_of: datetime, working_days: int) -> datetime:
     days (Chinese calendar, weekdays where it does not reach) before."""
     day = add_working_days(china_day(as_of), -working_days, approximate=True)
     return datetime.combine(day, china_time(as_of).timetz())
-
-
-def to_contract(domain_event: Any) -> tuple[str, Contract] | None:
-    """What intake publishes: each stored domain event as its versioned contract."""
-    e = domain_event
-    contract: Contract
-    if isinstance(e, OutreachActivity.Recorded):
-        contract = ActivityRecordedV1(
-            activity_id=e.originator_id,
-            office=e.office,
-            held_at=e.held_at,
-            community=e.community,
-            liaison_station=e.liaison_station,
-            activity_group=e.activity_group,
-            members=e.members,
-            note=e.note,
-        )
-    elif isinstance(e, OutreachActivity.Corrected):
-        contract = ActivityCorrectedV1(
-            activity_id=e.originator_id,
-            office=e.office,
-            members=e.members,
-            reason=e.reason,
-            corrected_at=e.corrected_at,
-        )
-    elif isinstance(e, Issue.Submitted):
-        # Never the reporter's name or phone: personal data stays in intake.
-        contract = IssueSubmittedV1(
-            issue_id=e.originator_id,
-            office=e.office,
-            title=e.title,
-            description=e.description,
-            category=e.category,
-            submitted_at=e.submitted_at,
-            community=getattr(e, "community", None),
-            liaison_station=getattr(e, "liaison_station", None),
-            source=getattr(e, "source", None),
-            activity_id=getattr(e, "activity_id", None),
-            recorded_by=getattr(e, "recorded_by", None),
-            key_problem=getattr(e, "key_problem", False),
-        )
-    elif isinstance(e, Issue.Screened):
-        contract = IssueScreenedV1(
-            issue_id=e.originator_id,
-            office=e.office,
-            decision=e.decision,
-            screened_at=e.screened_at,
-            screened_by=e.screened_by,
-            title=e.title,
-            category=e.category,
-            key_problem=e.key_problem,
-            **e.details,
-        )
-    elif isinstance(e, Issue.Resolved):
-        contract = IssueResolvedV1(
-            issue_id=e.originator_id,
-            office=e.office,
-            resolved_at=e.resolved_at,
-            via=e.via,
-            case_id=e.case_id,
-            original_id=e.original_id,
-        )
-    elif isinstance(e, Issue.Closed):
-        contract = IssueClosedV1(issue_id=e.originator_id, office=e.office, closed_at=e.closed_at)
-    elif isinstance(e, Issue.Reopened):
-        contract = IssueReopenedV1(
-            issue_id=e.originator_id, office=e.office, reopened_at=e.reopened_at, reason=e.reason
-        )
-    elif isinstance(e, Issue.CallbackRecorded):
-        # The note is the office's own record of the call: not published.
-        contract = IssueCallbackRecordedV1(
-            issue_id=e.originator_id,
-            office=e.office,
-            reached=e.reached,
-            satisfaction=e.satisfaction,
-            called_at=e.called_at,
-            reopened_cases=e.reopened_cases,
-        )
-    else:
-        return None
-    return e.office, contract

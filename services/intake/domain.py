@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from datetime import date, datetime
+from typing import Any, Literal, get_args
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from services.intake.activity import OutreachActivity
+from services.intake.rules import (
+    IssueRuleBroken,
+    TransitionRefused,
+    check_moment,
+    cleaned_text,
+    field_values,
+    remember_command,
+)
 from shared.clock import china_day
-
-if TYPE_CHECKING:
-    from services.intake.activity import OutreachActivity
 
 DEFAULT_CATEGORIES = (
     "城市管理",
@@ -23,7 +29,6 @@ DEFAULT_CATEGORIES = (
     "民生保障",
     "其他",
 )
-CLOCK_SKEW = timedelta(minutes=5)
 
 Source = Literal["outreach", "liaison_station", "visit", "online", "hotline"]
 SOURCES: tuple[str, ...] = get_args(Source)
@@ -61,24 +66,6 @@ SATISFACTION_NAMES = {
 _PHONE = re.compile(r"^\+?[0-9][0-9 \-]{4,19}$")
 
 
-class IssueRuleBroken(ValueError):
-    """A command that the rules refuse for a bad field (422); names the field at fault."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-
-
-class TransitionRefused(Exception):
-    """A command that the aggregate's current state does not allow (409); names that state."""
-
-    def __init__(self, reason: str, status: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
-
-
 def issue_id_for(office: str, idempotency_key: str | None) -> UUID:
     """A retried submission with the same key maps to the same issue, so it cannot duplicate."""
     if idempotency_key is None:
@@ -98,29 +85,6 @@ def imported_key(row_key: str) -> str:
     return f"import:{row_key.strip()}"
 
 
-def check_moment(
-    field: str, moment: datetime, now: datetime, after: datetime | None = None
-) -> None:
-    """A recorded moment has a time zone, is not in the future, and follows what it answers."""
-    if moment.tzinfo is None:
-        raise IssueRuleBroken(field, "需要时区 / a time zone is required")
-    if moment > now.astimezone(UTC) + CLOCK_SKEW:
-        raise IssueRuleBroken(field, "时间不能在将来 / the time is in the future")
-    if after is not None and moment < after:
-        raise IssueRuleBroken(
-            field, f"时间早于 {after.isoformat()} / the time is before {after.isoformat()}"
-        )
-
-
-def cleaned_text(field: str, value: str | None, what: str, required: bool = True) -> str | None:
-    stripped = (value or "").strip()
-    if not stripped:
-        if required:
-            raise IssueRuleBroken(field, f"{what}不能为空 / the {field} must not be blank")
-        return None
-    return stripped
-
-
 _ISSUE_FIELDS = (
     "office",
     "title",
@@ -138,29 +102,6 @@ _ISSUE_FIELDS = (
     "location",
     "media_url",
 )
-
-
-def field_values(aggregate: Aggregate, names: tuple[str, ...]) -> tuple[Any, ...]:
-    return tuple(getattr(aggregate, name) for name in names)
-
-
-def remember_command(aggregate: Any, command: tuple[str, str] | None) -> None:
-    """Keep the Idempotency-Key of the request that caused a change, with its fingerprint."""
-    if command is not None:
-        aggregate.commands[command[0]] = command[1]
-
-
-def previous_command(aggregate: Any, command: tuple[str, str] | None) -> bool:
-    """True if this request was already applied; a reused key with another body is refused."""
-    if command is None or command[0] not in aggregate.commands:
-        return False
-    if aggregate.commands[command[0]] != command[1]:
-        raise TransitionRefused(
-            "Idempotency-Key 已用于另一个不同的请求 / this Idempotency-Key was already used "
-            "for a different request",
-            getattr(aggregate, "status", "recorded"),
-        )
-    return True
 
 
 class Issue(Aggregate):

@@ -26,7 +26,7 @@ from starlette.datastructures import State
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.intake.api import _own_office, issue_view, submitted
-from services.intake.domain import IssueRuleBroken
+from services.intake.rules import IssueRuleBroken
 from services.intake.schemas import IssueSubmission
 from shared.auth import Principal, TokenError, require_role
 

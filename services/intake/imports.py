@@ -22,11 +22,11 @@ from eventsourcing.domain import Aggregate
 from services.intake.activity import OutreachActivity
 from services.intake.domain import (
     Issue,
-    IssueRuleBroken,
     activity_id_for,
     imported_key,
     issue_id_for,
 )
+from services.intake.rules import IssueRuleBroken
 from shared.web import request_time, text_problem
 
 Kind = Literal["activities", "issues"]

@@ -1,5 +1,5 @@
-"""Intake's composition root: the event store, the relay to JetStream, the supervision
-consumer, the HTTP API."""
+"""Intake's composition root: the event store, the relay to JetStream, the consumers of
+supervision and meetings, the HTTP API."""
 
 from __future__ import annotations
 
@@ -11,12 +11,14 @@ from pydantic_settings import SettingsError
 
 from services.intake import open311_api as open311
 from services.intake.api import install_refusal_handlers, router
-from services.intake.application import IntakeApplication, to_contract
+from services.intake.application import IntakeApplication
+from services.intake.consumers import meetings_policy, supervision_policy
 from services.intake.hot import HotSubmission
 from services.intake.open311_api import install_open311_handlers
+from services.intake.publishing import to_contract
 from services.intake.settings import (
     IntakeConfigurationError,
-    IntakeServiceSettings,
+    IntakeSettings,
     cipher_environment,
     tracking_secret,
 )
@@ -31,8 +33,8 @@ from shared.streams import INTAKE_STREAM, MEETINGS_STREAM, SUPERVISION_STREAM
 from shared.web import health_router, install_error_handlers, serve
 
 
-def create_app(settings: Settings, intake_settings: IntakeServiceSettings | None = None) -> FastAPI:
-    service = intake_settings or IntakeServiceSettings()
+def create_app(settings: Settings, intake_settings: IntakeSettings | None = None) -> FastAPI:
+    service = intake_settings or IntakeSettings()
     cipher = cipher_environment(settings, service)
     intake = IntakeApplication(
         env={**settings.event_store_env("intake"), **cipher},
@@ -49,13 +51,13 @@ def create_app(settings: Settings, intake_settings: IntakeServiceSettings | None
         "intake",
         Publishing(INTAKE_STREAM, intake, to_contract),
         upstreams=[
-            (SUPERVISION_STREAM, UpstreamProcessor(intake, intake.follow_supervision)),
+            (SUPERVISION_STREAM, UpstreamProcessor(intake, supervision_policy(intake))),
             # A county office's own server has no MEETINGS (only its INTAKE and the
             # prefecture's SUPERVISION cross the link): its timeline has no agenda step yet.
             *(
                 []
                 if CountyServer().county_office
-                else [(MEETINGS_STREAM, UpstreamProcessor(intake, intake.follow_meetings))]
+                else [(MEETINGS_STREAM, UpstreamProcessor(intake, meetings_policy(intake)))]
             ),
         ],
     )
@@ -91,7 +93,7 @@ def create_app(settings: Settings, intake_settings: IntakeServiceSettings | None
 
 def main() -> None:
     try:
-        service = IntakeServiceSettings()
+        service = IntakeSettings()
         app = create_app(Settings(), service)
     except (IntakeConfigurationError, ValidationError, SettingsError) as error:
         print(f"错误 / error: intake 无法启动 / cannot start: {error}", file=sys.stderr)

@@ -16,7 +16,8 @@ from xml.etree.ElementTree import Element, SubElement, tostring
 
 from eventsourcing.domain import Aggregate, event
 
-from services.intake.domain import Issue, IssueRuleBroken, cleaned_text
+from services.intake.domain import Issue
+from services.intake.rules import IssueRuleBroken, cleaned_text
 from shared.clock import CHINA
 
 CLOSED_STATUSES = frozenset({"resolved", "closed", "duplicate", "rejected", "report"})

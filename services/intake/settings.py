@@ -17,7 +17,7 @@ from pydantic_settings import SettingsConfigDict
 
 from services.intake.domain import DEFAULT_CATEGORIES
 from shared.files import private_dir
-from shared.settings import IntakeSettings, Settings
+from shared.settings import ServiceSettings, Settings
 
 CIPHER_TOPIC = "eventsourcing.cryptography:AESCipher"
 KEY_FILE = "intake.cipher-key"
@@ -47,10 +47,12 @@ class Open311Attribute(BaseModel):
     values: list[Open311Value] = Field(default_factory=list)
 
 
-class IntakeServiceSettings(IntakeSettings):
+class IntakeSettings(ServiceSettings):
     """`SHANGLIANG_INTAKE_*`: where intake listens, plus what only intake needs."""
 
     model_config = SettingsConfigDict(env_prefix="SHANGLIANG_INTAKE_", extra="ignore")
+
+    port: int = 8101
 
     cipher_key: SecretStr | None = None
     """AES key (base64, from `AESCipher.create_key(32)`) for the event store: reporters'
@@ -74,7 +76,7 @@ class IntakeServiceSettings(IntakeSettings):
         return tuple(self.categories.get(office) or DEFAULT_CATEGORIES)
 
 
-def key_file(settings: Settings, intake: IntakeServiceSettings) -> Path:
+def key_file(settings: Settings, intake: IntakeSettings) -> Path:
     """Where the cipher key is kept: the configured file, or one beside the data folder."""
     if intake.cipher_key_file is not None:
         return intake.cipher_key_file
@@ -82,7 +84,7 @@ def key_file(settings: Settings, intake: IntakeServiceSettings) -> Path:
     return data.parent / f"{data.name}-keys" / KEY_FILE
 
 
-def cipher_environment(settings: Settings, intake: IntakeServiceSettings) -> dict[str, str]:
+def cipher_environment(settings: Settings, intake: IntakeSettings) -> dict[str, str]:
     """The eventsourcing cipher settings: the configured key or key file, or in the embedded
     default one generated once beside the data folder (readable by its owner only)."""
     if intake.cipher_key is not None:
@@ -107,7 +109,7 @@ def tracking_secret(cipher: dict[str, str]) -> bytes:
     return hashlib.sha256(b"shangliang:tracking-code:" + cipher["CIPHER_KEY"].encode()).digest()
 
 
-def _production_key(settings: Settings, intake: IntakeServiceSettings) -> str:
+def _production_key(settings: Settings, intake: IntakeSettings) -> str:
     path = intake.cipher_key_file
     if path is None:
         raise IntakeConfigurationError(

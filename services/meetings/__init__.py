@@ -2,8 +2,9 @@
 
 `domain.py` (the Meeting aggregate), `bookings.py` (the topics intake accepted, the schedules
 of people and venues), `reference.py` (members, experts, departments, venues per office),
-`application.py`, `consumers.py` (intake's topic decisions, tracked), `publishing.py` (events
-to contracts), `api.py` and `reference_api.py` (HTTP, calendar feeds in `calendar.py`),
-`seed.py` (the demo's reference data) and `main.py` (the composition root). It publishes on
-stream `MEETINGS` (`shared.streams.MEETINGS_STREAM`).
+`rules.py` (the refusals and ids they share), `application.py`, `consumers.py` (intake's topic
+decisions, tracked), `publishing.py` (events to contracts), `schemas.py`, `api.py` and
+`reference_api.py` (HTTP, calendar feeds in `calendar.py`), `settings.py`, `seed.py` (the
+demo's reference data) and `main.py` (the composition root). It publishes on stream
+`MEETINGS` (`shared.streams.MEETINGS_STREAM`).
 """

@@ -12,9 +12,23 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 
-from services.meetings import views as v
 from services.meetings.application import MeetingNotFound, MeetingsApplication
-from services.meetings.domain import Meeting, MeetingConflict, MeetingRuleBroken
+from services.meetings.domain import Meeting
+from services.meetings.rules import MeetingConflict, MeetingRuleBroken
+from services.meetings.schemas import (
+    Cancellation,
+    Closing,
+    Conclusion,
+    Holding,
+    Invitation,
+    MeetingPlan,
+    MeetingView,
+    Opinion,
+    Page,
+    Postponement,
+    Reply,
+    TopicAddition,
+)
 from shared.audit import History
 from shared.auth import CurrentPrincipal, Principal, Reader, offices_to_read, require_role
 from shared.web import IdempotencyKey, PageNumber, PageSize
@@ -40,9 +54,9 @@ def domain_errors() -> Iterator[None]:
         raise HTTPException(status.HTTP_409_CONFLICT, error.reason) from error
 
 
-def page_of(items: list[Any], page: int, page_size: int) -> v.Page:
+def page_of(items: list[Any], page: int, page_size: int) -> Page:
     start = (page - 1) * page_size
-    return v.Page(
+    return Page(
         items=items[start : start + page_size], total=len(items), page=page, page_size=page_size
     )
 
@@ -72,23 +86,23 @@ async def writable_meeting(
     return meeting
 
 
-def answer(response: Response, result: tuple[Meeting, bool]) -> v.MeetingView:
+def answer(response: Response, result: tuple[Meeting, bool]) -> MeetingView:
     meeting, _ = result
     response.headers["Location"] = f"/meetings/{meeting.id}"
-    return v.MeetingView.of(meeting)
+    return MeetingView.of(meeting)
 
 
 router = APIRouter(prefix="/meetings", tags=["meetings"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=v.MeetingView)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=MeetingView)
 async def plan_meeting(
-    body: v.MeetingPlan,
+    body: MeetingPlan,
     principal: CurrentPrincipal,
     app: Meetings,
     response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> v.MeetingView:
+) -> MeetingView:
     """Plan a meeting (计划协商会议) organised by the caller's office, alone or jointly."""
     require_role(principal, "meetings")
     if body.office != principal.office:
@@ -115,7 +129,7 @@ async def plan_meeting(
     return answer(response, result)
 
 
-@router.get("", response_model=v.Page)
+@router.get("", response_model=Page)
 async def list_meetings(
     principal: Reader,
     app: Meetings,
@@ -128,20 +142,20 @@ async def list_meetings(
     date_to: date | None = None,
     page: PageNumber = 1,
     page_size: PageSize = 50,
-) -> v.Page:
+) -> Page:
     """Meetings of the caller's office (the prefecture's: of every office), by start time."""
     offices_to_read(principal, office)  # another county named → 404; the rest filters below
     found = await run_in_threadpool(
         app.meetings, principal.can_read, office, kind, status_, date_from, date_to
     )
-    return page_of([v.MeetingView.of(m) for m in found], page, page_size)
+    return page_of([MeetingView.of(m) for m in found], page, page_size)
 
 
-@router.get("/{meeting_id}", response_model=v.MeetingView)
-async def get_meeting(meeting_id: UUID, principal: Reader, app: Meetings) -> v.MeetingView:
+@router.get("/{meeting_id}", response_model=MeetingView)
+async def get_meeting(meeting_id: UUID, principal: Reader, app: Meetings) -> MeetingView:
     """One meeting with its agenda, participants, outcomes, postponements and history."""
     meeting = await readable_meeting(app, principal, meeting_id)
-    return v.MeetingView.of(meeting, await run_in_threadpool(app.history, meeting_id))
+    return MeetingView.of(meeting, await run_in_threadpool(app.history, meeting_id))
 
 
 @router.get("/{meeting_id}/history", response_model=History)
@@ -152,15 +166,15 @@ async def meeting_history(meeting_id: UUID, principal: Reader, app: Meetings) ->
     return History(id=meeting_id, office=meeting.offices[0], entries=entries)
 
 
-@router.post("/{meeting_id}/topics", response_model=v.MeetingView)
+@router.post("/{meeting_id}/topics", response_model=MeetingView)
 async def add_topic(
     meeting_id: UUID,
-    body: v.TopicAddition,
+    body: TopicAddition,
     principal: CurrentPrincipal,
     app: Meetings,
     response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> v.MeetingView:
+) -> MeetingView:
     """Put an issue intake screened as a topic on the agenda (列入协商议题)."""
     await writable_meeting(app, principal, meeting_id)
     with domain_errors():
@@ -168,7 +182,7 @@ async def add_topic(
     return answer(response, result)
 
 
-@router.delete("/{meeting_id}/topics/{issue_id}", response_model=v.MeetingView)
+@router.delete("/{meeting_id}/topics/{issue_id}", response_model=MeetingView)
 async def remove_topic(
     meeting_id: UUID,
     issue_id: UUID,
@@ -176,7 +190,7 @@ async def remove_topic(
     app: Meetings,
     response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> v.MeetingView:
+) -> MeetingView:
     """Take an issue off the agenda (移出议题); it is free for another meeting."""
     await writable_meeting(app, principal, meeting_id)
     with domain_errors():
@@ -184,15 +198,15 @@ async def remove_topic(
     return answer(response, result)
 
 
-@router.post("/{meeting_id}/invitations", response_model=v.MeetingView)
+@router.post("/{meeting_id}/invitations", response_model=MeetingView)
 async def invite(
     meeting_id: UUID,
-    body: v.Invitation,
+    body: Invitation,
     principal: CurrentPrincipal,
     app: Meetings,
     response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> v.MeetingView:
+) -> MeetingView:
     """Invite a member, an expert or a department head (邀请参会人员)."""
     await writable_meeting(app, principal, meeting_id)
     with domain_errors():
@@ -200,16 +214,16 @@ async def invite(
     return answer(response, result)
 
 
-@router.post("/{meeting_id}/invitations/{person_id}/reply", response_model=v.MeetingView)
+@router.post("/{meeting_id}/invitations/{person_id}/reply", response_model=MeetingView)
 async def reply(
     meeting_id: UUID,
     person_id: str,
-    body: v.Reply,
+    body: Reply,
     principal: CurrentPrincipal,
     app: Meetings,
     response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> v.MeetingView:
+) -> MeetingView:
     """Record an invitee's answer: confirmed (确认参加) or declined (请假)."""
     await writable_meeting(app, principal, meeting_id)
     with domain_errors():
@@ -217,15 +231,15 @@ async def reply(
     return answer(response, result)
 
 
-@router.post("/{meeting_id}/held", response_model=v.MeetingView)
+@router.post("/{meeting_id}/held", response_model=MeetingView)
 async def hold(
     meeting_id: UUID,
-    body: v.Holding,
+    body: Holding,
     principal: CurrentPrincipal,
     app: Meetings,
     response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> v.MeetingView:
+) -> MeetingView:
     """Record that a thematic or on-site meeting was held, with who attended (召开)."""
     await writable_meeting(app, principal, meeting_id)
     with domain_errors():
@@ -233,15 +247,15 @@ async def hold(
     return answer(response, result)
 
 
-@router.post("/{meeting_id}/opinions", response_model=v.MeetingView)
+@router.post("/{meeting_id}/opinions", response_model=MeetingView)
 async def receive_opinion(
     meeting_id: UUID,
-    body: v.Opinion,
+    body: Opinion,
     principal: CurrentPrincipal,
     app: Meetings,
     response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> v.MeetingView:
+) -> MeetingView:
     """Record a written opinion of an invited participant (书面意见)."""
     await writable_meeting(app, principal, meeting_id)
     with domain_errors():
@@ -251,15 +265,15 @@ async def receive_opinion(
     return answer(response, result)
 
 
-@router.post("/{meeting_id}/close", response_model=v.MeetingView)
+@router.post("/{meeting_id}/close", response_model=MeetingView)
 async def close(
     meeting_id: UUID,
-    body: v.Closing,
+    body: Closing,
     principal: CurrentPrincipal,
     app: Meetings,
     response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> v.MeetingView:
+) -> MeetingView:
     """Close a written consultation (结束意见征集); it counts as held."""
     await writable_meeting(app, principal, meeting_id)
     with domain_errors():
@@ -267,15 +281,15 @@ async def close(
     return answer(response, result)
 
 
-@router.post("/{meeting_id}/conclusion", response_model=v.MeetingView)
+@router.post("/{meeting_id}/conclusion", response_model=MeetingView)
 async def conclude(
     meeting_id: UUID,
-    body: v.Conclusion,
+    body: Conclusion,
     principal: CurrentPrincipal,
     app: Meetings,
     response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> v.MeetingView:
+) -> MeetingView:
     """Conclude with outcomes (形成协商成果); each opens a supervision case."""
     await writable_meeting(app, principal, meeting_id)
     outcomes = [o.model_dump() for o in body.outcomes]
@@ -284,15 +298,15 @@ async def conclude(
     return answer(response, result)
 
 
-@router.post("/{meeting_id}/cancel", response_model=v.MeetingView)
+@router.post("/{meeting_id}/cancel", response_model=MeetingView)
 async def cancel(
     meeting_id: UUID,
-    body: v.Cancellation,
+    body: Cancellation,
     principal: CurrentPrincipal,
     app: Meetings,
     response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> v.MeetingView:
+) -> MeetingView:
     """Cancel a planned meeting (取消); its topics, venue and people are free again."""
     await writable_meeting(app, principal, meeting_id)
     with domain_errors():
@@ -300,15 +314,15 @@ async def cancel(
     return answer(response, result)
 
 
-@router.post("/{meeting_id}/postpone", response_model=v.MeetingView)
+@router.post("/{meeting_id}/postpone", response_model=MeetingView)
 async def postpone(
     meeting_id: UUID,
-    body: v.Postponement,
+    body: Postponement,
     principal: CurrentPrincipal,
     app: Meetings,
     response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> v.MeetingView:
+) -> MeetingView:
     """Move a planned meeting to a new time window (延期); the old one stays in its history."""
     await writable_meeting(app, principal, meeting_id)
     with domain_errors():

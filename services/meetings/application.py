@@ -16,12 +16,10 @@ from eventsourcing.utils import get_topic
 from services.meetings.bookings import AcceptedTopic, Schedule
 from services.meetings.domain import (
     Meeting,
-    MeetingConflict,
-    MeetingRuleBroken,
     meeting_id_for,
-    stable_id,
 )
 from services.meetings.reference import Roster
+from services.meetings.rules import MeetingConflict, MeetingRuleBroken, stable_id
 from shared.audit import HistoryEntry, read_history
 from shared.clock import china_day
 from shared.commands import Decision, decide_and_save, fingerprint

@@ -14,7 +14,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from services.meetings.domain import MeetingConflict, stable_id
+from services.meetings.rules import MeetingConflict, stable_id
 from shared.clock import CHINA
 
 

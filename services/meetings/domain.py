@@ -1,21 +1,20 @@
-"""Meetings' domain (协商会议): the `Meeting` aggregate and the rules it shares, no I/O.
+"""Meetings' domain (协商会议): the `Meeting` aggregate and its rules, no I/O.
 
 The aggregates a meeting books or takes from, `AcceptedTopic` and `Schedule`, are in
-`bookings.py`.
+`bookings.py`; the refusals, ids and zone every meetings aggregate shares are in `rules.py`.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
-from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+from typing import Any
+from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from services.meetings.bookings import AcceptedTopic, Schedule
+from services.meetings.rules import MeetingConflict, MeetingRuleBroken, stable_id
 from shared.clock import CHINA, china_day
-
-if TYPE_CHECKING:
-    from services.meetings.bookings import AcceptedTopic, Schedule
 
 CLOCK_SKEW = timedelta(minutes=5)
 KINDS = ("thematic", "onsite", "written")
@@ -26,27 +25,6 @@ STATUS_NAMES = {
     "concluded": "已形成成果",
     "cancelled": "已取消",
 }
-
-
-class MeetingRuleBroken(ValueError):
-    """A request whose field breaks a rule (answered 422); names the field."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-
-
-class MeetingConflict(Exception):
-    """A command the current state refuses (answered 409); the reason names the state."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def stable_id(*parts: object) -> UUID:
-    return uuid5(NAMESPACE_URL, "shangliang:meetings:" + ":".join(str(p) for p in parts))
 
 
 def meeting_id_for(office: str, idempotency_key: str | None) -> UUID:

@@ -10,12 +10,13 @@ from services.meetings.consumers import intake_policy
 from services.meetings.publishing import to_contract
 from services.meetings.reference_api import calendar_router
 from services.meetings.reference_api import router as reference_router
+from services.meetings.settings import MeetingsSettings
 from shared.auth import Authenticator
 from shared.limits import install_limits
 from shared.observability import install_observability
 from shared.process import UpstreamProcessor
 from shared.runtime import Publishing, ServiceRuntime
-from shared.settings import MeetingsSettings, Settings
+from shared.settings import Settings
 from shared.streams import MEETINGS_STREAM, intake_streams
 from shared.web import health_router, install_error_handlers, serve
 

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from services.meetings.domain import MeetingConflict, MeetingRuleBroken, stable_id
+from services.meetings.rules import MeetingConflict, MeetingRuleBroken, stable_id
 
 PERSON_KINDS = ("member", "expert", "department_head")
 """政协委员 · 协商议事专家团成员 · 承办单位负责人."""

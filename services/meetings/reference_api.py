@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
-from services.meetings import views as v
 from services.meetings.api import (
     IdempotencyKey,
     Meetings,
@@ -18,6 +17,12 @@ from services.meetings.api import (
 )
 from services.meetings.application import MeetingsApplication
 from services.meetings.calendar import feed
+from services.meetings.schemas import (
+    DepartmentRegistration,
+    Page,
+    PersonRegistration,
+    VenueRegistration,
+)
 from shared.auth import (
     Authenticator,
     CurrentPrincipal,
@@ -45,7 +50,7 @@ def _office_to_read(app: MeetingsApplication, principal: Principal, office: str 
 
 @router.post("/people", status_code=status.HTTP_201_CREATED)
 async def record_person(
-    body: v.PersonRegistration,
+    body: PersonRegistration,
     principal: CurrentPrincipal,
     app: Meetings,
     response: Response,
@@ -67,7 +72,7 @@ async def record_person(
 
 @router.post("/venues", status_code=status.HTTP_201_CREATED)
 async def record_venue(
-    body: v.VenueRegistration,
+    body: VenueRegistration,
     principal: CurrentPrincipal,
     app: Meetings,
     response: Response,
@@ -82,7 +87,7 @@ async def record_venue(
 
 @router.post("/departments", status_code=status.HTTP_201_CREATED)
 async def record_department(
-    body: v.DepartmentRegistration,
+    body: DepartmentRegistration,
     principal: CurrentPrincipal,
     app: Meetings,
     response: Response,
@@ -95,7 +100,7 @@ async def record_department(
     return _created(response, result)
 
 
-@router.get("/people", response_model=v.Page)
+@router.get("/people", response_model=Page)
 async def list_people(
     principal: Reader,
     app: Meetings,
@@ -103,34 +108,34 @@ async def list_people(
     kind: str | None = None,
     page: PageNumber = 1,
     page_size: PageSize = 50,
-) -> v.Page:
+) -> Page:
     """The office's members, experts and department heads."""
     roster = await run_in_threadpool(app.roster, _office_to_read(app, principal, office))
     people = [p for p in roster.people.values() if kind is None or p["kind"] == kind]
     return page_of(people, page, page_size)
 
 
-@router.get("/venues", response_model=v.Page)
+@router.get("/venues", response_model=Page)
 async def list_venues(
     principal: Reader,
     app: Meetings,
     office: str | None = None,
     page: PageNumber = 1,
     page_size: PageSize = 50,
-) -> v.Page:
+) -> Page:
     """The office's venues."""
     roster = await run_in_threadpool(app.roster, _office_to_read(app, principal, office))
     return page_of(list(roster.venues.values()), page, page_size)
 
 
-@router.get("/departments", response_model=v.Page)
+@router.get("/departments", response_model=Page)
 async def list_departments(
     principal: Reader,
     app: Meetings,
     office: str | None = None,
     page: PageNumber = 1,
     page_size: PageSize = 200,
-) -> v.Page:
+) -> Page:
     """The office's responsible departments."""
     roster = await run_in_threadpool(app.roster, _office_to_read(app, principal, office))
     return page_of(list(roster.departments.values()), page, page_size)

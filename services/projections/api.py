@@ -13,8 +13,8 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel
 
+from services.projections.consumers import ProjectionProgress
 from services.projections.derive import STATUS_LABELS
 from services.projections.exports import (
     DRILL_COLUMNS,
@@ -37,6 +37,14 @@ from services.projections.queries import (
     statistics,
     years_with_data,
 )
+from services.projections.schemas import (
+    Breakdown,
+    DrillDown,
+    IssuePage,
+    IssueStatus,
+    YearlyStatistics,
+    YearsWithData,
+)
 from services.projections.views import ProjectionView
 from shared.auth import Principal, Reader
 from shared.web import MAX_PAGE
@@ -45,141 +53,10 @@ EXPORT_LIMIT = 100_000
 """Rows in one export: far more than an office's year, far less than a spreadsheet's limit."""
 
 
-class ProjectionProgress:
-    """Lets a reader wait until the consumers have applied something new."""
-
-    def __init__(self) -> None:
-        self._next = asyncio.Event()
-
-    def applied(self, _position: int) -> None:
-        self._next.set()
-        self._next = asyncio.Event()
-
-    def next_apply(self) -> asyncio.Event:
-        """Take this before reading: it is set by the first apply after the read began."""
-        return self._next
-
-
 async def wait_for(event: asyncio.Event, timeout: float) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(timeout):
             await event.wait()
-
-
-class StepActor(BaseModel):
-    """Who took a step (the token's subject and the role it acted in; `system:…` for a
-    service's own processes)."""
-
-    subject: str
-    role: str | None = None
-
-
-class TimelineStep(BaseModel):
-    at: str
-    step: str
-    label: str
-    stream: str
-    event_id: str
-    meeting_id: str | None = None
-    case_id: str | None = None
-    letter_number: str | None = None
-    detail: str | None = None
-    department: str | None = None
-    by: StepActor | None = None
-    """None for events published before auditing."""
-
-
-class IssueRow(BaseModel):
-    issue_id: str
-    office: str
-    title: str
-    category: str
-    community: str | None = None
-    liaison_station: str | None = None
-    source: str | None = None
-    key_problem: bool
-    status: str
-    status_label: str
-    departments: list[str]
-    submitted_at: str
-    year: int
-    updated_at: str
-
-
-class IssueStatus(IssueRow):
-    as_of: str | None = None
-    timeline: list[TimelineStep]
-
-
-class IssuePage(BaseModel):
-    items: list[IssueRow]
-    total: int
-    page: int
-    page_size: int
-
-
-class MeetingsHeld(BaseModel):
-    thematic: int
-    onsite: int
-    written: int
-
-
-class Figures(BaseModel):
-    office: str
-    outreach_activities: int
-    member_participations: int
-    issues_collected: int
-    issues_resolved: int
-    meetings_held: MeetingsHeld
-    key_problems_resolved: int
-    reports_forwarded: int
-    letters_issued: int
-    cases_overdue: int
-    median_days_to_resolution: float | None
-    cases_reopened_by_callback: int = 0
-    """督办件 sent back in the year because a resident was unsatisfied when called back
-    (回访不满意退回), each case once a year; each went up to the prefecture at once."""
-    issues_called_back: int = 0
-    """回访: issues resolved in the year whose resident was called back afterwards."""
-    callbacks_reached: int = 0
-    callbacks_satisfied: int = 0
-    """Reached and satisfied or basically satisfied (满意 + 基本满意)."""
-    satisfaction_rate: float | None = None
-    """callbacks_satisfied / callbacks_reached (满意率)."""
-    callback_coverage: float | None = None
-    """issues_called_back / issues_resolved (回访率)."""
-
-
-class YearlyStatistics(BaseModel):
-    year: int
-    as_of: str | None
-    offices: list[Figures]
-    total: Figures
-
-
-class Breakdown(BaseModel):
-    year: int
-    office: str | None
-    as_of: str | None
-    by_month: dict[str, int]
-    """"1" to "12": issues submitted in that month (China Standard Time)."""
-    by_category: dict[str, int]
-    by_community: dict[str, int]
-    by_status: dict[str, int]
-    overdue_by_department: dict[str, int]
-    links: dict[str, dict[str, str]]
-    """Per breakdown and bucket: the `GET /issues` list of the issues it counts."""
-
-
-class DrillDown(BaseModel):
-    year: int
-    figure: str
-    office: str | None
-    as_of: str | None
-    items: list[dict[str, Any]]
-    total: int
-    page: int
-    page_size: int
 
 
 # `async def`: FastAPI would run a plain `def` dependency in the thread pool, a round trip
@@ -338,11 +215,6 @@ async def statistics_cache(request: Request) -> StatisticsCache:
 
 
 Cache = Annotated[StatisticsCache, Depends(statistics_cache)]
-
-
-class YearsWithData(BaseModel):
-    years: list[int]
-    """Latest first; the dashboard opens on the first."""
 
 
 @router.get("/statistics/years", response_model=YearsWithData)

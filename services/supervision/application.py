@@ -1,5 +1,5 @@
-"""Supervision's application (督办服务): cases opened from upstream events, commands, the
-deadline scheduler's scan, and the list of cases."""
+"""Supervision's application (督办服务): commands, the deadline scheduler's scan, and the list
+of cases."""
 
 from __future__ import annotations
 
@@ -12,20 +12,18 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
-from services.supervision.config import SupervisionConfig
 from services.supervision.domain import (
     Ladder,
     Letter,
     LetterRegister,
     SupervisionCase,
-    case_id_for_outcome,
-    case_id_for_referral,
     letter_number,
 )
+from services.supervision.settings import SupervisionSettings
 from shared.audit import HistoryEntry, read_history, stamp, system_actor
 from shared.clock import add_working_days, china_day
 from shared.commands import (
@@ -35,26 +33,7 @@ from shared.commands import (
     decide_and_save,
     retry_on_conflict_sync,
 )
-from shared.contracts import (
-    CaseAcknowledgedV1,
-    CaseEscalatedV1,
-    CaseOpenedV1,
-    CaseOverdueV1,
-    CaseReopenedV1,
-    CaseStepsRetractedV1,
-    CaseVerifiedV1,
-    CompletionReportedV1,
-    Contract,
-    FollowUpRecordedV1,
-    IssueCallbackRecordedV1,
-    IssueScreenedV1,
-    LetterIssuedV1,
-    MeetingConcludedV1,
-    ProgressReportedV1,
-    RetractedStep,
-)
 from shared.eventstore import ServiceApplication
-from shared.process import PolicyRefused, Upstream
 
 Guard = Callable[[SupervisionCase], None]
 """Raises if the caller may not touch this case (the API's access rule)."""
@@ -135,11 +114,11 @@ class SupervisionApplication(ServiceApplication):
     def __init__(
         self,
         env: dict[str, str] | None = None,
-        config: SupervisionConfig | None = None,
+        config: SupervisionSettings | None = None,
         prefecture: str = "yanbian",
     ) -> None:
         super().__init__(env)
-        self.config = config or SupervisionConfig()
+        self.config = config or SupervisionSettings()
         self.prefecture = prefecture
         self.index = CaseIndex(self)
 
@@ -166,74 +145,6 @@ class SupervisionApplication(ServiceApplication):
         found = sorted((c for c in self.index.cases() if where.admits(c)), key=CASE_ORDERS[sort])
         start = (page - 1) * page_size
         return found[start : start + page_size], len(found)
-
-    # --- opening cases from upstream events -------------------------------------------------
-
-    def open_cases(self, upstream: Upstream, processing: ProcessingEvent[UUID]) -> None:
-        """The policy over MEETINGS and INTAKE: each outcome and each `refer` opens one case."""
-        event = upstream.event
-        if isinstance(event, MeetingConcludedV1):
-            if not event.offices:
-                raise PolicyRefused(f"meeting {event.meeting_id} names no office")
-            for outcome in event.outcomes:
-                self._open(
-                    processing,
-                    case_id_for_outcome(outcome.outcome_id),
-                    office=event.offices[0],
-                    origin="outcome",
-                    meeting_id=event.meeting_id,
-                    outcome_id=outcome.outcome_id,
-                    issue_ids=list(outcome.issue_ids),
-                    department=outcome.department,
-                    deadline=outcome.deadline,
-                    requirements=outcome.recommendation,
-                    opened_at=event.concluded_at,
-                    meeting_title=event.title,
-                )
-        elif isinstance(event, IssueCallbackRecordedV1) and event.satisfaction == "unsatisfied":
-            self._send_back_after_callback(processing, event)
-        elif isinstance(event, IssueScreenedV1) and event.decision == "refer":
-            if not event.department:
-                raise PolicyRefused(f"referral of issue {event.issue_id} names no department")
-            deadline = event.deadline or add_working_days(
-                china_day(event.screened_at), self.config.referral_working_days, approximate=True
-            )
-            self._open(
-                processing,
-                case_id_for_referral(event.issue_id, upstream.envelope.id),
-                office=event.office,
-                origin="referral",
-                meeting_id=None,
-                outcome_id=None,
-                issue_ids=[event.issue_id],
-                department=event.department,
-                deadline=deadline,
-                requirements=event.title,
-                opened_at=event.screened_at,
-            )
-
-    def _send_back_after_callback(
-        self, processing: ProcessingEvent[UUID], event: IssueCallbackRecordedV1
-    ) -> None:
-        """The cases that had resolved an issue its resident is unsatisfied with go back."""
-        deadline = add_working_days(
-            china_day(event.called_at), self.config.referral_working_days, approximate=True
-        )
-        for case_id in event.reopened_cases:
-            try:
-                case = self.get_case(case_id)
-            except CaseNotFound:
-                continue
-            reason = "居民回访不满意 / the resident was not satisfied when called back"
-            if case.reopen_after_callback(reason, deadline, event.called_at, self._ladder(case)):
-                processing.collect_events(case)
-
-    def _open(self, processing: ProcessingEvent[UUID], case_id: UUID, **fields: Any) -> None:
-        # A conclusion received again (a restarted relay publishes it at a new position) finds
-        # its cases stored; a replica opening the same case at once collides on the id.
-        if case_id in self.repository or case_id in {e.originator_id for e in processing.events}:
-            return
-        processing.collect_events(SupervisionCase(id=case_id, **fields))
 
     # --- commands ---------------------------------------------------------------------------
 
@@ -466,117 +377,3 @@ class SupervisionApplication(ServiceApplication):
 
     def _ladder(self, case: SupervisionCase) -> Ladder:
         return self.config.ladder(case.office, self.prefecture)
-
-
-def to_contract(domain_event: Any) -> tuple[str, Contract] | None:
-    """What supervision publishes: each stored case event as its versioned contract."""
-    e = domain_event
-    if isinstance(e, SupervisionCase.Opened):
-        return e.office, CaseOpenedV1(
-            case_id=e.originator_id,
-            office=e.office,
-            origin=e.origin,
-            meeting_id=e.meeting_id,
-            outcome_id=e.outcome_id,
-            issue_ids=e.issue_ids,
-            department=e.department,
-            deadline=e.deadline,
-            requirements=e.requirements,
-            opened_at=e.opened_at,
-            # Cases opened before the meeting's title was kept have no such attribute.
-            meeting_title=getattr(e, "meeting_title", None),
-        )
-    contract: Contract
-    if isinstance(e, SupervisionCase.LetterIssued):
-        contract = LetterIssuedV1(
-            case_id=e.originator_id,
-            office=e.office,
-            department=e.department,
-            number=e.number,
-            year=e.year,
-            sequence=e.sequence,
-            deadline=e.deadline,
-            requirements=e.requirements,
-            issued_at=e.issued_at,
-        )
-    elif isinstance(e, SupervisionCase.Acknowledged):
-        contract = CaseAcknowledgedV1(
-            case_id=e.originator_id,
-            office=e.office,
-            department=e.department,
-            acknowledged_at=e.acknowledged_at,
-        )
-    elif isinstance(e, SupervisionCase.ProgressReported):
-        contract = ProgressReportedV1(
-            case_id=e.originator_id,
-            office=e.office,
-            department=e.department,
-            note=e.note,
-            reported_at=e.reported_at,
-        )
-    elif isinstance(e, SupervisionCase.FollowUpRecorded):
-        contract = FollowUpRecordedV1(
-            case_id=e.originator_id,
-            office=e.office,
-            kind=e.kind,
-            held_at=e.held_at,
-            members=e.members,
-            note=e.note,
-        )
-    elif isinstance(e, SupervisionCase.CompletionReported):
-        contract = CompletionReportedV1(
-            case_id=e.originator_id,
-            office=e.office,
-            department=e.department,
-            note=e.note,
-            reported_at=e.reported_at,
-        )
-    elif isinstance(e, SupervisionCase.Verified):
-        contract = CaseVerifiedV1(
-            case_id=e.originator_id,
-            office=e.office,
-            department=e.department,
-            issue_ids=e.issue_ids,
-            verified_at=e.verified_at,
-        )
-    elif isinstance(e, SupervisionCase.Reopened):
-        contract = CaseReopenedV1(
-            case_id=e.originator_id,
-            office=e.office,
-            department=e.department,
-            reason=e.reason,
-            deadline=e.deadline,
-            reopened_at=e.reopened_at,
-            cause=getattr(e, "cause", "office"),
-        )
-    elif isinstance(e, SupervisionCase.BecameOverdue):
-        contract = CaseOverdueV1(
-            case_id=e.originator_id,
-            office=e.office,
-            department=e.department,
-            deadline=e.deadline,
-            issue_ids=e.issue_ids,
-            overdue_at=e.overdue_at,
-        )
-    elif isinstance(e, SupervisionCase.Escalated):
-        contract = CaseEscalatedV1(
-            case_id=e.originator_id,
-            office=e.office,
-            department=e.department,
-            step=e.step,
-            to_office=e.to_office,
-            escalated_at=e.escalated_at,
-            deadline=e.deadline,
-        )
-    elif isinstance(e, SupervisionCase.StepsRetracted):
-        contract = CaseStepsRetractedV1(
-            case_id=e.originator_id,
-            office=e.office,
-            department=e.department,
-            issue_ids=e.issue_ids,
-            steps=[RetractedStep(step=step, deadline=d, at=at) for step, d, at in e.steps],
-            retracted_at=e.retracted_at,
-        )
-    else:
-        return None
-    return e.office, contract

@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 from fastapi import FastAPI
 
 from services.supervision.api import router, scheduler_router
-from services.supervision.application import SupervisionApplication, to_contract
-from services.supervision.config import SupervisionConfig
+from services.supervision.application import SupervisionApplication
+from services.supervision.consumers import upstream_policy
+from services.supervision.publishing import to_contract
 from services.supervision.scheduler import Clock, DeadlineScheduler
+from services.supervision.settings import SupervisionSettings
 from shared.auth import Authenticator
 from shared.limits import install_limits
 from shared.observability import install_observability
@@ -26,16 +28,16 @@ def now_in_utc() -> datetime:
 
 
 def create_app(
-    settings: Settings, config: SupervisionConfig | None = None, clock: Clock = now_in_utc
+    settings: Settings, config: SupervisionSettings | None = None, clock: Clock = now_in_utc
 ) -> FastAPI:
-    config = config or SupervisionConfig()
+    config = config or SupervisionSettings()
     supervision = SupervisionApplication(
         env=settings.event_store_env("supervision"),
         config=config,
         prefecture=settings.prefecture_office,
     )
     scheduler = DeadlineScheduler(supervision, clock, config.scan_interval_seconds)
-    processor = UpstreamProcessor(supervision, supervision.open_cases)
+    processor = UpstreamProcessor(supervision, upstream_policy(supervision))
     runtime = ServiceRuntime(
         settings,
         "supervision",
@@ -66,7 +68,7 @@ def create_app(
 
 
 def main() -> None:
-    config = SupervisionConfig()
+    config = SupervisionSettings()
     serve(create_app(Settings(), config), config, "supervision")
 
 

@@ -11,7 +11,8 @@ import asyncio
 import json
 import sys
 
-from services.intake.application import IntakeApplication, to_contract
+from services.intake.application import IntakeApplication
+from services.intake.publishing import to_contract
 from shared.messaging import connect
 from shared.relay import Relay
 from shared.streams import INTAKE_STREAM

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from services.intake.application import IntakeApplication, to_contract
+from services.intake.application import IntakeApplication
+from services.intake.publishing import to_contract
 from services.projections.views import open_issue_status_view
 from shared.consumer import StreamConsumer
 from shared.embedded import die_with_parent, free_port, nats_server_binary

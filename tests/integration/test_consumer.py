@@ -17,8 +17,9 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import StreamConfig, StreamSource
 
-from services.intake.application import IntakeApplication, to_contract
+from services.intake.application import IntakeApplication
 from services.intake.domain import issue_id_for
+from services.intake.publishing import to_contract
 from services.projections.views import (
     IssueStatusView,
     open_issue_status_view,

@@ -20,12 +20,14 @@ from kubernetes_validate import utils as k8s
 
 from services.cli import parser
 from services.console.settings import ConsoleSettings
-from services.intake.settings import IntakeServiceSettings
+from services.intake.settings import IntakeSettings
+from services.meetings.settings import MeetingsSettings
 from services.notifications.settings import NotificationsSettings
-from services.supervision.config import SupervisionConfig
+from services.projections.settings import ProjectionsSettings
+from services.supervision.settings import SupervisionSettings
 from shared.embedded import nats_server_binary
 from shared.nats_access import USERS, password_variable
-from shared.settings import MeetingsSettings, ProjectionsSettings, Settings
+from shared.settings import Settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 K8S_VERSION = "1.30"
@@ -49,9 +51,9 @@ def known_settings() -> set[str]:
     """Every SHANGLIANG_* variable some service reads."""
     names = {f"SHANGLIANG_{field.upper()}" for field in Settings.model_fields}
     for service in (
-        IntakeServiceSettings,
+        IntakeSettings,
         MeetingsSettings,
-        SupervisionConfig,
+        SupervisionSettings,
         ProjectionsSettings,
         NotificationsSettings,
         ConsoleSettings,

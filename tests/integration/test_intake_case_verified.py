@@ -14,6 +14,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from services.intake.application import IntakeApplication
+from services.intake.consumers import verified_case_policy
 from services.intake.domain import Issue
 from shared.consumer import StreamConsumer
 from shared.contracts import CaseVerifiedV1, Envelope
@@ -82,7 +83,7 @@ async def referred_issue(app: IntakeApplication) -> UUID:
 async def follow(js: JetStreamContext, app: IntakeApplication, until: int) -> None:
     """Run a consumer of SUPERVISION, as intake's main does, until it applied `until`."""
     consumer = StreamConsumer(
-        js, SUPERVISION_STREAM, UpstreamProcessor(app, app.resolve_verified_case)
+        js, SUPERVISION_STREAM, UpstreamProcessor(app, verified_case_policy(app))
     )
     await consumer.catch_up()
     assert consumer.position >= until
@@ -180,7 +181,7 @@ async def test_a_verification_while_a_request_changes_the_issue_is_applied_once(
     consumer = StreamConsumer(
         supervision,
         SUPERVISION_STREAM,
-        UpstreamProcessor(intake_app, intake_app.resolve_verified_case),
+        UpstreamProcessor(intake_app, verified_case_policy(intake_app)),
     )
     running = asyncio.create_task(consumer.run())
     try:

@@ -16,7 +16,7 @@ from services.intake.domain import issue_id_for
 from services.intake.settings import (
     KEY_FILE,
     IntakeConfigurationError,
-    IntakeServiceSettings,
+    IntakeSettings,
     cipher_environment,
 )
 from shared.settings import Settings
@@ -51,7 +51,7 @@ def stored_bytes(folder: Path) -> bytes:
 def open_app(settings: Settings) -> IntakeApplication:
     env = {
         **settings.event_store_env("intake"),
-        **cipher_environment(settings, IntakeServiceSettings()),
+        **cipher_environment(settings, IntakeSettings()),
     }
     return IntakeApplication(env=env)
 
@@ -88,8 +88,8 @@ def test_the_embedded_key_is_generated_once_apart_from_the_data_readable_by_its_
 ) -> None:
     settings = Settings(data_dir=tmp_path / "data")
 
-    first = cipher_environment(settings, IntakeServiceSettings())
-    again = cipher_environment(settings, IntakeServiceSettings())
+    first = cipher_environment(settings, IntakeSettings())
+    again = cipher_environment(settings, IntakeSettings())
 
     assert first == again
     assert first["CIPHER_TOPIC"] == "eventsourcing.cryptography:AESCipher"
@@ -108,7 +108,7 @@ def test_a_key_an_older_version_kept_in_the_data_folder_moves_out_unchanged(
     old.write_text(AESCipher.create_key(32) + "\n")
     key = old.read_text().strip()
 
-    assert cipher_environment(settings, IntakeServiceSettings())["CIPHER_KEY"] == key
+    assert cipher_environment(settings, IntakeSettings())["CIPHER_KEY"] == key
     assert not old.exists()
     assert (tmp_path / "data-keys" / KEY_FILE).read_text().strip() == key
 
@@ -125,11 +125,11 @@ def test_a_configured_key_file_is_read_in_production_but_never_inside_the_data_f
     inside.parent.mkdir()
     inside.write_text(key + "\n")
 
-    configured = IntakeServiceSettings(cipher_key_file=apart)
+    configured = IntakeSettings(cipher_key_file=apart)
     assert cipher_environment(settings, configured)["CIPHER_KEY"] == key
     with pytest.raises(IntakeConfigurationError, match="inside the data folder"):
-        cipher_environment(settings, IntakeServiceSettings(cipher_key_file=inside))
-    missing = IntakeServiceSettings(cipher_key_file=tmp_path / "nowhere" / KEY_FILE)
+        cipher_environment(settings, IntakeSettings(cipher_key_file=inside))
+    missing = IntakeSettings(cipher_key_file=tmp_path / "nowhere" / KEY_FILE)
     with pytest.raises(IntakeConfigurationError, match="cannot read"):
         cipher_environment(settings, missing)
 
@@ -138,10 +138,10 @@ def test_production_mode_without_a_key_is_refused_with_a_clear_message(tmp_path:
     settings = Settings(data_dir=tmp_path / "data", mode="production", signing_keys=["k" * 40])
 
     with pytest.raises(IntakeConfigurationError, match="SHANGLIANG_INTAKE_CIPHER_KEY"):
-        cipher_environment(settings, IntakeServiceSettings())
+        cipher_environment(settings, IntakeSettings())
     assert list(tmp_path.rglob(KEY_FILE)) == []
 
-    configured = IntakeServiceSettings(cipher_key=SecretStr("not a key"))
+    configured = IntakeSettings(cipher_key=SecretStr("not a key"))
     with pytest.raises(IntakeConfigurationError, match="not a valid AES key"):
         cipher_environment(settings, configured)
 
@@ -153,4 +153,4 @@ def test_a_configured_key_comes_from_the_environment(
     monkeypatch.setenv("SHANGLIANG_INTAKE_CIPHER_KEY", key)
     settings = Settings(data_dir=tmp_path, mode="production", signing_keys=["k" * 40])
 
-    assert cipher_environment(settings, IntakeServiceSettings())["CIPHER_KEY"] == key
+    assert cipher_environment(settings, IntakeSettings())["CIPHER_KEY"] == key

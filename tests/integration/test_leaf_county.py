@@ -26,8 +26,10 @@ from uuid import UUID, uuid4
 import pytest
 from nats.js import JetStreamContext
 
-from services.intake.application import IntakeApplication, to_contract
+from services.intake.application import IntakeApplication
+from services.intake.consumers import verified_case_policy
 from services.intake.domain import DEFAULT_CATEGORIES, Issue, issue_id_for
+from services.intake.publishing import to_contract
 from services.projections.views import open_issue_status_view
 from shared.consumer import StreamConsumer
 from shared.contracts import CaseVerifiedV1, Envelope
@@ -322,7 +324,7 @@ async def test_the_county_intake_resolves_its_issues_verified_at_the_prefecture_
         verdicts = StreamConsumer(
             county_js,
             SUPERVISION_STREAM,
-            UpstreamProcessor(county, county.resolve_verified_case),
+            UpstreamProcessor(county, verified_case_policy(county)),
             stall_seconds=1,
         )
         tasks += [asyncio.create_task(job) for job in (county_relay.run(), verdicts.run())]

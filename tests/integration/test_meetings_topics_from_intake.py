@@ -15,8 +15,8 @@ from nats.js import JetStreamContext
 
 from services.meetings.application import MeetingsApplication
 from services.meetings.consumers import intake_policy
-from services.meetings.domain import MeetingConflict
 from services.meetings.publishing import to_contract
+from services.meetings.rules import MeetingConflict
 from shared.clock import CHINA
 from shared.consumer import Delivered, StreamConsumer
 from shared.contracts import Envelope, IssueScreenedV1, decode

@@ -17,7 +17,8 @@ from nats.js import JetStreamContext
 
 from bench.processes import Store
 from bench.statistics_history import batches, history
-from services.intake.application import IntakeApplication, to_contract
+from services.intake.application import IntakeApplication
+from services.intake.publishing import to_contract
 from services.projections.facts import TOTAL
 from services.projections.main import create_app
 from services.projections.queries import (

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from services.intake.application import IntakeApplication, to_contract
+from services.intake.application import IntakeApplication
+from services.intake.publishing import to_contract
 from services.projections.views import IssueStatusView
 from shared.consumer import StreamConsumer
 from shared.relay import Relay

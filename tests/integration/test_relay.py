@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from services.intake.application import IntakeApplication, to_contract
+from services.intake.application import IntakeApplication
+from services.intake.publishing import to_contract
 from shared.contracts import Actor, IssueSubmittedV1, decode
 from shared.relay import Relay
 from shared.streams import INTAKE_STREAM

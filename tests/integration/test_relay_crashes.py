@@ -12,7 +12,8 @@ from pathlib import Path
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from services.intake.application import IntakeApplication, to_contract
+from services.intake.application import IntakeApplication
+from services.intake.publishing import to_contract
 from shared.embedded import EmbeddedNats, die_with_parent
 from shared.messaging import ensure_stream
 from shared.relay import Relay

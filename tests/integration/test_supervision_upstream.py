@@ -14,9 +14,9 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from services.supervision.application import CaseFilter, SupervisionApplication
-from services.supervision.config import SupervisionConfig
 from services.supervision.domain import case_id_for_outcome, case_id_for_referral
 from services.supervision.main import create_app
+from services.supervision.settings import SupervisionSettings
 from shared.clock import CHINA
 from shared.contracts import (
     CaseOpenedV1,
@@ -45,7 +45,7 @@ async def running_supervision(
     await nats.set_up(settings)
     app = create_app(
         settings,
-        SupervisionConfig(scan_interval_seconds=scan_interval),
+        SupervisionSettings(scan_interval_seconds=scan_interval),
         clock=clock,
     )
     async with app.router.lifespan_context(app):

@@ -10,10 +10,10 @@ import pytest
 
 from services.intake.activity import OutreachActivity
 from services.intake.domain import (
-    IssueRuleBroken,
     activity_id_for,
     issue_id_for,
 )
+from services.intake.rules import IssueRuleBroken
 
 HELD = datetime(2020, 6, 4, 6, 30, tzinfo=UTC)
 NOW = datetime(2020, 12, 1, tzinfo=UTC)

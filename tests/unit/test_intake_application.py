@@ -11,9 +11,10 @@ from services.intake.application import (
     IdempotencyConflict,
     IntakeApplication,
     IssueNotFound,
-    to_contract,
 )
-from services.intake.domain import IssueRuleBroken, issue_id_for
+from services.intake.domain import issue_id_for
+from services.intake.publishing import to_contract
+from services.intake.rules import IssueRuleBroken
 from shared.contracts import IssueSubmittedV1
 
 BEIJING = timezone(timedelta(hours=8))

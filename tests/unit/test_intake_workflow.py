@@ -15,10 +15,11 @@ from services.intake.application import (
     IdempotencyConflict,
     IntakeApplication,
     IssueNotFound,
-    to_contract,
 )
 from services.intake.catalog import ActivityFilter, IssueFilter
-from services.intake.domain import IssueRuleBroken, TransitionRefused
+from services.intake.consumers import verified_case_policy
+from services.intake.publishing import to_contract
+from services.intake.rules import IssueRuleBroken, TransitionRefused
 from shared.contracts import (
     ActivityCorrectedV1,
     ActivityRecordedV1,
@@ -71,7 +72,7 @@ def verified(*issue_ids: UUID, case_id: UUID | None = None, sequence: int = 1) -
 def apply_policy(app: IntakeApplication, upstream: Upstream) -> int:
     """Run the policy as the processor does; the number of events it stored."""
     processing: ProcessingEvent[UUID] = ProcessingEvent(Tracking("SUPERVISION", upstream.position))
-    app.resolve_verified_case(upstream, processing)
+    verified_case_policy(app)(upstream, processing)
     app._record(processing)
     return len(processing.events)
 

@@ -9,11 +9,10 @@ import pytest
 
 from services.intake.activity import OutreachActivity
 from services.intake.domain import (
-    CLOCK_SKEW,
     Issue,
-    IssueRuleBroken,
     issue_id_for,
 )
+from services.intake.rules import CLOCK_SKEW, IssueRuleBroken
 
 NOW = datetime(2020, 6, 4, 8, 0, tzinfo=UTC)
 BEIJING = timezone(timedelta(hours=8))

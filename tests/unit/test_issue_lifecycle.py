@@ -8,12 +8,8 @@ from uuid import uuid4
 
 import pytest
 
-from services.intake.domain import (
-    CLOCK_SKEW,
-    Issue,
-    IssueRuleBroken,
-    TransitionRefused,
-)
+from services.intake.domain import Issue
+from services.intake.rules import CLOCK_SKEW, IssueRuleBroken, TransitionRefused
 
 SUBMITTED = datetime(2020, 6, 4, 7, 30, tzinfo=UTC)
 SCREENED = datetime(2020, 6, 11, 7, 0, tzinfo=UTC)  # 15:00 in China

@@ -18,13 +18,14 @@ from hypothesis import strategies as st
 
 from services.projections.queries import drill_down, recount, statistics
 from services.projections.views import ProjectionView, open_projection_view
-from services.supervision.application import SupervisionApplication, to_contract
+from services.supervision.application import SupervisionApplication
 from services.supervision.domain import (
     Ladder,
     LadderStep,
     SupervisionCase,
     case_id_for_outcome,
 )
+from services.supervision.publishing import to_contract
 from shared.clock import CHINA
 from shared.consumer import Delivered
 from shared.contracts import (

@@ -11,11 +11,10 @@ import pytest
 from services.meetings.bookings import AcceptedTopic, Schedule
 from services.meetings.domain import (
     Meeting,
-    MeetingConflict,
-    MeetingRuleBroken,
     outcome_id_for,
 )
 from services.meetings.reference import Roster
+from services.meetings.rules import MeetingConflict, MeetingRuleBroken
 from shared.clock import CHINA
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)

@@ -14,12 +14,9 @@ from eventsourcing.persistence import Tracking
 from services.meetings.application import MeetingNotFound, MeetingsApplication
 from services.meetings.bookings import AcceptedTopic
 from services.meetings.consumers import intake_policy
-from services.meetings.domain import (
-    MeetingConflict,
-    MeetingRuleBroken,
-    outcome_id_for,
-)
+from services.meetings.domain import outcome_id_for
 from services.meetings.publishing import to_contract
+from services.meetings.rules import MeetingConflict, MeetingRuleBroken
 from shared.clock import CHINA
 from shared.consumer import Delivered
 from shared.contracts import (

@@ -10,7 +10,7 @@ from uuid import UUID
 from docx import Document
 
 from services.notifications.attachments import CaseHeading, letter_file
-from services.supervision.config import SupervisionConfig
+from services.supervision.settings import SupervisionSettings
 from shared.clock import CHINA
 from shared.contracts import LetterIssuedV1
 from shared.offices import OFFICE_NAMES, OFFICES, office_full_name, office_name
@@ -54,7 +54,7 @@ def test_the_deployments_own_full_name_comes_first_and_an_empty_one_is_not_taken
 
 def test_supervisions_headings_and_the_e_mailed_letter_follow_the_same_setting() -> None:
     own = {"yanji": "政协延吉市第十届委员会"}
-    assert SupervisionConfig(office_names=own).office_name("yanji") == own["yanji"]
-    assert SupervisionConfig().office_name("yanji") == "政协延吉市委员会"
+    assert SupervisionSettings(office_names=own).office_name("yanji") == own["yanji"]
+    assert SupervisionSettings().office_name("yanji") == "政协延吉市委员会"
     assert first_line(letter_file(LETTER, HEADING, own).content) == own["yanji"]
     assert first_line(letter_file(LETTER, HEADING, {}).content) == "政协延吉市委员会"

@@ -14,10 +14,12 @@ from eventsourcing.persistence import Tracking
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.intake.application import IntakeApplication, resolved_before, to_contract
-from services.intake.domain import IssueRuleBroken, TransitionRefused
+from services.intake.application import IntakeApplication, resolved_before
+from services.intake.consumers import meetings_policy, supervision_policy
 from services.intake.open311 import Open311Error, requests_xml, service_request
 from services.intake.open311_api import _form_text, _submission
+from services.intake.publishing import to_contract
+from services.intake.rules import IssueRuleBroken, TransitionRefused
 from services.intake.schemas import PublicStatus
 from shared.contracts import (
     CaseOpenedV1,
@@ -64,7 +66,7 @@ def tell(app: IntakeApplication, contract: Contract) -> int:
     envelope = Envelope.wrap(str(uuid4()), datetime.now(UTC), contract.subject("yanji"), contract)
     upstream = Upstream(stream, next(_positions), envelope, contract)
     processing: ProcessingEvent[UUID] = ProcessingEvent(Tracking(stream, upstream.position))
-    policy = app.follow_meetings if stream == "MEETINGS" else app.follow_supervision
+    policy = meetings_policy(app) if stream == "MEETINGS" else supervision_policy(app)
     policy(upstream, processing)
     app._record(processing)
     return len(processing.events)

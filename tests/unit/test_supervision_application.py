@@ -16,9 +16,8 @@ from services.supervision.application import (
     CaseNotFound,
     IdempotencyConflict,
     SupervisionApplication,
-    to_contract,
 )
-from services.supervision.config import SupervisionConfig
+from services.supervision.consumers import upstream_policy
 from services.supervision.domain import (
     CaseRuleBroken,
     IllegalTransition,
@@ -27,6 +26,8 @@ from services.supervision.domain import (
     case_id_for_outcome,
     case_id_for_referral,
 )
+from services.supervision.publishing import to_contract
+from services.supervision.settings import SupervisionSettings
 from shared.clock import CHINA, CalendarNotCovered
 from shared.consumer import Delivered
 from shared.contracts import (
@@ -112,7 +113,7 @@ def all_cases(app: SupervisionApplication) -> list[SupervisionCase]:
 
 async def a_case(app: SupervisionApplication, office: str = "yanji") -> UUID:
     event = conclusion("延吉市住房和城乡建设局", offices=(office,))
-    processor = UpstreamProcessor(app, app.open_cases)
+    processor = UpstreamProcessor(app, upstream_policy(app))
     position = (processor.max_tracking_id("MEETINGS") or 0) + 1
     processor.apply([delivered(position, event, office)], Tracking("MEETINGS", position))
     return case_id_for_outcome(event.outcomes[0].outcome_id)
@@ -142,7 +143,7 @@ async def accept_the_work(app: SupervisionApplication, case_id: UUID) -> None:
 async def test_each_outcome_opens_one_case_of_the_organising_office(
     supervision: SupervisionApplication,
 ) -> None:
-    processor = UpstreamProcessor(supervision, supervision.open_cases)
+    processor = UpstreamProcessor(supervision, upstream_policy(supervision))
     event = conclusion("延吉市住建局", "延吉市城管局", offices=("yanji", "yanbian"))
     processor.apply([delivered(1, event, "yanji")], Tracking("MEETINGS", 1))
 
@@ -159,7 +160,7 @@ async def test_each_outcome_opens_one_case_of_the_organising_office(
 async def test_a_conclusion_received_again_at_a_new_position_opens_no_second_case(
     supervision: SupervisionApplication,
 ) -> None:
-    processor = UpstreamProcessor(supervision, supervision.open_cases)
+    processor = UpstreamProcessor(supervision, upstream_policy(supervision))
     event = conclusion("延吉市住建局")
     first = delivered(1, event, "yanji", event_id="meeting-event-1")
     processor.apply([first], Tracking("MEETINGS", 1))
@@ -175,7 +176,7 @@ async def test_a_conclusion_received_again_at_a_new_position_opens_no_second_cas
 async def test_a_refer_screening_opens_a_case_and_other_decisions_none(
     supervision: SupervisionApplication,
 ) -> None:
-    processor = UpstreamProcessor(supervision, supervision.open_cases)
+    processor = UpstreamProcessor(supervision, upstream_policy(supervision))
     refer = referral()
     messages = [
         delivered(1, referral(decision="topic"), "tumen"),
@@ -197,7 +198,7 @@ async def test_a_refer_screening_opens_a_case_and_other_decisions_none(
 async def test_a_re_referral_after_the_issue_was_reopened_opens_a_new_case(
     supervision: SupervisionApplication,
 ) -> None:
-    processor = UpstreamProcessor(supervision, supervision.open_cases)
+    processor = UpstreamProcessor(supervision, upstream_policy(supervision))
     issue_id = uuid4()
     processor.apply(
         [delivered(1, referral(issue_id), "tumen", "screened-1")], Tracking("INTAKE", 1)
@@ -238,7 +239,7 @@ async def test_the_letters_year_is_the_year_in_china(supervision: SupervisionApp
 async def test_an_office_prefix_comes_from_the_settings(
     supervision: SupervisionApplication,
 ) -> None:
-    supervision.config = SupervisionConfig(letter_prefixes={"yanji": "延吉政协督"})
+    supervision.config = SupervisionSettings(letter_prefixes={"yanji": "延吉政协督"})
     _, letter, _ = await issue(supervision, await a_case(supervision))
     assert letter.number == "延吉政协督〔2020〕1号"
 
@@ -356,7 +357,7 @@ async def test_an_unsatisfied_callback_sends_the_case_back_and_up_to_the_prefect
         called_at=datetime(2020, 7, 20, 10, 0, tzinfo=CHINA),
         reopened_cases=[case_id],
     )
-    processor = UpstreamProcessor(supervision, supervision.open_cases)
+    processor = UpstreamProcessor(supervision, upstream_policy(supervision))
     processor.apply([delivered(1, called, "yanji")], Tracking("INTAKE", 1))
 
     published = [

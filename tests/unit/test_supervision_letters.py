@@ -19,6 +19,7 @@ from eventsourcing.persistence import Tracking
 from services.demo import letters_in_date_order
 from services.scenario import generate
 from services.supervision.application import SupervisionApplication
+from services.supervision.consumers import upstream_policy
 from services.supervision.domain import (
     CaseRuleBroken,
     LetterRegister,
@@ -56,7 +57,7 @@ def opened_from_upstream(app: SupervisionApplication) -> tuple[UUID, UUID]:
     """A referral of Tumen's and an outcome of Yanji's meeting, opened from their events."""
     screening = referral()
     meeting = conclusion("延吉市住房和城乡建设局")
-    processor = UpstreamProcessor(app, app.open_cases)
+    processor = UpstreamProcessor(app, upstream_policy(app))
     screened = delivered(1, screening, "tumen", event_id="screening-1")
     processor.apply([screened], Tracking("INTAKE", 1))
     processor.apply([delivered(1, meeting, "yanji")], Tracking("MEETINGS", 1))
@@ -164,7 +165,7 @@ async def test_letter_numbers_follow_their_dates_and_a_back_dated_letter_stores_
     cases = []
     for _ in range(3):
         meeting = conclusion("延吉市住房和城乡建设局")
-        processor = UpstreamProcessor(supervision, supervision.open_cases)
+        processor = UpstreamProcessor(supervision, upstream_policy(supervision))
         position = (processor.max_tracking_id("MEETINGS") or 0) + 1
         processor.apply([delivered(position, meeting, "yanji")], Tracking("MEETINGS", position))
         cases.append(case_id_for_outcome(meeting.outcomes[0].outcome_id))

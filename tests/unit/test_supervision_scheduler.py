@@ -12,8 +12,9 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from services.supervision.application import SupervisionApplication, to_contract
+from services.supervision.application import SupervisionApplication
 from services.supervision.domain import SupervisionCase, case_id_for_outcome
+from services.supervision.publishing import to_contract
 from services.supervision.scheduler import DeadlineScheduler
 from shared.clock import CHINA
 from shared.contracts import CaseEscalatedV1, CaseOverdueV1

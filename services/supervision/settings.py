@@ -7,7 +7,7 @@ from pydantic_settings import SettingsConfigDict
 
 from services.supervision.domain import Ladder
 from shared.offices import office_full_name
-from shared.settings import SupervisionSettings
+from shared.settings import ServiceSettings
 
 LETTER_PREFIXES = {
     "yanbian": "延州政协督",
@@ -30,7 +30,7 @@ class LadderSetting(BaseModel):
     escalate_after_working_days: int | None = Field(default=None, ge=0, le=120)
 
 
-class SupervisionConfig(SupervisionSettings):
+class SupervisionSettings(ServiceSettings):
     """`SHANGLIANG_SUPERVISION_*`: where it listens, and how it numbers and escalates.
 
     Per-office settings are JSON, e.g. `SHANGLIANG_SUPERVISION_LETTER_PREFIXES=
@@ -38,6 +38,8 @@ class SupervisionConfig(SupervisionSettings):
     """
 
     model_config = SettingsConfigDict(env_prefix="SHANGLIANG_SUPERVISION_", extra="ignore")
+
+    port: int = 8103
 
     letter_prefixes: dict[str, str] = Field(default_factory=dict)
     office_names: dict[str, str] = Field(default_factory=dict)
