@@ -42,7 +42,6 @@ import httpx
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from services.launcher import PASSWORDS_FILE, SERVICES, read_state
 from shared.auth import Authenticator
 from shared.messaging import STREAMS, connect
 from shared.relay import POSITION_HEADER
@@ -50,6 +49,7 @@ from shared.settings import Settings
 from shared.web import STORE_FULL
 from tests.e2e.conftest import ROOT, RunningStack, launch_stack, wait_ready
 from tests.integration.support import read_stream
+from tools.launcher import PASSWORDS_FILE, SERVICES, read_state
 
 OFFICE = "yanji"
 DEPARTMENT = "市住建局"
@@ -555,7 +555,7 @@ def projections_check(stack: RunningStack) -> int:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("SHANGLIANG_")}
     environment["SHANGLIANG_DATA_DIR"] = str(stack.data_dir)
     done = subprocess.run(
-        [sys.executable, "-m", "services.cli", "projections", "check"],
+        [sys.executable, "-m", "tools.cli", "projections", "check"],
         cwd=ROOT,
         env=environment,
         capture_output=True,

@@ -18,12 +18,12 @@ import httpx
 import pytest
 from nats.aio.client import Client
 
-from services.launcher import PASSWORDS_FILE
 from shared.auth import Authenticator
 from shared.embedded import die_with_parent, free_port
 from shared.messaging import connect
 from shared.settings import Settings
 from tests.conftest import fresh_postgres_schema, postgres_environment
+from tools.launcher import PASSWORDS_FILE
 
 ROOT = Path(__file__).resolve().parents[2]
 SHANGLIANG = Path(sys.executable).parent / "shangliang"
@@ -35,7 +35,7 @@ def shangliang(*args: str) -> list[str]:
     """The installed console script, or the module when the project is not installed."""
     if SHANGLIANG.exists():
         return [str(SHANGLIANG), *args]
-    return [sys.executable, "-m", "services.cli", *args]
+    return [sys.executable, "-m", "tools.cli", *args]
 
 
 def stack_environment(data_dir: Path) -> dict[str, str]:
@@ -184,13 +184,13 @@ def event_store(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
 
 
 def launch_stack(folder: Path, settings: dict[str, str]) -> RunningStack:
-    """`python -m services.cli up` on free ports with its data in `folder`, and `settings`
+    """`python -m tools.cli up` on free ports with its data in `folder`, and `settings`
     on top of the defaults; not yet ready."""
     env = {**stack_environment(folder / "data"), **settings}
     output = folder / "launcher.out"
     with output.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "up", "--mail-sink"],
+            [sys.executable, "-m", "tools.cli", "up", "--mail-sink"],
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -217,7 +217,7 @@ def launch_stack(folder: Path, settings: dict[str, str]) -> RunningStack:
 def stack(
     tmp_path_factory: pytest.TempPathFactory, event_store: dict[str, str]
 ) -> Iterator[RunningStack]:
-    """`python -m services.cli up` on free ports; at the end it must stop cleanly, leaving no
+    """`python -m tools.cli up` on free ports; at the end it must stop cleanly, leaving no
     process behind."""
     running = launch_stack(tmp_path_factory.mktemp("stack"), event_store)
     process = running.process

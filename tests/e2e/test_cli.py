@@ -13,11 +13,11 @@ from services.console.settings import ConsoleSettings
 from services.demo import DEMO_ROLES
 from services.demo import SERVICES as DEMO_SERVICES
 from services.demo_table import ROWS
-from services.launcher import PASSWORDS_FILE, SERVICES
 from services.scenario import generate
 from shared.auth import Authenticator
 from shared.settings import Settings
 from tests.e2e.conftest import ROOT, processes_mentioning, shangliang, stack_environment
+from tools.launcher import PASSWORDS_FILE, SERVICES
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,6 @@ import pytest
 import yaml
 from kubernetes_validate import utils as k8s
 
-from services.cli import parser
 from services.console.settings import ConsoleSettings
 from services.intake.settings import IntakeServiceSettings
 from services.notifications.settings import NotificationsSettings
@@ -26,6 +25,7 @@ from services.supervision.config import SupervisionConfig
 from shared.embedded import nats_server_binary
 from shared.nats_access import USERS, password_variable
 from shared.settings import MeetingsSettings, ProjectionsSettings, Settings
+from tools.cli import parser
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 K8S_VERSION = "1.30"

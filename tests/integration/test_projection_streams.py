@@ -109,7 +109,7 @@ async def test_check_reports_a_tampered_row_and_exits_1(
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "services.cli", "projections", *args],
+            [sys.executable, "-m", "tools.cli", "projections", *args],
             cwd=ROOT,
             env=env,
             capture_output=True,

@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from nats.aio.client import Client
     from pydantic import ValidationError
 
-    from services.launcher import Stack
     from shared.settings import NatsSettings, Settings
+    from tools.launcher import Stack
 
 OK, FAILED, BAD_INPUT, INTERRUPTED = 0, 1, 2, 130
 DEMO_SCAN_VARIABLE = "SHANGLIANG_SUPERVISION_SCAN_INTERVAL_SECONDS"
@@ -114,8 +114,8 @@ def up(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from services.demo import DemoError, DemoInterrupted
-    from services.launcher import SERVICES, Interrupted, LaunchError, Stack
     from shared.settings import Settings
+    from tools.launcher import SERVICES, Interrupted, LaunchError, Stack
 
     demo = args.command == "demo"
     if demo:
@@ -226,8 +226,8 @@ def status(args: argparse.Namespace) -> int:
     last exit (exit 0 when every part runs, 1 otherwise)."""
     from pydantic import ValidationError
 
-    from services.launcher import read_state
     from shared.settings import Settings
+    from tools.launcher import read_state
 
     try:
         data_dir = Settings().data_dir.resolve()
@@ -470,7 +470,7 @@ def _reach_nats(settings: Settings, user: str) -> Settings:
 
     from pydantic import SecretStr
 
-    from services.launcher import PASSWORDS_FILE, read_state
+    from tools.launcher import PASSWORDS_FILE, read_state
 
     data_dir = settings.data_dir.resolve()
     state = read_state(data_dir)
