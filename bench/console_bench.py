@@ -23,9 +23,9 @@ from pathlib import Path
 
 import httpx
 
+from demo.load import load_scenario
 from services.console.main import accounts_of
 from services.console.settings import ConsoleSettings
-from services.demo import load_scenario
 from shared.auth import Authenticator
 from shared.settings import Settings
 from tests.e2e.conftest import launch_stack, wait_ready

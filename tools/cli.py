@@ -113,7 +113,7 @@ def up(args: argparse.Namespace) -> int:
     """Start everything; with `demo`, also load the scenario and print the statistics."""
     from pydantic import ValidationError
 
-    from services.demo import DemoError, DemoInterrupted
+    from demo.load import DemoError, DemoInterrupted
     from shared.settings import Settings
     from tools.launcher import SERVICES, Interrupted, LaunchError, Stack
 
@@ -173,9 +173,9 @@ def _print_addresses(stack: Stack) -> None:
 
 
 def _print_demo_accounts(stack: Stack, settings: Settings) -> None:
+    from demo.load import demo_accounts
     from services.console.main import accounts_of
     from services.console.settings import ConsoleSettings
-    from services.demo import demo_accounts
 
     made = demo_accounts(accounts_of(settings, ConsoleSettings()))
     lines = [
@@ -189,10 +189,10 @@ def _print_demo_accounts(stack: Stack, settings: Settings) -> None:
 
 
 def _run_demo(stack: Stack, settings: Settings) -> None:
-    from services.demo import DemoError, load_scenario
-    from services.demo_table import format_table
-    from services.notifications.cli import fill_sample_directory
-    from services.scenario_records import YEAR
+    from demo.directory import fill_sample_directory
+    from demo.load import DemoError, load_scenario
+    from demo.records import YEAR
+    from demo.table import format_table
     from shared.auth import Authenticator
 
     fill_sample_directory(stack.service("notifications").url, Authenticator(settings))
@@ -608,7 +608,7 @@ def open311_key(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    from services.scenario_records import YEAR
+    from demo.records import YEAR
     from shared.auth import ROLES
 
     root = argparse.ArgumentParser(

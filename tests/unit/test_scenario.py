@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 import chinese_calendar
 import pytest
 
-from services import scenario_content as text
-from services.scenario import generate
-from services.scenario_records import TARGETS, Issue, Scenario
+from demo import content as text
+from demo.records import TARGETS, Issue, Scenario
+from demo.scenario import generate
 
 CST = ZoneInfo("Asia/Shanghai")
 YEAR_END = datetime(2021, 1, 1, tzinfo=CST)

@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-from services.demo import DemoError, _explain, load_scenario
-from services.demo_table import ROWS, LoadResult, RowResult, compare, format_table
+from demo.load import DemoError, _explain, load_scenario
+from demo.scenario import generate
+from demo.table import ROWS, LoadResult, RowResult, compare, format_table
 from services.intake.main import create_app
-from services.scenario import generate
 from shared.auth import Authenticator
 from shared.settings import Settings
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from services.scenario_records import OFFICES, YEAR, Figures
+from demo.records import OFFICES, YEAR, Figures
 from shared.offices import OFFICE_NAMES
 from shared.text import display_width
 

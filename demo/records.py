@@ -1,8 +1,8 @@
 """The records of the 2020 scenario (情景记录) and the working-day calendar they are dated by.
 
 Each record is what an office types in through docs/API.md: an activity, an issue and its
-screening, a meeting, a supervision case with its steps. `services.scenario.generate` makes
-them; `services.demo` sends them.
+screening, a meeting, a supervision case with its steps. `demo.scenario.generate` makes
+them; `demo.load` sends them.
 """
 
 from __future__ import annotations

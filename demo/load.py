@@ -17,11 +17,8 @@ from typing import Any
 
 import httpx
 
-from services.console.accounts import Account, Accounts
-from services.demo_table import LoadResult, compare
-from services.scenario import generate
-from services.scenario_content import HOUSING
-from services.scenario_records import (
+from demo.content import HOUSING
+from demo.records import (
     OFFICES,
     PREFECTURE,
     YEAR,
@@ -32,6 +29,9 @@ from services.scenario_records import (
     Meeting,
     Scenario,
 )
+from demo.scenario import generate
+from demo.table import LoadResult, compare
+from services.console.accounts import Account, Accounts
 from shared.auth import Authenticator
 
 SERVICES = ("intake", "meetings", "supervision", "projections")

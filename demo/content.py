@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from services.scenario_records import CITY, PREFECTURE, YEAR, Kind, at
+from demo.records import CITY, PREFECTURE, YEAR, Kind, at
 
 STREET_COMMUNITIES: dict[str, tuple[str, ...]] = {
     "进学街道": (

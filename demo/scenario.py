@@ -14,8 +14,8 @@ import random
 from datetime import date, datetime, timedelta
 from typing import Literal
 
-from services import scenario_content as text
-from services.scenario_records import (
+from demo import content as text
+from demo.records import (
     CITY,
     OFFICES,
     PREFECTURE,
