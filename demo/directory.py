@@ -11,8 +11,7 @@ from typing import Any
 
 import httpx
 
-from demo.content import DEPARTMENTS
-from demo.records import OFFICES
+from demo.content import content
 from services.notifications.domain import department, leaders, office_staff
 from shared.auth import Authenticator
 
@@ -20,8 +19,9 @@ from shared.auth import Authenticator
 def fill_sample_directory(url: str, authenticator: Authenticator) -> int:
     """`PUT /recipients/{key}` for each entry of the demo's directory at the notifications
     service at `url`; how many entries were set."""
-    token = authenticator.mint(OFFICES[0], ["admin"], subject="demo-directory")
-    entries = sample_directory(OFFICES, DEPARTMENTS)
+    text = content()
+    token = authenticator.mint(text.prefecture, ["admin"], subject="demo-directory")
+    entries = sample_directory(text.offices, text.departments)
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as client:
         for key, body in entries:
             response = client.put(f"/recipients/{urllib.parse.quote(key, safe='')}", json=body)

@@ -119,6 +119,14 @@ def up(args: argparse.Namespace) -> int:
 
     demo = args.command == "demo"
     if demo:
+        from demo.content import DemoDataMissing, content
+
+        try:
+            content()
+        except DemoDataMissing as error:
+            # Said before anything starts: an installed wheel carries no demo data.
+            _error(str(error))
+            return FAILED
         # The scenario's deadlines fell due in 2020. The loader asks supervision to scan once
         # the whole year is in; a periodic scan falling mid-load would find cases overdue that
         # the load is about to complete on time, so the demo's periodic scan is rare.
