@@ -48,7 +48,7 @@ from shared.relay import POSITION_HEADER
 from shared.settings import Settings
 from shared.web import STORE_FULL
 from tests.e2e.conftest import ROOT, RunningStack, launch_stack, wait_ready
-from tests.integration.support import read_stream
+from tests.support.streams import read_stream
 from tools.launcher import PASSWORDS_FILE, SERVICES, read_state
 
 OFFICE = "yanji"

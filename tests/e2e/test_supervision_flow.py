@@ -19,7 +19,7 @@ from services.supervision.domain import CHINA
 from shared.contracts import CaseVerifiedV1, Envelope, MeetingConcludedV1, Outcome, decode
 from shared.messaging import SUPERVISION_STREAM
 from tests.e2e.conftest import RunningStack, bearer
-from tests.integration.support import publish_as_relay, read_stream
+from tests.support.streams import publish_as_relay, read_stream
 
 DEPARTMENT = "延吉市住房和城乡建设局"
 

@@ -31,7 +31,7 @@ from shared.messaging import (
 )
 from shared.nats_access import ADMIN, NOTIFICATIONS_LEASE, USERS, users_conf
 from shared.settings import Settings
-from tests.integration.support import wait_until
+from tests.support.waiting import wait_until
 from tools import cli
 from tools.cli import main as shangliang
 

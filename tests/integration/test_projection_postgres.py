@@ -15,8 +15,6 @@ from eventsourcing.persistence import Tracking
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from bench.processes import Store
-from bench.statistics_history import batches, history
 from services.intake.application import IntakeApplication, to_contract
 from services.projections.facts import TOTAL
 from services.projections.main import create_app
@@ -43,8 +41,11 @@ from shared.messaging import INTAKE_STREAM, ensure_stream
 from shared.relay import Relay
 from shared.settings import Settings
 from tests.conftest import POSTGRES, postgres_settings
-from tests.integration.support import open_intake, store_issues, wait_until
 from tests.integration.test_projection_streams import publish
+from tests.support.history import batches, history
+from tests.support.intake_store import open_intake, store_issues
+from tests.support.stores import Store
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture

@@ -8,14 +8,14 @@ from typing import Any
 import httpx
 from nats.aio.client import Client
 
-from bench.statistics_history import history
 from services.projections.main import create_app
 from services.projections.rebuild import live_file, rebuild
 from shared.auth import Authenticator
 from shared.embedded import EmbeddedNats
 from shared.settings import Settings
-from tests.integration.support import wait_until
 from tests.integration.test_projection_streams import publish
+from tests.support.history import history
+from tests.support.waiting import wait_until
 
 
 async def test_the_service_switches_to_a_rebuilt_view_and_follows_the_streams_there(

@@ -12,7 +12,6 @@ from eventsourcing.persistence import Tracking
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from bench.statistics_history import history
 from services.projections.rebuild import (
     UPSTREAMS,
     check,
@@ -30,7 +29,8 @@ from shared.messaging import ensure_stream
 from shared.relay import POSITION_HEADER
 from shared.settings import Settings
 from tests.conftest import postgres_environment
-from tests.integration.support import wait_until
+from tests.support.history import history
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 

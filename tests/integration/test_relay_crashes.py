@@ -17,14 +17,14 @@ from shared.embedded import EmbeddedNats, die_with_parent
 from shared.messaging import INTAKE_STREAM, ensure_stream
 from shared.relay import Relay
 from shared.settings import Settings
-from tests.integration.support import (
+from tests.support.intake_store import store_issues
+from tests.support.streams import (
     assert_stream_holds_each_event_once_in_order,
     read_stream,
-    store_issues,
     stream_holds,
     stream_messages,
-    wait_until,
 )
+from tests.support.waiting import wait_until
 
 
 def stream_reaches(js: JetStreamContext, count: int) -> Callable[[], Awaitable[bool]]:
