@@ -47,7 +47,7 @@ from shared.messaging import STREAMS, connect
 from shared.relay import POSITION_HEADER
 from shared.settings import Settings
 from shared.web import STORE_FULL
-from tests.e2e.conftest import ROOT, RunningStack, launch_stack, wait_ready
+from tests.support.stack import ROOT, RunningStack, launch_stack, wait_ready
 from tests.support.streams import read_stream
 from tools.launcher import PASSWORDS_FILE, SERVICES, read_state
 

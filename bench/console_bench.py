@@ -28,7 +28,7 @@ from services.console.main import accounts_of
 from services.console.settings import ConsoleSettings
 from shared.auth import Authenticator
 from shared.settings import Settings
-from tests.e2e.conftest import launch_stack, wait_ready
+from tests.support.stack import launch_stack, wait_ready
 
 PASSWORD = "console-bench-password"
 # (console page, the account's role, the service and path of the one API call behind it)

@@ -31,7 +31,8 @@ from services.supervision.domain import CHINA
 from shared.auth import ROLES, Authenticator
 from shared.contracts import Envelope, MeetingConcludedV1, Outcome
 from shared.settings import Settings
-from tests.e2e.conftest import RunningStack, bearer
+from tests.support.http import bearer
+from tests.support.stack import RunningStack
 from tests.support.streams import publish_as_relay
 
 YANJI, TUMEN, PREFECTURE = "yanji", "tumen", "yanbian"

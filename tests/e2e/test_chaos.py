@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from bench.chaos import embedded_stack, run_trials, summary
-from tests.e2e.conftest import shangliang
+from tests.support.stack import shangliang
 
 
 def test_writes_survive_a_killed_service_a_killed_nats_server_and_a_kill_during_restart(

@@ -16,7 +16,8 @@ from services.console.main import accounts_of
 from services.console.settings import ConsoleSettings
 from shared.auth import Authenticator
 from shared.settings import Settings
-from tests.e2e.conftest import ROOT, processes_mentioning, shangliang, stack_environment
+from tests.support.processes import processes_mentioning
+from tests.support.stack import ROOT, shangliang, stack_environment
 from tools.launcher import PASSWORDS_FILE, SERVICES
 
 

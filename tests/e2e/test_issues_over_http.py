@@ -18,7 +18,8 @@ import pytest
 from services.intake.domain import issue_id_for
 from shared.auth import Authenticator
 from shared.settings import Settings
-from tests.e2e.conftest import ROOT, RunningStack, bearer, issue_body, shangliang
+from tests.support.http import bearer, issue_body
+from tests.support.stack import ROOT, RunningStack, shangliang
 
 CHINA = ZoneInfo("Asia/Shanghai")
 MISSING = object()

@@ -25,8 +25,8 @@ from shared.contracts import Envelope, LetterIssuedV1
 from shared.embedded import EmbeddedNats, die_with_parent, free_port
 from shared.messaging import set_up
 from shared.settings import Settings
-from tests.e2e.conftest import ROOT
 from tests.integration.test_notifications import DEPARTMENT, Inbox, start_smtp
+from tests.support.stack import ROOT
 from tests.support.streams import publish_as_relay
 from tests.support.waiting import wait_until
 from tools.cli import main as shangliang

@@ -18,7 +18,8 @@ from docx import Document
 from services.supervision.domain import CHINA
 from shared.contracts import CaseVerifiedV1, Envelope, MeetingConcludedV1, Outcome, decode
 from shared.messaging import SUPERVISION_STREAM
-from tests.e2e.conftest import RunningStack, bearer
+from tests.support.http import bearer
+from tests.support.stack import RunningStack
 from tests.support.streams import publish_as_relay, read_stream
 
 DEPARTMENT = "延吉市住房和城乡建设局"

@@ -41,10 +41,10 @@ from shared.messaging import INTAKE_STREAM, ensure_stream
 from shared.relay import Relay
 from shared.settings import Settings
 from tests.conftest import POSTGRES, postgres_settings
-from tests.integration.test_projection_streams import publish
 from tests.support.history import batches, history
 from tests.support.intake_store import open_intake, store_issues
 from tests.support.stores import Store
+from tests.support.streams import publish_history
 from tests.support.waiting import wait_until
 
 
@@ -153,7 +153,7 @@ async def test_a_rebuild_in_postgres_fills_a_new_schema_and_switches_the_live_vi
     nats_client: Client, settings: Settings, tmp_path: Path
 ) -> None:
     js = nats_client.jetstream()
-    await publish(js, history(120, seed=7))
+    await publish_history(js, history(120, seed=7))
     store = SchemaViews(settings)
     live = store.open(store.current())
     assert store.current() == settings.postgres_schema

@@ -18,8 +18,8 @@ from shared.auth import Authenticator
 from shared.embedded import EmbeddedNats
 from shared.settings import Settings
 from shared.web import STORE_FULL
-from tests.e2e.conftest import issue_body
-from tests.e2e.test_dashboard import ServerThread
+from tests.support.http import issue_body
+from tests.support.servers import ServerThread
 from tests.support.stores import count_rows
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")

@@ -12,7 +12,9 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from services.intake.application import IntakeApplication
-from shared.messaging import StreamSpec
+from services.projections.rebuild import UPSTREAMS
+from shared.consumer import Delivered
+from shared.messaging import StreamSpec, ensure_stream
 from shared.relay import POSITION_HEADER
 from tests.support.intake_store import message_ids, stored_notifications
 
@@ -89,3 +91,20 @@ async def publish_as_relay(
     if msg_id is not None:
         headers["Nats-Msg-Id"] = msg_id
     return (await js.publish(subject, payload, headers=headers)).seq
+
+
+async def publish_history(js: JetStreamContext, streams: dict[str, list[Delivered]]) -> None:
+    """Publish each stream's messages of a generated history (tests/support/history.py) in
+    order, with their event ids and store positions, as the relays do."""
+    for spec in UPSTREAMS:
+        await ensure_stream(js, spec)
+        for message in streams[spec.name]:
+            await js.publish_async(
+                message.envelope.subject,
+                message.envelope.to_bytes(),
+                headers={
+                    "Nats-Msg-Id": message.envelope.id,
+                    POSITION_HEADER: str(message.position),
+                },
+            )
+    await js.publish_async_completed()
