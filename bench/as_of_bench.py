@@ -19,10 +19,10 @@ import time
 from datetime import date
 from pathlib import Path
 
-from bench.statistics_history import history
 from services.projections.bulk import BulkLoad
 from services.projections.queries import counted_as_of, fact_day_end, recount
 from services.projections.views import open_projection_view
+from tests.support.history import history
 
 DAYS = (date(2021, 3, 31), date(2021, 6, 30), date(2021, 12, 31))
 

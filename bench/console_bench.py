@@ -23,12 +23,12 @@ from pathlib import Path
 
 import httpx
 
+from demo.load import load_scenario
 from services.console.main import accounts_of
 from services.console.settings import ConsoleSettings
-from services.demo import load_scenario
 from shared.auth import Authenticator
 from shared.settings import Settings
-from tests.e2e.conftest import launch_stack, wait_ready
+from tests.support.stack import launch_stack, wait_ready
 
 PASSWORD = "console-bench-password"
 # (console page, the account's role, the service and path of the one API call behind it)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from shared.auth import Authenticator
 from shared.settings import Settings
-from tests.e2e.conftest import launch_stack, wait_ready
-from tests.e2e.fuzzing import SERVICES, fuzz, seed_stack, store_table, targets, wait_quiet
+from tests.support.fuzzing import SERVICES, fuzz, seed_stack, store_table, targets, wait_quiet
+from tests.support.stack import launch_stack, wait_ready
 
 
 def main() -> int:

@@ -115,7 +115,7 @@ def main() -> None:
         path.write_bytes(issues(marker, args.rows, key_prefix="cli-"))
         started = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "services.cli", "import", str(path), "--kind", "issues",
+            [sys.executable, "-m", "tools.cli", "import", str(path), "--kind", "issues",
              "--office", "yanji", "--url", target.base_url, "--token", token,
              "--chunk", str(args.chunk)],
             check=True, stdout=subprocess.DEVNULL,

@@ -47,7 +47,7 @@ from shared.contracts import CaseOverdueV1, Envelope
 from shared.embedded import EmbeddedNats, die_with_parent, free_port
 from shared.messaging import connect, set_up
 from shared.settings import Settings
-from tests.integration.support import publish_as_relay
+from tests.support.streams import publish_as_relay
 
 REPO = Path(__file__).resolve().parents[1]
 DEPARTMENT = "延吉市住房和城乡建设局"

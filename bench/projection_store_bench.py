@@ -20,9 +20,9 @@ from pathlib import Path
 import psycopg
 from eventsourcing.persistence import Tracking
 
-from bench.statistics_history import batches, history
 from services.projections.views import ProjectionView, open_postgres_view, open_projection_view
 from shared.consumer import Delivered
+from tests.support.history import batches, history
 
 
 def load(view: ProjectionView, streams: dict[str, list[Delivered]], size: int) -> float:

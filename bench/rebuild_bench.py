@@ -41,11 +41,11 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from bench.statistics_history import history
 from services.projections.rebuild import UPSTREAMS, rebuild
 from shared.embedded import EmbeddedNats
 from shared.messaging import connect, ensure_stream
 from shared.relay import POSITION_HEADER
+from tests.support.history import history
 
 BATCH = 20_000
 

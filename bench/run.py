@@ -43,6 +43,7 @@ from services.intake.domain import Issue
 from services.intake.schemas import IssueView
 from shared.auth import Authenticator
 from shared.settings import Settings
+from tests.support.stores import Store
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 OFFICE = "yanji"
@@ -155,7 +156,7 @@ def wait_for_quiet(max_wait_s: float, threshold_cores: float = 0.2) -> dict[str,
 def throughput(args: argparse.Namespace, body: bytes, token: str) -> dict[str, Any]:
     results: dict[str, Any] = {}
     answer = bare_answer()
-    targets: list[tuple[str, Callable[[Path, processes.Store], Any]]] = [
+    targets: list[tuple[str, Callable[[Path, Store], Any]]] = [
         ("baseline", processes.baseline),
         ("bare", lambda workdir, store: processes.bare(workdir, store, answer)),
     ]

@@ -31,7 +31,6 @@ from typing import Any
 from eventsourcing.persistence import Tracking
 
 from bench.processes import peak_rss_mb, stop, wait_ready
-from bench.statistics_history import OFFICES, batches, history, uid
 from bench.wrk import _SCRIPT, RESULT_MARKER, lua_string, run_wrk
 from services.projections.views import ProjectionView, open_projection_view
 from shared.auth import Authenticator
@@ -39,6 +38,7 @@ from shared.consumer import Delivered
 from shared.contracts import Envelope, IssueResolvedV1, IssueScreenedV1, IssueSubmittedV1
 from shared.embedded import EmbeddedNats, die_with_parent, free_port
 from shared.settings import Settings
+from tests.support.history import OFFICES, batches, history, uid
 
 YEAR_START = datetime(2020, 1, 1, tzinfo=UTC)
 

@@ -115,21 +115,3 @@ def add_commands(commands: Any) -> None:
     again.add_argument("ids", nargs="*", help="送达记录 id / delivery ids")
     again.add_argument("--all", action="store_true", help="全部死信 / every dead letter")
     notifications.set_defaults(run=run)
-
-
-def fill_sample_directory(url: str, authenticator: Any) -> int:
-    """The demo's directory: its offices and departments at `.example` addresses (the mail
-    sink gets them all); how many entries were set."""
-    import httpx
-
-    from services.notifications.directory import sample_directory
-    from services.scenario_content import DEPARTMENTS
-    from services.scenario_records import OFFICES
-
-    token = authenticator.mint(OFFICES[0], ["admin"], subject="demo-directory")
-    entries = sample_directory(OFFICES, DEPARTMENTS)
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as client:
-        for key, body in entries:
-            response = client.put(f"/recipients/{urllib.parse.quote(key, safe='')}", json=body)
-            response.raise_for_status()
-    return len(entries)

@@ -31,8 +31,9 @@ from shared.auth import ROLES, Authenticator
 from shared.clock import CHINA
 from shared.contracts import Envelope, MeetingConcludedV1, Outcome
 from shared.settings import Settings
-from tests.e2e.conftest import RunningStack, bearer
-from tests.integration.support import publish_as_relay
+from tests.support.http import bearer
+from tests.support.stack import RunningStack
+from tests.support.streams import publish_as_relay
 
 YANJI, TUMEN, PREFECTURE = "yanji", "tumen", "yanbian"
 DEPARTMENT = "延吉市住房和城乡建设局"

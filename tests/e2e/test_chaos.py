@@ -1,5 +1,6 @@
-"""A short chaos run (bench/chaos.py): the launcher heals each kill, and no acknowledged write
-is lost or doubled in its store, on its stream or in the projections."""
+"""A short chaos run (the trials of tests/support/chaos.py; bench/chaos.py runs a hundred):
+the launcher heals each kill, and no acknowledged write is lost or doubled in its store, on its
+stream or in the projections."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from bench.chaos import embedded_stack, run_trials, summary
-from tests.e2e.conftest import shangliang
+from tests.support.chaos import embedded_stack, run_trials, summary
+from tests.support.stack import shangliang
 
 
 def test_writes_survive_a_killed_service_a_killed_nats_server_and_a_kill_during_restart(

@@ -8,16 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from demo.load import DEMO_ROLES
+from demo.load import SERVICES as DEMO_SERVICES
+from demo.scenario import generate
+from demo.table import ROWS
 from services.console.main import accounts_of
 from services.console.settings import ConsoleSettings
-from services.demo import DEMO_ROLES
-from services.demo import SERVICES as DEMO_SERVICES
-from services.demo_table import ROWS
-from services.launcher import PASSWORDS_FILE, SERVICES
-from services.scenario import generate
 from shared.auth import Authenticator
 from shared.settings import Settings
-from tests.e2e.conftest import ROOT, processes_mentioning, shangliang, stack_environment
+from tests.support.processes import processes_mentioning
+from tests.support.stack import ROOT, shangliang, stack_environment
+from tools.launcher import PASSWORDS_FILE, SERVICES
 
 
 @pytest.mark.parametrize(

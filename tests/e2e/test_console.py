@@ -21,11 +21,12 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from services.console.session import COOKIE, Sessions
 from shared.settings import Settings
-from tests.e2e.conftest import ROOT, RunningStack, bearer, issue_body, shangliang
 from tests.e2e.test_dashboard import (
     OUTPUT,
     browser,  # noqa: F401 (the module's Chromium)
 )
+from tests.support.http import bearer, issue_body
+from tests.support.stack import ROOT, RunningStack, shangliang
 
 HOUSING = "延吉市住房和城乡建设局"
 URBAN = "延吉市城市管理局"

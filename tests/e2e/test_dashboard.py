@@ -8,7 +8,6 @@ projections app as main.py will include it. Data gets in as a clerk puts it in: 
 from __future__ import annotations
 
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,17 +18,17 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from services.intake import main as intake_main
 from services.projections import dashboard
 from services.projections import main as projections_main
 from shared.auth import Authenticator
-from shared.embedded import EmbeddedNats, free_port
+from shared.embedded import EmbeddedNats
 from shared.settings import Settings
-from tests.e2e.conftest import ROOT, bearer
+from tests.support.http import bearer
+from tests.support.servers import ServerThread
+from tests.support.stack import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 # From TECH-NOTES: without the networking flags Chromium tries the internet at every start.
@@ -44,7 +43,6 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 OUTPUT = ROOT / "test-output"
-START_TIMEOUT = 30.0
 READY = 'body[data-state="ready"]'
 
 # Months and categories differ so that every chart has more than one bar.
@@ -65,35 +63,6 @@ ISSUES_2021 = [("yanji", "2021-04-08T15:00:00+08:00", "城市管理", "积雪清
 # A title that would run script if the page put it into HTML unescaped; a year of its own.
 MARKUP_TITLE = '<img src="x" onerror="window.injected = 1">路灯'
 ISSUES_2019 = [("yanji", "2019-10-10T10:00:00+08:00", "其他", MARKUP_TITLE)]
-
-
-class ServerThread:
-    """uvicorn serving one app in a thread of this process, with the app's real lifespan."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def start(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                pytest.fail(f"{self.url} not ready within {START_TIMEOUT}s")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(15)
-        assert not self.thread.is_alive(), f"{self.url} did not stop"
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Schemathesis against each service of a running `shangliang up` (tests/e2e/fuzzing.py):
+"""Schemathesis against each service of a running `shangliang up` (tests/support/fuzzing.py):
 at least 1,000 generated cases per service, no 5xx, answers as documented, and no refused
 request changes what the service stores. bench/fuzz_soak.py runs 10,000 per service."""
 
@@ -9,8 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.e2e.conftest import RunningStack
-from tests.e2e.fuzzing import (
+from tests.support.fuzzing import (
     SERVICES,
     Report,
     Target,
@@ -20,6 +19,7 @@ from tests.e2e.fuzzing import (
     targets,
     wait_quiet,
 )
+from tests.support.stack import RunningStack
 
 CASES = 500
 """Per service: enough for every route's valid and invalid shapes; the depth is the soak's."""

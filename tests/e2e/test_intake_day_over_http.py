@@ -16,7 +16,8 @@ import pytest
 from openpyxl import load_workbook
 
 from services.intake.imports import ISSUE_COLUMNS
-from tests.e2e.conftest import RunningStack, bearer
+from tests.support.http import bearer
+from tests.support.stack import RunningStack
 
 HELD_AT = "2020-06-04T14:30:00+08:00"
 

@@ -11,7 +11,8 @@ import httpx
 import pytest
 from openpyxl import Workbook
 
-from tests.e2e.conftest import ROOT, RunningStack, bearer, shangliang
+from tests.support.http import bearer
+from tests.support.stack import ROOT, RunningStack, shangliang
 
 HEADER = ["编号", "活动日期", "社区", "联络站", "活动小组", "参加委员", "备注"]
 

@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from services.meetings.seed import load_seed
-from tests.e2e.conftest import RunningStack, bearer, issue_body
+from tests.support.http import bearer, issue_body
+from tests.support.stack import RunningStack
 
 OFFICE = "yanji"
 # The tests share the office's letter registers, which number letters in date order: each test

@@ -18,7 +18,8 @@ from services.intake.domain import issue_id_for
 from shared.auth import Authenticator
 from shared.clock import CHINA
 from shared.settings import Settings
-from tests.e2e.conftest import ROOT, RunningStack, bearer, issue_body, shangliang
+from tests.support.http import bearer, issue_body
+from tests.support.stack import ROOT, RunningStack, shangliang
 
 MISSING = object()
 

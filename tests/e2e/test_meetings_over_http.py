@@ -15,7 +15,8 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from services.meetings.seed import load_seed
 from shared.contracts import MeetingConcludedV1, MeetingHeldV1, decode
 from shared.streams import MEETINGS_STREAM
-from tests.e2e.conftest import RunningStack, bearer, issue_body
+from tests.support.http import bearer, issue_body
+from tests.support.stack import RunningStack
 
 HALL = "延吉市政协委员协商议事厅"
 ONSITE = "帽儿山登山步道入口（现场）"

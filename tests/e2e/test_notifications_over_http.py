@@ -21,9 +21,10 @@ from docx import Document
 
 from shared.clock import CHINA
 from shared.contracts import Envelope, MeetingConcludedV1, Outcome
-from tests.e2e.conftest import RunningStack, bearer
 from tests.e2e.test_supervision_flow import wait_for_case
-from tests.integration.support import publish_as_relay
+from tests.support.http import bearer
+from tests.support.stack import RunningStack
+from tests.support.streams import publish_as_relay
 
 DEPARTMENT = "延吉市城市管理综合行政执法局"
 KEY = urllib.parse.quote(f"department:yanji:{DEPARTMENT}", safe="")

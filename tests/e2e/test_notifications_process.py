@@ -18,7 +18,6 @@ import httpx
 import pytest
 from nats.aio.client import Client
 
-from services.cli import main as shangliang
 from services.notifications.domain import department, notice_id
 from services.notifications.upstream import delivery_id
 from shared.auth import Authenticator
@@ -26,9 +25,11 @@ from shared.contracts import Envelope, LetterIssuedV1
 from shared.embedded import EmbeddedNats, die_with_parent, free_port
 from shared.messaging import set_up
 from shared.settings import Settings
-from tests.e2e.conftest import ROOT
-from tests.integration.support import publish_as_relay, wait_until
 from tests.integration.test_notifications import DEPARTMENT, Inbox, start_smtp
+from tests.support.stack import ROOT
+from tests.support.streams import publish_as_relay
+from tests.support.waiting import wait_until
+from tools.cli import main as shangliang
 
 LETTERS = 60
 CONCURRENCY = 4

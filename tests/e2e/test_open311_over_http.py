@@ -23,9 +23,10 @@ from georeport import GeoReport
 from playwright.sync_api import sync_playwright
 
 from shared.clock import CHINA
-from tests.e2e.conftest import ROOT, RunningStack, bearer, shangliang
-from tests.e2e.fuzzing import Target, fuzz
 from tests.e2e.test_dashboard import CHROMIUM, CHROMIUM_FLAGS
+from tests.support.fuzzing import Target, fuzz
+from tests.support.http import bearer
+from tests.support.stack import ROOT, RunningStack, shangliang
 
 T = TypeVar("T")
 DEPARTMENT = "延吉市城市管理局"

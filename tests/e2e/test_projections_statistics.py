@@ -12,7 +12,8 @@ from openpyxl import load_workbook
 
 from services.projections.rebuild import DEFAULT_FILE
 from tests.conftest import POSTGRES
-from tests.e2e.conftest import RunningStack, bearer, issue_body
+from tests.support.http import bearer, issue_body
+from tests.support.stack import RunningStack
 
 YEAR = 2011  # a year of this module's own
 

@@ -26,7 +26,8 @@ from services.intake.settings import KEY_FILE
 from services.projections import rebuild as rebuilding
 from services.projections.views import open_projection_view
 from shared.streams import STREAMS
-from tests.e2e.conftest import RunningStack, bearer, issue_body
+from tests.support.http import bearer, issue_body
+from tests.support.stack import RunningStack
 
 OFFICE = "yanji"
 DEPARTMENT = "延吉市住房和城乡建设局"

@@ -18,8 +18,9 @@ from docx import Document
 from shared.clock import CHINA
 from shared.contracts import CaseVerifiedV1, Envelope, MeetingConcludedV1, Outcome, decode
 from shared.streams import SUPERVISION_STREAM
-from tests.e2e.conftest import RunningStack, bearer
-from tests.integration.support import publish_as_relay, read_stream
+from tests.support.http import bearer
+from tests.support.stack import RunningStack
+from tests.support.streams import publish_as_relay, read_stream
 
 DEPARTMENT = "延吉市住房和城乡建设局"
 

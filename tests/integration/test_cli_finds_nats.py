@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from services.launcher import PASSWORDS_FILE
 from shared.embedded import EmbeddedNats, passwords_from_file
 from shared.settings import Settings
+from tools.launcher import PASSWORDS_FILE
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,7 +23,7 @@ def run_cli(data_dir: Path, *args: str, **variables: str) -> subprocess.Complete
     environment = {k: v for k, v in os.environ.items() if not k.startswith("SHANGLIANG_")}
     environment |= {"SHANGLIANG_DATA_DIR": str(data_dir), **variables}
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
+        [sys.executable, "-m", "tools.cli", *args],
         cwd=ROOT,
         env=environment,
         capture_output=True,

@@ -27,7 +27,8 @@ from shared.nats_access import USERS, password_variable
 from shared.relay import Relay
 from shared.settings import Settings
 from shared.streams import INTAKE_STREAM
-from tests.integration.support import store_issues, stored_notifications, wait_until
+from tests.support.intake_store import store_issues, stored_notifications
+from tests.support.waiting import wait_until
 
 NODE_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "nats" / "cluster" / "node.conf"
 PASSWORDS = {password_variable(user): f"{user}-test-password" for user in USERS}

@@ -34,16 +34,10 @@ from shared.relay import Relay
 from shared.settings import Settings
 from shared.streams import INTAKE_STREAM, StreamSpec
 from tests.integration.conftest import stop
-from tests.integration.support import (
-    OFFICES,
-    message_ids,
-    publish_as_relay,
-    store_issues,
-    stored_notifications,
-    stream_holds,
-    wait_until,
-)
 from tests.integration.test_projection_postgres import CountingView as PostgresCountingView
+from tests.support.intake_store import OFFICES, message_ids, store_issues, stored_notifications
+from tests.support.streams import publish_as_relay, stream_holds
+from tests.support.waiting import wait_until
 
 
 def delivered(sequence: int) -> Delivered:

@@ -18,7 +18,6 @@ import pytest
 import yaml
 from kubernetes_validate import utils as k8s
 
-from services.cli import parser
 from services.console.settings import ConsoleSettings
 from services.intake.settings import IntakeSettings
 from services.meetings.settings import MeetingsSettings
@@ -28,6 +27,7 @@ from services.supervision.settings import SupervisionSettings
 from shared.embedded import nats_server_binary
 from shared.nats_access import USERS, password_variable
 from shared.settings import Settings
+from tools.cli import parser
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 K8S_VERSION = "1.30"

@@ -21,7 +21,9 @@ from shared.contracts import CaseVerifiedV1, Envelope
 from shared.messaging import ensure_stream
 from shared.process import UpstreamProcessor
 from shared.streams import SUPERVISION_STREAM
-from tests.integration.support import open_intake, publish_as_relay, wait_until
+from tests.support.intake_store import open_intake
+from tests.support.streams import publish_as_relay
+from tests.support.waiting import wait_until
 
 SUBMITTED = datetime(2020, 6, 4, 7, 30, tzinfo=UTC)
 VERIFIED = datetime(2020, 8, 1, 2, 0, tzinfo=UTC)

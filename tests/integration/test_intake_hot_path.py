@@ -14,7 +14,7 @@ from services.intake.main import create_app
 from shared.auth import Authenticator
 from shared.embedded import EmbeddedNats
 from shared.settings import Settings
-from tests.e2e.test_dashboard import ServerThread
+from tests.support.servers import ServerThread
 
 BODY = {
     "office": "yanji",

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from pydantic_settings import SettingsConfigDict
 
-from services.launcher import STATE_FILE, LaunchError, RestartPolicy, ServiceSpec, Stack
 from shared.settings import ServiceSettings, Settings
+from tools.launcher import STATE_FILE, LaunchError, RestartPolicy, ServiceSpec, Stack
 
 
 class FlakySettings(ServiceSettings):

@@ -39,18 +39,16 @@ from shared.process import UpstreamProcessor
 from shared.relay import Relay
 from shared.settings import NatsSettings
 from shared.streams import INTAKE_STREAM, SUPERVISION_STREAM, intake_streams
-from tests.integration.support import (
-    NEW_YEAR,
+from tests.integration.test_cluster import PASSWORDS, Node, wait_healthy
+from tests.support.intake_store import NEW_YEAR, open_intake, stored_notifications
+from tests.support.streams import (
     assert_stream_holds_each_event_once_in_order,
-    open_intake,
     publish_as_relay,
     read_stream,
-    stored_notifications,
     stream_holds,
     stream_messages,
-    wait_until,
 )
-from tests.integration.test_cluster import PASSWORDS, Node, wait_healthy
+from tests.support.waiting import wait_until
 
 LEAF = Path(__file__).resolve().parents[2] / "deploy" / "nats" / "leaf"
 COUNTY = "hunchun"

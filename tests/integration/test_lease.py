@@ -17,13 +17,13 @@ from shared.embedded import EmbeddedNats, die_with_parent
 from shared.lease import Lease
 from shared.settings import Settings
 from shared.streams import INTAKE_STREAM
-from tests.integration.support import (
+from tests.support.intake_store import store_issues
+from tests.support.streams import (
     assert_stream_holds_each_event_once_in_order,
     read_stream,
-    store_issues,
     stream_holds,
-    wait_until,
 )
+from tests.support.waiting import wait_until
 
 LEASED_RELAY = Path(__file__).with_name("leased_relay_process.py")
 ROOT = Path(__file__).resolve().parents[2]

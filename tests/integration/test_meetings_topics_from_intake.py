@@ -25,7 +25,8 @@ from shared.process import UpstreamProcessor
 from shared.relay import POSITION_HEADER, Relay
 from shared.settings import Settings
 from shared.streams import INTAKE_STREAM, MEETINGS_STREAM
-from tests.integration.support import read_stream, wait_until
+from tests.support.streams import read_stream
+from tests.support.waiting import wait_until
 
 START = datetime(2020, 7, 16, 14, 30, tzinfo=CHINA)
 HALL = "延吉市政协委员协商议事厅"

@@ -17,15 +17,15 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from services import cli
-from services.cli import main as shangliang
 from shared.embedded import EmbeddedNats, passwords_from_file
 from shared.lease import BUCKET, relay_lease
 from shared.messaging import connect, ensure_stream, inbox_prefix, set_up
 from shared.nats_access import ADMIN, NOTIFICATIONS_LEASE, USERS, users_conf
 from shared.settings import Settings
 from shared.streams import INTAKE_STREAM, MEETINGS_STREAM, SUPERVISION_STREAM, StreamSpec
-from tests.integration.support import wait_until
+from tests.support.waiting import wait_until
+from tools import cli
+from tools.cli import main as shangliang
 
 REFUSAL_TIMEOUT = 1.0
 """A refused request gets no answer (the refusal goes to the error callback): how long to wait."""

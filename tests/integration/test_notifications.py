@@ -53,7 +53,8 @@ from shared.lease import Lease
 from shared.messaging import ensure_stream
 from shared.nats_access import NOTIFICATIONS_LEASE
 from shared.settings import Settings
-from tests.integration.support import publish_as_relay, wait_until
+from tests.support.streams import publish_as_relay
+from tests.support.waiting import wait_until
 
 DEPARTMENT = "延吉市住房和城乡建设局"
 SECRET = "SEC-test-secret"

@@ -10,7 +10,7 @@ from services.projections.views import open_projection_view
 from shared.embedded import EmbeddedNats
 from shared.files import open_private_log
 from shared.settings import Settings
-from tests.integration.support import store_issues
+from tests.support.intake_store import store_issues
 
 
 def mode(path: Path) -> int:

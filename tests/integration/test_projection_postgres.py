@@ -15,8 +15,6 @@ from eventsourcing.persistence import Tracking
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from bench.processes import Store
-from bench.statistics_history import batches, history
 from services.intake.application import IntakeApplication
 from services.intake.publishing import to_contract
 from services.projections.facts import TOTAL
@@ -45,8 +43,11 @@ from shared.relay import Relay
 from shared.settings import Settings
 from shared.streams import INTAKE_STREAM
 from tests.conftest import POSTGRES, postgres_settings
-from tests.integration.support import open_intake, store_issues, wait_until
-from tests.integration.test_projection_streams import publish
+from tests.support.history import batches, history
+from tests.support.intake_store import open_intake, store_issues
+from tests.support.stores import Store
+from tests.support.streams import publish_history
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
@@ -154,7 +155,7 @@ async def test_a_rebuild_in_postgres_fills_a_new_schema_and_switches_the_live_vi
     nats_client: Client, settings: Settings, tmp_path: Path
 ) -> None:
     js = nats_client.jetstream()
-    await publish(js, history(120, seed=7))
+    await publish_history(js, history(120, seed=7))
     store = SchemaViews(settings)
     live = store.open(store.current())
     assert store.current() == settings.postgres_schema

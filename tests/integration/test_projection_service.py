@@ -8,14 +8,14 @@ from typing import Any
 import httpx
 from nats.aio.client import Client
 
-from bench.statistics_history import history
 from services.projections.main import create_app
 from services.projections.rebuild import live_file, rebuild
 from shared.auth import Authenticator
 from shared.embedded import EmbeddedNats
 from shared.settings import Settings
-from tests.integration.support import wait_until
-from tests.integration.test_projection_streams import publish
+from tests.support.history import history
+from tests.support.streams import publish_history
+from tests.support.waiting import wait_until
 
 
 async def test_the_service_switches_to_a_rebuilt_view_and_follows_the_streams_there(
@@ -25,7 +25,7 @@ async def test_the_service_switches_to_a_rebuilt_view_and_follows_the_streams_th
     streams = history(200, seed=21)
     half = {s: m[: len(m) // 2] for s, m in streams.items()}
     rest = {s: m[len(m) // 2 :] for s, m in streams.items()}
-    await publish(js, half)
+    await publish_history(js, half)
     settings = Settings(data_dir=tmp_path / "data", nats_url=nats_server.url)
     app = create_app(settings)
     token = Authenticator(settings).mint("yanbian", ["viewer"])
@@ -62,7 +62,7 @@ async def test_the_service_switches_to_a_rebuilt_view_and_follows_the_streams_th
         await wait_until(lambda: app.state.view is not old_view, timeout=10, what="the switch")
         assert await total() == before
 
-        await publish(js, rest)
+        await publish_history(js, rest)
         await wait_until(lambda: applied(streams), timeout=20, what="the rest applied after it")
         assert await collected(200)
         everything = app.state.view.dump()

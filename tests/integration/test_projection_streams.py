@@ -10,9 +10,7 @@ from pathlib import Path
 
 from eventsourcing.persistence import Tracking
 from nats.aio.client import Client
-from nats.js import JetStreamContext
 
-from bench.statistics_history import history
 from services.projections.rebuild import (
     UPSTREAMS,
     check,
@@ -24,31 +22,15 @@ from services.projections.rebuild import (
 )
 from services.projections.stores import view_store
 from services.projections.views import open_projection_view
-from shared.consumer import Delivered, StreamConsumer
+from shared.consumer import StreamConsumer
 from shared.embedded import EmbeddedNats
-from shared.messaging import ensure_stream
-from shared.relay import POSITION_HEADER
 from shared.settings import Settings
 from tests.conftest import postgres_environment
-from tests.integration.support import wait_until
+from tests.support.history import history
+from tests.support.streams import publish_history
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-async def publish(js: JetStreamContext, streams: dict[str, list[Delivered]]) -> None:
-    """Publish each stream's messages in order, with their event ids, as the relays do."""
-    for spec in UPSTREAMS:
-        await ensure_stream(js, spec)
-        for message in streams[spec.name]:
-            await js.publish_async(
-                message.envelope.subject,
-                message.envelope.to_bytes(),
-                headers={
-                    "Nats-Msg-Id": message.envelope.id,
-                    POSITION_HEADER: str(message.position),
-                },
-            )
-    await js.publish_async_completed()
 
 
 async def test_consumers_of_the_three_streams_build_the_view_that_a_rebuild_builds_again(
@@ -60,12 +42,12 @@ async def test_consumers_of_the_three_streams_build_the_view_that_a_rebuild_buil
         {s: m[: len(m) // 2] for s, m in streams.items()},
         {s: m[len(m) // 2 :] for s, m in streams.items()},
     )
-    await publish(js, first)
+    await publish_history(js, first)
     live = open_projection_view(str(tmp_path / "projections.sqlite"))
     consumers = [StreamConsumer(js, spec, live, max_batch=50) for spec in UPSTREAMS]
     tasks = [asyncio.create_task(c.run()) for c in consumers]
     try:
-        await publish(js, later)
+        await publish_history(js, later)
         ends = {s: len(m) for s, m in streams.items()}
         await wait_until(
             lambda: all(c.position == ends[c.tracking_name] for c in consumers),
@@ -94,7 +76,7 @@ async def test_check_reports_a_tampered_row_and_exits_1(
     nats_server: EmbeddedNats, nats_client: Client, store_settings: Settings
 ) -> None:
     js = nats_client.jetstream()
-    await publish(js, history(60, seed=5))
+    await publish_history(js, history(60, seed=5))
     data_dir = store_settings.data_dir
     data_dir.mkdir()
     env = {
@@ -109,7 +91,7 @@ async def test_check_reports_a_tampered_row_and_exits_1(
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "services.cli", "projections", *args],
+            [sys.executable, "-m", "tools.cli", "projections", *args],
             cwd=ROOT,
             env=env,
             capture_output=True,
@@ -146,7 +128,7 @@ async def test_a_replay_in_small_pulls_loads_what_the_live_path_applies(
 ) -> None:
     js = nats_client.jetstream()
     streams = history(120, seed=12)
-    await publish(js, streams)
+    await publish_history(js, streams)
     live = open_projection_view(str(tmp_path / "live.sqlite"))
     part = open_projection_view(str(tmp_path / "part.sqlite"))
     try:

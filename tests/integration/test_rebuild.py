@@ -14,7 +14,8 @@ from services.projections.views import IssueStatusView
 from shared.consumer import StreamConsumer
 from shared.relay import Relay
 from shared.streams import INTAKE_STREAM
-from tests.integration.support import store_issues, wait_until
+from tests.support.intake_store import store_issues
+from tests.support.waiting import wait_until
 
 
 async def test_a_view_rebuilt_from_sequence_one_equals_the_live_view(

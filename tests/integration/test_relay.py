@@ -14,14 +14,14 @@ from shared.contracts import Actor, IssueSubmittedV1, decode
 from shared.relay import Relay
 from shared.streams import INTAKE_STREAM
 from tests.conftest import acting_as
-from tests.integration.support import (
+from tests.support.intake_store import store_issues
+from tests.support.streams import (
     assert_stream_holds_each_event_once_in_order,
     read_stream,
-    store_issues,
     stream_holds,
     stream_messages,
-    wait_until,
 )
+from tests.support.waiting import wait_until
 
 SUBMITTED = datetime(2020, 6, 4, 7, 30, tzinfo=UTC)
 

@@ -19,14 +19,14 @@ from shared.messaging import ensure_stream
 from shared.relay import Relay
 from shared.settings import Settings
 from shared.streams import INTAKE_STREAM
-from tests.integration.support import (
+from tests.support.intake_store import store_issues
+from tests.support.streams import (
     assert_stream_holds_each_event_once_in_order,
     read_stream,
-    store_issues,
     stream_holds,
     stream_messages,
-    wait_until,
 )
+from tests.support.waiting import wait_until
 
 
 def stream_reaches(js: JetStreamContext, count: int) -> Callable[[], Awaitable[bool]]:

@@ -16,7 +16,7 @@ from shared.auth import Authenticator, CurrentPrincipal
 from shared.limits import install_limits
 from shared.settings import Settings
 from shared.web import health_router, install_error_handlers
-from tests.e2e.test_dashboard import ServerThread
+from tests.support.servers import ServerThread
 
 LIMITS = Settings(
     max_body_bytes=1024, max_upload_bytes=4096, rate_limit_per_second=1, rate_limit_burst=3

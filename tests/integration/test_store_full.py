@@ -12,15 +12,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.chaos import fill
-from bench.processes import count_rows
 from services.intake.main import create_app
 from shared.auth import Authenticator
 from shared.embedded import EmbeddedNats
 from shared.settings import Settings
 from shared.web import STORE_FULL
-from tests.e2e.conftest import issue_body
-from tests.e2e.test_dashboard import ServerThread
+from tests.support.disk import fill
+from tests.support.http import issue_body
+from tests.support.servers import ServerThread
+from tests.support.stores import count_rows
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 

@@ -22,8 +22,8 @@ from shared.auth import Authenticator
 from shared.clock import CHINA
 from shared.embedded import EmbeddedNats
 from shared.settings import Settings
-from tests.integration.support import wait_until
 from tests.integration.test_supervision_upstream import conclusion, publish, running_supervision
+from tests.support.waiting import wait_until
 
 HOUSING = "延吉市住房和城乡建设局"
 CITY = "延吉市城市管理局"

@@ -30,7 +30,8 @@ from shared.contracts import (
 from shared.embedded import EmbeddedNats
 from shared.settings import Settings
 from shared.streams import INTAKE_STREAM, MEETINGS_STREAM, SUPERVISION_STREAM
-from tests.integration.support import publish_as_relay, read_stream, wait_until
+from tests.support.streams import publish_as_relay, read_stream
+from tests.support.waiting import wait_until
 
 
 @contextlib.asynccontextmanager

@@ -11,13 +11,13 @@ import pytest
 from eventsourcing.persistence import Tracking
 from openpyxl import load_workbook
 
-from bench.statistics_history import batches, history
 from services.projections import api as projections_api
 from services.projections.exports import ISSUE_COLUMNS, export
 from services.projections.main import create_app
 from shared.auth import Authenticator
 from shared.settings import Settings
 from shared.web import MAX_PAGE
+from tests.support.history import batches, history
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from bench.statistics_history import STREAMS, history
 from services.projections.bulk import BulkLoad, facts_after
 from services.projections.pull import ProtocolError, ack_sequence
 from services.projections.rebuild import (
@@ -25,6 +24,7 @@ from services.projections.rebuild import (
 )
 from services.projections.views import fact_json, open_projection_view
 from shared.contracts import UndecodableMessage, decode
+from tests.support.history import STREAMS, history
 
 
 def payloads_with_surprises() -> dict[str, Payloads]:

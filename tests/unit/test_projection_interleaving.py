@@ -9,9 +9,9 @@ from eventsourcing.persistence import Tracking
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.statistics_history import STREAMS, history
 from services.projections.views import ProjectionView, open_projection_view
 from shared.consumer import Delivered
+from tests.support.history import STREAMS, history
 
 Plan = list[tuple[str, int]]
 """(stream, how many of its next messages to apply in one batch)."""

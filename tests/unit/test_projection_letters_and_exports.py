@@ -15,7 +15,6 @@ import pytest
 from eventsourcing.persistence import Tracking
 from openpyxl import load_workbook
 
-from bench.statistics_history import batches, history
 from services.projections.main import create_app
 from shared.auth import Authenticator
 from shared.clock import CHINA
@@ -33,6 +32,7 @@ from shared.contracts import (
 )
 from shared.settings import Settings
 from shared.text import display_width
+from tests.support.history import batches, history
 
 CASE = UUID("0f7e2d10-0000-4000-8000-000000000001")
 ISSUES = [

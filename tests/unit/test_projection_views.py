@@ -11,7 +11,6 @@ from uuid import UUID, uuid4
 import pytest
 from eventsourcing.persistence import Tracking
 
-from bench.statistics_history import batches, history
 from services.projections.queries import (
     FIGURES,
     counted_as_of,
@@ -41,6 +40,7 @@ from shared.contracts import (
     TopicAddedV1,
     TopicRemovedV1,
 )
+from tests.support.history import batches, history
 
 OFFICES = ["yanbian", "yanji", "tumen", "dunhua", "hunchun"]
 

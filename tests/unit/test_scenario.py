@@ -14,11 +14,12 @@ from zoneinfo import ZoneInfo
 import chinese_calendar
 import pytest
 
-from services import scenario_content as text
-from services.scenario import generate
-from services.scenario_records import TARGETS, Issue, Scenario
+from demo.content import content
+from demo.records import Issue, Scenario
+from demo.scenario import generate
 
 CST = ZoneInfo("Asia/Shanghai")
+TARGETS = content().targets
 YEAR_END = datetime(2021, 1, 1, tzinfo=CST)
 
 
@@ -164,7 +165,7 @@ def test_every_issue_names_what_exists_and_reads_as_chinese(scenario: Scenario) 
     issues = {i.key: i for i in scenario.issues}
     for issue in scenario.issues:
         assert issue.office in ("yanbian", "yanji")
-        assert issue.category in text.CATEGORIES
+        assert issue.category in content().categories
         assert all("\u4e00" <= c <= "\u9fff" for c in issue.title[:2]), issue.title
         assert issue.description.endswith("。")
         if issue.activity is not None:

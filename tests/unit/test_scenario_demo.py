@@ -4,18 +4,23 @@ go wrong."""
 from __future__ import annotations
 
 import copy
+import shutil
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from services.demo import DemoError, _explain, load_scenario
-from services.demo_table import ROWS, LoadResult, RowResult, compare, format_table
+from demo import content as demo_content
+from demo.content import DATA, FILES, DemoDataMissing, content
+from demo.load import DemoError, _explain, load_scenario
+from demo.scenario import generate
+from demo.table import ROWS, LoadResult, RowResult, compare, format_table
 from services.intake.main import create_app
-from services.scenario import generate
 from shared.auth import Authenticator
 from shared.settings import Settings
+from tools import launcher
+from tools.cli import main as shangliang
 
 EXPECTED = generate().expected
 
@@ -139,3 +144,46 @@ def test_a_service_that_does_not_answer_is_named_with_the_request() -> None:
     urls = {name: closed for name in ("intake", "meetings", "supervision", "projections")}
     with pytest.raises(DemoError, match=r"POST http://127\.0\.0\.1:9/\S+ 无应答 / got no answer"):
         load_scenario(Authenticator(Settings()), urls, wait_seconds=1)
+
+
+def test_without_its_data_files_the_demo_says_where_it_looked_in_chinese_then_english(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(DemoDataMissing) as raised:
+        content(tmp_path / "not-here")
+    message = str(raised.value)
+    assert message.startswith("找不到演示数据")
+    assert "the demo's data is not here" in message and str(tmp_path / "not-here") in message
+
+
+def copy_of_the_data(folder: Path) -> Path:
+    folder.mkdir()
+    for name in FILES:
+        shutil.copy(DATA / f"{name}.json", folder / f"{name}.json")
+    return folder
+
+
+def test_a_missing_or_broken_data_file_is_named(tmp_path: Path) -> None:
+    assert content(copy_of_the_data(tmp_path / "copy")).targets == content().targets
+    broken = copy_of_the_data(tmp_path / "broken")
+    (broken / "meetings.json").write_text('{"plans": [{"key": "m1"}]}')
+    with pytest.raises(DemoDataMissing, match=r"演示数据不完整 .* incomplete"):
+        content(broken)
+    missing = copy_of_the_data(tmp_path / "missing")
+    (missing / "report.json").unlink()
+    with pytest.raises(DemoDataMissing, match=r"缺少演示数据文件 .*report\.json"):
+        content(missing)
+
+
+def test_shangliang_demo_without_its_data_stops_before_starting_anything(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """As from a wheel, which carries no demo data: a message, exit 1, no traceback."""
+    monkeypatch.setattr(demo_content, "DATA", tmp_path / "no-data")
+    monkeypatch.setattr(launcher.Stack, "start", lambda self: pytest.fail("the stack started"))
+    monkeypatch.setenv("SHANGLIANG_DATA_DIR", str(tmp_path / "data"))
+    assert shangliang(["demo", "--once"]) == 1
+    said = capsys.readouterr()
+    assert said.err.startswith("错误 / error: 找不到演示数据")
+    assert "an installed wheel carries no demo data" in said.err
+    assert "Traceback" not in said.err + said.out

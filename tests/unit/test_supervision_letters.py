@@ -16,8 +16,8 @@ import pytest
 from docx import Document
 from eventsourcing.persistence import Tracking
 
-from services.demo import letters_in_date_order
-from services.scenario import generate
+from demo.load import letters_in_date_order
+from demo.scenario import generate
 from services.supervision.application import SupervisionApplication
 from services.supervision.consumers import upstream_policy
 from services.supervision.domain import (

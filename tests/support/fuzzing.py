@@ -30,7 +30,8 @@ from schemathesis.errors import FailureGroup
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from services.meetings.seed import load_seed
-from tests.e2e.conftest import RunningStack, bearer, issue_body
+from tests.support.http import bearer, issue_body
+from tests.support.stack import RunningStack
 
 OFFICE = "yanji"
 PREFECTURE = "yanbian"

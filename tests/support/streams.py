@@ -1,67 +1,23 @@
-"""What the integration tests share: storing many issues, reading a stream back, waiting."""
+"""Reading a JetStream stream back and publishing as a service's relay would: what the tests
+(and bench/) that look at the streams share."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
 
-from eventsourcing.persistence import Notification
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from services.intake.application import IntakeApplication
-from services.intake.domain import DEFAULT_CATEGORIES, Issue, issue_id_for
-from shared.relay import POSITION_HEADER, event_id
+from services.projections.rebuild import UPSTREAMS
+from shared.consumer import Delivered
+from shared.messaging import ensure_stream
+from shared.relay import POSITION_HEADER
 from shared.streams import StreamSpec
-
-OFFICES = ("yanji", "tumen", "dunhua", "hunchun")
-NEW_YEAR = datetime(2020, 12, 31, 12, 0, tzinfo=UTC)
-
-
-def open_intake(db_path: Path) -> IntakeApplication:
-    return IntakeApplication(
-        env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(db_path)}
-    )
-
-
-def store_issues(app: IntakeApplication, count: int, start: int = 0, chunk: int = 1000) -> None:
-    """Store `count` issues, `chunk` per transaction, spread over offices and New Year's Eve."""
-    now = datetime.now(UTC)
-    for first in range(start, start + count, chunk):
-        issues = [
-            Issue.submit(
-                issue_id_for(OFFICES[n % len(OFFICES)], f"issue-{n}"),
-                OFFICES[n % len(OFFICES)],
-                f"问题 {n}",
-                f"描述 {n}",
-                DEFAULT_CATEGORIES[n % len(DEFAULT_CATEGORIES)],
-                NEW_YEAR + timedelta(minutes=7 * (n % 200)),
-                now=now,
-            )
-            for n in range(first, min(first + chunk, start + count))
-        ]
-        app.save(*issues)
-
-
-def stored_notifications(app: IntakeApplication) -> list[Notification]:
-    notifications: list[Notification] = []
-    while page := app.recorder.select_notifications(
-        notifications[-1].id if notifications else 0, 5000, inclusive_of_start=False
-    ):
-        notifications.extend(page)
-    return notifications
-
-
-def message_ids(app: IntakeApplication, notifications: list[Notification]) -> list[str]:
-    """The message id of each stored event, in notification order."""
-    events = [app.mapper.to_domain_event(n) for n in notifications]
-    return [event_id(e.originator_id, e.originator_version) for e in events]
+from tests.support.intake_store import message_ids, stored_notifications
 
 
 async def read_stream(js: JetStreamContext, spec: StreamSpec, timeout: float = 20.0) -> list[Msg]:
@@ -124,29 +80,6 @@ def stream_holds(
     return condition
 
 
-async def wait_until(
-    condition: Callable[[], Awaitable[Any] | Any],
-    timeout: float = 10.0,
-    what: str = "the expected state",
-) -> Any:
-    """Poll until `condition` is truthy (it may be async); fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while True:
-        try:
-            result = condition()
-            if asyncio.iscoroutine(result):
-                result = await result
-            if result:
-                return result
-            last_error = None
-        except Exception as error:  # e.g. NATS not reachable yet
-            last_error = error
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} after {timeout}s (last error: {last_error!r})")
-        await asyncio.sleep(0.01)
-
-
 async def publish_as_relay(
     js: JetStreamContext, subject: str, payload: bytes, msg_id: str | None, position: int | None
 ) -> int:
@@ -159,3 +92,20 @@ async def publish_as_relay(
     if msg_id is not None:
         headers["Nats-Msg-Id"] = msg_id
     return (await js.publish(subject, payload, headers=headers)).seq
+
+
+async def publish_history(js: JetStreamContext, streams: dict[str, list[Delivered]]) -> None:
+    """Publish each stream's messages of a generated history (tests/support/history.py) in
+    order, with their event ids and store positions, as the relays do."""
+    for spec in UPSTREAMS:
+        await ensure_stream(js, spec)
+        for message in streams[spec.name]:
+            await js.publish_async(
+                message.envelope.subject,
+                message.envelope.to_bytes(),
+                headers={
+                    "Nats-Msg-Id": message.envelope.id,
+                    POSITION_HEADER: str(message.position),
+                },
+            )
+    await js.publish_async_completed()

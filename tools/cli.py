@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from nats.aio.client import Client
     from pydantic import ValidationError
 
-    from services.launcher import Stack
     from shared.settings import NatsSettings, Settings
+    from tools.launcher import Stack
 
 OK, FAILED, BAD_INPUT, INTERRUPTED = 0, 1, 2, 130
 DEMO_SCAN_VARIABLE = "SHANGLIANG_SUPERVISION_SCAN_INTERVAL_SECONDS"
@@ -113,12 +113,20 @@ def up(args: argparse.Namespace) -> int:
     """Start everything; with `demo`, also load the scenario and print the statistics."""
     from pydantic import ValidationError
 
-    from services.demo import DemoError, DemoInterrupted
-    from services.launcher import SERVICES, Interrupted, LaunchError, Stack
+    from demo.load import DemoError, DemoInterrupted
     from shared.settings import Settings
+    from tools.launcher import SERVICES, Interrupted, LaunchError, Stack
 
     demo = args.command == "demo"
     if demo:
+        from demo.content import DemoDataMissing, content
+
+        try:
+            content()
+        except DemoDataMissing as error:
+            # Said before anything starts: an installed wheel carries no demo data.
+            _error(str(error))
+            return FAILED
         # The scenario's deadlines fell due in 2020. The loader asks supervision to scan once
         # the whole year is in; a periodic scan falling mid-load would find cases overdue that
         # the load is about to complete on time, so the demo's periodic scan is rare.
@@ -173,9 +181,9 @@ def _print_addresses(stack: Stack) -> None:
 
 
 def _print_demo_accounts(stack: Stack, settings: Settings) -> None:
+    from demo.load import demo_accounts
     from services.console.main import accounts_of
     from services.console.settings import ConsoleSettings
-    from services.demo import demo_accounts
 
     made = demo_accounts(accounts_of(settings, ConsoleSettings()))
     lines = [
@@ -189,10 +197,10 @@ def _print_demo_accounts(stack: Stack, settings: Settings) -> None:
 
 
 def _run_demo(stack: Stack, settings: Settings) -> None:
-    from services.demo import DemoError, load_scenario
-    from services.demo_table import format_table
-    from services.notifications.cli import fill_sample_directory
-    from services.scenario_records import YEAR
+    from demo.directory import fill_sample_directory
+    from demo.load import DemoError, load_scenario
+    from demo.records import YEAR
+    from demo.table import format_table
     from shared.auth import Authenticator
 
     fill_sample_directory(stack.service("notifications").url, Authenticator(settings))
@@ -226,8 +234,8 @@ def status(args: argparse.Namespace) -> int:
     last exit (exit 0 when every part runs, 1 otherwise)."""
     from pydantic import ValidationError
 
-    from services.launcher import read_state
     from shared.settings import Settings
+    from tools.launcher import read_state
 
     try:
         data_dir = Settings().data_dir.resolve()
@@ -470,7 +478,7 @@ def _reach_nats(settings: Settings, user: str) -> Settings:
 
     from pydantic import SecretStr
 
-    from services.launcher import PASSWORDS_FILE, read_state
+    from tools.launcher import PASSWORDS_FILE, read_state
 
     data_dir = settings.data_dir.resolve()
     state = read_state(data_dir)
@@ -609,7 +617,7 @@ def open311_key(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    from services.scenario_records import YEAR
+    from demo.records import YEAR
     from shared.auth import ROLES
 
     root = argparse.ArgumentParser(

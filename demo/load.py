@@ -17,13 +17,8 @@ from typing import Any
 
 import httpx
 
-from services.console.accounts import Account, Accounts
-from services.demo_table import LoadResult, compare
-from services.scenario import generate
-from services.scenario_content import HOUSING
-from services.scenario_records import (
-    OFFICES,
-    PREFECTURE,
+from demo.content import content
+from demo.records import (
     YEAR,
     Activity,
     Case,
@@ -32,6 +27,9 @@ from services.scenario_records import (
     Meeting,
     Scenario,
 )
+from demo.scenario import generate
+from demo.table import LoadResult, compare
+from services.console.accounts import Account, Accounts
 from shared.auth import Authenticator
 
 SERVICES = ("intake", "meetings", "supervision", "projections")
@@ -110,11 +108,14 @@ def load_scenario(
 DEMO_ROLES = ("clerk", "leader", "meetings", "supervisor", "department", "viewer")
 
 
-def demo_accounts(accounts: Accounts, department: str = HOUSING) -> list[tuple[Account, str]]:
+def demo_accounts(accounts: Accounts, department: str | None = None) -> list[tuple[Account, str]]:
     """One workbench account per role of each office of the scenario (`yanji-clerk`, …), each
-    with a fresh password (set again on every run, so the printed ones are the valid ones)."""
+    with a fresh password (set again on every run, so the printed ones are the valid ones);
+    the department account's is `department`, by default the data's workbench department."""
+    text = content()
+    department = department or text.workbench_department
     made = []
-    for office in OFFICES:
+    for office in text.offices:
         for role in DEMO_ROLES:
             name = f"{office}-{role}"
             password = token_urlsafe(9)
@@ -184,6 +185,7 @@ class _Loader:
         say: Callable[[str], None],
     ) -> None:
         self.scenario = scenario
+        self.text = content()
         self.urls = {name: url.rstrip("/") for name, url in urls.items()}
         self.authenticator = authenticator
         self.concurrency = concurrency
@@ -288,7 +290,7 @@ class _Loader:
         async with httpx.AsyncClient(timeout=30.0, limits=limits) as self.http:
             try:
                 async with asyncio.TaskGroup() as tasks:
-                    for office in OFFICES:
+                    for office in self.text.offices:
                         tasks.create_task(self.reference_data(office))
                 async with asyncio.TaskGroup() as tasks:
                     for activity in self.scenario.activities:
@@ -724,7 +726,7 @@ class _Loader:
     async def scan_deadlines(self) -> None:
         """Judge the deadlines now that the whole year is in (not mid-load)."""
         doing = "检查督办时限 / scanning the supervision deadlines"
-        token = self.token(PREFECTURE, "supervisor")
+        token = self.token(self.text.prefecture, "supervisor")
         response = await self.send("POST", "supervision", "/scheduler/scan", doing, token)
         if response.status_code != 200:
             raise DemoError(_explain(doing, response))
@@ -734,7 +736,7 @@ class _Loader:
     async def statistics(self) -> dict[str, Any]:
         """Wait until the projections show the expected figures (or the time is up)."""
         doing = f"查询 {YEAR} 年统计 / reading the {YEAR} statistics"
-        token = self.token(PREFECTURE, "viewer")
+        token = self.token(self.text.prefecture, "viewer")
         deadline = time.monotonic() + self.statistics_seconds
         while True:
             response = await self.send("GET", "projections", f"/statistics/{YEAR}", doing, token)

@@ -3,8 +3,10 @@
 `generate(seed)` builds what the Yanbian prefecture office and the Yanji city office did in
 2020 — liaison stations, activity groups, Thursday outreach activities, issues and their
 screening, consultation meetings, supervision cases — so that the projections, counting the
-resulting events, reproduce the report's figures exactly (`TARGETS`). The same seed gives the
-same scenario, byte for byte (`Scenario.to_json`).
+resulting events, reproduce the report's figures exactly (the targets of
+`demo/data/report.json`). The same seed gives the same scenario, byte for byte
+(`Scenario.to_json`). Its places, people, words and meetings are data (`demo.content`); this
+module is how they are put together.
 """
 
 from __future__ import annotations
@@ -14,12 +16,8 @@ import random
 from datetime import date, datetime, timedelta
 from typing import Literal
 
-from services import scenario_content as text
-from services.scenario_records import (
-    CITY,
-    OFFICES,
-    PREFECTURE,
-    TARGETS,
+from demo.content import Content, MeetingPlan, Problem, content
+from demo.records import (
     YEAR,
     Activity,
     ActivityGroup,
@@ -51,7 +49,6 @@ from services.scenario_records import (
 DEFAULT_SEED = 2020
 ACTIVITY_GROUPS = 141
 COMMUNITIES = 70
-MEMBERS = {PREFECTURE: 200, CITY: 230}
 EXPERTS = 29
 
 # How the 316 issues of 2020 end the year. Resolved: 44 + 60 + 20 + 3 = 127.
@@ -61,19 +58,19 @@ REPORTS, REJECTED, PENDING = 44, 34, 24
 DUPLICATES_OF_ANSWERED, DUPLICATES_OF_VERIFIED, DUPLICATES_OF_OPEN = 2, 1, 3
 KEY_IN_VERIFIED_TOPICS, KEY_IN_VERIFIED_REFERRALS = 12, 6
 KEY_IN_OPEN_TOPICS, KEY_IN_OVERDUE_REFERRALS = 2, 1
-ACTIVITIES_PER_OFFICE = {PREFECTURE: 11, CITY: 12}
 
 
 class _Generator:
     """Builds the scenario step by step from one `random.Random`, in a fixed order."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, text: Content) -> None:
         self.seed = seed
+        self.text = text
         self.rng = random.Random(seed)
         self.names: set[str] = set()
         self.issues: list[Issue] = []
         self.cases: list[Case] = []
-        self.problem_of: dict[str, text.Problem] = {}
+        self.problem_of: dict[str, Problem] = {}
         # One finished case is sent back once before it is verified.
         self.send_back_pending = 1
 
@@ -81,8 +78,10 @@ class _Generator:
 
     def name(self) -> str:
         while True:
-            given = "".join(self.rng.choice(text.GIVEN) for _ in range(self.rng.choice((1, 2, 2))))
-            candidate = self.rng.choice(text.SURNAMES) + given
+            given = "".join(
+                self.rng.choice(self.text.given) for _ in range(self.rng.choice((1, 2, 2)))
+            )
+            candidate = self.rng.choice(self.text.surnames) + given
             if candidate not in self.names:
                 self.names.add(candidate)
                 return candidate
@@ -90,26 +89,30 @@ class _Generator:
     def build_places_and_people(self) -> None:
         self.communities = [
             (community, area)
-            for area, communities in text.STREET_COMMUNITIES.items()
+            for area, communities in self.text.street_communities.items()
             for community in communities
         ]
         self.area_of = dict(self.communities)
         self.members = [
-            Member(self.name(), office) for office, count in MEMBERS.items() for _ in range(count)
+            Member(self.name(), office)
+            for office, count in self.text.members.items()
+            for _ in range(count)
         ]
         shuffled = [m.name for m in self.members]
         self.rng.shuffle(shuffled)
         self.groups = []
+        extra = self.text.extra_group_community
         for n in range(ACTIVITY_GROUPS):
-            community = self.communities[n % COMMUNITIES][0] if n < 2 * COMMUNITIES else "丹山社区"
+            community = self.communities[n % COMMUNITIES][0] if n < 2 * COMMUNITIES else extra
             members = tuple(shuffled[3 * n : 3 * n + 3])
-            self.groups.append(ActivityGroup(f"第{n + 1:03d}委员活动小组", community, members))
+            name = self.text.say("activity_group", number=n + 1)
+            self.groups.append(ActivityGroup(name, community, members))
         self.experts = [self.name() for _ in range(EXPERTS)]
-        self.heads = [(self.name(), department) for department in text.DEPARTMENTS]
+        self.heads = [(self.name(), department) for department in self.text.departments]
 
     def resident(self) -> tuple[str, str]:
-        name = self.rng.choice(text.SURNAMES) + self.rng.choice(("先生", "女士"))
-        phone = self.rng.choice(("138", "139", "150", "158", "186", "135")) + "".join(
+        name = self.rng.choice(self.text.surnames) + self.rng.choice(self.text.resident_titles)
+        phone = self.rng.choice(self.text.phone_prefixes) + "".join(
             self.rng.choice("0123456789") for _ in range(8)
         )
         return name, phone
@@ -118,11 +121,13 @@ class _Generator:
 
     def build_activities(self) -> None:
         days = activity_days()
-        chosen = [days[0], *sorted(self.rng.sample(days[1:], TARGETS["outreach_activities"] - 1))]
-        offices = [o for o, n in ACTIVITIES_PER_OFFICE.items() for _ in range(n)]
+        chosen = [
+            days[0],
+            *sorted(self.rng.sample(days[1:], self.text.targets["outreach_activities"] - 1)),
+        ]
+        offices = [o for o, n in self.text.activities.items() for _ in range(n)]
         self.rng.shuffle(offices)
-        streets = [a for a in text.STREET_COMMUNITIES if a.endswith("街道")]
-        towns = [a for a in text.STREET_COMMUNITIES if a.endswith("镇")]
+        streets, towns = list(self.text.streets), list(self.text.towns)
         areas = streets * 3 + towns + self.rng.sample(streets, 2)
         self.rng.shuffle(areas)
         counts = self.participation_counts(len(chosen))
@@ -130,7 +135,7 @@ class _Generator:
         for n, (day, office, area, count) in enumerate(
             zip(chosen, offices, areas, counts, strict=True)
         ):
-            community = self.rng.choice(text.STREET_COMMUNITIES[area])
+            community = self.rng.choice(self.text.street_communities[area])
             local = [g for g in self.groups if self.area_of[g.community] == area]
             lead = next(g for g in local if g.community == community)
             nearby = [m for g in local for m in g.members]
@@ -144,18 +149,17 @@ class _Generator:
                     office=office,
                     held_at=at(day, 14, self.rng.choice((0, 0, 30))),
                     community=community,
-                    liaison_station=text.station_of(area),
+                    liaison_station=self.text.station_of(area),
                     activity_group=lead.name,
                     members=members,
-                    note=f"第{n + 1}期委员活动日：{area}{len(local)}个委员活动小组进社区"
-                    "与群众“面对面”协商",
+                    note=self.text.say("activity_note", number=n + 1, area=area, groups=len(local)),
                 )
             )
         self.correct_two_activities()
 
     def participation_counts(self, activities: int) -> list[int]:
         counts = [self.rng.randint(38, 60) for _ in range(activities)]
-        while (gap := TARGETS["member_participations"] - sum(counts)) != 0:
+        while (gap := self.text.targets["member_participations"] - sum(counts)) != 0:
             n = self.rng.randrange(activities)
             step = 1 if gap > 0 else -1
             if 30 <= counts[n] + step <= 70:
@@ -172,7 +176,7 @@ class _Generator:
             corrections=(
                 Correction(
                     missed.members,
-                    "补录漏记委员1名",
+                    self.text.say("one_member_missed"),
                     at(workday_after(missed.held_at.date(), 1), 10),
                 ),
             ),
@@ -185,7 +189,7 @@ class _Generator:
             corrections=(
                 Correction(
                     wrong.members,
-                    "删除误记委员1名，补录漏记委员2名",
+                    self.text.say("one_wrong_two_missed"),
                     at(workday_after(wrong.held_at.date(), 2), 9, 30),
                 ),
             ),
@@ -194,9 +198,10 @@ class _Generator:
     # --- issues
 
     def submission(
-        self, first: date, last: date, offices: tuple[str, ...] = OFFICES
+        self, first: date, last: date, offices: tuple[str, ...] | None = None
     ) -> tuple[datetime, str, Activity | None]:
         """When and where an issue was collected: on an activity day or at a station, etc."""
+        offices = offices or self.text.offices
         activities = [
             a for a in self.activities if first <= a.held_at.date() <= last and a.office in offices
         ]
@@ -215,13 +220,14 @@ class _Generator:
         first: date,
         last: date,
         category: str | None = None,
-        offices: tuple[str, ...] = OFFICES,
+        offices: tuple[str, ...] | None = None,
         key_problem: bool = False,
         moment: datetime | None = None,
         places: tuple[str, ...] = (),
         avoid: tuple[str, ...] = (),
     ) -> Issue:
         """A new issue collected between `first` and `last` (or by hotline at `moment`)."""
+        offices = offices or self.text.offices
         if moment is None:
             submitted_at, source, activity = self.submission(first, last, offices)
         else:
@@ -232,25 +238,28 @@ class _Generator:
             station: str | None = activity.liaison_station
             recorded_by: str | None = self.rng.choice(activity.final_members)
         else:
-            office = offices[0] if len(offices) == 1 else self.rng.choice((*offices, CITY))
+            office = (
+                offices[0] if len(offices) == 1 else self.rng.choice((*offices, self.text.city))
+            )
             community, area = self.rng.choice(self.communities)
-            station = text.station_of(area) if source == "liaison_station" else None
+            station = self.text.station_of(area) if source == "liaison_station" else None
             if source == "liaison_station" and self.rng.random() < 0.2:
                 # The two zones' stations serve enterprises, not a community.
-                station, community = text.station_of(self.rng.choice(text.AREAS[:2])), None
+                zone = self.rng.choice(self.text.areas[:2])
+                station, community = self.text.station_of(zone), None
             recorded_by = (
                 self.rng.choice(self.members).name
                 if source in ("liaison_station", "visit")
                 else None
             )
-        category = category or self.rng.choice(text.CATEGORIES)
-        fitting = [p for p in text.PROBLEMS[category] if not places or p.place in places]
+        category = category or self.rng.choice(self.text.categories)
+        fitting = [p for p in self.text.problems[category] if not places or p.place in places]
         problem = self.rng.choice([p for p in fitting if p.subject not in avoid] or fitting)
         follows_community = problem.place in ("{home}", "{street}")
         place = problem.place.format(
-            home=self.rng.choice(text.HOMES),
-            street=self.rng.choice(text.STREETS),
-            school=self.rng.choice(text.SCHOOLS),
+            home=self.rng.choice(self.text.homes),
+            street=self.rng.choice(self.text.street_places),
+            school=self.rng.choice(self.text.schools),
         )
         where = f"{community or station}{place}" if follows_community else place
         reporter = self.resident() if source in ("online", "hotline") else (None, None)
@@ -258,8 +267,14 @@ class _Generator:
             key=f"i{len(self.issues) + 1:03d}",
             office=office,
             title=f"{where}{problem.subject}",
-            description=f"{text.ISSUE_LEADS[source]}：{where}{problem.detail}，{problem.impact}，"
-            f"建议{problem.suggestion}。",
+            description=self.text.say(
+                "issue_description",
+                lead=self.text.issue_leads[source],
+                where=where,
+                detail=problem.detail,
+                impact=problem.impact,
+                suggestion=problem.suggestion,
+            ),
             category=category,
             submitted_at=submitted_at,
             source=source,
@@ -296,13 +311,13 @@ class _Generator:
             self.screen(issue, Screening("answered", screened, answer=answer), closed)
         for _ in range(REPORTS):
             issue = self.new_issue(jan, date(YEAR, 12, 4))
-            title = f"关于解决{issue.title}问题的建议"
+            title = self.text.say("report_title", title=issue.title)
             self.screen(
                 issue, Screening("report", self.screened_at(issue, 3, 8), report_title=title)
             )
         for _ in range(REJECTED):
             issue = self.new_issue(jan, date(YEAR, 12, 11))
-            reason = self.rng.choice(text.REJECTION_REASONS)
+            reason = self.rng.choice(self.text.rejection_reasons)
             self.screen(issue, Screening("rejected", self.screened_at(issue, 2, 6), reason=reason))
         self.build_referrals()
         for _ in range(PENDING):
@@ -374,7 +389,7 @@ class _Generator:
         issue = dataclasses.replace(
             issue,
             title=original.title,
-            description=f"又有居民反映同一问题：{original.description}",
+            description=self.text.say("duplicate_description", description=original.description),
             key_problem=False,
         )
         self.issues[-1] = issue
@@ -438,7 +453,9 @@ class _Generator:
         if fate == "open" and letter_day > year_end:
             return []
         span = workdays(letter_day, min(deadline, year_end))
-        requirements = f"请于{chinese_date(deadline)}前办结“{subject}”，并书面报告办理情况。"
+        requirements = self.text.say(
+            "letter_requirements", deadline=chinese_date(deadline), subject=subject
+        )
         steps = [
             CaseStep(
                 "letters", at(letter_day, 10), {"requirements": requirements, "deadline": deadline}
@@ -452,7 +469,7 @@ class _Generator:
                 CaseStep(
                     "progress",
                     at(workday_after(letter_day, 6), 16),
-                    {"note": "已制定整改方案，正在组织实施"},
+                    {"note": self.text.say("progress")},
                 ),
             ]
             return steps + [s for s in later[:reached] if s.at.date() <= year_end]
@@ -461,7 +478,7 @@ class _Generator:
             CaseStep(
                 "progress",
                 at(span[len(span) * 3 // 10], 16),
-                {"note": "已制定整改方案，正在组织实施"},
+                {"note": self.text.say("progress")},
             )
         )
         if fate == "overdue":
@@ -475,18 +492,22 @@ class _Generator:
                 CaseStep(
                     "follow-ups",
                     at(span[len(span) * 5 // 10], 14),
-                    {"kind": kind, "members": members, "note": text.FOLLOW_UP_NOTES[kind]},
+                    {"kind": kind, "members": members, "note": self.text.follow_up_notes[kind]},
                 )
             )
         if self.send_back_pending:
             self.send_back_pending -= 1
             new_deadline = deadline + timedelta(days=15)
             steps += [
-                CaseStep("completion", at(span[len(span) * 6 // 10], 15), {"note": "已完成整改"}),
+                CaseStep(
+                    "completion",
+                    at(span[len(span) * 6 // 10], 15),
+                    {"note": self.text.say("first_completion")},
+                ),
                 CaseStep(
                     "send-back",
                     at(span[len(span) * 7 // 10], 10),
-                    {"reason": "现场核查整改不彻底，群众仍有反映", "deadline": new_deadline},
+                    {"reason": self.text.say("sent_back"), "deadline": new_deadline},
                 ),
             ]
         completed = span[len(span) * 8 // 10]
@@ -494,7 +515,11 @@ class _Generator:
         verified = min(verified, workdays(completed, year_end)[-1])
         return [
             *steps,
-            CaseStep("completion", at(completed, 15), {"note": f"“{subject}”已整改完毕"}),
+            CaseStep(
+                "completion",
+                at(completed, 15),
+                {"note": self.text.say("completion", subject=subject)},
+            ),
             CaseStep("verification", at(verified, 10, 30)),
         ]
 
@@ -503,14 +528,14 @@ class _Generator:
     def build_meetings(self) -> None:
         self.meetings = []
         key_flags = self.topic_key_flags()
-        for plan in text.MEETING_PLANS:
+        for plan in self.text.meeting_plans:
             self.meetings.append(self.meeting(plan, key_flags))
 
     def topic_key_flags(self) -> dict[str, list[bool]]:
         """Which topic issues are key problems: 12 in finished outcomes, 2 in unfinished ones."""
         verified_slots = [
             (plan.key, n)
-            for plan in text.MEETING_PLANS
+            for plan in self.text.meeting_plans
             for n in range(
                 sum(plan.outcome_sizes) - (plan.outcome_sizes[-1] if plan.open_deadline else 0)
             )
@@ -518,7 +543,7 @@ class _Generator:
         chosen = set(self.rng.sample(verified_slots, KEY_IN_VERIFIED_TOPICS))
         flags: dict[str, list[bool]] = {}
         open_keys = KEY_IN_OPEN_TOPICS
-        for plan in text.MEETING_PLANS:
+        for plan in self.text.meeting_plans:
             total = sum(plan.outcome_sizes)
             finished = total - (plan.outcome_sizes[-1] if plan.open_deadline else 0)
             row = [(plan.key, n) in chosen for n in range(finished)]
@@ -530,7 +555,7 @@ class _Generator:
             flags[plan.key] = row
         return flags
 
-    def meeting(self, plan: text.MeetingPlan, key_flags: dict[str, list[bool]]) -> Meeting:
+    def meeting(self, plan: MeetingPlan, key_flags: dict[str, list[bool]]) -> Meeting:
         offices = (plan.office, *plan.joint_offices)
         meeting = Meeting(
             key=plan.key,
@@ -551,16 +576,14 @@ class _Generator:
                 postponement=Postponement(
                     plan.starts,
                     plan.ends,
-                    "疫情防控需要，会议推迟至4月下旬召开",
+                    plan.postponement_reason or "",
                     at(plan.postponed_from[0].date() - timedelta(days=8), 10),
                 ),
             )
         if plan.cancelled_at:
             return dataclasses.replace(
                 meeting,
-                cancellation=Cancellation(
-                    "受疫情防控影响，取消本次现场协商会议", plan.cancelled_at
-                ),
+                cancellation=Cancellation(plan.cancellation_reason or "", plan.cancelled_at),
             )
         # Topics are collected in the weeks before the meeting and screened before it starts.
         first = max(date(YEAR, 3, 2), plan.planned - timedelta(days=45))
@@ -604,8 +627,12 @@ class _Generator:
             )
             outcome = Outcome(
                 tuple(i.key for i in covered),
-                f"建议{problem.department}牵头，{problem.suggestion}，"
-                f"切实解决“{covered[0].title}”等问题",
+                self.text.say(
+                    "recommendation",
+                    department=problem.department,
+                    suggestion=problem.suggestion,
+                    title=covered[0].title,
+                ),
                 problem.department,
                 deadline,
             )
@@ -652,7 +679,7 @@ class _Generator:
         return max(steps) + timedelta(hours=1)
 
     def participants(
-        self, plan: text.MeetingPlan, topics: list[Issue]
+        self, plan: MeetingPlan, topics: list[Issue]
     ) -> tuple[tuple[Invitation, ...], tuple[str, ...], tuple[Opinion, ...]]:
         office = plan.office
         offices = (office, *plan.joint_offices)
@@ -679,7 +706,11 @@ class _Generator:
             opinions = tuple(
                 Opinion(
                     p.person_id,
-                    f"关于“{plan.theme}”，建议{self.problem_of[self.rng.choice(topics).key].suggestion}。",
+                    self.text.say(
+                        "written_opinion",
+                        theme=plan.theme,
+                        suggestion=self.problem_of[self.rng.choice(topics).key].suggestion,
+                    ),
                     at(self.rng.choice(window), self.rng.randint(9, 16)),
                 )
                 for p in self.rng.sample(invited, 8)
@@ -697,7 +728,7 @@ class _Generator:
         """Each office's meeting reference data: every member, the expert panel, the heads."""
         self.member_office = {m.name: m.office for m in self.members}
         self.people: list[Person] = []
-        for office in OFFICES:
+        for office in self.text.offices:
             self.people += [
                 Person(f"{office}-member-{n + 1:03d}", office, m.name, "member")
                 for n, m in enumerate(self.members)
@@ -773,15 +804,9 @@ def _figures(
     )
 
 
-CALLBACK_NOTES = {
-    "satisfied": "居民表示问题已解决，很满意",
-    "basically_satisfied": "居民表示基本解决，希望后续巩固",
-    "unsatisfied": "居民反映问题仍未解决",
-    None: "电话无人接听",
-}
-
-
-def callbacks(issues: list[Issue], cases: list[Case], seed: int) -> list[Issue]:
+def callbacks(
+    issues: list[Issue], cases: list[Case], seed: int, notes: dict[str | None, str]
+) -> list[Issue]:
     """回访 for most resolved issues, a few working days after the resolution, from a random
     of their own (the rest of the scenario stays what the seed gave before). Only an issue
     answered on the spot and not closed may be unsatisfied: it goes back to screening, and
@@ -819,33 +844,36 @@ def callbacks(issues: list[Issue], cases: list[Case], seed: int) -> list[Issue]:
         ):
             satisfaction, unsatisfied_left = "unsatisfied", unsatisfied_left - 1
         chosen = satisfaction if reached else None
-        callback = Callback(called_at, reached, chosen, CALLBACK_NOTES[chosen])  # type: ignore[arg-type]
+        callback = Callback(called_at, reached, chosen, notes[chosen])  # type: ignore[arg-type]
         called.append(dataclasses.replace(issue, callback=callback))
     return called
 
 
-def generate(seed: int = DEFAULT_SEED) -> Scenario:
-    """The 2020 scenario for a seed; raises if it does not reproduce `TARGETS`."""
-    g = _Generator(seed)
+def generate(seed: int = DEFAULT_SEED, text: Content | None = None) -> Scenario:
+    """The 2020 scenario for a seed, made of `text` (by default the data in `demo/data/`;
+    `DemoDataMissing` when it is not there); raises if it does not reproduce the targets."""
+    text = text or content()
+    g = _Generator(seed, text)
     g.build_places_and_people()
     g.build_activities()
     g.build_people()
     g.build_issues()
     g.build_meetings()
-    issues = sorted(callbacks(g.issues, g.cases, seed), key=lambda i: (i.submitted_at, i.key))
+    called = callbacks(g.issues, g.cases, seed, text.callback_notes)
+    issues = sorted(called, key=lambda i: (i.submitted_at, i.key))
     figures = _figures(g.cases, issues, g.meetings, g.activities)
-    missed = {k: v for k, v in TARGETS.items() if getattr(figures, k) != v}
+    missed = {k: v for k, v in text.targets.items() if getattr(figures, k) != v}
     if missed:
         raise AssertionError(f"scenario {seed} misses its targets: {missed} vs {figures}")
     return Scenario(
         seed=seed,
         communities=tuple(g.communities),
-        liaison_stations=tuple(text.station_of(a) for a in text.AREAS),
+        liaison_stations=tuple(text.station_of(a) for a in text.areas),
         activity_groups=tuple(g.groups),
         members=tuple(g.members),
         people=g.invited_people(g.meetings),
-        departments=text.DEPARTMENTS,
-        venues=tuple(text.VENUES.items()),
+        departments=text.departments,
+        venues=tuple(text.venues.items()),
         activities=tuple(g.activities),
         issues=tuple(issues),
         meetings=tuple(g.meetings),

@@ -1,8 +1,8 @@
 """The records of the 2020 scenario (情景记录) and the working-day calendar they are dated by.
 
 Each record is what an office types in through docs/API.md: an activity, an issue and its
-screening, a meeting, a supervision case with its steps. `services.scenario.generate` makes
-them; `services.demo` sends them.
+screening, a meeting, a supervision case with its steps. `demo.scenario.generate` makes
+them; `demo.load` sends them.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ import chinese_calendar
 
 YEAR = 2020
 CST = ZoneInfo("Asia/Shanghai")
-OFFICES = ("yanbian", "yanji")
-PREFECTURE, CITY = OFFICES
 
 Kind = Literal["thematic", "onsite", "written"]
 CaseAction = Literal[
@@ -53,19 +51,6 @@ class Figures:
     """回访: not in the report; what the scenario's follow-up calls must count to."""
     callbacks_reached: int = 0
     callbacks_satisfied: int = 0
-
-
-TARGETS = {
-    "outreach_activities": 23,
-    "member_participations": 1127,
-    "issues_collected": 316,
-    "issues_resolved": 127,
-    "thematic": 2,
-    "onsite": 1,
-    "written": 2,
-    "key_problems_resolved": 18,
-}
-"""The exact numbers behind the report's figures (23 期, 1100 余人次, 300 余个, 120 余件, …)."""
 
 
 # --- the scenario's records ------------------------------------------------------------------

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from services.scenario_records import OFFICES, YEAR, Figures
+from demo.content import content
+from demo.records import YEAR, Figures
 from shared.offices import OFFICE_NAMES
 from shared.text import display_width
 
@@ -125,7 +126,7 @@ def format_table(result: LoadResult) -> str:
     widths = [max(display_width(line[n]) for line in [header, *lines]) for n in range(3)]
     rule = "-" * (sum(widths) + 8)
     year = result.statistics.get("year", YEAR)
-    offices = " + ".join(f"{OFFICE_NAMES[o]} {o}" for o in OFFICES)
+    offices = " + ".join(f"{OFFICE_NAMES[o]} {o}" for o in content().offices)
 
     def render(line: tuple[str, str, str, str]) -> str:
         return (
