@@ -18,7 +18,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from demo.records import CST, Kind
+from demo.records import Kind
+from shared.clock import CHINA
 
 DATA = Path(__file__).resolve().parent / "data"
 FILES = ("report", "places", "people", "departments", "issues", "meetings", "phrases")
@@ -124,7 +125,7 @@ class Content:
 
 def _local(text: str) -> datetime:
     """A time as the data writes it, `YYYY-MM-DD HH:MM` in China Standard Time."""
-    return datetime.fromisoformat(text).replace(tzinfo=CST)
+    return datetime.fromisoformat(text).replace(tzinfo=CHINA)
 
 
 def _read(folder: Path) -> dict[str, Any]:

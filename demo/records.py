@@ -8,17 +8,16 @@ them; `demo.load` sends them.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 import chinese_calendar
 
+from shared.clock import CHINA, add_working_days, is_working_day
+
 YEAR = 2020
-CST = ZoneInfo("Asia/Shanghai")
 
 Kind = Literal["thematic", "onsite", "written"]
 CaseAction = Literal[
@@ -294,34 +293,12 @@ class Scenario:
 
 
 def at(day: date, hour: int, minute: int = 0) -> datetime:
-    return datetime.combine(day, time(hour, minute), tzinfo=CST)
-
-
-@functools.cache
-def is_workday(day: date) -> bool:
-    """By the official calendar, with its swapped working weekends (调休)."""
-    return bool(chinese_calendar.is_workday(day))
-
-
-def workdays(start: date, end: date) -> list[date]:
-    """Working days from start to end inclusive, by the official 2020 calendar (调休 too)."""
-    return [
-        start + timedelta(days=n)
-        for n in range((end - start).days + 1)
-        if is_workday(start + timedelta(days=n))
-    ]
+    return datetime.combine(day, time(hour, minute), tzinfo=CHINA)
 
 
 def workday_from(day: date) -> date:
     """The day itself if it is a working day, else the next one: deadlines fall on those."""
-    return day if is_workday(day) else workday_after(day, 1)
-
-
-def workday_after(day: date, count: int) -> date:
-    while count > 0:
-        day += timedelta(days=1)
-        count -= is_workday(day)
-    return day
+    return day if is_working_day(day) else add_working_days(day, 1)
 
 
 def activity_days() -> list[date]:
@@ -336,8 +313,4 @@ def activity_days() -> list[date]:
 
 
 def in_year(moment: datetime, year: int = YEAR) -> bool:
-    return moment.astimezone(CST).year == year
-
-
-def chinese_date(day: date) -> str:
-    return f"{day.year}年{day.month}月{day.day}日"
+    return moment.astimezone(CHINA).year == year

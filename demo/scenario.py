@@ -39,12 +39,11 @@ from demo.records import (
     Screening,
     activity_days,
     at,
-    chinese_date,
     in_year,
-    workday_after,
     workday_from,
-    workdays,
 )
+from shared.clock import add_working_days, working_days
+from shared.letters import chinese_date
 
 DEFAULT_SEED = 2020
 ACTIVITY_GROUPS = 141
@@ -177,7 +176,7 @@ class _Generator:
                 Correction(
                     missed.members,
                     self.text.say("one_member_missed"),
-                    at(workday_after(missed.held_at.date(), 1), 10),
+                    at(add_working_days(missed.held_at.date(), 1), 10),
                 ),
             ),
         )
@@ -190,7 +189,7 @@ class _Generator:
                 Correction(
                     wrong.members,
                     self.text.say("one_wrong_two_missed"),
-                    at(workday_after(wrong.held_at.date(), 2), 9, 30),
+                    at(add_working_days(wrong.held_at.date(), 2), 9, 30),
                 ),
             ),
         )
@@ -209,7 +208,7 @@ class _Generator:
             activity = self.rng.choice(activities)
             minutes = self.rng.randint(20, 200)
             return activity.held_at + timedelta(minutes=minutes), "outreach", activity
-        day = self.rng.choice(workdays(first, last))
+        day = self.rng.choice(working_days(first, last))
         source = self.rng.choice(
             ("liaison_station", "liaison_station", "liaison_station", "visit", "online", "hotline")
         )
@@ -296,7 +295,7 @@ class _Generator:
         self.issues[index] = dataclasses.replace(issue, screening=screening, closed_at=closed_at)
 
     def screened_at(self, issue: Issue, low: int, high: int) -> datetime:
-        day = workday_after(issue.submitted_at.date(), self.rng.randint(low, high))
+        day = add_working_days(issue.submitted_at.date(), self.rng.randint(low, high))
         return at(day, self.rng.choice((9, 10, 15)), self.rng.choice((0, 30)))
 
     def build_issues(self) -> None:
@@ -382,9 +381,9 @@ class _Generator:
 
     def duplicate(self, original: Issue) -> None:
         assert original.screening is not None
-        first = workday_after(original.screening.screened_at.date(), 1)
+        first = add_working_days(original.screening.screened_at.date(), 1)
         issue = self.new_issue(
-            first, workday_after(first, 10), original.category, (original.office,)
+            first, add_working_days(first, 10), original.category, (original.office,)
         )
         issue = dataclasses.replace(
             issue,
@@ -449,10 +448,10 @@ class _Generator:
     ) -> list[CaseStep]:
         """A letter, then the department's work; `fate` says where it stands at year end."""
         year_end = date(YEAR, 12, 31)
-        letter_day = workday_after(opened.date(), self.rng.randint(1, 3))
+        letter_day = add_working_days(opened.date(), self.rng.randint(1, 3))
         if fate == "open" and letter_day > year_end:
             return []
-        span = workdays(letter_day, min(deadline, year_end))
+        span = working_days(letter_day, min(deadline, year_end))
         requirements = self.text.say(
             "letter_requirements", deadline=chinese_date(deadline), subject=subject
         )
@@ -465,10 +464,10 @@ class _Generator:
             # How far an unfinished case got by the end of the year.
             reached = self.rng.randint(0, 3)
             later = [
-                CaseStep("acknowledgement", at(workday_after(letter_day, 1), 9)),
+                CaseStep("acknowledgement", at(add_working_days(letter_day, 1), 9)),
                 CaseStep(
                     "progress",
-                    at(workday_after(letter_day, 6), 16),
+                    at(add_working_days(letter_day, 6), 16),
                     {"note": self.text.say("progress")},
                 ),
             ]
@@ -511,8 +510,8 @@ class _Generator:
                 ),
             ]
         completed = span[len(span) * 8 // 10]
-        verified = workday_after(completed, self.rng.randint(2, 5))
-        verified = min(verified, workdays(completed, year_end)[-1])
+        verified = add_working_days(completed, self.rng.randint(2, 5))
+        verified = min(verified, working_days(completed, year_end)[-1])
         return [
             *steps,
             CaseStep(
@@ -603,11 +602,11 @@ class _Generator:
             topics.append(self.issue_by_key(issue.key))
         invitations, attendance, opinions = self.participants(plan, topics)
         if plan.kind == "written":
-            closed = at(workday_after(plan.ends.date(), 1), 9, 30)
-            held_at, concluded = None, at(workday_after(closed.date(), 3), 10)
+            closed = at(add_working_days(plan.ends.date(), 1), 9, 30)
+            held_at, concluded = None, at(add_working_days(closed.date(), 3), 10)
         else:
             closed, held_at = None, plan.starts
-            concluded = at(workday_after(plan.starts.date(), self.rng.randint(3, 6)), 10)
+            concluded = at(add_working_days(plan.starts.date(), self.rng.randint(3, 6)), 10)
         outcomes = []
         start = 0
         for n, size in enumerate(plan.outcome_sizes):
@@ -702,7 +701,7 @@ class _Generator:
         if plan.kind == "written":
             invited = members + experts
             invitations = tuple(Invitation(p.person_id, p.kind, True) for p in invited)
-            window = workdays(plan.starts.date(), plan.ends.date())
+            window = working_days(plan.starts.date(), plan.ends.date())
             opinions = tuple(
                 Opinion(
                     p.person_id,
@@ -829,7 +828,7 @@ def callbacks(
         if resolved_at is None or rng.random() >= 0.7:
             called.append(issue)
             continue
-        called_at = at(workday_after(resolved_at.date(), rng.randint(2, 6)), 10, 30)
+        called_at = at(add_working_days(resolved_at.date(), rng.randint(2, 6)), 10, 30)
         if called_at.year != YEAR or called_at <= resolved_at:
             called.append(issue)
             continue

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import UTC, date, datetime, timedelta
 
 import chinese_calendar
 import pytest
@@ -17,10 +16,10 @@ import pytest
 from demo.content import content
 from demo.records import Issue, Scenario
 from demo.scenario import generate
+from shared.clock import CHINA
 
-CST = ZoneInfo("Asia/Shanghai")
 TARGETS = content().targets
-YEAR_END = datetime(2021, 1, 1, tzinfo=CST)
+YEAR_END = datetime(2021, 1, 1, tzinfo=CHINA)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +28,7 @@ def scenario() -> Scenario:
 
 
 def in_2020(moment: datetime) -> bool:
-    return moment.astimezone(CST).year == 2020
+    return moment.astimezone(CHINA).year == 2020
 
 
 def resolutions(scenario: Scenario) -> dict[str, datetime]:
@@ -121,7 +120,7 @@ def test_an_issue_just_after_new_year_in_china_counts_in_2021_though_utc_says_20
 ) -> None:
     late = [i for i in scenario.issues if not in_2020(i.submitted_at)]
     assert len(late) == 1
-    assert late[0].submitted_at.astimezone(ZoneInfo("UTC")).year == 2020
+    assert late[0].submitted_at.astimezone(UTC).year == 2020
 
 
 def test_places_groups_and_stations_are_the_pilots(scenario: Scenario) -> None:
@@ -141,7 +140,7 @@ def test_places_groups_and_stations_are_the_pilots(scenario: Scenario) -> None:
 
 def test_activities_are_thursday_afternoons_from_june_on_working_days(scenario: Scenario) -> None:
     for activity in scenario.activities:
-        held = activity.held_at.astimezone(CST)
+        held = activity.held_at.astimezone(CHINA)
         assert held.weekday() == 3, activity
         assert date(2020, 6, 1) <= held.date() <= date(2020, 12, 31)
         assert 13 <= held.hour <= 17
@@ -339,7 +338,7 @@ def test_screening_follows_submission_and_nothing_is_dated_after_2020_but_the_la
     late: list[Issue] = []
     for issue in scenario.issues:
         assert issue.submitted_at.tzinfo is not None
-        assert issue.submitted_at >= datetime(2020, 3, 1, tzinfo=CST)
+        assert issue.submitted_at >= datetime(2020, 3, 1, tzinfo=CHINA)
         if issue.submitted_at >= YEAR_END:
             late.append(issue)
         if issue.screening:
