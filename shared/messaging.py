@@ -18,9 +18,8 @@ from tenacity import (
     wait_exponential,
 )
 
-from shared.counties import CountyServer
 from shared.lease import bucket_config
-from shared.settings import NatsSettings
+from shared.settings import CountyServer, NatsSettings
 from shared.streams import STREAMS, StreamSpec, county_streams, intake_streams
 
 log = logging.getLogger(__name__)

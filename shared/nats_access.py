@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 from shared.lease import BUCKET, relay_lease
 from shared.messaging import inbox_prefix
+from shared.settings import HUB_DOMAIN
 from shared.streams import (
-    HUB_DOMAIN,
     INTAKE_STREAM,
     MEETINGS_STREAM,
     SUPERVISION_STREAM,

@@ -142,3 +142,33 @@ class ServiceSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8100, ge=0, le=65535)
+
+
+# Offline county offices (县政协离线运行): a county office may run its own nats-server as a
+# leaf node of the prefecture's cluster, with its own intake service; the streams this takes
+# are in shared/streams.py (`county_streams`, `intake_streams`).
+
+HUB_DOMAIN = "hub"
+"""The prefecture's JetStream domain, as the hub node's configuration names it."""
+
+
+class CountyServer(BaseSettings):
+    """`SHANGLIANG_COUNTY_OFFICE`, e.g. `hunchun`: set for the set-up (`shangliang
+    nats-setup`) of a county office's own nats-server, which then creates that server's
+    streams instead of the prefecture's; `SHANGLIANG_HUB_DOMAIN` (`hub`) is the prefecture's
+    JetStream domain."""
+
+    model_config = SettingsConfigDict(env_prefix="SHANGLIANG_", extra="ignore")
+
+    county_office: str | None = None
+    hub_domain: str = HUB_DOMAIN
+
+
+class LeafOffices(BaseSettings):
+    """`SHANGLIANG_LEAF_OFFICES`, e.g. `["hunchun", "tumen"]`: the county offices that run
+    their own leaf node. Read on its own, so that a module can know its upstream streams
+    without the settings that only a running service must have."""
+
+    model_config = SettingsConfigDict(env_prefix="SHANGLIANG_", extra="ignore")
+
+    leaf_offices: list[str] = Field(default_factory=list)

@@ -34,8 +34,8 @@ from nats.js.api import (
     StreamConfig,
     StreamSource,
 )
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.settings import HUB_DOMAIN, LeafOffices
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,6 @@ MEETINGS_STREAM = StreamSpec("meetings")
 SUPERVISION_STREAM = StreamSpec("supervision")
 STREAMS = (INTAKE_STREAM, MEETINGS_STREAM, SUPERVISION_STREAM)
 
-HUB_DOMAIN = "hub"
 """The JetStream domain of the prefecture's cluster (deploy/nats/leaf/hub-node.conf)."""
 
 
@@ -120,16 +119,6 @@ class CountiesStream(StreamSpec):
             )
             for office in self.offices
         ]
-
-
-class LeafOffices(BaseSettings):
-    """`SHANGLIANG_LEAF_OFFICES`, e.g. `["hunchun", "tumen"]`: the county offices that run
-    their own leaf node. Read on its own, so that a module can know its upstream streams
-    without the settings that only a running service must have."""
-
-    model_config = SettingsConfigDict(env_prefix="SHANGLIANG_", extra="ignore")
-
-    leaf_offices: list[str] = Field(default_factory=list)
 
 
 def intake_streams(offices: Sequence[str] | None = None) -> tuple[StreamSpec, ...]:

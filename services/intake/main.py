@@ -23,12 +23,11 @@ from services.intake.settings import (
     tracking_secret,
 )
 from shared.auth import Authenticator
-from shared.counties import CountyServer
 from shared.limits import install_limits
 from shared.observability import install_observability
 from shared.process import UpstreamProcessor
 from shared.runtime import Publishing, ServiceRuntime
-from shared.settings import Settings
+from shared.settings import CountyServer, Settings
 from shared.streams import INTAKE_STREAM, MEETINGS_STREAM, SUPERVISION_STREAM
 from shared.web import health_router, install_error_handlers, serve
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.counties import CountyServer
+from shared.settings import CountyServer
 from shared.streams import (
     INTAKE_STREAM,
     SUPERVISION_STREAM,
