@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 
-import chinese_calendar
-
 from shared.clock import CHINA, add_working_days, is_working_day
 
 YEAR = 2020
@@ -306,7 +304,7 @@ def activity_days() -> list[date]:
     day = date(YEAR, 6, 4)
     days = []
     while day.year == YEAR:
-        if not chinese_calendar.is_holiday(day):
+        if is_working_day(day):
             days.append(day)
         day += timedelta(days=7)
     return days
