@@ -4,7 +4,6 @@
 of people and venues), `reference.py` (members, experts, departments, venues per office),
 `rules.py` (the refusals and ids they share), `application.py`, `consumers.py` (intake's topic
 decisions, tracked), `publishing.py` (events to contracts), `schemas.py`, `api.py` and
-`reference_api.py` (HTTP, calendar feeds in `calendar.py`), `settings.py`, `seed.py` (the
-demo's reference data) and `main.py` (the composition root). It publishes on stream
-`MEETINGS` (`shared.streams.MEETINGS_STREAM`).
+`reference_api.py` (HTTP, calendar feeds in `calendar.py`), `settings.py` and `main.py` (the
+composition root). It publishes on stream `MEETINGS` (`shared.streams.MEETINGS_STREAM`).
 """

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.meetings.seed import load_seed
+from demo.seed import load_seed
 from tests.support.http import bearer, issue_body
 from tests.support.stack import RunningStack
 

@@ -12,7 +12,7 @@ import httpx
 from icalendar import Calendar
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from services.meetings.seed import load_seed
+from demo.seed import load_seed
 from shared.contracts import MeetingConcludedV1, MeetingHeldV1, decode
 from shared.streams import MEETINGS_STREAM
 from tests.support.http import bearer, issue_body

@@ -29,7 +29,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.errors import FailureGroup
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from services.meetings.seed import load_seed
+from demo.seed import load_seed
 from tests.support.http import bearer, issue_body
 from tests.support.stack import RunningStack
 

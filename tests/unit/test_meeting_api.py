@@ -14,10 +14,10 @@ import pytest
 from eventsourcing.persistence import Tracking
 from icalendar import Calendar
 
+from demo.seed import seed_requests
 from services.meetings.application import MeetingsApplication
 from services.meetings.consumers import intake_policy
 from services.meetings.main import create_app
-from services.meetings.seed import seed_requests
 from shared.auth import Authenticator
 from shared.clock import CHINA
 from shared.consumer import Delivered

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-SEED = Path(__file__).with_name("seed_yanji.json")
+SEED = Path(__file__).with_name("data") / "seed_yanji.json"
 
 
 def seed_requests(path: Path = SEED) -> list[tuple[str, dict[str, Any]]]:
