@@ -335,7 +335,7 @@ class Stack:
         self.policy = policy
         self.stopping = threading.Event()
         self.nats = EmbeddedNats(self.data_dir / "nats", port=settings.embedded_nats_port)
-        self.mail_sink = MailSink(self.data_dir / "mail") if mail_sink else None
+        self.mail_sink = MailSink(self.data_dir / "mail", say=say) if mail_sink else None
         """`--mail-sink`: a local SMTP server the notifications go to (data/mail/*.eml)."""
         self.services = [
             self._process_for(spec, spec.settings(), self.data_dir / "logs") for spec in services

@@ -16,6 +16,7 @@ from services.notifications.application import (
     UnknownRecipient,
 )
 from services.notifications.schemas import (
+    DeliverySummary,
     DeliveryView,
     InboxNotice,
     Listed,
@@ -185,6 +186,13 @@ async def deliveries(
         _app(request).deliveries, status_, _offices(principal), page_size, (page - 1) * page_size
     )
     return _listed(found, DeliveryView, page, page_size)
+
+
+@router.get("/deliveries/summary", response_model=DeliverySummary, tags=["deliveries"])
+async def deliveries_summary(request: Request, principal: CurrentPrincipal) -> DeliverySummary:
+    """How many deliveries wait, are in flight, were sent, and whether all is settled (送达概况)."""
+    require_role(principal, "admin")
+    return DeliverySummary.model_validate(await _app(request).summary(_offices(principal)))
 
 
 @router.get("/dead-letters", response_model=Listed[DeliveryView], tags=["deliveries"])

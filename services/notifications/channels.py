@@ -49,10 +49,19 @@ class Outgoing:
         that mail systems (and our sink) can tell it is the same message."""
         return f"<{self.delivery_id}@shangliang>"
 
+    @property
+    def reference(self) -> str:
+        """A robot message's stable mark (编号), the start of the delivery id: the robots'
+        webhooks take no idempotency key, so a post sent again after a crash shows twice in
+        the group, under the same mark, by which readers (and any bot reading the group)
+        tell it is the same message."""
+        return self.delivery_id[:8]
+
     def text(self) -> str:
         lines = [self.subject, "", self.body]
         if self.attachment_name:
             lines += ["", f"附件见邮件 / the attachment ({self.attachment_name}) comes by email."]
+        lines += ["", f"编号 / ref: {self.reference}"]
         return "\n".join(lines)
 
 
@@ -179,7 +188,11 @@ class Channels:
         url, body = robot_request(outgoing)
         try:
             response = await self._http.post(
-                url, json=body, timeout=self._settings.webhook_timeout_seconds
+                url,
+                json=body,
+                # Ignored by the three platforms; a proxy or receiver that dedupes may use it.
+                headers={"Idempotency-Key": outgoing.delivery_id},
+                timeout=self._settings.webhook_timeout_seconds,
             )
         except httpx.HTTPError as error:
             raise DeliveryFailed(f"{outgoing.channel}: {error!r}") from error

@@ -11,7 +11,7 @@ import asyncio
 from nats.js import JetStreamContext
 
 from services.notifications.store import NotificationStore
-from shared.consumer import StreamConsumer
+from shared.consumer import StreamConsumer, last_position
 from shared.messaging import wait_for_stream
 from shared.streams import MEETINGS_STREAM, SUPERVISION_STREAM, intake_streams
 
@@ -26,3 +26,12 @@ async def start_consumers(
         await wait_for_stream(js, spec)
     consumers = [StreamConsumer(js, spec, store) for spec in UPSTREAMS]
     return consumers, [asyncio.create_task(c.run()) for c in consumers]
+
+
+async def streams_behind(js: JetStreamContext, consumers: list[StreamConsumer]) -> list[str]:
+    """The upstream streams whose last event the consumers have not applied yet."""
+    behind = []
+    for spec, consumer in zip(UPSTREAMS, consumers, strict=True):
+        if await last_position(js, spec) > consumer.position:
+            behind.append(spec.name)
+    return behind

@@ -14,7 +14,8 @@ from fastapi import FastAPI
 from services.notifications.api import router
 from services.notifications.application import NotificationsApplication, Sender
 from services.notifications.channels import Channels
-from services.notifications.consumers import start_consumers
+from services.notifications.consumers import start_consumers, streams_behind
+from services.notifications.domain import QuietHours
 from services.notifications.scheduler import ReminderScheduler
 from services.notifications.settings import NotificationsSettings
 from services.notifications.store import open_store
@@ -35,7 +36,7 @@ SENDER_LEASE = NOTIFICATIONS_LEASE
 
 def create_app(settings: Settings, config: NotificationsSettings) -> FastAPI:
     store = open_store(settings, config.office_names)
-    application = NotificationsApplication(store)
+    application = NotificationsApplication(store, quiet=QuietHours.parse(config.quiet_hours))
     started: list[object] = []
 
     @contextlib.asynccontextmanager
@@ -51,6 +52,7 @@ def create_app(settings: Settings, config: NotificationsSettings) -> FastAPI:
             await asyncio.gather(sender.run(), scheduler.run())
 
         consumers, tasks = await start_consumers(js, store)
+        application.behind = lambda: streams_behind(js, consumers)
         lease = Lease(js, SENDER_LEASE, replicas=settings.stream_replicas)
         tasks.append(asyncio.create_task(lease.run(send_and_schedule)))
         app.state.sender, app.state.scheduler, app.state.lease = sender, scheduler, lease
@@ -61,6 +63,7 @@ def create_app(settings: Settings, config: NotificationsSettings) -> FastAPI:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            sender.close()
             await channels.close()
             await http.aclose()
             await nc.close()

@@ -110,6 +110,33 @@ class DeliveryView(BaseModel):
     recipient: str
     office: str
     created_at: str
+    claims: int = 0
+    """How many times a sender took it to send (认领次数)."""
+    claimed_at: str | None = None
+    resent_after_crash: int = 0
+    """Times it was found in flight after a crash and sent again, under its Message-ID."""
+
+
+class DeliverySummary(BaseModel):
+    """How many email and robot deliveries are in each state (送达概况), and whether the
+    sender has settled: every upstream event read, nothing due now or in flight."""
+
+    due: int
+    """Pending and due now (during quiet hours they wait for the end)."""
+    later: int
+    """Pending, due at a later time."""
+    in_flight: int
+    retrying: int
+    """Sending again after a failed attempt, with backoff."""
+    sent: int
+    dead: int
+    resent_after_crash: int
+    """Sends again of deliveries that were in flight at a crash (each under its Message-ID:
+    a receiver that keeps one message per Message-ID sees it once)."""
+    quiet_hours: bool
+    behind: list[str]
+    """Upstream streams with events not yet read."""
+    settled: bool
 
 
 Status = Literal["pending", "sending", "sent", "dead"]

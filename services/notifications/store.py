@@ -52,6 +52,12 @@ TABLES = [
     """CREATE TABLE IF NOT EXISTS notifications_reads (
         notice_id TEXT NOT NULL, user_id TEXT NOT NULL, read_at TEXT NOT NULL,
         PRIMARY KEY (notice_id, user_id))""",
+    # Each taking of a delivery to send it, before it goes out (tables of their own, as the
+    # reads: a store made before them gains them as it opens). A delivery found `sending` at
+    # a restart was in flight at a crash: it is sent again, and counted here.
+    """CREATE TABLE IF NOT EXISTS notifications_claims (
+        delivery_id TEXT PRIMARY KEY, claims INTEGER NOT NULL, claimed_at TEXT NOT NULL,
+        resent_after_crash INTEGER NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS notifications_recipients (
         key TEXT PRIMARY KEY, name TEXT NOT NULL, emails TEXT NOT NULL, robots TEXT NOT NULL,
         users TEXT NOT NULL)""",
@@ -115,21 +121,26 @@ class NotificationStore(UpstreamRecorder):
     # --- the sender's side -------------------------------------------------------------------
 
     def claim_due(self, now: datetime, limit: int) -> list[dict[str, Any]]:
-        """Deliveries due, marked `sending` before anything is sent: after a crash they are
-        found `sending` and sent again (with the same Message-ID)."""
+        """Deliveries due, marked `sending` and their claim recorded (how many times, when)
+        before anything is sent: after a crash they are found `sending` and sent again (with
+        the same Message-ID); a delivery recorded `sent` is never taken again."""
         with self.write() as c:
             c.execute(DUE, (stamp(now), limit))
             due = [dict(row) for row in c.fetchall()]
             c.executemany(MARK_SENDING, [(row["id"],) for row in due])
+            c.executemany(CLAIM, [(row["id"], stamp(now)) for row in due])
         return due
 
-    def requeue_interrupted(self) -> int:
-        """What a sender that died was sending: due again (the new holder of the lease)."""
+    def requeue_interrupted(self, now: datetime) -> list[str]:
+        """What a sender that died was sending (in flight at the crash: the server may have
+        taken it or not): due again for the new holder of the lease, each counted in its
+        claim's `resent_after_crash`. Only these: whatever was recorded `sent` stays sent."""
         with self.write() as c:
             c.execute(SENDING)
-            ids = [(row["id"],) for row in c.fetchall()]
-            c.executemany(MARK_PENDING, ids)
-        return len(ids)
+            ids = [row["id"] for row in c.fetchall()]
+            c.executemany(MARK_PENDING, [(delivery,) for delivery in ids])
+            c.executemany(RESENT_AFTER_CRASH, [(delivery, stamp(now)) for delivery in ids])
+        return ids
 
     def mark_sent(self, delivery: str, at: datetime) -> None:
         with self.write() as c:
@@ -152,6 +163,21 @@ class NotificationStore(UpstreamRecorder):
         return len(ids)
 
     # --- what the API shows ------------------------------------------------------------------
+
+    def summary(self, offices: Sequence[str] | None, now: datetime) -> dict[str, int]:
+        """How many email and robot deliveries (of `offices`, or of all) are in each state:
+        `due` (pending, due by `now`), `later` (pending, due after), `in_flight`, `retrying`
+        (sending after a failed attempt), `sent`, `dead`; and `resent_after_crash`, the sends
+        again of deliveries found in flight at a restart."""
+        sql, params = summary_sql(offices)
+        found = dict.fromkeys(("due", "later", "in_flight", "retrying", "sent", "dead"), 0)
+        found["resent_after_crash"] = 0
+        with self.read() as c:
+            c.execute(sql, (stamp(now), *params))
+            for row in c.fetchall():
+                found[row["state"]] = int(row["deliveries"])
+                found["resent_after_crash"] += int(row["resent"] or 0)
+        return found
 
     def deliveries(
         self,
@@ -251,6 +277,14 @@ DUE = (
 MARK_SENDING = "UPDATE notifications_deliveries SET status = 'sending' WHERE id = ?"
 SENDING = "SELECT id FROM notifications_deliveries WHERE status = 'sending'"
 MARK_PENDING = "UPDATE notifications_deliveries SET status = 'pending' WHERE id = ?"
+CLAIM = (
+    "INSERT INTO notifications_claims VALUES (?, 1, ?, 0) ON CONFLICT (delivery_id)"
+    " DO UPDATE SET claims = notifications_claims.claims + 1, claimed_at = excluded.claimed_at"
+)
+RESENT_AFTER_CRASH = (
+    "INSERT INTO notifications_claims VALUES (?, 1, ?, 1) ON CONFLICT (delivery_id)"
+    " DO UPDATE SET resent_after_crash = notifications_claims.resent_after_crash + 1"
+)
 MARK_SENT = (
     "UPDATE notifications_deliveries SET status = 'sent', sent_at = ?,"
     " attempts = attempts + 1 WHERE id = ?"
@@ -308,11 +342,35 @@ def deliveries_sql(status: str | None, offices: Sequence[str] | None) -> Listing
     return Listing(
         "SELECT d.id, d.notice_id, d.channel, d.address, d.status, d.attempts,"
         " d.last_error, d.sent_at, n.kind, n.subject, n.recipient, n.office,"
-        " n.created_at FROM notifications_deliveries d"
+        " n.created_at, COALESCE(c.claims, 0) AS claims, c.claimed_at,"
+        " COALESCE(c.resent_after_crash, 0) AS resent_after_crash"
+        " FROM notifications_deliveries d"
         " JOIN notifications_notices n ON n.id = d.notice_id"
+        " LEFT JOIN notifications_claims c ON c.delivery_id = d.id"
         f" WHERE {' AND '.join(where)}",
         params,
         "created_at, id",
+    )
+
+
+def summary_sql(offices: Sequence[str] | None) -> tuple[str, list[str]]:
+    """Email and robot deliveries counted by state (the first parameter: now), with the
+    sends again after a crash."""
+    where, params = ["d.channel != 'inbox'"], []
+    if offices is not None:
+        where.append(OF_OFFICES)
+        params.append(json.dumps(list(offices)))
+    return (
+        "SELECT q.state, COUNT(*) AS deliveries, SUM(q.resent) AS resent FROM (SELECT CASE"
+        " WHEN d.status = 'pending' AND d.not_before <= ? THEN 'due'"
+        " WHEN d.status = 'pending' THEN 'later'"
+        " WHEN d.status = 'sending' AND d.attempts > 0 THEN 'retrying'"
+        " WHEN d.status = 'sending' THEN 'in_flight'"
+        " ELSE d.status END AS state, COALESCE(c.resent_after_crash, 0) AS resent"
+        " FROM notifications_deliveries d JOIN notifications_notices n ON n.id = d.notice_id"
+        " LEFT JOIN notifications_claims c ON c.delivery_id = d.id"
+        f" WHERE {' AND '.join(where)}) AS q GROUP BY q.state",
+        params,
     )
 
 
@@ -361,6 +419,7 @@ def dead_sql(
 @sends_sql
 def _statements() -> Iterator[str]:
     yield from (CASES, ISSUES, DUE, MARK_SENDING, SENDING, MARK_PENDING, MARK_SENT)
+    yield from (CLAIM, RESENT_AFTER_CRASH)
     yield from (MARK_FAILED, MARK_DUE_AGAIN, IN_INBOX, MARK_READ, PUT_RECIPIENT)
     yield from (HAS_RECIPIENT, DELETE_RECIPIENT, RECIPIENTS)
     some = ("x",)
@@ -370,6 +429,7 @@ def _statements() -> Iterator[str]:
         yield from page_sql(deliveries_sql(status, offices))
     for offices in (None, some):
         yield from page_sql(notices_sql(offices))
+        yield summary_sql(offices)[0]
     for unread in (False, True):
         yield from page_sql(inbox_sql("x", unread))
 

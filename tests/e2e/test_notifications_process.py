@@ -1,10 +1,14 @@
 """The notifications service as a real process: its directory set by the CLI over HTTP, a
-burst of letters sent to a real SMTP server, the process killed (SIGKILL) mid-batch and
-started again: every notice arrives, each under its one Message-ID."""
+burst of letters sent to our mail sink (a real SMTP server that keeps one message per
+Message-ID), the process killed (SIGKILL) mid-batch and started again: every notice
+arrives, the sink holds each exactly once, and the re-sends on the wire are counted by the
+sink and by the service alike."""
 
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import os
 import signal
 import subprocess
@@ -19,13 +23,14 @@ import pytest
 from nats.aio.client import Client
 
 from services.notifications.domain import department, notice_id
+from services.notifications.sink import MailSink
 from services.notifications.upstream import delivery_id
 from shared.auth import Authenticator
 from shared.contracts import Envelope, LetterIssuedV1
 from shared.embedded import EmbeddedNats, die_with_parent, free_port
 from shared.messaging import set_up
 from shared.settings import Settings
-from tests.integration.test_notifications import DEPARTMENT, Inbox, start_smtp
+from tests.integration.test_notifications import DEPARTMENT
 from tests.support.stack import ROOT
 from tests.support.streams import publish_as_relay
 from tests.support.waiting import wait_until
@@ -76,32 +81,39 @@ class Service:
                 self.process.wait()
 
 
+def kept_ids(sink: MailSink) -> list[str]:
+    """The Message-ID of every message the sink kept, one per file."""
+    return [
+        str(email.message_from_bytes(path.read_bytes(), policy=email.policy.default)["Message-ID"])
+        for path in sink.messages()
+    ]
+
+
 @pytest.fixture
-def service(nats_server: EmbeddedNats, tmp_path: Path) -> Iterator[tuple[Service, Inbox]]:
-    inbox, smtp_port = Inbox(), free_port("127.0.0.1")
-    controller = start_smtp(inbox, smtp_port)
+def service(nats_server: EmbeddedNats, tmp_path: Path) -> Iterator[tuple[Service, MailSink]]:
+    sink = MailSink(tmp_path / "mail").start()
     env = {
         **os.environ,
         "SHANGLIANG_NATS_URL": nats_server.url,
         "SHANGLIANG_DATA_DIR": str(tmp_path / "data"),
         "SHANGLIANG_NOTIFICATIONS_PORT": str(free_port()),
-        "SHANGLIANG_NOTIFICATIONS_SMTP_PORT": str(smtp_port),
+        **sink.environment(),
         "SHANGLIANG_NOTIFICATIONS_SEND_CONCURRENCY": str(CONCURRENCY),
         "SHANGLIANG_NOTIFICATIONS_POLL_SECONDS": "0.05",
         "PYTHONUNBUFFERED": "1",
     }
     running = Service(env, tmp_path / "notifications.log")
     try:
-        yield running, inbox
+        yield running, sink
     finally:
         running.stop()
-        controller.stop()
+        sink.stop()
 
 
-async def test_a_killed_service_sends_every_notice_after_its_restart(
-    service: tuple[Service, Inbox], nats_client: Client, monkeypatch: pytest.MonkeyPatch
+async def test_a_killed_service_sends_every_notice_after_its_restart_and_the_sink_keeps_each_once(
+    service: tuple[Service, MailSink], nats_client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    notifications, inbox = service
+    notifications, sink = service
     js = nats_client.jetstream()
     await set_up(Settings(), js)
     notifications.start()
@@ -133,22 +145,47 @@ async def test_a_killed_service_sends_every_notice_after_its_restart(
         notice = notice_id(event_id, "letter_issued", key)
         expected.add(f"<{delivery_id(notice, 'email', 'zjj@yanji.example')}@shangliang>")
 
-    await wait_until(lambda: len(inbox.messages) >= 10, timeout=30, what="the first emails")
+    await wait_until(lambda: sink.received >= 10, timeout=30, what="the first emails")
     notifications.kill()
-    before = len(inbox.messages)
+    before = sink.received
     assert before < LETTERS, "killed after the batch, not in the middle of it"
 
     notifications.start()
     await notifications.ready()
-    await wait_until(
-        lambda: set(inbox.ids()) == expected, timeout=60, what="every letter after the restart"
-    )
-    # Sent again at most what was in flight at the kill, under the same Message-ID.
-    assert len(inbox.messages) - LETTERS <= CONCURRENCY
     token = Authenticator(Settings()).mint("yanbian", ["admin"], subject="e2e")
-    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as client:
+    admin = {"Authorization": f"Bearer {token}"}
+
+    async def settled() -> bool:
+        async with httpx.AsyncClient(headers=admin) as client:
+            answer = await client.get(f"{notifications.url}/deliveries/summary")
+        return bool(answer.json()["settled"]) and answer.json()["sent"] == LETTERS
+
+    await wait_until(settled, timeout=60, what="every letter sent after the restart")
+    async with httpx.AsyncClient(headers=admin) as client:
+        summary = (await client.get(f"{notifications.url}/deliveries/summary")).json()
+    kept = kept_ids(sink)
+    resends = sink.received - LETTERS
+    numbers = (
+        f"killed after {before} received; on the wire {sink.received} for {LETTERS} letters: "
+        f"{resends} re-sent after the crash (the service counted {summary['resent_after_crash']}"
+        f" in flight and sent again), {sink.duplicates} copies the sink did not keep; "
+        f"{len(kept)} kept, {len(set(kept))} Message-IDs"
+    )
+    print(numbers)
+    # Every notice's Message-ID arrived, and the sink holds each exactly once.
+    assert set(kept) == expected, numbers
+    assert len(kept) == LETTERS, numbers
+    # What went twice on the wire is what was in flight at the kill, and no more: the
+    # service knows it (each in-flight delivery counted), the sink dropped each copy.
+    assert sink.duplicates == resends, numbers
+    assert resends <= summary["resent_after_crash"] <= CONCURRENCY, numbers
+    assert summary["resent_after_crash"] >= 1, "a kill mid-batch leaves deliveries in flight"
+    assert summary["due"] == summary["in_flight"] == summary["dead"] == 0, summary
+    async with httpx.AsyncClient(headers=admin) as client:
         dead = await client.get(f"{notifications.url}/dead-letters")
-        sent = await client.get(f"{notifications.url}/deliveries", params={"status": "sent"})
+        sent = await client.get(
+            f"{notifications.url}/deliveries", params={"status": "sent", "page_size": 100}
+        )
         refused = await client.get(f"{notifications.url}/deliveries", params={"status": "lost"})
         county = Authenticator(Settings()).mint("tumen", ["admin"], subject="e2e-tumen")
         others = await client.get(
@@ -156,5 +193,8 @@ async def test_a_killed_service_sends_every_notice_after_its_restart(
         )
     assert dead.status_code == 200 and dead.json()["items"] == []
     assert sent.json()["total"] == LETTERS
+    resent = [d for d in sent.json()["items"] if d["resent_after_crash"]]
+    assert len(resent) == summary["resent_after_crash"]
+    assert all(d["claims"] == 2 and d["claimed_at"] for d in resent), resent
     assert refused.status_code == 422
     assert others.status_code == 200 and others.json()["total"] == 0  # another county's: not shown

@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import aiosmtplib
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
@@ -34,6 +35,7 @@ from services.notifications.channels import Channels
 from services.notifications.consumers import UPSTREAMS
 from services.notifications.scheduler import ReminderScheduler
 from services.notifications.settings import NotificationsSettings
+from services.notifications.sink import MailSink
 from services.notifications.store import NotificationStore, open_store
 from shared.clock import CHINA
 from shared.consumer import StreamConsumer
@@ -350,6 +352,58 @@ async def test_a_stopped_smtp_server_restarted_loses_nothing(
     await wait_until(
         lambda: all(r["status"] == "sent" for r in store.deliveries(None, 50, 0)), timeout=5
     )
+
+
+async def test_a_sender_after_a_crash_sends_again_only_what_was_in_flight_and_counts_it(
+    streams: JetStreamContext, store: NotificationStore, smtp: Any
+) -> None:
+    inbox, port, _ = smtp
+    store.put_recipient(f"department:yanji:{DEPARTMENT}", DEPARTMENT, ["zjj@yanji.example"], [], [])
+    for sequence in range(1, 4):
+        await publish(streams, letter(uuid.uuid4(), sequence), "yanji")
+    await StreamConsumer(streams, UPSTREAMS[0], store).catch_up()
+    # A sender took two, recorded one `sent` (its 250 came back), and died with the other.
+    recorded, in_flight = store.claim_due(datetime.now(UTC), 2)
+    store.mark_sent(recorded["id"], datetime.now(UTC))
+    before = store.summary(None, datetime.now(UTC))
+    assert (before["due"], before["in_flight"], before["sent"]) == (1, 1, 1)
+
+    settings = NotificationsSettings(smtp_port=port, poll_seconds=0.05)
+    async with httpx.AsyncClient() as http:
+        sender = Sender(store, Channels(settings, http), settings)
+        task = asyncio.create_task(sender.run())
+        try:
+            await wait_until(lambda: len(inbox.messages) == 2, timeout=20, what="two emails")
+            await wait_until(lambda: store.summary(None, datetime.now(UTC))["sent"] == 3)
+            await asyncio.sleep(0.3)  # the recorded one would have come by now
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            sender.close()
+    assert len(inbox.messages) == 2
+    assert f"<{recorded['id']}@shangliang>" not in inbox.ids()
+    assert f"<{in_flight['id']}@shangliang>" in inbox.ids()
+    after = store.summary(None, datetime.now(UTC))
+    assert after["resent_after_crash"] == sender.resent_after_crash == 1
+    assert (after["due"], after["in_flight"], after["sent"]) == (0, 0, 3)
+    (again,) = [d for d in store.deliveries("sent", 50, 0) if d["resent_after_crash"]]
+    assert again["id"] == in_flight["id"] and again["claims"] == 2
+
+
+async def test_the_mail_sink_keeps_one_message_per_message_id(tmp_path: Path) -> None:
+    said: list[str] = []
+    sink = MailSink(tmp_path / "mail", say=said.append).start()
+    try:
+        for message_id in ("<a@shangliang>", "<b@shangliang>", "<a@shangliang>"):
+            message = EmailMessage()
+            message["From"], message["To"] = "noreply@shangliang.local", "zjj@yanji.example"
+            message["Subject"], message["Message-ID"] = "督办函 / Supervision letter", message_id
+            message.set_content(f"正文 {message_id}")
+            await aiosmtplib.send(message, hostname=sink.host, port=sink.port)
+    finally:
+        sink.stop()
+    assert (sink.received, sink.duplicates, len(sink.messages())) == (3, 1, 2)
+    assert len(said) == 1 and "<a@shangliang>" in said[0] and said[0].startswith("邮件收件箱")
 
 
 async def test_a_delivery_failing_every_attempt_is_a_dead_letter_until_resent(

@@ -154,6 +154,7 @@ def test_the_notifications_store_answers_on_postgres_as_on_sqlite(
     lite, pg = answers
     assert pg == lite
     assert lite["due"] and lite["dead"] and lite["inbox"][1] == 2
+    assert lite["summary"][0]["resent_after_crash"] == len(lite["requeued"]) > 0
 
 
 def _go_through(store: NotificationStore, now: datetime) -> dict[str, Any]:
@@ -179,7 +180,8 @@ def _go_through(store: NotificationStore, now: datetime) -> dict[str, Any]:
     store.record_failure(due[1]["id"], "refused", dead=True)
     answers: dict[str, Any] = {
         "due": [d["id"] for d in due],
-        "requeued": store.requeue_interrupted(),
+        "requeued": store.requeue_interrupted(now),
+        "summary": (store.summary(None, now), store.summary(["yanji"], now)),
         "dead": store.deliveries("dead", 50, 0, ["yanji", "longjing"]),
         "all": store.deliveries_page(None, 2, 1),
         "sent": store.deliveries_page("sent", 50, 0, ["yanji"]),
