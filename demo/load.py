@@ -3,7 +3,9 @@
 Everything goes through docs/API.md as an office's staff would use it, with an
 `Idempotency-Key` on every write derived from the scenario's stable keys, so that loading
 twice is a retry that stores nothing new. Supervision opens cases from events, so the loader
-waits for them; at the end it waits until the projections show the scenario's figures.
+waits for them; at the end it waits until the projections show the scenario's figures, and
+until the notifications service has sent what the load made due (its deliveries' summary
+settled), so that `demo --once` stops with the notices out.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from demo.records import (
     Scenario,
 )
 from demo.scenario import generate
-from demo.table import LoadResult, compare
+from demo.table import LoadResult, Notices, compare
 from services.console.accounts import Account, Accounts
 from shared.auth import Authenticator
 
@@ -81,12 +83,14 @@ def load_scenario(
     statistics_seconds: float = 60.0,
     interrupted: Callable[[], bool] = lambda: False,
     say: Callable[[str], None] = lambda _: None,
+    notices_seconds: float = 120.0,
 ) -> LoadResult:
     """Load the scenario through the services at `urls` and wait for the projections' figures.
 
     `wait_seconds` bounds each wait for another service to catch up (a case to open, a topic
     to be known); `statistics_seconds` the wait for the projections' figures, once the load is
-    in and supervision has judged the deadlines. `interrupted` is asked before every request,
+    in and supervision has judged the deadlines. With a `notifications` URL, `notices_seconds`
+    bounds the wait for its notices to go out. `interrupted` is asked before every request,
     so that Ctrl-C does not wait for the load.
     """
     missing = [name for name in SERVICES if name not in urls]
@@ -101,6 +105,7 @@ def load_scenario(
         statistics_seconds,
         interrupted,
         say,
+        notices_seconds,
     )
     return asyncio.run(loader.run())
 
@@ -183,6 +188,7 @@ class _Loader:
         statistics_seconds: float,
         interrupted: Callable[[], bool],
         say: Callable[[str], None],
+        notices_seconds: float,
     ) -> None:
         self.scenario = scenario
         self.text = content()
@@ -191,6 +197,7 @@ class _Loader:
         self.concurrency = concurrency
         self.wait_seconds = wait_seconds
         self.statistics_seconds = statistics_seconds
+        self.notices_seconds = notices_seconds
         self.interrupted = interrupted
         self.say = say
         self.tokens: dict[tuple[str, str, str | None], str] = {}
@@ -313,12 +320,14 @@ class _Loader:
                 f"{self.statistics_seconds:.0f} s) ..."
             )
             statistics = await self.statistics()
+            notices = await self.notices() if "notifications" in self.urls else None
         return LoadResult(
             writes=self.writes,
             created=self.created,
             existing=self.existing,
             statistics=statistics,
             rows=compare(statistics.get("total", {}), self.scenario.expected),
+            notices=notices,
         )
 
     async def reference_data(self, office: str) -> None:
@@ -746,4 +755,25 @@ class _Loader:
             rows = compare(statistics.get("total", {}), self.scenario.expected)
             if all(r.ok for r in rows) or time.monotonic() > deadline:
                 return statistics
+            await asyncio.sleep(POLL_SECONDS * 2)
+
+    async def notices(self) -> Notices:
+        """Wait until the notifications service has read every event and has nothing due now
+        or in flight (or the time is up): what is left waits for quiet hours, a retry or a
+        later time, and goes out while the stack runs."""
+        self.say(
+            f"等待通知发出（最多 {self.notices_seconds:.0f} 秒）/ waiting for the notices to go "
+            f"out (up to {self.notices_seconds:.0f} s) ..."
+        )
+        doing = "查询通知送达 / reading the notifications' deliveries"
+        token = self.token(self.text.prefecture, "admin")
+        started = time.monotonic()
+        while True:
+            response = await self.send("GET", "notifications", "/deliveries/summary", doing, token)
+            if response.status_code != 200:
+                raise DemoError(_explain(doing, response))
+            summary: dict[str, Any] = response.json()
+            waited = time.monotonic() - started
+            if summary["settled"] or waited > self.notices_seconds:
+                return Notices(summary, bool(summary["settled"]), waited)
             await asyncio.sleep(POLL_SECONDS * 2)

@@ -86,12 +86,53 @@ class RowResult:
 
 
 @dataclass(frozen=True)
+class Notices:
+    """What the notifications service had sent when the demo stopped waiting for it: its
+    `GET /deliveries/summary`, and whether it settled within the wait."""
+
+    summary: Mapping[str, Any]
+    settled: bool
+    waited: float
+
+    @property
+    def sent(self) -> int:
+        return int(self.summary["sent"])
+
+    @property
+    def waiting(self) -> int:
+        s = self.summary
+        return int(s["due"] + s["later"] + s["in_flight"] + s["retrying"])
+
+    def line(self) -> str:
+        """Sent and waiting, and why they wait; Chinese first."""
+        s = self.summary
+        quiet = s["due"] if s["quiet_hours"] else 0
+        why_zh = f"免打扰时段 {quiet}，重试中 {s['retrying']}，稍后 {s['later']}"
+        why_en = f"quiet hours {quiet}, retrying {s['retrying']}, later {s['later']}"
+        if not self.settled:
+            why_zh += f"，{self.waited:.0f} 秒后仍在发送 {s['due'] - quiet + s['in_flight']}"
+            why_en += (
+                f", still sending {s['due'] - quiet + s['in_flight']} after {self.waited:.0f} s"
+            )
+        dead_zh = (
+            f"；失败 {s['dead']} 条（shangliang notifications dead-letters）" if s["dead"] else ""
+        )
+        dead_en = f"; {s['dead']} dead letters" if s["dead"] else ""
+        return (
+            f"通知：已发送 {self.sent} 条，等待 {self.waiting} 条（{why_zh}）{dead_zh} / "
+            f"notices: {self.sent} sent, {self.waiting} waiting ({why_en}){dead_en}"
+        )
+
+
+@dataclass(frozen=True)
 class LoadResult:
     writes: int
     created: int
     existing: int
     statistics: dict[str, Any]
     rows: tuple[RowResult, ...]
+    notices: Notices | None = None
+    """None when the demo ran without the notifications service."""
 
     @property
     def ok(self) -> bool:

@@ -217,10 +217,18 @@ def _run_demo(stack: Stack, settings: Settings) -> None:
         flush=True,
     )
     print(format_table(result) + "\n", flush=True)
+    if result.notices is not None:
+        print(result.notices.line(), flush=True)
     if stack.mail_sink is not None:
+        sink = stack.mail_sink
+        copies = (
+            f"（重复 {sink.duplicates} 份未保存 / {sink.duplicates} second copies not kept）"
+            if sink.duplicates
+            else ""
+        )
         print(
-            f"通知邮件 / notices by email: {len(stack.mail_sink.messages())} "
-            f"(陆续送达 / still arriving) in {stack.mail_sink.folder}\n",
+            f"通知邮件 / notices by email: {len(sink.messages())} 封 / .eml files{copies} "
+            f"in {sink.folder}\n",
             flush=True,
         )
     _print_demo_accounts(stack, settings)

@@ -139,6 +139,7 @@ MATRIX: list[tuple[str, str, frozenset[str], str]] = [
     ("notifications", "POST /inbox/{notice_id}/read",                   ALL,        OWN),
     ("notifications", "GET /notifications?office=yanji",                READERS,    READ),
     ("notifications", "GET /deliveries",                                ADMIN,      OWN),
+    ("notifications", "GET /deliveries/summary",                        ADMIN,      OWN),
     ("notifications", "GET /dead-letters",                              ADMIN,      OWN),
     ("notifications", "POST /dead-letters/resend",                      ADMIN,      OWN),
     *[(service, f"GET /{probe}", ALL, PUBLIC)

@@ -96,6 +96,15 @@ def writes(output: str) -> tuple[int, int]:
     return int(inside.split()[0]), int(inside.split(", ")[1].split()[0])
 
 
+def notices(output: str) -> tuple[int, int, int]:
+    """(sent, waiting) from the notices' line, and the .eml files the sink line counts."""
+    line = next(line for line in output.splitlines() if line.startswith("通知：已发送"))
+    english = line.split(" / notices: ", 1)[1]
+    sent, waiting = int(english.split()[0]), int(english.split(", ")[1].split()[0])
+    mail = next(line for line in output.splitlines() if line.startswith("通知邮件 / notices"))
+    return sent, waiting, int(mail.split(": ", 1)[1].split()[0])
+
+
 @needs_every_service
 # Two full demos, each waiting for supervision's scan after the load: about half a minute each.
 @pytest.mark.timeout(480)
@@ -130,6 +139,10 @@ def test_demo_once_prints_the_reports_figures_and_a_rerun_stores_nothing_new(
     assert table["收集问题和建议 / issues collected"][:2] == ["316", "300"]
     new, already = writes(first.stdout)
     assert new > 0 and already == 0
+    # `--once` waited for the notices: all sent before it stopped, each a file in the sink.
+    sent, waiting, files = notices(first.stdout)
+    assert sent > 0 and waiting == 0 and files == sent, first.stdout
+    assert len(list((data_dir / "mail").glob("*.eml"))) >= sent
     passwords = data_dir / PASSWORDS_FILE  # the NATS users' passwords, the owner's only
     assert stat.S_IMODE(passwords.stat().st_mode) == 0o600
     generated = passwords.read_text()
@@ -147,4 +160,7 @@ def test_demo_once_prints_the_reports_figures_and_a_rerun_stores_nothing_new(
     assert demo_accounts_printed(second.stdout)["yanji-clerk"] != printed["yanji-clerk"]
     assert figures_table(second.stdout) == table
     assert writes(second.stdout) == (0, new)
+    # Nothing sent twice: the same notices (and at most today's digests, made at the start).
+    again, waiting, files = notices(second.stdout)
+    assert waiting == 0 and sent <= again <= sent + 3 and files == again, second.stdout
     assert passwords.read_text() == generated
