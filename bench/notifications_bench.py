@@ -86,7 +86,8 @@ async def burst(count: int, port: int, arrivals: Any, folder: Path) -> None:
     today = date(2026, 12, 2)
     with store.write() as c:
         c.executemany(
-            "INSERT INTO notifications_cases VALUES (?, 'yanji', ?, ?, ?, 0, 0)",
+            "INSERT INTO notifications_cases"
+            " VALUES (?, 'yanji', ?, ?, ?, 0, 0, 'referral', '', NULL)",
             [(f"case-{n:05d}", DEPARTMENT, today.isoformat(), f"延吉政协督〔2026〕{n}号")
              for n in range(count)],
         )  # fmt: skip
