@@ -15,7 +15,7 @@ from demo import content as demo_content
 from demo.content import DATA, FILES, DemoDataMissing, content
 from demo.load import DemoError, _explain, load_scenario
 from demo.scenario import generate
-from demo.table import ROWS, LoadResult, RowResult, compare, format_table
+from demo.table import ROWS, LoadResult, Notices, RowResult, compare, format_table
 from services.intake.main import create_app
 from shared.auth import Authenticator
 from shared.settings import Settings
@@ -129,6 +129,29 @@ async def test_a_refused_request_is_explained_with_its_path_status_and_the_servi
     message = _explain("收集问题 / submitting issue i001", response)
     assert message.startswith("收集问题 / submitting issue i001: POST /issues → HTTP 422: ")
     assert "title" in message and "submitted_at" in message
+
+
+def summary(**changes: Any) -> dict[str, Any]:
+    """A `GET /deliveries/summary` answer (docs/API.md), settled unless changed."""
+    found: dict[str, Any] = {
+        "due": 0, "later": 0, "in_flight": 0, "retrying": 0, "sent": 633, "dead": 0,
+        "resent_after_crash": 0, "quiet_hours": False, "behind": [], "settled": True,
+    }  # fmt: skip
+    return found | changes
+
+
+def test_the_notices_line_says_what_was_sent_and_why_the_rest_waits_chinese_first() -> None:
+    done = Notices(summary(), settled=True, waited=2.0)
+    assert done.line() == (
+        "通知：已发送 633 条，等待 0 条（免打扰时段 0，重试中 0，稍后 0） / "
+        "notices: 633 sent, 0 waiting (quiet hours 0, retrying 0, later 0)"
+    )
+    night = Notices(summary(due=40, retrying=2, dead=1, quiet_hours=True), True, 1.0)
+    assert night.waiting == 42
+    assert night.line().startswith("通知：已发送 633 条，等待 42 条（免打扰时段 40，重试中 2")
+    assert "；失败 1 条" in night.line() and night.line().endswith("; 1 dead letters")
+    slow = Notices(summary(due=5, in_flight=3, settled=False), settled=False, waited=120.4)
+    assert "120 秒后仍在发送 8" in slow.line() and "still sending 8 after 120 s" in slow.line()
 
 
 def test_the_demo_refuses_to_start_without_every_service() -> None:
