@@ -53,6 +53,7 @@ from tests.support.chaos import (
     Pace,
     Tally,
     TrialResult,
+    by_target,
     cluster_trial_stack,
     embedded_stack,
     issue_body,
@@ -197,6 +198,8 @@ def main() -> int:
                     )
                 )
             say(f"{summary(results)} in {time.monotonic() - started:.0f} s")
+            for line in by_target(results):
+                say(f"  {line}")
             ok = all(r.ok for r in results)
         if options.disk_full:
             with tmpfs(Path(folder) / "full", "96m") as mount, embedded_stack(mount) as stack:

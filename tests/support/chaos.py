@@ -101,6 +101,8 @@ class TrialResult:
     seconds: float = 0.0
     longest_wait: float = 0.0
     """The longest the writers went without any write acknowledged, while they wrote."""
+    load: float = 0.0
+    """The machine's load average (1 minute) when the trial ended."""
 
     @property
     def ok(self) -> bool:
@@ -112,7 +114,7 @@ class TrialResult:
             f"trial {self.number:3d}: killed {'+'.join(self.killed):24} writes {self.writes:3d} "
             f"retries {self.retries:3d} lost {len(self.lost)} doubled {len(self.doubled)} "
             f"refused {len(self.refused)} check {self.check_exit} recover [{recovered}] s "
-            f"no ack for {self.longest_wait:.1f} s ({self.seconds:.1f} s)"
+            f"no ack for {self.longest_wait:.1f} s ({self.seconds:.1f} s, load {self.load:.1f})"
         )
 
 
@@ -457,6 +459,7 @@ async def trial(
     result.refused = client.refused[refused:]
     await verify(stack, client, acks, tally, result)
     result.seconds = time.monotonic() - started
+    result.load = os.getloadavg()[0]
     return result
 
 
@@ -694,5 +697,22 @@ def summary(results: list[TrialResult]) -> str:
         f"refused {sum(len(r.refused) for r in results)}, "
         f"check failed {sum(r.check_exit != 0 for r in results)}; time to recover "
         f"p50 {percentile(recovered, 50):.1f} s, p99 {percentile(recovered, 99):.1f} s, "
-        f"max {max(recovered):.1f} s"
+        f"max {max(recovered):.1f} s; no acknowledgement for at most "
+        f"{max(r.longest_wait for r in results):.1f} s"
     )
+
+
+def by_target(results: list[TrialResult]) -> list[str]:
+    """A line per process killed: kills, trials that killed it twice, time to recover
+    (min–max, p50), the longest wait for an acknowledgement in its trials."""
+    lines = []
+    for name in sorted({n for r in results for n in r.killed}):
+        mine = [r for r in results if name in r.killed]
+        recovered = [s for r in mine for s in r.recover_seconds] or [float("nan")]
+        lines.append(
+            f"{name}: {sum(r.killed.count(name) for r in mine)} kills, "
+            f"{sum(len(r.killed) > 1 for r in mine)} twice in a row, recovered in "
+            f"{min(recovered):.1f}–{max(recovered):.1f} s (p50 {percentile(recovered, 50):.1f}), "
+            f"no acknowledgement for at most {max(r.longest_wait for r in mine):.1f} s"
+        )
+    return lines
