@@ -137,15 +137,23 @@ CLUSTER_PACE = Pace(window=15.0, least_seconds=20.0)
 
 def kill_plan(rng: random.Random, trials: int, cluster: bool) -> list[list[str]]:
     """What each trial kills, in 30 % of them twice in a row. The cluster's few trials go
-    through its kinds in shuffled rounds, so that each is killed about as often."""
+    through its kinds in shuffled rounds, and through the nodes likewise, so that each is
+    killed about as often."""
     if not cluster:
         targets = [rng.choice(TARGETS) for _ in range(trials)]
     else:
-        kinds: list[str] = []
-        while len(kinds) < trials:
-            kinds += rng.sample(CLUSTER_KINDS, len(CLUSTER_KINDS))
-        targets = [rng.choice(NODES) if k == "node" else k for k in kinds[:trials]]
+        kinds = rounds(rng, CLUSTER_KINDS, trials)
+        nodes = iter(rounds(rng, NODES, kinds.count("node")))
+        targets = [next(nodes) if k == "node" else k for k in kinds]
     return [[target] * (2 if rng.random() < 0.3 else 1) for target in targets]
+
+
+def rounds(rng: random.Random, items: tuple[str, ...], count: int) -> list[str]:
+    """`count` of `items`: each once in a shuffled order, then again, and so on."""
+    drawn: list[str] = []
+    while len(drawn) < count:
+        drawn += rng.sample(items, len(items))
+    return drawn[:count]
 
 
 # --- the run -------------------------------------------------------------------------------------
