@@ -31,6 +31,7 @@ import asyncio
 import logging
 import os
 import random
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -159,6 +160,33 @@ def rounds(rng: random.Random, items: tuple[str, ...], count: int) -> list[str]:
 # --- the run -------------------------------------------------------------------------------------
 
 
+def run(options: argparse.Namespace, folder: Path, say: Callable[[str], None]) -> bool:
+    """The trials and scenarios the options ask for, in `folder`; whether all passed."""
+    started = time.monotonic()
+    ok = True
+    if options.trials or options.streams:
+        rng = random.Random(options.seed)
+        plan = kill_plan(rng, options.trials, options.cluster)
+        streams = options.stream_targets
+        plan += [[streams[n % len(streams)]] for n in range(options.streams)]
+        if options.cluster:
+            stacked, pace = cluster_trial_stack(folder / "stack"), CLUSTER_PACE
+        else:
+            stacked, pace = embedded_stack(folder / "stack"), Pace()
+        with stacked as stack:
+            results = asyncio.run(
+                run_trials(stack, len(plan), options.workers, options.seed, say, plan, pace=pace)
+            )
+        say(f"{summary(results)} in {time.monotonic() - started:.0f} s")
+        for line in by_target(results):
+            say(f"  {line}")
+        ok = all(r.ok for r in results)
+    if options.disk_full:
+        with tmpfs(folder / "full", "96m") as mount, embedded_stack(mount) as stack:
+            ok &= asyncio.run(disk_full(stack, 5, say))
+    return ok
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -172,6 +200,9 @@ def main() -> int:
         "--stream-targets", nargs="+", default=list(STREAM_TARGETS), choices=STREAM_TARGETS
     )
     parser.add_argument("--disk-full", action="store_true", help="then a full disk (root)")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the folder with every log (kept on failure)"
+    )
     parser.add_argument("--workers", type=int, default=3, help="concurrent writers")
     parser.add_argument("--seed", type=int, default=random.randrange(2**32))
     options = parser.parse_args()
@@ -186,33 +217,16 @@ def main() -> int:
         f"load {os.getloadavg()[0]:.1f}"
     )
     started = time.monotonic()
-    ok = True
-    with tempfile.TemporaryDirectory(prefix="chaos-") as folder:
-        if options.trials or options.streams:
-            rng = random.Random(options.seed)
-            plan = kill_plan(rng, options.trials, options.cluster)
-            streams = options.stream_targets
-            plan += [[streams[n % len(streams)]] for n in range(options.streams)]
-            where, pace = Path(folder) / "stack", Pace()
-            if options.cluster:
-                stacked = cluster_trial_stack(where)
-                pace = CLUSTER_PACE
-            else:
-                stacked = embedded_stack(where)
-            with stacked as stack:
-                results = asyncio.run(
-                    run_trials(
-                        stack, len(plan), options.workers, options.seed, say, plan, pace=pace
-                    )
-                )
-            say(f"{summary(results)} in {time.monotonic() - started:.0f} s")
-            for line in by_target(results):
-                say(f"  {line}")
-            ok = all(r.ok for r in results)
-        if options.disk_full:
-            with tmpfs(Path(folder) / "full", "96m") as mount, embedded_stack(mount) as stack:
-                ok &= asyncio.run(disk_full(stack, 5, say))
-    say(f"load {os.getloadavg()[0]:.1f}")
+    ok = False
+    folder = Path(tempfile.mkdtemp(prefix="chaos-"))
+    try:
+        ok = run(options, folder, say)
+    finally:
+        if ok and not options.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            say(f"every process's log is kept in {folder}")
+        say(f"{time.monotonic() - started:.0f} s in all; load {os.getloadavg()[0]:.1f}")
     return 0 if ok else 1
 
 

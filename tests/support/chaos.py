@@ -1,6 +1,8 @@
 """The chaos trials (随机杀进程): writes go on while a random process of the stack is
 SIGKILLed, and every acknowledged write is then checked in its store, on its stream and in the
-projections. `bench/chaos.py` runs a hundred of them; `tests/e2e/test_chaos.py` a few.
+projections. `bench/chaos.py` runs a hundred of them on the embedded default and twenty on
+the 3-node cluster with PostgreSQL (`--cluster`, tests/support/cluster.py: there a node or
+PostgreSQL may be the process killed); `tests/e2e/test_chaos.py` runs a few.
 
 Each trial: a client writes a realistic mix — issues with an Idempotency-Key, their
 screenings, written consultations with the issues as topics, referral cases through letter,
@@ -9,7 +11,8 @@ it gets a 2xx, while one process (intake, meetings, supervision, projections or 
 is SIGKILLed at a random moment, in some trials twice in a row. Once the launcher has
 restarted it and the client is done, the trial checks every acknowledged write: its event is
 in its store exactly once, on its stream exactly once, and counted once by projections (the
-year's figures, and `shangliang projections check` exits 0).
+year's figures, and `shangliang projections check` exits 0). The stores are read where the
+stack keeps them: its SQLite files, or its PostgreSQL.
 """
 
 from __future__ import annotations
