@@ -5,14 +5,7 @@ event exactly once. Each side connects as its own NATS user (deploy/nats/users.c
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import subprocess
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,98 +14,31 @@ from services.intake.application import IntakeApplication
 from services.intake.publishing import to_contract
 from services.projections.views import open_issue_status_view
 from shared.consumer import StreamConsumer
-from shared.embedded import die_with_parent, free_port, nats_server_binary
 from shared.messaging import connect, set_up
-from shared.nats_access import USERS, password_variable
 from shared.relay import Relay
 from shared.settings import Settings
 from shared.streams import INTAKE_STREAM
+from tests.support.cluster import TEST_PASSWORDS, NatsNode, cluster_nodes
 from tests.support.intake_store import store_issues, stored_notifications
 from tests.support.waiting import wait_until
 
-NODE_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "nats" / "cluster" / "node.conf"
-PASSWORDS = {password_variable(user): f"{user}-test-password" for user in USERS}
-
-
-@dataclass
-class Node:
-    name: str
-    client_port: int
-    monitor_port: int
-    process: subprocess.Popen[bytes]
-
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.client_port}"
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait(10)
-
-
-def wait_healthy(node: Node, timeout: float = 20.0) -> None:
-    health = f"http://127.0.0.1:{node.monitor_port}/healthz?js-enabled-only=true"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert node.process.poll() is None, f"{node.name} exited"
-        with (
-            contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError),
-            urllib.request.urlopen(health, timeout=1) as answer,
-        ):
-            if answer.status == 200:
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"{node.name} not healthy in {timeout}s")
-
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[list[Node]]:
-    cluster_ports = [free_port() for _ in range(3)]
-    routes = {
-        f"NATS_ROUTE_{i + 1}": f"nats-route://127.0.0.1:{p}" for i, p in enumerate(cluster_ports)
-    }
-    nodes: list[Node] = []
+def cluster(tmp_path: Path) -> Iterator[list[NatsNode]]:
+    nodes = cluster_nodes(tmp_path)
     try:
-        for i, cluster_port in enumerate(cluster_ports):
-            name = f"nats-{i + 1}"
-            node_env = {
-                "NATS_SERVER_NAME": name,
-                "NATS_CLIENT_PORT": str(free_port()),
-                "NATS_CLUSTER_PORT": str(cluster_port),
-                "NATS_MONITOR_PORT": str(free_port()),
-                "NATS_STORE_DIR": str(tmp_path / name),
-                **routes,
-                **PASSWORDS,
-            }
-            log = (tmp_path / f"{name}.log").open("wb")
-            process = subprocess.Popen(
-                [nats_server_binary(), "-c", str(NODE_CONFIG)],
-                env={**os.environ, **node_env},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent,
-            )
-            log.close()
-            nodes.append(
-                Node(
-                    name,
-                    int(node_env["NATS_CLIENT_PORT"]),
-                    int(node_env["NATS_MONITOR_PORT"]),
-                    process,
-                )
-            )
         for node in nodes:
-            wait_healthy(node)
+            node.start(node.environment(TEST_PASSWORDS))
+        for node in nodes:
+            node.wait_healthy()
         yield nodes
     finally:
         for node in nodes:
-            if node.process.poll() is None:
-                node.process.terminate()
-                node.process.wait(10)
+            node.stop()
 
 
 async def test_killing_the_stream_leader_mid_load_loses_and_repeats_nothing(
-    cluster: list[Node], tmp_path: Path
+    cluster: list[NatsNode], tmp_path: Path
 ) -> None:
     intake = IntakeApplication(
         env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "i.db")}

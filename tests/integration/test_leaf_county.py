@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import subprocess
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -33,13 +31,13 @@ from services.intake.publishing import to_contract
 from services.projections.views import open_issue_status_view
 from shared.consumer import StreamConsumer
 from shared.contracts import CaseVerifiedV1, Envelope
-from shared.embedded import die_with_parent, free_port, nats_server_binary
+from shared.embedded import free_port
 from shared.messaging import connect, ensure_stream_with_retry, set_up
 from shared.process import UpstreamProcessor
 from shared.relay import Relay
 from shared.settings import NatsSettings
 from shared.streams import INTAKE_STREAM, SUPERVISION_STREAM, intake_streams
-from tests.integration.test_cluster import PASSWORDS, Node, wait_healthy
+from tests.support.cluster import TEST_PASSWORDS, NatsNode, route_variables
 from tests.support.intake_store import NEW_YEAR, open_intake, stored_notifications
 from tests.support.streams import (
     assert_stream_holds_each_event_once_in_order,
@@ -96,58 +94,41 @@ class Link:
         sink.close()
 
 
-def start_server(config: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [nats_server_binary(), "-c", str(config)],
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,
-        )
-
-
 def leaf_connections(monitor_port: int) -> int:
     with urllib.request.urlopen(f"http://127.0.0.1:{monitor_port}/leafz", timeout=2) as answer:
         return int(json.load(answer)["leafnodes"])
 
 
 @pytest.fixture
-def hub(tmp_path: Path) -> Iterator[list[tuple[Node, int]]]:
+def hub(tmp_path: Path) -> Iterator[list[tuple[NatsNode, int]]]:
     """The prefecture's cluster, every node from deploy/nats/leaf/hub-node.conf; with each
     node its leaf port."""
     cluster_ports = [free_port() for _ in range(3)]
-    routes = {
-        f"NATS_ROUTE_{i + 1}": f"nats-route://127.0.0.1:{p}" for i, p in enumerate(cluster_ports)
-    }
-    nodes: list[tuple[Node, int]] = []
+    routes = route_variables(cluster_ports)
+    nodes: list[tuple[NatsNode, int]] = []
     try:
         for i, cluster_port in enumerate(cluster_ports):
             name = f"hub-{i + 1}"
-            client, monitor, leaf = free_port(), free_port(), free_port()
-            env = {
-                "NATS_SERVER_NAME": name,
-                "NATS_CLIENT_PORT": str(client),
+            leaf = free_port()
+            variables = {
                 "NATS_CLUSTER_PORT": str(cluster_port),
-                "NATS_MONITOR_PORT": str(monitor),
                 "NATS_LEAF_PORT": str(leaf),
                 "NATS_STORE_DIR": str(tmp_path / name),
                 **routes,
-                **PASSWORDS,
             }
-            process = start_server(LEAF / "hub-node.conf", env, tmp_path / f"{name}.log")
-            nodes.append((Node(name, client, monitor, process), leaf))
+            node = NatsNode(name, LEAF / "hub-node.conf", tmp_path / f"{name}.log", variables)
+            node.start(node.environment(TEST_PASSWORDS))
+            nodes.append((node, leaf))
         for node, _ in nodes:
-            wait_healthy(node)
+            node.wait_healthy()
         yield nodes
     finally:
         for node, _ in nodes:
-            node.process.terminate()
-            node.process.wait(10)
+            node.stop()
 
 
 @pytest.fixture
-async def link(hub: list[tuple[Node, int]]) -> AsyncIterator[Link]:
+async def link(hub: list[tuple[NatsNode, int]]) -> AsyncIterator[Link]:
     link = Link(hub[0][1])
     await link.restore()
     yield link
@@ -155,26 +136,20 @@ async def link(hub: list[tuple[Node, int]]) -> AsyncIterator[Link]:
 
 
 @pytest.fixture
-def county_leaf(tmp_path: Path, link: Link) -> Iterator[Node]:
+def county_leaf(tmp_path: Path, link: Link) -> Iterator[NatsNode]:
     """The county office's nats-server from deploy/nats/leaf/county.conf, linked to the hub."""
-    client, monitor = free_port(), free_port()
-    env = {
-        "NATS_SERVER_NAME": f"county-{COUNTY}",
+    variables = {
         "NATS_DOMAIN": f"county-{COUNTY}",
-        "NATS_CLIENT_PORT": str(client),
-        "NATS_MONITOR_PORT": str(monitor),
         "NATS_STORE_DIR": str(tmp_path / "county"),
         "NATS_HUB_URL": f"nats-leaf://county:county-test-password@127.0.0.1:{link.port}",
-        "NATS_INTAKE_PASSWORD": "county-intake-password",
     }
-    process = start_server(LEAF / "county.conf", env, tmp_path / "county.log")
-    node = Node("county", client, monitor, process)
+    node = NatsNode(f"county-{COUNTY}", LEAF / "county.conf", tmp_path / "county.log", variables)
+    node.start(node.environment({"intake": "county-intake-password"}))
     try:
-        wait_healthy(node)
+        node.wait_healthy()
         yield node
     finally:
-        process.terminate()
-        process.wait(10)
+        node.stop()
 
 
 def submit_issues(app: IntakeApplication, office: str, first: int, count: int) -> None:
@@ -194,7 +169,7 @@ def submit_issues(app: IntakeApplication, office: str, first: int, count: int) -
 
 
 async def test_a_county_keeps_taking_issues_while_cut_off_and_the_prefecture_gets_each_once(
-    hub: list[tuple[Node, int]], county_leaf: Node, link: Link, tmp_path: Path
+    hub: list[tuple[NatsNode, int]], county_leaf: NatsNode, link: Link, tmp_path: Path
 ) -> None:
     (hub_node, _), *_ = hub
 
@@ -293,8 +268,8 @@ async def publish_verified(js: JetStreamContext, office: str, issue_id: UUID) ->
 
 
 async def test_the_county_intake_resolves_its_issues_verified_at_the_prefecture_after_a_cut_too(
-    hub: list[tuple[Node, int]],
-    county_leaf: Node,
+    hub: list[tuple[NatsNode, int]],
+    county_leaf: NatsNode,
     link: Link,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

@@ -1,6 +1,8 @@
 """The chaos trials (随机杀进程): writes go on while a random process of the stack is
 SIGKILLed, and every acknowledged write is then checked in its store, on its stream and in the
-projections. `bench/chaos.py` runs a hundred of them; `tests/e2e/test_chaos.py` a few.
+projections. `bench/chaos.py` runs a hundred of them on the embedded default and twenty on
+the 3-node cluster with PostgreSQL (`--cluster`, tests/support/cluster.py: there a node or
+PostgreSQL may be the process killed); `tests/e2e/test_chaos.py` runs a few.
 
 Each trial: a client writes a realistic mix — issues with an Idempotency-Key, their
 screenings, written consultations with the issues as topics, referral cases through letter,
@@ -9,7 +11,8 @@ it gets a 2xx, while one process (intake, meetings, supervision, projections or 
 is SIGKILLed at a random moment, in some trials twice in a row. Once the launcher has
 restarted it and the client is done, the trial checks every acknowledged write: its event is
 in its store exactly once, on its stream exactly once, and counted once by projections (the
-year's figures, and `shangliang projections check` exits 0).
+year's figures, and `shangliang projections check` exits 0). The stores are read where the
+stack keeps them: its SQLite files, or its PostgreSQL.
 """
 
 from __future__ import annotations
@@ -27,20 +30,24 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
+from psycopg.sql import SQL, Identifier
 
 from shared.auth import Authenticator
 from shared.messaging import connect
 from shared.relay import POSITION_HEADER
 from shared.settings import Settings
 from shared.streams import STREAMS
+from tests.support.cluster import cluster_stack
 from tests.support.stack import ROOT, RunningStack, launch_stack, wait_ready
 from tests.support.streams import read_stream
 from tools.launcher import PASSWORDS_FILE, SERVICES, read_state
@@ -95,6 +102,10 @@ class TrialResult:
     recover_seconds: list[float] = field(default_factory=list)
     check_exit: int | None = None
     seconds: float = 0.0
+    longest_wait: float = 0.0
+    """The longest the writers went without any write acknowledged, while they wrote."""
+    load: float = 0.0
+    """The machine's load average (1 minute) when the trial ended."""
 
     @property
     def ok(self) -> bool:
@@ -106,7 +117,7 @@ class TrialResult:
             f"trial {self.number:3d}: killed {'+'.join(self.killed):24} writes {self.writes:3d} "
             f"retries {self.retries:3d} lost {len(self.lost)} doubled {len(self.doubled)} "
             f"refused {len(self.refused)} check {self.check_exit} recover [{recovered}] s "
-            f"({self.seconds:.1f} s)"
+            f"no ack for {self.longest_wait:.1f} s ({self.seconds:.1f} s, load {self.load:.1f})"
         )
 
 
@@ -137,6 +148,7 @@ class Client:
         )
         self.writes = 0
         self.retries = 0
+        self.acknowledged_at: list[float] = []
         self.refused: list[str] = []
 
     async def close(self) -> None:
@@ -170,6 +182,7 @@ class Client:
             else:
                 if response.is_success:
                     self.writes += 1
+                    self.acknowledged_at.append(time.monotonic())
                     return dict(response.json())
                 last = f"HTTP {response.status_code}: {response.text[:200]}"
                 if response.status_code not in (409, 502, 503, 504) and response.status_code < 500:
@@ -392,6 +405,16 @@ async def chaos(killer: Killer, rng: random.Random, result: TrialResult, window:
         result.recover_seconds.append(seconds)
 
 
+@dataclass(frozen=True)
+class Pace:
+    """How a trial is timed: the first kill at a random moment within `window` seconds of
+    its start, the writers going on until the kills are recovered from and for at least
+    `least_seconds`."""
+
+    window: float = 2.0
+    least_seconds: float = 0.0
+
+
 async def trial(
     stack: RunningStack,
     client: Client,
@@ -401,6 +424,7 @@ async def trial(
     workers: int,
     tally: Tally,
     kills: list[str] | None = None,
+    pace: Pace = Pace(),
 ) -> TrialResult:
     """One trial: `kills` names what to kill (default: a random target, in some trials
     twice in a row)."""
@@ -409,13 +433,17 @@ async def trial(
     result = TrialResult(number, kills)
     started = time.monotonic()
     writes, retries, refused = client.writes, client.retries, len(client.refused)
-    killing = asyncio.create_task(chaos(killer, rng, result, window=2.0))
+    acknowledged = len(client.acknowledged_at)
+    killing = asyncio.create_task(chaos(killer, rng, result, window=pace.window))
+
+    def writing() -> bool:
+        return not killing.done() or time.monotonic() - started < pace.least_seconds
 
     async def worker(w: int) -> list[tuple[list[Acknowledged], Tally]]:
         """Issues' lives one after another until the kills are over and recovered from."""
         done = []
         n = 0
-        while n == 0 or not killing.done():
+        while n == 0 or writing():
             kind = rng.choice(("answered", "refer", "topic"))
             done.append(await client.unit(f"t{number}-w{w}-u{n}", kind))
             n += 1
@@ -423,6 +451,8 @@ async def trial(
 
     lives = await asyncio.gather(*(worker(w) for w in range(workers)))
     await killing
+    moments = [started, *client.acknowledged_at[acknowledged:], time.monotonic()]
+    result.longest_wait = max(b - a for a, b in pairwise(moments))
     done = [life for each in lives for life in each]
     acks = [ack for unit_acks, _ in done for ack in unit_acks]
     for _, unit_tally in done:
@@ -432,15 +462,45 @@ async def trial(
     result.refused = client.refused[refused:]
     await verify(stack, client, acks, tally, result)
     result.seconds = time.monotonic() - started
+    result.load = os.getloadavg()[0]
     return result
 
 
 # --- the checks, once quiet ----------------------------------------------------------------------
 
 
-def store_counts(data_dir: Path, service: str, ids: set[str]) -> Counter[tuple[str, str]]:
+def store_environment(stack: RunningStack) -> dict[str, str]:
+    """Where the stack's stores are when they are not files in its data folder: the settings
+    an operator gives the CLI as well (none for the embedded default)."""
+    return {
+        k: v
+        for k, v in stack.environment.items()
+        if k in ("SHANGLIANG_EVENT_STORE", "SHANGLIANG_PROJECTION_STORE")
+        or k.startswith("SHANGLIANG_POSTGRES_")
+    }
+
+
+def store_counts(stack: RunningStack, service: str, ids: set[str]) -> Counter[tuple[str, str]]:
     """(aggregate id, topic) of every stored event of those aggregates, counted."""
-    path = data_dir / f"{APPLICATIONS[service]}.sqlite"
+    env = stack.environment
+    if env.get("SHANGLIANG_EVENT_STORE") == "postgres":
+        with psycopg.connect(
+            host=env["SHANGLIANG_POSTGRES_HOST"],
+            port=env["SHANGLIANG_POSTGRES_PORT"],
+            user=env["SHANGLIANG_POSTGRES_USER"],
+            password=env.get("SHANGLIANG_POSTGRES_PASSWORD") or None,
+            dbname=env["SHANGLIANG_POSTGRES_DBNAME"],
+        ) as db:
+            # The library's tables are named after the application, in the configured schema.
+            table = Identifier(env.get("SHANGLIANG_POSTGRES_SCHEMA", "public"), f"{service}_events")
+            found = db.execute(
+                SQL("SELECT originator_id, topic FROM {0} WHERE originator_id = ANY(%s)").format(
+                    table
+                ),
+                ([uuid.UUID(i) for i in ids],),
+            ).fetchall()
+        return Counter((str(o), str(t)) for o, t in found)
+    path = stack.data_dir / f"{APPLICATIONS[service]}.sqlite"
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30) as db:
         marks = ",".join("?" * len(ids))
         rows = db.execute(
@@ -511,7 +571,7 @@ async def verify(
         mine = [a for a in acks if a.service == service]
         if not mine:
             continue
-        counted = store_counts(stack.data_dir, service, {a.aggregate_id for a in mine})
+        counted = store_counts(stack, service, {a.aggregate_id for a in mine})
         for ack in mine:
             n = sum(
                 c
@@ -545,9 +605,11 @@ async def verify(
 
 
 def projections_check(stack: RunningStack) -> int:
-    """`shangliang projections check` as an operator types it: only the data folder named."""
+    """`shangliang projections check` as an operator types it: the data folder named (it finds
+    the stack's NATS from there), and the stores when they are not in it."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("SHANGLIANG_")}
     environment["SHANGLIANG_DATA_DIR"] = str(stack.data_dir)
+    environment |= store_environment(stack)
     done = subprocess.run(
         [sys.executable, "-m", "tools.cli", "projections", "check"],
         cwd=ROOT,
@@ -564,12 +626,22 @@ def projections_check(stack: RunningStack) -> int:
 # --- the run -------------------------------------------------------------------------------------
 
 
+NO_PERIODIC_SCAN = {"SHANGLIANG_SUPERVISION_SCAN_INTERVAL_SECONDS": "86400"}
+"""Supervision's periodic deadline scan out of the way: the trials' 2020 deadlines would all
+fall due at once."""
+
+
+def cluster_trial_stack(folder: Path) -> AbstractContextManager[RunningStack]:
+    """The 3-node cluster with PostgreSQL (tests/support/cluster.py), without the periodic
+    scan."""
+    return cluster_stack(folder, NO_PERIODIC_SCAN)
+
+
 @contextmanager
 def embedded_stack(folder: Path) -> Iterator[RunningStack]:
-    """`shangliang up` with its periodic deadline scan out of the way (the trials' 2020
-    deadlines would all fall due at once)."""
+    """`shangliang up`, without the periodic scan."""
     folder.mkdir(parents=True, exist_ok=True)
-    stack = launch_stack(folder, {"SHANGLIANG_SUPERVISION_SCAN_INTERVAL_SECONDS": "86400"})
+    stack = launch_stack(folder, NO_PERIODIC_SCAN)
     try:
         wait_ready(stack, timeout=120)
         yield stack
@@ -589,6 +661,7 @@ async def run_trials(
     say: Callable[[str], None] = print,
     plan: Sequence[list[str]] = (),
     recover_timeout: float = RECOVER_TIMEOUT_SECONDS,
+    pace: Pace = Pace(),
 ) -> list[TrialResult]:
     """`plan`: what the first trials kill, in order (the rest choose at random)."""
     rng = random.Random(seed)
@@ -599,7 +672,9 @@ async def run_trials(
     try:
         for number in range(1, trials + 1):
             kills = plan[number - 1] if number <= len(plan) else None
-            results.append(await trial(stack, client, killer, rng, number, workers, tally, kills))
+            results.append(
+                await trial(stack, client, killer, rng, number, workers, tally, kills, pace)
+            )
             say(results[-1].line())
             for problem in [*results[-1].lost, *results[-1].doubled, *results[-1].refused]:
                 say(f"    {problem}")
@@ -625,5 +700,22 @@ def summary(results: list[TrialResult]) -> str:
         f"refused {sum(len(r.refused) for r in results)}, "
         f"check failed {sum(r.check_exit != 0 for r in results)}; time to recover "
         f"p50 {percentile(recovered, 50):.1f} s, p99 {percentile(recovered, 99):.1f} s, "
-        f"max {max(recovered):.1f} s"
+        f"max {max(recovered):.1f} s; no acknowledgement for at most "
+        f"{max(r.longest_wait for r in results):.1f} s"
     )
+
+
+def by_target(results: list[TrialResult]) -> list[str]:
+    """A line per process killed: kills, trials that killed it twice, time to recover
+    (min–max, p50), the longest wait for an acknowledgement in its trials."""
+    lines = []
+    for name in sorted({n for r in results for n in r.killed}):
+        mine = [r for r in results if name in r.killed]
+        recovered = [s for r in mine for s in r.recover_seconds] or [float("nan")]
+        lines.append(
+            f"{name}: {sum(r.killed.count(name) for r in mine)} kills, "
+            f"{sum(len(r.killed) > 1 for r in mine)} twice in a row, recovered in "
+            f"{min(recovered):.1f}–{max(recovered):.1f} s (p50 {percentile(recovered, 50):.1f}), "
+            f"no acknowledgement for at most {max(r.longest_wait for r in mine):.1f} s"
+        )
+    return lines

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,14 +105,23 @@ def wait_ready(stack: RunningStack, timeout: float = START_TIMEOUT) -> None:
         time.sleep(0.05)
 
 
-def launch_stack(folder: Path, settings: dict[str, str]) -> RunningStack:
-    """`python -m tools.cli up` on free ports with its data in `folder`, and `settings`
-    on top of the defaults; not yet ready."""
+UP = (sys.executable, "-m", "tools.cli", "up", "--mail-sink")
+
+
+def launch_stack(
+    folder: Path,
+    settings: dict[str, str],
+    command: Sequence[str] = UP,
+    nats_url: str | None = None,
+) -> RunningStack:
+    """`python -m tools.cli up` (or another launcher: `command`, its NATS at `nats_url`) on
+    free ports with its data in `folder`, and `settings` on top of the defaults; not yet
+    ready."""
     env = {**stack_environment(folder / "data"), **settings}
     output = folder / "launcher.out"
     with output.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "tools.cli", "up", "--mail-sink"],
+            list(command),
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -129,6 +139,6 @@ def launch_stack(folder: Path, settings: dict[str, str]) -> RunningStack:
         projections=f"http://127.0.0.1:{env['SHANGLIANG_PROJECTIONS_PORT']}",
         notifications=f"http://127.0.0.1:{env['SHANGLIANG_NOTIFICATIONS_PORT']}",
         console=f"http://127.0.0.1:{env['SHANGLIANG_CONSOLE_PORT']}",
-        nats_url=f"nats://127.0.0.1:{env['SHANGLIANG_EMBEDDED_NATS_PORT']}",
+        nats_url=nats_url or f"nats://127.0.0.1:{env['SHANGLIANG_EMBEDDED_NATS_PORT']}",
         environment=env,
     )
