@@ -13,7 +13,7 @@ from services.intake import open311_api as open311
 from services.intake.api import install_refusal_handlers, router
 from services.intake.application import IntakeApplication
 from services.intake.consumers import meetings_policy, supervision_policy
-from services.intake.hot import HotSubmission
+from services.intake.hot import HotPath
 from services.intake.open311_api import install_open311_handlers
 from services.intake.publishing import to_contract
 from services.intake.settings import (
@@ -77,7 +77,7 @@ def create_app(settings: Settings, intake_settings: IntakeSettings | None = None
     install_refusal_handlers(app)
     # Inside the limits and metrics middlewares, so that its answers are limited and counted.
     install_open311_handlers(app)
-    app.add_middleware(HotSubmission, state=app.state)
+    app.add_middleware(HotPath, state=app.state)
     install_limits(
         app, settings, upload_prefixes=("/imports/",), public_prefixes=("/open311/", "/track/")
     )
