@@ -2,15 +2,15 @@
 FastAPI's routing.
 
 Recording issues is intake's busiest request, by staff (`POST /issues`) and by residents'
-apps (`POST /open311/v2/requests.json`). Profiled under load (bench/profile_intake.py),
-FastAPI's routing, dependency solving and response handling took several times what the
-request's own work does (checking, storing, answering). This
-ASGI layer sits where the route would be reached, inside the metrics and request-limit
-middlewares, and does what the route does with the route's own parts: for `POST /issues`
-the bearer token through the same authenticator, the same role and office checks
-(`require_role`, which also records the role for the audit), the body decoded as FastAPI
-decodes it and validated by the same model, the same application method, the same answer
-model; for Open311 the route's own call (`requested`: the form, the `api_key`, the
+apps (`POST /open311/v2/requests.json`). Profiled under load (bench/profile_intake.py,
+`bench.open311_bench --profile`), FastAPI's routing, dependency solving and response
+handling took several times what the request's own work does (checking, storing,
+answering). This ASGI layer sits where the route would be reached, inside the metrics and
+request-limit middlewares, and does what the route does with the route's own parts. For
+`POST /issues`: the bearer token through the same authenticator, the same role and office
+checks (`require_role`, which also records the role for the audit), the body decoded as
+FastAPI decodes it and validated by the same model, the same application method, the same
+answer model. For Open311: the route's own call (`requested`: the form, the `api_key`, the
 fingerprint that makes a retry answer with the first issue) and its own answer.
 
 It takes only the plainest form of each request: exactly the path, no query string, a body
