@@ -5,7 +5,8 @@ One pipeline serves both. The rounds alternate (issues, Open311, issues, Open311
 whatever else loads the shared machine falls on both alike. Every request carries a
 description of its own (a counter per wrk thread), so each one stores a new issue: an Open311
 request with the same fields would be a retry answered with the first issue. After each round,
-the time until the projection holds every issue stored so far.
+the time until the projection holds every issue stored so far. With `--profile N`, then N
+seconds of py-spy on intake under the Open311 load (as bench/profile_intake.py samples it).
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -21,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import processes
+from bench.profile_intake import summarize
 from bench.run import ISSUE, OFFICE, cpu_window, machine
 from bench.wrk import _SCRIPT, RESULT_MARKER, lua_string, run_wrk
 from shared.auth import Authenticator
@@ -79,12 +84,39 @@ def caught_up(target: processes.Target, issues: int, timeout: float = 120.0) -> 
     return None
 
 
+def profile(
+    target: processes.Target, url: str, lua: Path, seconds: int, connections: int
+) -> dict[str, Any]:
+    """py-spy's samples of intake (the thread holding the GIL) while wrk sends `lua`."""
+    raw = lua.with_suffix(".collapsed")
+    load: dict[str, Any] = {}
+
+    def generate() -> None:
+        result = run_wrk(url, lua, connections=connections, threads=1, duration_s=seconds + 2)
+        load.update(result.as_dict())
+
+    generator = threading.Thread(target=generate)
+    generator.start()
+    py_spy = str(Path(sys.executable).parent / "py-spy")
+    pid = str(target.pids["intake"])
+    argv = [py_spy, "record", "--pid", pid, "--gil", "--nonblocking", "--rate", "250"]
+    argv += ["-d", str(seconds), "-f", "raw", "-o", str(raw)]
+    sampled = subprocess.run(argv, capture_output=True)
+    generator.join()
+    if sampled.returncode != 0:
+        raise SystemExit(f"py-spy failed: {sampled.stderr.decode(errors='replace')}")
+    summary = summarize(raw.read_text())
+    summary["requests_per_second"] = load.get("requests_per_second")
+    return summary
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.open311_bench", description=__doc__)
     parser.add_argument("--duration", type=int, default=10, help="seconds per round")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of each")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--profile", type=int, default=0, help="seconds of py-spy afterwards")
     args = parser.parse_args(argv)
 
     settings = Settings()
@@ -165,10 +197,16 @@ def main(argv: list[str] | None = None) -> None:
                 print(
                     f"round {round_number + 1} {name}: {result.requests_per_second:.0f} req/s, "
                     f"p50 {result.latency_ms['p50']} ms, p99 {result.latency_ms['p99']} ms, "
-                    f"non-2xx {result.non_2xx}, projection caught up after "
-                    f"{entry['projection_caught_up_after_s']} s",
+                    f"non-2xx {result.non_2xx}, intake CPU "
+                    f"{1000 * cpu['intake'] / max(result.requests, 1):.2f} ms/request, "
+                    f"projection caught up after {entry['projection_caught_up_after_s']} s, "
+                    f"load {entry['load_average'][0]:.2f}",
                     flush=True,
                 )
+        if args.profile:
+            url, *how = targets["POST /open311/v2/requests.json"]
+            results["profile"] = profile(target, url, lua_for(*how), args.profile, args.connections)
+            print(json.dumps(results["profile"], indent=2, ensure_ascii=False), flush=True)
     totals: dict[str, list[float]] = {}
     for entry in results["rounds"]:
         totals.setdefault(entry["target"], []).append(entry["requests_per_second"])

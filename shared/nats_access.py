@@ -105,9 +105,10 @@ COUNTY = "county"
 them (publish: what a leaf may send in; subscribe: what it may receive). Sourcing only, both
 ways: the prefecture's sourcing of county streams (API requests to county JetStream domains
 in, stream messages and API replies out) and a county's sourcing of the prefecture's
-SUPERVISION (API requests to the hub's domain and flow control replies out, stream messages
-and API replies in). No service subject crosses, so neither side's streams take the other's
-events directly."""
+SUPERVISION and MEETINGS (API requests to the hub's domain and flow control replies out,
+stream messages and API replies in: `$JS.hub.API.>` covers any stream of the hub's, so a
+further sourced stream needs no new permission). No service subject crosses, so neither
+side's streams take the other's events directly."""
 COUNTY_PUBLISH = ["$JS.S.>", "$JSC.R.>", f"$JS.{HUB_DOMAIN}.API.>", "$JS.FC.>"]
 COUNTY_SUBSCRIBE = ["$JS.*.API.>", "$JS.FC.>", "$JS.S.>", "$JSC.R.>"]
 USERS: tuple[str, ...] = (ADMIN, *(service.user for service in SERVICES), COUNTY)

@@ -15,10 +15,13 @@ it stopped once the link is back. The prefecture's own `INTAKE` keeps exactly on
 (meetings, supervision, projections) reads `INTAKE_COUNTIES` as one more upstream stream,
 tracked by its own name like any other.
 
-The other way, the county's intake follows supervision's verdicts on its issues: the
-county's `SUPERVISION` stream sources the prefecture's through the hub's domain (`hub`,
-deploy/nats/leaf/hub-node.conf), only the county's own `supervision.<office>.>` subjects,
-and catches up after a cut like any source.
+The other way, the county's intake follows supervision's verdicts on its issues and the
+meetings' agendas that take them up: the county's `SUPERVISION` and `MEETINGS` streams
+source the prefecture's through the hub's domain (`hub`, deploy/nats/leaf/hub-node.conf),
+only the county's own `supervision.<office>.>` and `meetings.<office>.>` subjects, and catch
+up after a cut like any source. A meeting's events go under its organising office (the first
+of its offices), so a county issue on a joint meeting that another office organises does not
+reach the county this way.
 """
 
 from __future__ import annotations
@@ -134,13 +137,13 @@ def intake_streams(offices: Sequence[str] | None = None) -> tuple[StreamSpec, ..
 
 
 @dataclass(frozen=True)
-class CountySupervisionStream(StreamSpec):
-    """A county server's `SUPERVISION`: no subjects of its own, one source, the prefecture's
-    `SUPERVISION` through the hub's domain, filtered to the county's own subjects. Its
-    messages keep their subjects and headers, and come from the one supervision store in
-    its order, so intake reads it like the prefecture's (tracked by the relay's position)."""
+class CountyFollowedStream(StreamSpec):
+    """A county server's copy of a prefecture stream its intake follows (`SUPERVISION`,
+    `MEETINGS`): the same name, no subjects of its own, one source, the prefecture's stream
+    through the hub's domain, filtered to the county's own subjects. Its messages keep their
+    subjects and headers, and come from the one upstream store in its order, so intake reads
+    it like the prefecture's (tracked by the relay's position)."""
 
-    service: str = SUPERVISION_STREAM.service
     office: str = ""
     hub_domain: str = HUB_DOMAIN
 
@@ -151,7 +154,7 @@ class CountySupervisionStream(StreamSpec):
     def sources(self) -> list[StreamSource]:
         return [
             StreamSource(
-                name=SUPERVISION_STREAM.name,
+                name=self.name,
                 filter_subject=self.subjects[0],
                 external=ExternalStream(api=f"$JS.{self.hub_domain}.API"),
             )
@@ -160,5 +163,11 @@ class CountySupervisionStream(StreamSpec):
 
 def county_streams(office: str, hub_domain: str = HUB_DOMAIN) -> tuple[StreamSpec, ...]:
     """The streams of a county office's own server: its intake's `INTAKE`, and the
-    `SUPERVISION` its intake follows, sourced from the prefecture's."""
-    return (INTAKE_STREAM, CountySupervisionStream(office=office, hub_domain=hub_domain))
+    `SUPERVISION` and `MEETINGS` its intake follows, sourced from the prefecture's."""
+    return (
+        INTAKE_STREAM,
+        *(
+            CountyFollowedStream(upstream.service, office=office, hub_domain=hub_domain)
+            for upstream in (SUPERVISION_STREAM, MEETINGS_STREAM)
+        ),
+    )

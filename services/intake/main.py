@@ -13,7 +13,7 @@ from services.intake import open311_api as open311
 from services.intake.api import install_refusal_handlers, router
 from services.intake.application import IntakeApplication
 from services.intake.consumers import meetings_policy, supervision_policy
-from services.intake.hot import HotSubmission
+from services.intake.hot import HotPath
 from services.intake.open311_api import install_open311_handlers
 from services.intake.publishing import to_contract
 from services.intake.settings import (
@@ -27,7 +27,7 @@ from shared.limits import install_limits
 from shared.observability import install_observability
 from shared.process import UpstreamProcessor
 from shared.runtime import Publishing, ServiceRuntime
-from shared.settings import CountyServer, Settings
+from shared.settings import Settings
 from shared.streams import INTAKE_STREAM, MEETINGS_STREAM, SUPERVISION_STREAM
 from shared.web import health_router, install_error_handlers, serve
 
@@ -50,14 +50,10 @@ def create_app(settings: Settings, intake_settings: IntakeSettings | None = None
         "intake",
         Publishing(INTAKE_STREAM, intake, to_contract),
         upstreams=[
+            # On a county office's own server both are copies of the prefecture's, filtered
+            # to the county's subjects (shared/streams.py county_streams).
             (SUPERVISION_STREAM, UpstreamProcessor(intake, supervision_policy(intake))),
-            # A county office's own server has no MEETINGS (only its INTAKE and the
-            # prefecture's SUPERVISION cross the link): its timeline has no agenda step yet.
-            *(
-                []
-                if CountyServer().county_office
-                else [(MEETINGS_STREAM, UpstreamProcessor(intake, meetings_policy(intake)))]
-            ),
+            (MEETINGS_STREAM, UpstreamProcessor(intake, meetings_policy(intake))),
         ],
     )
 
@@ -77,7 +73,7 @@ def create_app(settings: Settings, intake_settings: IntakeSettings | None = None
     install_refusal_handlers(app)
     # Inside the limits and metrics middlewares, so that its answers are limited and counted.
     install_open311_handlers(app)
-    app.add_middleware(HotSubmission, state=app.state)
+    app.add_middleware(HotPath, state=app.state)
     install_limits(
         app, settings, upload_prefixes=("/imports/",), public_prefixes=("/open311/", "/track/")
     )

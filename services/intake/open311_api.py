@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.intake.api import Intake, _own_office
-from services.intake.application import FINGERPRINT_DIGITS
+from services.intake.application import FINGERPRINT_DIGITS, IntakeApplication
 from services.intake.open311 import (
     Open311Error,
     Open311Key,
@@ -212,7 +212,16 @@ async def submit_request(
     `api_key` is an office's Open311 key (`shangliang open311 key issue`); a retry of the
     same request, or one with the same `Idempotency-Key` header, never makes a second issue.
     """
-    body, attributes = _submission(await request.body())
+    rows, created = await requested(app, await request.body(), idempotency_key)
+    return requested_answer(fmt, rows, created)
+
+
+async def requested(
+    app: IntakeApplication, raw: bytes, idempotency_key: str | None = None
+) -> tuple[list[dict[str, Any]], bool]:
+    """The form's request recorded, and whether it is new (the route's and
+    services/intake/hot.py's one call); a refusal raises `Open311Error`, nothing stored."""
+    body, attributes = _submission(raw)
     office = app.cached_office_of_key(body.api_key) or await run_in_threadpool(
         app.office_of_key, body.api_key
     )
@@ -248,6 +257,11 @@ async def submit_request(
             "account_id": None,
         }
     ]
+    return rows, created
+
+
+def requested_answer(fmt: str, rows: list[dict[str, Any]], created: bool) -> Response:
+    """201 for a new request, 200 for a retry answered with the first one."""
     code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return _answer(fmt, rows, requests_xml(rows) if fmt == "xml" else None, code)
 

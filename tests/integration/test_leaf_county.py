@@ -4,7 +4,9 @@ goes on taking issues, the link comes back, and the prefecture's projection ends
 county issue exactly once, in order. All configs are the deploy files themselves.
 
 The other way, supervision's verdicts on the county's issues reach the county's intake through
-its own SUPERVISION stream, sourced from the prefecture's, after a cut too.
+its own SUPERVISION stream, sourced from the prefecture's, after a cut too; and a topic the
+prefecture's meetings put on an agenda reaches it through its own MEETINGS, so the county's
+issue shows the step "on the agenda" in its public timeline.
 
 The link is a TCP relay the test controls: cutting it closes the leaf connection on both
 servers (as a lost network does), while the servers and every client stay up.
@@ -19,24 +21,25 @@ import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
 from nats.js import JetStreamContext
 
 from services.intake.application import IntakeApplication
-from services.intake.consumers import verified_case_policy
+from services.intake.consumers import meetings_policy, verified_case_policy
 from services.intake.domain import DEFAULT_CATEGORIES, Issue, issue_id_for
 from services.intake.publishing import to_contract
 from services.projections.views import open_issue_status_view
 from shared.consumer import StreamConsumer
-from shared.contracts import CaseVerifiedV1, Envelope
+from shared.contracts import CaseVerifiedV1, Envelope, TopicAddedV1
 from shared.embedded import free_port
 from shared.messaging import connect, ensure_stream_with_retry, set_up
 from shared.process import UpstreamProcessor
 from shared.relay import Relay
 from shared.settings import NatsSettings
-from shared.streams import INTAKE_STREAM, SUPERVISION_STREAM, intake_streams
+from shared.streams import INTAKE_STREAM, MEETINGS_STREAM, SUPERVISION_STREAM, intake_streams
 from tests.support.cluster import TEST_PASSWORDS, NatsNode, route_variables
 from tests.support.intake_store import NEW_YEAR, open_intake, stored_notifications
 from tests.support.streams import (
@@ -338,6 +341,90 @@ async def test_the_county_intake_resolves_its_issues_verified_at_the_prefecture_
         # Still no service subject crossed: the hub's INTAKE never took the county's issues.
         assert await stream_messages(hub_js, INTAKE_STREAM) == 0
         assert county.recorder.max_tracking_id(SUPERVISION_STREAM.name) == 3
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for nc in (admin_nc, county_nc):
+            await nc.close()
+        county.close()
+
+
+async def publish_topic_added(js: JetStreamContext, office: str, issue_id: UUID) -> None:
+    """A TopicAddedV1 on the prefecture's MEETINGS, as meetings' relay puts it: under the
+    organising office's subject."""
+    contract = TopicAddedV1(
+        meeting_id=uuid4(),
+        offices=[office],
+        issue_id=issue_id,
+        issue_office=office,
+        added_at=datetime.now(UTC),
+        meeting_title="老旧小区路灯改造专题协商会",
+        starts_at=datetime(2026, 12, 1, 1, 30, tzinfo=UTC),
+    )
+    subject = contract.subject(office)
+    envelope = Envelope.wrap(str(uuid4()), datetime.now(UTC), subject, contract)
+    await publish_as_relay(js, subject, envelope.to_bytes(), str(uuid4()), None)
+
+
+async def test_a_topic_added_at_the_prefecture_shows_on_the_county_issues_timeline(
+    hub: list[tuple[NatsNode, int]],
+    county_leaf: NatsNode,
+    link: Link,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    county = open_intake(tmp_path / "county-intake.db")
+    admin_nc = await connect(
+        ",".join(node.url for node, _ in hub), "admin", "admin", "admin-test-password"
+    )
+    county_nc = await connect(
+        f"nats://127.0.0.1:{county_leaf.client_port}", "county", "intake", "county-intake-password"
+    )
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        hub_js, county_js = admin_nc.jetstream(), county_nc.jetstream()
+        for stream in (INTAKE_STREAM, MEETINGS_STREAM, SUPERVISION_STREAM):
+            await ensure_stream_with_retry(hub_js, stream, replicas=3)
+        # The county's set-up, as `shangliang nats-setup` runs it there.
+        monkeypatch.setenv("SHANGLIANG_COUNTY_OFFICE", COUNTY)
+        await set_up(NatsSettings(), county_js)
+        # As services/intake/main.py wires it: the ordinary MEETINGS, on the county's server.
+        agendas = StreamConsumer(
+            county_js,
+            MEETINGS_STREAM,
+            UpstreamProcessor(county, meetings_policy(county)),
+            stall_seconds=1,
+        )
+        tasks.append(asyncio.create_task(agendas.run()))
+        await asyncio.to_thread(submit_issues, county, COUNTY, 0, 2)
+        first, second = (county.get_issue(issue_id_for(COUNTY, f"issue-{n}")) for n in range(2))
+
+        def timeline(issue: Issue) -> list[dict[str, Any]]:
+            found = county.track(county.tracking_code(issue))
+            assert found is not None
+            return found[1]
+
+        def steps(issue: Issue) -> list[str]:
+            return [step["step"] for step in timeline(issue)]
+
+        assert steps(first) == steps(second) == ["received"]
+        # Another office's agenda stays at the prefecture (it names a county issue, so that
+        # the county's intake would show it if it came through).
+        await publish_topic_added(hub_js, "tumen", second.id)
+        await publish_topic_added(hub_js, COUNTY, first.id)
+
+        await wait_until(
+            lambda: "on_agenda" in steps(first), timeout=20, what="the agenda at the county"
+        )
+        (agenda,) = [step for step in timeline(first) if step["step"] == "on_agenda"]
+        assert agenda["meeting"] == "老旧小区路灯改造专题协商会"
+        assert await stream_messages(county_js, MEETINGS_STREAM) == 1
+        assert steps(second) == ["received"]
+        held = await read_stream(county_js, MEETINGS_STREAM)
+        assert [m.subject for m in held] == [f"meetings.{COUNTY}.TopicAdded.v1"]
+        # Still no service subject crossed: the hub's INTAKE never took the county's issues.
+        assert await stream_messages(hub_js, INTAKE_STREAM) == 0
     finally:
         for task in tasks:
             task.cancel()

@@ -7,6 +7,7 @@ import pytest
 from shared.settings import CountyServer
 from shared.streams import (
     INTAKE_STREAM,
+    MEETINGS_STREAM,
     SUPERVISION_STREAM,
     CountiesStream,
     county_streams,
@@ -41,21 +42,23 @@ def test_county_leaf_nodes_add_one_stream_that_sources_each_countys_intake(
     assert counties.service == INTAKE_STREAM.service
 
 
-def test_a_county_server_sources_only_its_own_verdicts_from_the_hubs_domain(
+def test_a_county_server_sources_only_its_own_verdicts_and_agendas_from_the_hubs_domain(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("SHANGLIANG_COUNTY_OFFICE", "hunchun")
     monkeypatch.delenv("SHANGLIANG_HUB_DOMAIN", raising=False)
     server = CountyServer()
     assert server.county_office is not None
-    intake, supervision = county_streams(server.county_office, server.hub_domain)
+    intake, *followed = county_streams(server.county_office, server.hub_domain)
     assert intake == INTAKE_STREAM
-    config = supervision.config()
-    # The name intake's consumer reads, no subjects of its own, one filtered source.
-    assert config.name == SUPERVISION_STREAM.name
-    assert not config.subjects
-    assert [
-        (s.name, s.filter_subject, s.external.api) for s in config.sources or [] if s.external
-    ] == [("SUPERVISION", "supervision.hunchun.>", "$JS.hub.API")]
-    # One store's positions in its order: tracked by the relay's position, like the original.
-    assert not supervision.sourced
+    for stream, upstream in zip(followed, (SUPERVISION_STREAM, MEETINGS_STREAM), strict=True):
+        config = stream.config()
+        # The name intake's consumer reads, no subjects of its own, one filtered source.
+        assert config.name == upstream.name
+        assert not config.subjects
+        assert [
+            (s.name, s.filter_subject, s.external.api) for s in config.sources or [] if s.external
+        ] == [(upstream.name, f"{upstream.service}.hunchun.>", "$JS.hub.API")]
+        # One store's positions in its order: tracked by the relay's position, like the
+        # original.
+        assert not stream.sourced

@@ -114,6 +114,19 @@ async def referred(app: IntakeApplication) -> UUID:
     return issue_id
 
 
+async def test_a_key_is_checked_by_its_own_record_without_catching_up_every_issue(
+    intake: IntakeApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key, record = await intake.issue_open311_key("yanji", "居民小程序")
+    await request(intake)  # stored since: the catalog is behind
+    monkeypatch.setattr(intake.catalog, "catch_up", lambda: pytest.fail("the catalog caught up"))
+
+    assert intake.office_of_key(key) == "yanji"
+    assert intake.office_of_key("not-a-key") is None
+    await intake.revoke_open311_key(record.id)
+    assert intake.office_of_key(key) is None
+
+
 async def test_an_open311_request_becomes_an_online_issue_with_place_and_photo_link(
     intake: IntakeApplication,
 ) -> None:
