@@ -92,8 +92,9 @@ class ServiceClient:
         params: dict[str, Any] | None = None,
         files: Any = None,
         raw: bool = False,
+        headers: dict[str, str] | None = None,
     ) -> Any:
-        headers = {"Authorization": f"Bearer {self.token(account)}"}
+        headers = {**(headers or {}), "Authorization": f"Bearer {self.token(account)}"}
         if (rid := request_id.get()) is not None:
             headers["X-Request-Id"] = rid
         clean = {k: v for k, v in (params or {}).items() if v not in (None, "")}
@@ -110,8 +111,17 @@ class ServiceClient:
     async def get(self, account: Account, service: str, path: str, **params: Any) -> Any:
         return await self.call(account, service, "GET", path, params=params)
 
-    async def post(self, account: Account, service: str, path: str, body: Any) -> Any:
-        return await self.call(account, service, "POST", path, json=body)
+    async def post(
+        self,
+        account: Account,
+        service: str,
+        path: str,
+        body: Any,
+        idempotency_key: str | None = None,
+    ) -> Any:
+        """A write; with `idempotency_key`, a resent form is carried out once."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return await self.call(account, service, "POST", path, json=body, headers=headers)
 
     def calendar_token(self, account: Account) -> str:
         """The token of a calendar subscription URL: long-lived, and refused by every route

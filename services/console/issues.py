@@ -4,7 +4,8 @@ screening."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+import uuid
+from datetime import date, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -24,7 +25,7 @@ from services.console.web import (
     written,
 )
 from shared.auth import READERS
-from shared.clock import CHINA
+from shared.clock import CHINA, CalendarNotCovered, china_day, working_days_between
 
 router = APIRouter()
 LoggedIn = Annotated[Account, Depends(current_account)]
@@ -59,6 +60,11 @@ STATUSES = (
     "resolved",
     "closed",
 )
+SATISFACTIONS = {
+    "satisfied": ("满意", "satisfied"),
+    "basically_satisfied": ("基本满意", "basically satisfied"),
+    "unsatisfied": ("不满意", "unsatisfied"),
+}
 PAGE_SIZE = 20
 
 
@@ -188,6 +194,8 @@ async def _issue_page(
     settings = request.app.state.console_settings
     dashboard = settings.dashboard_url or settings.projections_url
     year, figure = counted_in(issue)
+    # A fresh key each time the form is shown: a resent form is done once, a corrected one anew.
+    form.values["idempotency_key"] = uuid.uuid4().hex
     query = urlencode({"year": year, "office": issue["office"], "figure": figure})
     return render(
         request,
@@ -197,6 +205,7 @@ async def _issue_page(
         status=status,
         form=form,
         decisions=DECISIONS,
+        satisfactions=SATISFACTIONS,
         done=request.query_params.get("done"),
         dashboard=f"{dashboard}/dashboard?{query}&token={api.viewer_token(account)}",
         figure=figure,
@@ -265,6 +274,62 @@ async def reopen(request: Request, account: LoggedIn, issue_id: str) -> Response
             request, account, issue_id, Form.refused(form, error), error.status
         )
     return written(request, f"/issues/{issue_id}?done=reopened")
+
+
+@router.post("/issues/{issue_id}/callbacks")
+async def record_callback(request: Request, account: LoggedIn, issue_id: str) -> Response:
+    """Record the follow-up call with the resident (回访); `unsatisfied` reopens the issue."""
+    require(account, "clerk")
+    form = await form_of(request)
+    body: dict[str, Any] = filled(form, "satisfaction", "note")
+    if form.get("reached") in ("yes", "no"):
+        body["reached"] = form["reached"] == "yes"
+    key = str(form.get("idempotency_key") or "") or None
+    try:
+        called = await client(request).post(
+            account, "intake", f"/issues/{issue_id}/callbacks", body, idempotency_key=key
+        )
+    except ApiError as error:
+        return await _issue_page(
+            request, account, issue_id, Form.refused(form, error, field="reached"), error.status
+        )
+    done = "called_back" if called["status"] in ("resolved", "closed") else "callback_reopened"
+    return written(request, f"/issues/{issue_id}?done={done}#callback")
+
+
+def working_days_since(resolved_at: str, today: date | None = None) -> int | None:
+    """Official working days after the day of resolution up to today; None where the holiday
+    calendar does not reach."""
+    try:
+        return working_days_between(
+            china_day(datetime.fromisoformat(resolved_at)), today or datetime.now(CHINA).date()
+        )
+    except CalendarNotCovered:
+        return None
+
+
+@router.get("/callbacks")
+async def callbacks_due(request: Request, account: LoggedIn, page: int = 1) -> Response:
+    """Resolved issues of the office not yet called back, oldest first (待回访)."""
+    require(account, *READERS)
+    found = await client(request).get(account, "intake", "/callbacks/due", office=account.office)
+    items = found["items"]
+    pages = max(1, -(-len(items) // PAGE_SIZE))
+    page = min(max(page, 1), pages)
+    shown = items[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    for item in shown:
+        resolved = datetime.fromisoformat(item["resolved_at"]).astimezone(CHINA)
+        item["resolved_local"] = resolved.strftime("%Y-%m-%d %H:%M")
+        item["working_days_since"] = working_days_since(item["resolved_at"])
+    return render(
+        request,
+        "callbacks.html",
+        items=shown,
+        total=len(items),
+        working_days=found["working_days"],
+        page=page,
+        pages=pages,
+    )
 
 
 @router.get("/screening")

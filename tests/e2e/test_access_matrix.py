@@ -755,6 +755,8 @@ CONSOLE_MATRIX: list[tuple[str, frozenset[str], str]] = [
     ("POST /issues/{issue_id}/screening",           LEADER,         ACT),
     ("POST /issues/{issue_id}/close",               LEADER,         ACT),
     ("POST /issues/{issue_id}/reopen",              LEADER,         ACT),
+    ("POST /issues/{issue_id}/callbacks",           CLERK,          ACT),
+    ("GET /callbacks",                              READERS,        OWN),
     ("GET /screening",                              LEADER,         OWN),
     ("GET /activities/new",                         CLERK,          OWN),
     ("GET /activities/members",                     CLERK,          OWN),

@@ -433,6 +433,82 @@ def test_a_departments_inbox_pages_through_its_cases_nearest_deadline_first(
     assert open_deadlines == sorted(open_deadlines), deadlines
 
 
+def test_a_clerk_calls_back_the_resident_from_the_due_list_and_a_bad_call_stores_nothing(
+    staff: RunningStack, contexts: Callable[..., BrowserContext], mint: Callable[..., str]
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    made = {}
+    # Answered on the spot in 2020: resolved then, so long past the working days of the setting.
+    for name in ("satisfied", "refused", "unsatisfied"):
+        issue = httpx.post(
+            f"{staff.intake}/issues",
+            json=issue_body(title=f"楼道灯不亮 {name} {tag}"),
+            headers=as_clerk(staff, mint),
+            timeout=10,
+        ).json()
+        screened = httpx.post(
+            f"{staff.intake}/issues/{issue['id']}/screening",
+            json={
+                "decision": "answered",
+                "answer": "社区当场联系物业维修",
+                "screened_at": "2020-06-05T10:00:00",
+            },
+            headers=bearer(mint("yanji", "leader")),
+            timeout=10,
+        )
+        assert screened.status_code == 200, screened.text
+        made[name] = issue["id"]
+
+    def read(issue_id: str) -> dict[str, Any]:
+        viewer = bearer(mint("yanji", "viewer"))
+        return httpx.get(f"{staff.intake}/issues/{issue_id}", headers=viewer, timeout=10).json()
+
+    clerk = log_in(contexts(), staff, "clerk-li")
+    clerk.get_by_role("link", name="待回访").first.click()
+    expect(clerk.get_by_role("heading", name=re.compile("待回访"))).to_be_visible(timeout=WAIT_MS)
+    row = clerk.locator(f'tr[data-issue="{made["satisfied"]}"]')
+    expect(row).to_contain_text("城市管理")
+    expect(row).to_contain_text("2020-06-05 10:00")
+    snapshot(clerk, "callbacks-due")
+
+    # Reached but no satisfaction: intake's reason by the field, and nothing stored.
+    clerk.get_by_role("link", name=f"楼道灯不亮 refused {tag}").click()
+    clerk.get_by_label("联系上", exact=True).check()
+    clerk.get_by_label("回访记录").fill("居民说还行")
+    clerk.get_by_role("button", name="记录回访").click()
+    expect(clerk.locator("#e-satisfaction")).to_contain_text("满意度", timeout=WAIT_MS)
+    expect(clerk.get_by_label("回访记录")).to_have_value("居民说还行")
+    assert read(made["refused"])["callbacks"] == []
+
+    # By the keyboard alone: reached, satisfied, a note, sent with Enter on the button.
+    clerk.goto(f"{staff.console}/callbacks")
+    clerk.get_by_role("link", name=f"楼道灯不亮 satisfied {tag}").click()
+    clerk.get_by_label("联系上", exact=True).focus()
+    clerk.keyboard.press("Space")
+    clerk.keyboard.press("Tab")  # to the satisfaction group, at its first choice
+    clerk.keyboard.press("Space")
+    expect(clerk.get_by_label("满意", exact=True)).to_be_checked()
+    clerk.keyboard.press("Tab")
+    clerk.keyboard.type("居民表示灯已修好")
+    clerk.keyboard.press("Tab")
+    clerk.keyboard.press("Enter")
+    expect(clerk.locator(".notice")).to_contain_text("已记录回访", timeout=WAIT_MS)
+    expect(clerk.locator(".callbacks")).to_contain_text("居民表示灯已修好")
+    (call,) = read(made["satisfied"])["callbacks"]
+    assert (call["reached"], call["satisfaction"]) == (True, "satisfied")
+
+    clerk.get_by_role("link", name="返回待回访清单").click()
+    expect(clerk.locator(f'tr[data-issue="{made["refused"]}"]')).to_be_visible(timeout=WAIT_MS)
+    expect(clerk.locator(f'tr[data-issue="{made["satisfied"]}"]')).to_have_count(0)
+
+    clerk.get_by_role("link", name=f"楼道灯不亮 unsatisfied {tag}").click()
+    clerk.get_by_label("联系上", exact=True).check()
+    clerk.get_by_label("不满意").check()
+    clerk.get_by_role("button", name="记录回访").click()
+    expect(clerk.locator("[data-reopened]")).to_contain_text("重新打开", timeout=WAIT_MS)
+    assert read(made["unsatisfied"])["status"] == "submitted"
+
+
 def test_a_refused_write_shows_the_apis_reason_by_the_field_and_keeps_what_was_typed(
     staff: RunningStack, contexts: Callable[..., BrowserContext]
 ) -> None:
