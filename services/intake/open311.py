@@ -34,7 +34,9 @@ def key_id_for(api_key: str) -> UUID:
 
 
 def new_api_key() -> str:
-    return secrets.token_urlsafe(32)
+    """256 random bits behind a prefix: a bare `token_urlsafe` may begin with `-`, which a
+    command line (`shangliang open311 key revoke --key …`) takes for an option."""
+    return f"o311_{secrets.token_urlsafe(32)}"
 
 
 class Open311Key(Aggregate):

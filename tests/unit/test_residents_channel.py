@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from services.intake.application import IntakeApplication, resolved_before
 from services.intake.consumers import meetings_policy, supervision_policy
-from services.intake.open311 import Open311Error, requests_xml, service_request
+from services.intake.open311 import Open311Error, new_api_key, requests_xml, service_request
 from services.intake.open311_api import _form_text, _submission
 from services.intake.publishing import to_contract
 from services.intake.rules import IssueRuleBroken, TransitionRefused
@@ -33,6 +33,7 @@ from shared.contracts import (
     TopicRemovedV1,
 )
 from shared.process import Upstream
+from tools.cli import parser
 
 BEIJING = timezone(timedelta(hours=8))
 DEADLINE = datetime.now(BEIJING).date() + timedelta(days=30)
@@ -375,3 +376,15 @@ def test_a_malformed_form_is_refused_in_open311_terms() -> None:
         with pytest.raises(Open311Error) as refused:
             _submission(raw)
         assert refused.value.code == 400, raw
+
+
+def test_an_issued_key_can_be_given_back_to_the_command_line() -> None:
+    """A bare `token_urlsafe` begins with `-` once in 64 keys, and argparse then took
+    `revoke --key -…` for an option (found by the suite on a fresh clone)."""
+    keys = [new_api_key() for _ in range(2000)]
+    assert len(set(keys)) == len(keys)
+    for key in keys:
+        arguments = parser().parse_args(
+            ["open311", "key", "revoke", "--office", "yanji", "--key", key]
+        )
+        assert arguments.key == key
