@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def check_cancelled() -> None:
@@ -17,3 +21,23 @@ def check_cancelled() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
+
+
+async def in_thread(func: Callable[..., T], /, *args: object) -> T:
+    """`asyncio.to_thread`, but a cancellation waits for the thread to finish before it is
+    raised. Cancelling the awaiting task does not stop the thread: without the wait, whoever
+    cancelled (a service stopping, a test's teardown) went on to close the SQLite connection
+    the thread was still reading, and sqlite3 crashed the process (a segmentation fault
+    seen in the suite, in the relay's read of the notification log)."""
+    running = asyncio.ensure_future(asyncio.to_thread(func, *args))
+    try:
+        return await asyncio.shield(running)
+    except asyncio.CancelledError:
+        while not running.done():
+            try:
+                await asyncio.shield(running)
+            except asyncio.CancelledError:
+                continue
+            except Exception:
+                break
+        raise

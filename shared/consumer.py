@@ -30,7 +30,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from tenacity import AttemptManager
 
-from shared.aio import check_cancelled
+from shared.aio import check_cancelled, in_thread
 from shared.contracts import Contract, Envelope, UndecodableMessage, decode
 from shared.messaging import backoff, retry_forever, start_over
 from shared.observability import CONSUMER_LAG, CONSUMER_POSITION
@@ -186,7 +186,7 @@ class StreamConsumer:
         return self.position
 
     async def _follow(self) -> None:
-        self.position = await asyncio.to_thread(self._view.max_tracking_id, self.tracking_name) or 0
+        self.position = await in_thread(self._view.max_tracking_id, self.tracking_name) or 0
         self._created = (await self._js.stream_info(self._upstream.name)).created
         start = await sequence_after(self._js, self._upstream, self.position)
         self._sequence = start - 1
@@ -289,7 +289,7 @@ class StreamConsumer:
             delivered.append(Delivered(position, envelope, contract))
         if last == self.position:
             return
-        await asyncio.to_thread(self._view.apply, delivered, Tracking(self.tracking_name, last))
+        await in_thread(self._view.apply, delivered, Tracking(self.tracking_name, last))
         self.position = last
         view = type(self._view).__name__
         CONSUMER_POSITION.labels(self.tracking_name, view).set(last)

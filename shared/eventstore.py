@@ -22,6 +22,7 @@ from eventsourcing.persistence import (
     Transcoding,
 )
 
+from shared.aio import in_thread
 from shared.audit import AuditedMapper, acting, stamp
 
 
@@ -141,7 +142,7 @@ class GroupCommit:
             batch = [await self._queue.get()]
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            outcomes = await asyncio.to_thread(self._save_batch, [p.events for p in batch])
+            outcomes = await in_thread(self._save_batch, [p.events for p in batch])
             for pending, outcome in zip(batch, outcomes, strict=True):
                 if pending.done.done():
                     continue  # the request went away

@@ -45,7 +45,7 @@ from nats.js.api import Header, PubAck, StreamState
 from nats.js.errors import NotFoundError
 from tenacity import AttemptManager, RetryCallState
 
-from shared.aio import check_cancelled
+from shared.aio import check_cancelled, in_thread
 from shared.audit import audited_event
 from shared.contracts import Contract, Envelope
 from shared.messaging import backoff, ensure_stream, retry_forever, start_over
@@ -231,7 +231,7 @@ class Relay:
             before = int((first.headers or {}).get(POSITION_HEADER, 0))
         else:
             before = self.position + 1  # all this relay published is gone
-        return await asyncio.to_thread(self._publishes_before, before)
+        return await in_thread(self._publishes_before, before)
 
     def _publishes_before(self, position: int) -> bool:
         """Whether a stored event before `position` is one the relay publishes."""
@@ -278,7 +278,7 @@ class Relay:
     async def publish_batch(self) -> int:
         """Publish the next batch of stored events; returns how many were read."""
         # Reading and encoding happen off the event loop, which also serves HTTP requests.
-        count, last_position, outgoing = await asyncio.to_thread(self._read_batch)
+        count, last_position, outgoing = await in_thread(self._read_batch)
         if outgoing:
             await self._publish(outgoing)
             EVENTS_RELAYED.labels(self._stream.name).inc(len(outgoing))
