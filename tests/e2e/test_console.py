@@ -110,6 +110,28 @@ def as_clerk(stack: RunningStack, mint: Callable[..., str]) -> dict[str, str]:
     return bearer(mint("yanji", "clerk"))
 
 
+def screened_issue(
+    stack: RunningStack, mint: Callable[..., str], screening: dict[str, str], **fields: str
+) -> str:
+    """An issue submitted by the clerk and screened by the leader over the APIs; its id."""
+    issue = httpx.post(
+        f"{stack.intake}/issues",
+        json=issue_body(**fields),
+        headers=as_clerk(stack, mint),
+        timeout=10,
+    )
+    assert issue.status_code == 201, issue.text
+    issue_id = str(issue.json()["id"])
+    screened = httpx.post(
+        f"{stack.intake}/issues/{issue_id}/screening",
+        json=screening,
+        headers=bearer(mint("yanji", "leader")),
+        timeout=10,
+    )
+    assert screened.status_code == 200, screened.text
+    return issue_id
+
+
 def issue_count(stack: RunningStack, mint: Callable[..., str], office: str = "yanji") -> int:
     found = httpx.get(
         f"{stack.intake}/issues",
@@ -283,19 +305,7 @@ def test_meetings_staff_plan_a_meeting_see_refusals_by_the_field_hold_and_conclu
     ):
         answer = httpx.post(f"{stack.meetings}{path}", json=body, headers=organiser, timeout=10)
         assert answer.status_code in (200, 201), answer.text
-    issue = httpx.post(
-        f"{stack.intake}/issues",
-        json=issue_body(title=f"停车难 {tag}"),
-        headers=as_clerk(stack, mint),
-        timeout=10,
-    ).json()
-    screened = httpx.post(
-        f"{stack.intake}/issues/{issue['id']}/screening",
-        json={"decision": "topic"},
-        headers=bearer(mint("yanji", "leader")),
-        timeout=10,
-    )
-    assert screened.status_code == 200, screened.text
+    screened_issue(stack, mint, {"decision": "topic"}, title=f"停车难 {tag}")
 
     staffer = log_in(contexts(), stack, "meetings-liu")
     start = (date.today() - timedelta(days=1)).isoformat()
@@ -398,26 +408,18 @@ def test_a_departments_inbox_pages_through_its_cases_nearest_deadline_first(
     staff: RunningStack, contexts: Callable[..., BrowserContext], mint: Callable[..., str]
 ) -> None:
     tag = uuid.uuid4().hex[:6]
-    leader = bearer(mint("yanji", "leader"))
     # Made farthest deadline first: the inbox must reorder them, across its pages of 20.
     for days in range(60, 39, -1):
-        issue = httpx.post(
-            f"{staff.intake}/issues",
-            json=issue_body(title=f"排水不畅 {tag} {days}"),
-            headers=as_clerk(staff, mint),
-            timeout=10,
-        ).json()
-        screened = httpx.post(
-            f"{staff.intake}/issues/{issue['id']}/screening",
-            json={
+        screened_issue(
+            staff,
+            mint,
+            {
                 "decision": "refer",
                 "department": HOUSING,
                 "deadline": (date.today() + timedelta(days=days)).isoformat(),
             },
-            headers=leader,
-            timeout=10,
+            title=f"排水不畅 {tag} {days}",
         )
-        assert screened.status_code == 200, screened.text
     nearest = (date.today() + timedelta(days=40)).isoformat()
     farthest = (date.today() + timedelta(days=60)).isoformat()
 
@@ -440,24 +442,16 @@ def test_a_clerk_calls_back_the_resident_from_the_due_list_and_a_bad_call_stores
     made = {}
     # Answered on the spot in 2020: resolved then, so long past the working days of the setting.
     for name in ("satisfied", "refused", "unsatisfied"):
-        issue = httpx.post(
-            f"{staff.intake}/issues",
-            json=issue_body(title=f"楼道灯不亮 {name} {tag}"),
-            headers=as_clerk(staff, mint),
-            timeout=10,
-        ).json()
-        screened = httpx.post(
-            f"{staff.intake}/issues/{issue['id']}/screening",
-            json={
+        made[name] = screened_issue(
+            staff,
+            mint,
+            {
                 "decision": "answered",
                 "answer": "社区当场联系物业维修",
                 "screened_at": "2020-06-05T10:00:00",
             },
-            headers=bearer(mint("yanji", "leader")),
-            timeout=10,
+            title=f"楼道灯不亮 {name} {tag}",
         )
-        assert screened.status_code == 200, screened.text
-        made[name] = issue["id"]
 
     def read(issue_id: str) -> dict[str, Any]:
         viewer = bearer(mint("yanji", "viewer"))
@@ -617,23 +611,17 @@ def test_a_post_without_the_csrf_token_is_refused_and_stores_nothing(
 def test_a_department_user_cannot_open_another_departments_case(
     staff: RunningStack, contexts: Callable[..., BrowserContext], mint: Callable[..., str]
 ) -> None:
-    issue = httpx.post(
-        f"{staff.intake}/issues", json=issue_body(), headers=as_clerk(staff, mint), timeout=10
-    )
-    assert issue.status_code == 201, issue.text
-    screened = httpx.post(
-        f"{staff.intake}/issues/{issue.json()['id']}/screening",
-        json={
+    issue_id = screened_issue(
+        staff,
+        mint,
+        {
             "decision": "refer",
             "department": URBAN,
             "screened_at": "2020-06-05T10:00:00",
             "deadline": "2020-07-31",
         },
-        headers=bearer(mint("yanji", "leader")),
-        timeout=10,
     )
-    assert screened.status_code == 200, screened.text
-    case_id = wait_for_case(staff, mint, issue.json()["id"])
+    case_id = wait_for_case(staff, mint, issue_id)
     page = log_in(contexts(), staff, "housing-chen")
     expect(page.get_by_role("heading", name="工作台")).to_be_visible(timeout=WAIT_MS)
     answer = page.goto(f"{staff.console}/cases/{case_id}")
