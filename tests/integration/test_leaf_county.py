@@ -33,7 +33,7 @@ from services.intake.domain import DEFAULT_CATEGORIES, Issue, issue_id_for
 from services.intake.publishing import to_contract
 from services.projections.views import open_issue_status_view
 from shared.consumer import StreamConsumer
-from shared.contracts import CaseVerifiedV1, Envelope, TopicAddedV1
+from shared.contracts import CaseVerifiedV1, TopicAddedV1
 from shared.embedded import free_port
 from shared.messaging import connect, ensure_stream_with_retry, set_up
 from shared.process import UpstreamProcessor
@@ -44,7 +44,7 @@ from tests.support.cluster import TEST_PASSWORDS, NatsNode, route_variables
 from tests.support.intake_store import NEW_YEAR, open_intake, stored_notifications
 from tests.support.streams import (
     assert_stream_holds_each_event_once_in_order,
-    publish_as_relay,
+    publish_contract,
     read_stream,
     stream_holds,
     stream_messages,
@@ -265,9 +265,7 @@ async def publish_verified(js: JetStreamContext, office: str, issue_id: UUID) ->
         issue_ids=[issue_id],
         verified_at=datetime.now(UTC),
     )
-    subject = contract.subject(office)
-    envelope = Envelope.wrap(str(uuid4()), datetime.now(UTC), subject, contract)
-    await publish_as_relay(js, subject, envelope.to_bytes(), str(uuid4()), None)
+    await publish_contract(js, office, contract)
 
 
 async def test_the_county_intake_resolves_its_issues_verified_at_the_prefecture_after_a_cut_too(
@@ -362,9 +360,7 @@ async def publish_topic_added(js: JetStreamContext, office: str, issue_id: UUID)
         meeting_title="老旧小区路灯改造专题协商会",
         starts_at=datetime(2026, 12, 1, 1, 30, tzinfo=UTC),
     )
-    subject = contract.subject(office)
-    envelope = Envelope.wrap(str(uuid4()), datetime.now(UTC), subject, contract)
-    await publish_as_relay(js, subject, envelope.to_bytes(), str(uuid4()), None)
+    await publish_contract(js, office, contract)
 
 
 async def test_a_topic_added_at_the_prefecture_shows_on_the_county_issues_timeline(

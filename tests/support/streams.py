@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from uuid import uuid4
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -14,6 +16,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from services.intake.application import IntakeApplication
 from services.projections.rebuild import UPSTREAMS
 from shared.consumer import Delivered
+from shared.contracts import Contract, Envelope
 from shared.messaging import ensure_stream
 from shared.relay import POSITION_HEADER
 from shared.streams import StreamSpec
@@ -92,6 +95,14 @@ async def publish_as_relay(
     if msg_id is not None:
         headers["Nats-Msg-Id"] = msg_id
     return (await js.publish(subject, payload, headers=headers)).seq
+
+
+async def publish_contract(js: JetStreamContext, office: str, contract: Contract) -> int:
+    """A contract under the office's subject, in its envelope, as that service's relay puts
+    it (a fresh event and message id); the stream sequence."""
+    subject = contract.subject(office)
+    envelope = Envelope.wrap(str(uuid4()), datetime.now(UTC), subject, contract)
+    return await publish_as_relay(js, subject, envelope.to_bytes(), str(uuid4()), None)
 
 
 async def publish_history(js: JetStreamContext, streams: dict[str, list[Delivered]]) -> None:
