@@ -270,4 +270,6 @@ class Sender:
         return await asyncio.get_running_loop().run_in_executor(self._writer, write, *args)
 
     def close(self) -> None:
-        self._writer.shutdown(wait=False)
+        # Wait for a write still on the thread: the store is closed next, and sqlite3 crashes a
+        # process whose connection is closed under a running statement (as shared.aio says).
+        self._writer.shutdown(wait=True)
