@@ -24,11 +24,22 @@ from shared.messaging import connect, set_up
 from shared.nats_access import ADMIN, USERS, password_variable, users_conf
 from shared.settings import NatsSettings
 
+_handed_out: set[int] = set()
+
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on, and one this process has not handed out before.
+
+    The kernel may give the same free port to two binds in a row once the first socket is
+    closed: a launcher once put intake and notifications on one port, and the second
+    service's readiness probe was answered by the first."""
+    while True:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def die_with_parent() -> None:

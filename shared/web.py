@@ -138,14 +138,16 @@ class RequestBody(BaseModel):
         return value
 
 
-def health_router(is_ready: Callable[[], str | None]) -> APIRouter:
-    """`/healthz` answers while the process lives; `/readyz` names what is not ready yet."""
+def health_router(service: str, is_ready: Callable[[], str | None]) -> APIRouter:
+    """`/healthz` answers while the process lives; `/readyz` names what is not ready yet.
+
+    Both name the service, so a probe sent to the wrong port is not taken for an answer."""
     router = APIRouter(tags=["health"])
 
     @router.get("/healthz")
     def healthz() -> dict[str, str]:
         """The process is alive."""
-        return {"status": "ok"}
+        return {"status": "ok", "service": service}
 
     @router.get("/readyz")
     def readyz(response: Response) -> dict[str, str]:
@@ -153,8 +155,8 @@ def health_router(is_ready: Callable[[], str | None]) -> APIRouter:
         problem = is_ready()
         if problem is not None:
             response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-            return {"status": "not ready", "reason": problem}
-        return {"status": "ready"}
+            return {"status": "not ready", "reason": problem, "service": service}
+        return {"status": "ready", "service": service}
 
     return router
 

@@ -166,8 +166,10 @@ class ServiceProcess:
 
     def is_ready(self) -> bool:
         try:
-            return httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200
-        except httpx.HTTPError:
+            answer = httpx.get(f"{self.url}/readyz", timeout=1.0)
+            # Another service answering on this port is not this one being ready.
+            return answer.status_code == 200 and answer.json().get("service") == self.spec.name
+        except (httpx.HTTPError, ValueError):
             return False
 
     def terminate(self) -> None:

@@ -69,7 +69,7 @@ def create_app(settings: Settings, console: ConsoleSettings) -> FastAPI:
     app.add_exception_handler(ApiError, api_refused_page)
     install_limits(app, settings, upload_prefixes=("/imports",))
     install_observability(app, "console")
-    app.include_router(health_router(lambda: None))
+    app.include_router(health_router("console", lambda: None))
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     for router in (login.router, issues.router, cases.router, meetings.router):
         app.include_router(router)

@@ -78,7 +78,7 @@ def create_app(settings: Settings, intake_settings: IntakeSettings | None = None
         app, settings, upload_prefixes=("/imports/",), public_prefixes=("/open311/", "/track/")
     )
     install_observability(app, "intake")
-    app.include_router(health_router(runtime.not_ready))
+    app.include_router(health_router("intake", runtime.not_ready))
     app.include_router(router)
     app.include_router(open311.router)
     app.include_router(open311.keys)

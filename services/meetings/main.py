@@ -43,7 +43,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     install_limits(app, settings)
     install_observability(app, "meetings")
-    app.include_router(health_router(runtime.not_ready))
+    app.include_router(health_router("meetings", runtime.not_ready))
     app.include_router(router)
     app.include_router(reference_router)
     app.include_router(calendar_router)

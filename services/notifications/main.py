@@ -84,7 +84,7 @@ def create_app(settings: Settings, config: NotificationsSettings) -> FastAPI:
     install_error_handlers(app)
     install_limits(app, settings)
     install_observability(app, "notifications")
-    app.include_router(health_router(not_ready))
+    app.include_router(health_router("notifications", not_ready))
     app.include_router(router)
     return app
 

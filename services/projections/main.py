@@ -66,7 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(CachedStatistics, state=app.state)
     install_limits(app, settings)
     install_observability(app, "projections")
-    app.include_router(health_router(not_ready))
+    app.include_router(health_router("projections", not_ready))
     for extra in ROUTERS:
         app.include_router(extra)
     return app

@@ -61,7 +61,7 @@ def create_app(
     install_error_handlers(app)
     install_limits(app, settings)
     install_observability(app, "supervision")
-    app.include_router(health_router(runtime.not_ready))
+    app.include_router(health_router("supervision", runtime.not_ready))
     app.include_router(router)
     app.include_router(scheduler_router)
     return app

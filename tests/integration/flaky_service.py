@@ -3,17 +3,21 @@ once, as a service whose data went bad would."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
+SERVICE = os.environ.get("FLAKY_ANSWERS_AS", "flaky")
+
 
 class Ready(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.send_response(200)
+        self.send_header("Content-Type", "application/json")
         self.end_headers()
-        self.wfile.write(b"ready")
+        self.wfile.write(json.dumps({"status": "ready", "service": SERVICE}).encode())
 
 
 def main() -> None:

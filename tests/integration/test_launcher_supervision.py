@@ -3,16 +3,29 @@ between restarts, and the stop after a service failed its start N times in a row
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 from pydantic_settings import SettingsConfigDict
 
+from shared.embedded import free_port
 from shared.settings import ServiceSettings, Settings
-from tools.launcher import STATE_FILE, LaunchError, RestartPolicy, ServiceSpec, Stack
+from tools.launcher import (
+    STATE_FILE,
+    LaunchError,
+    RestartPolicy,
+    ServiceProcess,
+    ServiceSpec,
+    Stack,
+)
 
 
 class FlakySettings(ServiceSettings):
@@ -52,3 +65,38 @@ def test_a_service_that_fails_its_restart_n_times_in_a_row_stops_the_stack_namin
     (flaky_state,) = [c for c in state["children"] if c["name"] == "flaky"]
     assert (flaky_state["restarts"], flaky_state["last_exit"]) == (3, 3), flaky_state
     assert state["state"] == "stopped"
+
+
+def test_free_ports_are_never_handed_out_twice_in_one_process() -> None:
+    ports = [free_port() for _ in range(400)]
+    assert len(set(ports)) == len(ports)
+
+
+def test_a_readiness_probe_answered_by_another_service_is_not_taken_for_ready(
+    tmp_path: Path,
+) -> None:
+    # A launcher once put two services on one port; the second's probe reached the first.
+    port = free_port()
+    other = subprocess.Popen(
+        [sys.executable, "-m", "tests.integration.flaky_service"],
+        env={
+            **os.environ,
+            "SHANGLIANG_DATA_DIR": str(tmp_path),
+            "SHANGLIANG_FLAKY_PORT": str(port),
+            "FLAKY_ANSWERS_AS": "intake",
+        },
+    )
+    try:
+        probe = ServiceProcess(FLAKY, "127.0.0.1", port, tmp_path / "flaky.log")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{probe.url}/readyz").json()["service"] == "intake":
+                    break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the other service did not answer")
+        assert not probe.is_ready()
+    finally:
+        other.kill()
+        other.wait()

@@ -29,7 +29,7 @@ def limited_app(stored: list[bytes]) -> FastAPI:
     app.state.authenticator = Authenticator(LIMITS)
     install_error_handlers(app)
     install_limits(app, LIMITS, upload_prefixes=("/imports/",), public_prefixes=("/track/",))
-    app.include_router(health_router(lambda: None))
+    app.include_router(health_router("test", lambda: None))
 
     @app.get("/things")
     async def things(principal: CurrentPrincipal) -> dict[str, str]:
