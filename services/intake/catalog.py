@@ -296,7 +296,10 @@ def _common(aggregate: Aggregate, kind: str, at: datetime) -> tuple[Any, ...]:
 class Catalog:
     """目录: the rows the lists select from, kept up to date from the notification log."""
 
-    page_read = 5000
+    page_read = 2000
+    """Notifications applied per transaction: a batch's aggregates are what a catch-up holds
+    at once (in one process with 30,000 issues: +38 MB at 5,000, +16 MB at 2,000, +9 MB at
+    1,000 but a third slower, a commit per batch)."""
 
     def __init__(self, application: ServiceApplication, code_of: Callable[[UUID], str]) -> None:
         self._app = application
