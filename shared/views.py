@@ -238,7 +238,7 @@ _ALLOWED: frozenset[type[exp.Expression]] = frozenset(
         exp.Literal, exp.Null, exp.Boolean, exp.Placeholder, exp.Paren, exp.DataType,
         # operators
         exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.And, exp.Or, exp.Not,
-        exp.In, exp.Is, exp.Like, exp.DPipe, exp.Add, exp.Sub, exp.Mul,
+        exp.In, exp.Is, exp.Like, exp.Escape, exp.DPipe, exp.Add, exp.Sub, exp.Mul,
         # functions that mean the same in both (GREATEST: SQLite's scalar MAX)
         exp.Count, exp.Sum, exp.Min, exp.Max, exp.Greatest, exp.Cast, exp.Substring,
         exp.Case, exp.If, exp.Coalesce, exp.GroupConcat,
@@ -251,7 +251,8 @@ _ALLOWED: frozenset[type[exp.Expression]] = frozenset(
 rewritten below), for the values the views hold. Anything else — GLOB, COLLATE NOCASE,
 strftime, AUTOINCREMENT, `%`, a negative LIMIT … — is refused rather than passed on in words
 PostgreSQL reads otherwise or not at all. Known differences the views stay clear of: LIKE
-ignores ASCII case in SQLite only (the patterns are of lower-case keys and time stamps);
+ignores ASCII case in SQLite only (the patterns are of lower-case keys and time stamps, or
+casefolded titles matched against casefolded titles);
 GREATEST skips NULLs where SQLite's MAX(a, b) gives NULL (its arguments are never NULL)."""
 
 _STATEMENTS = (exp.Select, exp.Union, exp.Insert, exp.Update, exp.Delete, exp.Create)

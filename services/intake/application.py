@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -16,21 +17,29 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
 from services.intake.activity import OutreachActivity
-from services.intake.catalog import ActivityFilter, Catalog, IssueFilter, Page
+from services.intake.catalog import (
+    ActivityFilter,
+    CallbackFilter,
+    Catalog,
+    IssueFilter,
+    Page,
+    RequestFilter,
+)
 from services.intake.domain import (
     DEFAULT_CATEGORIES,
+    STATUSES,
     Issue,
     activity_id_for,
     issue_id_for,
 )
 from services.intake.imports import Kind, RowChecker, RowError, data_rows, read_table
 from services.intake.open311 import (
+    CLOSED_STATUSES,
     Open311Error,
     Open311Key,
     key_id_for,
     new_api_key,
     refusal_of,
-    service_request,
 )
 from services.intake.rules import IssueRuleBroken, previous_command
 from services.intake.tracking import TrackingCodes, public_timeline
@@ -90,7 +99,8 @@ class IntakeApplication(ServiceApplication):
         self._attributes = open311_attributes or {}
         # Without a configured secret (tests in memory) the codes last as long as the process.
         self.tracking = TrackingCodes(tracking_secret or secrets.token_bytes(32))
-        self.catalog = Catalog(self, on_new=self.tracking.add)
+        with self._schema_changes_one_at_a_time():
+            self.catalog = Catalog(self, self.tracking.code_of)
         self._keys: dict[UUID, tuple[str, float]] = {}
 
     def categories_of(self, office: str) -> tuple[str, ...]:
@@ -136,12 +146,18 @@ class IntakeApplication(ServiceApplication):
         return read_history(self, aggregate_id, hidden)
 
     def list_issues(self, where: IssueFilter, page: int, page_size: int) -> Page:
-        return self.catalog.select(Issue, where, lambda i: (i.submitted_at, i.id), page, page_size)
+        ids, total = self.catalog.page(where, page, page_size)
+        return Page([self.get_issue(i) for i in ids], total, page, page_size)
 
     def list_activities(self, where: ActivityFilter, page: int, page_size: int) -> Page:
-        return self.catalog.select(
-            OutreachActivity, where, lambda a: (a.held_at, a.id), page, page_size
-        )
+        ids, total = self.catalog.page(where, page, page_size)
+        return Page([self.get_activity(i) for i in ids], total, page, page_size)
+
+    def _found(self, aggregate_id: UUID, kind: type[A]) -> A | None:
+        try:
+            return self._get(aggregate_id, kind, LookupError)
+        except LookupError:
+            return None
 
     # --- activities ---------------------------------------------------------------------
 
@@ -212,7 +228,7 @@ class IntakeApplication(ServiceApplication):
         """Record an issue; returns it and whether it is new (False for a retried request)."""
         activity = None
         if activity_id is not None:
-            activity = await asyncio.to_thread(self.catalog.get, activity_id, OutreachActivity)
+            activity = await asyncio.to_thread(self._found, activity_id, OutreachActivity)
             if activity is None:
                 raise IssueRuleBroken(
                     "activity_id", "没有这个委员进基层活动 / no such outreach activity"
@@ -401,7 +417,7 @@ class IntakeApplication(ServiceApplication):
         return api_key, record
 
     def open311_key(self, key_id: UUID) -> Open311Key | None:
-        return self.catalog.get(key_id, Open311Key)
+        return self._found(key_id, Open311Key)
 
     async def revoke_open311_key(self, key_id: UUID) -> Open311Key:
         """吊销: the key opens nothing from now on (other replicas: within the cache time)."""
@@ -527,25 +543,22 @@ class IntakeApplication(ServiceApplication):
     ) -> list[Issue]:
         """The office's Open311 requests (source `online`), newest first."""
 
-        def matches(issue: Issue) -> bool:
-            return (office is None or issue.office == office) and issue.source == "online"
-
         if ids is not None:
             # By id: each looked up, not the whole list scanned.
-            named = (self.catalog.get(i, Issue) for i in dict.fromkeys(ids))
-            return [i for i in named if i is not None and matches(i)]
-
-        def listed(issue: Issue) -> bool:
-            return (
-                matches(issue)
-                and start <= issue.submitted_at <= end
-                and (codes is None or issue.category in codes)
-                and (statuses is None or service_request(issue)["status"] in statuses)
+            named = (self._found(i, Issue) for i in dict.fromkeys(ids))
+            return [
+                i
+                for i in named
+                if i is not None and (office is None or i.office == office) and i.source == "online"
+            ]
+        # Open311's two statuses, as the issue statuses each stands for (`service_request`).
+        wanted = None
+        if statuses is not None:
+            wanted = frozenset(
+                s for s in STATUSES if ("closed" if s in CLOSED_STATUSES else "open") in statuses
             )
-
-        found = self.catalog.all(Issue, listed)
-        found.sort(key=lambda i: (i.submitted_at, i.id), reverse=True)
-        return found
+        where = RequestFilter(start, end, office, codes, wanted)
+        return [self.get_issue(i) for i in self.catalog.ids(where)]
 
     # --- 查询码: the public status lookup -----------------------------------------------------
 
@@ -555,9 +568,8 @@ class IntakeApplication(ServiceApplication):
     def track(self, code: str, office: str | None = None) -> tuple[Issue, list[Any]] | None:
         """The issue a tracking code names and its public timeline; None for an unknown code
         or another office's (the same work either way, so the answer takes the same time)."""
-        self.catalog.catch_up()
-        issue_id = self.tracking.find(code)
-        issue = None if issue_id is None else self.catalog.get(issue_id, Issue)
+        issue_id = self.catalog.issue_with_code(code)
+        issue = None if issue_id is None else self._found(issue_id, Issue)
         if issue is None or (office is not None and issue.office != office):
             return None
         events = list(self.events.get(issue.id))
@@ -592,12 +604,8 @@ class IntakeApplication(ServiceApplication):
     def due_for_callback(self, offices: frozenset[str] | None, as_of: datetime) -> list[Issue]:
         """Resolved issues not called back within the setting's working days, oldest first."""
         cut_off = resolved_before(as_of, self.callback_working_days)
-        found = self.catalog.all(
-            Issue,
-            lambda i: (offices is None or i.office in offices) and i.due_for_callback(cut_off),
-        )
-        found.sort(key=lambda i: (i.resolved_at, i.id))
-        return found
+        where = CallbackFilter(cut_off, offices)
+        return [self.get_issue(i) for i in self.catalog.ids(where)]
 
     # --- spreadsheet imports --------------------------------------------------------------
 
@@ -607,16 +615,11 @@ class IntakeApplication(ServiceApplication):
         """Store the good rows of a spreadsheet; report the bad ones; skip what is stored."""
         table = await asyncio.to_thread(read_table, data, filename)
         rows = list(data_rows(table, kind, first_row))
-        activities = await asyncio.to_thread(
-            self.catalog.all, OutreachActivity, lambda a: a.office == office
-        )
         checker = RowChecker(
-            kind, office, self.categories_of(office), {a.id: a for a in activities}
+            kind, office, self.categories_of(office), functools.cache(self._activity_or_none)
         )
         checked = await asyncio.to_thread(checker.check, iter(rows))
-        existing = await asyncio.to_thread(
-            self.catalog.existing, [a.id for _, a in checked.aggregates]
-        )
+        existing = await asyncio.to_thread(self._existing, [a.id for _, a in checked.aggregates])
         errors = list(checked.errors)
         new: list[Aggregate] = []
         unchanged = 0
@@ -638,6 +641,13 @@ class IntakeApplication(ServiceApplication):
         stored = sum(await self.store_new(new))
         errors.sort(key=lambda e: e.row)
         return ImportResult(stored, unchanged + len(new) - stored, errors)
+
+    def _activity_or_none(self, activity_id: UUID) -> OutreachActivity | None:
+        return self._found(activity_id, OutreachActivity)
+
+    def _existing(self, ids: list[UUID]) -> dict[UUID, Aggregate]:
+        """The stored aggregates among these ids: the catalog says which, the store has them."""
+        return {i: self.repository.get(i) for i in self.catalog.known(ids)}
 
     async def store_new(self, aggregates: Sequence[Aggregate]) -> list[bool]:
         """Store new aggregates in group commits; False for one whose id already exists."""

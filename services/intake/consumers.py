@@ -125,4 +125,4 @@ def _known_issue(app: IntakeApplication, issue_id: UUID) -> Issue | None:
 
 
 def _issues_of_case(app: IntakeApplication, case_id: UUID) -> list[Issue]:
-    return [app.get_issue(i.id) for i in app.catalog.all(Issue, lambda i: case_id in i.cases)]
+    return [app.get_issue(i) for i in app.catalog.issues_of_case(case_id)]

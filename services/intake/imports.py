@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any, Literal
@@ -213,12 +213,12 @@ class RowChecker:
         kind: Kind,
         office: str,
         categories: tuple[str, ...],
-        activities: dict[UUID, OutreachActivity],
+        activity_of: Callable[[UUID], OutreachActivity | None],
     ) -> None:
         self.kind = kind
         self.office = office
         self.categories = categories
-        self.activities = activities
+        self.activity_of = activity_of
         self.headers = {c.field: c.header for c in COLUMNS[kind]}
         self.result = Checked()
         self._keys: dict[UUID, int] = {}
@@ -295,7 +295,7 @@ class RowChecker:
             activity_id = UUID(reference)
         except ValueError:
             activity_id = activity_id_for(self.office, imported_key(reference))
-        activity = self.activities.get(activity_id)
+        activity = self.activity_of(activity_id)
         if activity is None or activity.office != self.office:
             raise _Bad(
                 "activity",

@@ -2,8 +2,8 @@
 
 A code is an HMAC of the issue's id under intake's secret: 128 random-looking bits that
 nobody can guess or derive from an id, yet the same for a retried submission, so the answer
-to a retry carries the code the first answer did. The index from code to issue is kept in
-memory beside the catalog and rebuilt from the stored issues at start: nothing more to store.
+to a retry carries the code the first answer did. The catalog keeps each issue's code beside
+its row (services/intake/catalog.py), so a code is looked up in the database.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import threading
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -31,26 +30,14 @@ assert set(DECISION_WORDS) == set(DECISIONS)
 
 
 class TrackingCodes:
-    """Derives codes and finds an issue by its code."""
+    """Derives an issue's code from its id."""
 
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
-        self._issues: dict[str, UUID] = {}
-        self._lock = threading.Lock()
 
     def code_of(self, issue_id: UUID) -> str:
         digest = hmac.new(self._secret, issue_id.bytes, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest[:16]).decode().rstrip("=")
-
-    def add(self, aggregate: Any) -> None:
-        """Called by the catalog for every aggregate it sees first."""
-        if isinstance(aggregate, Issue):
-            code = self.code_of(aggregate.id)
-            with self._lock:
-                self._issues[code] = aggregate.id
-
-    def find(self, code: str) -> UUID | None:
-        return self._issues.get(code)
 
 
 def _moment(value: Any) -> str:

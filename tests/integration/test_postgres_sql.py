@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from services.console.accounts import AccountStore
+from services.intake.application import IntakeApplication
 from services.notifications.domain import Notice
 from services.notifications.store import NotificationStore, PostgresNotificationStore, open_store
 from services.projections.views import open_postgres_view
@@ -57,6 +58,7 @@ def test_the_views_and_the_notifications_declare_their_statements(statements: li
         "services.notifications.store",
         "services.notifications.upstream",
         "services.console.accounts",
+        "services.intake.catalog",
     } <= names
     assert len(statements) > 100
 
@@ -103,8 +105,8 @@ def nulls(sql: str) -> tuple[None, ...] | dict[str, None]:
 @pytest.fixture
 def schema(postgres_schema: str) -> Iterator[str]:
     """A scratch schema holding the tables of the projections' view, of the notifications'
-    store and of the workbench's accounts, each made by the code that makes them in
-    production."""
+    store, of the workbench's accounts and of intake's catalog, each made by the code that
+    makes them in production."""
     env = postgres_settings(postgres_schema).postgres_env()
     view = open_postgres_view(env)
     store = PostgresNotificationStore(view_datastore(env))
@@ -112,6 +114,7 @@ def schema(postgres_schema: str) -> Iterator[str]:
     view.datastore.close()
     store.datastore.close()
     AccountStore(postgres_settings(postgres_schema, event_store="postgres"))
+    IntakeApplication(env=env).close()
     yield postgres_schema
 
 
