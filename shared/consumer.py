@@ -12,6 +12,17 @@ found by a binary search over the stream (positions grow with sequences in any o
 Each batch of messages is applied in one transaction together with the tracking record of
 its last position, so a message seen again (a redelivery, a restart, a second replica, a
 refilled stream) is skipped, and a crash between the two cannot happen.
+
+The consumer pulls: an ephemeral pull consumer from that first message on (no
+acknowledgements), one batch asked for at a time, so what a process holds of a stream is one
+batch, however long the backlog. It used to be nats-py's ordered push consumer, and nats-py
+answers the server's flow control as a callback's messages arrive, not as they are handled:
+a view catching up a long backlog had the server push up to its 32 MB window of messages at
+once (76,346 of 100,000 queued, +115 MB in one process), and past nats-py's own limit it
+dropped messages as a "slow consumer" while later ones were applied and tracked (a
+million-event catch-up lost 350,497 events). A delivery that skips a consumer sequence all
+the same (dropped on the way) ends the subscription, to go on from the view's recorded
+position before anything after the gap is applied.
 """
 
 from __future__ import annotations
@@ -26,7 +37,8 @@ from typing import Protocol
 from eventsourcing.persistence import IntegrityError, Tracking
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.client import DEFAULT_JS_SUB_PENDING_MSGS_LIMIT
 from nats.js.errors import NotFoundError
 from tenacity import AttemptManager
 
@@ -38,6 +50,8 @@ from shared.relay import POSITION_HEADER
 from shared.streams import StreamSpec
 
 log = logging.getLogger(__name__)
+
+INACTIVE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -59,8 +73,9 @@ class TrackedView(Protocol):
         """Apply the messages and record the tracking in one transaction."""
 
 
-class StreamReplaced(Exception):
-    """The stream was deleted and created again under the subscription: subscribe anew."""
+class DeliveryGap(Exception):
+    """A message of the subscription never arrived (dropped on the way): subscribe anew from
+    the view's position, before anything after the gap is applied."""
 
 
 def message_position(headers: dict[str, str] | None) -> int | None:
@@ -121,8 +136,11 @@ class StreamConsumer:
         max_batch: int = 1000,
         stall_seconds: float = 2.0,
         on_applied: Callable[[int], None] | None = None,
+        pending_msgs_limit: int = DEFAULT_JS_SUB_PENDING_MSGS_LIMIT,
     ) -> None:
         self._js = js
+        self._pending_msgs_limit = pending_msgs_limit
+        """What nats-py may hold for this consumer; past it, it drops (a `DeliveryGap`)."""
         self._upstream = upstream
         self._view = view
         self._max_batch = max_batch
@@ -132,7 +150,8 @@ class StreamConsumer:
         """Store position of the last event applied (or skipped as already applied)."""
         self._sequence = 0
         """Stream sequence of the last message received by the current subscription."""
-        self._consumer: str | None = None
+        self._delivered = 0
+        """Consumer sequence of the last message of the current consumer."""
         self._created: datetime | None = None
 
     @property
@@ -165,8 +184,10 @@ class StreamConsumer:
                 await self._follow()
             except IntegrityError:
                 log.info("%s: position taken by another writer; resubscribing", self.tracking_name)
-            except StreamReplaced:
-                log.warning("%s: the stream was created again; resubscribing", self.tracking_name)
+            except DeliveryGap as gap:
+                log.warning(
+                    "%s: %s; resubscribing from the view's position", self.tracking_name, gap
+                )
             except Exception:
                 if self.position > started_at:
                     start_over(attempt)  # it worked for a while: a new failure, not the same one
@@ -190,24 +211,28 @@ class StreamConsumer:
         self._created = (await self._js.stream_info(self._upstream.name)).created
         start = await sequence_after(self._js, self._upstream, self.position)
         self._sequence = start - 1
-        self._consumer = None
-        # A bounded buffer: when the view falls behind, the callback waits and JetStream's
-        # flow control slows the server down instead of messages piling up in memory.
-        buffer: asyncio.Queue[Msg] = asyncio.Queue(maxsize=2 * self._max_batch)
-        subscription = await self._js.subscribe(
-            f"{self._upstream.service}.>",
-            stream=self._upstream.name,
-            cb=buffer.put,
-            ordered_consumer=True,
+        consumer = await self._js.add_consumer(
+            self._upstream.name,
             config=ConsumerConfig(
-                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=start,
+                ack_policy=AckPolicy.NONE,
+                mem_storage=True,
+                # Removed by the server once nobody pulls: after a crash, or a node's loss.
+                inactive_threshold=INACTIVE_SECONDS,
             ),
-            idle_heartbeat=1.0,
+        )
+        assert consumer.name is not None
+        self._delivered = 0
+        subscription = await self._js.pull_subscribe_bind(
+            consumer.name,
+            stream=self._upstream.name,
+            pending_msgs_limit=self._pending_msgs_limit,
         )
         try:
             while True:
                 check_cancelled()
-                batch = await self._next_batch(buffer)
+                batch = await self._next_batch(subscription)
                 if batch is None:
                     if await self._stalled():
                         return
@@ -215,25 +240,22 @@ class StreamConsumer:
                 await self._apply(batch)
         finally:
             try:
-                # Bounded: an ordered consumer being reset by nats-py can leave this waiting
-                # forever, and a consumer told to stop must stop.
+                # Bounded: a consumer told to stop must stop, whatever the server does.
                 async with asyncio.timeout(2):
                     await subscription.unsubscribe()
+                    await self._js.delete_consumer(self._upstream.name, consumer.name)
             except Exception as error:
                 log.debug("unsubscribe failed: %r", error)
 
-    async def _next_batch(self, buffer: asyncio.Queue[Msg]) -> list[Msg] | None:
+    async def _next_batch(
+        self, subscription: JetStreamContext.PullSubscription
+    ) -> list[Msg] | None:
+        # fetch waits with asyncio.wait_for, which on Python 3.11 can lose a cancellation that
+        # arrives with a message: `_follow` calls check_cancelled at every turn.
         try:
-            # Not asyncio.wait_for: on Python 3.11 it loses a cancellation that arrives
-            # together with a message, and a consumer told to stop would go on forever.
-            async with asyncio.timeout(self._stall):
-                first = await buffer.get()
+            return await subscription.fetch(self._max_batch, timeout=self._stall)
         except TimeoutError:
             return None
-        batch = [first]
-        while len(batch) < self._max_batch and not buffer.empty():
-            batch.append(buffer.get_nowait())
-        return batch
 
     async def _stalled(self) -> bool:
         """Quiet for a while: fine if the stream has nothing new, a stuck consumer if it has,
@@ -250,24 +272,17 @@ class StreamConsumer:
             return True
         return False
 
-    async def _same_stream(self, consumer: str) -> None:
-        """nats-py replaced the ordered consumer (missed heartbeats): it goes on after the
-        last sequence it saw, which in a stream created again is not where the view is."""
-        if (
-            self._consumer is not None
-            and consumer != self._consumer
-            and (await self._js.stream_info(self._upstream.name)).created != self._created
-        ):
-            raise StreamReplaced
-        self._consumer = consumer
-
     async def _apply(self, batch: list[Msg]) -> None:
         delivered: list[Delivered] = []
         last = self.position
         for msg in batch:
             metadata = msg.metadata
-            if metadata.consumer != self._consumer:
-                await self._same_stream(metadata.consumer or "")
+            if metadata.sequence.consumer != self._delivered + 1:
+                raise DeliveryGap(
+                    f"delivery {self._delivered + 1} of consumer {metadata.consumer} never "
+                    f"came (the next was {metadata.sequence.consumer})"
+                )
+            self._delivered = metadata.sequence.consumer
             sequence = metadata.sequence.stream
             if sequence <= self._sequence:
                 continue  # seen before in this subscription: a redelivery changes nothing

@@ -46,8 +46,6 @@ class ServiceAccess:
     user: str
     publishes: StreamSpec | None
     consumes: tuple[StreamSpec, ...]
-    pulls: bool = False
-    """Whether it also reads its upstreams through pull consumers (the projections' rebuild)."""
     leases: tuple[str, ...] = ()
     """Leases it holds besides its relay's (the notifications' sender)."""
 
@@ -76,10 +74,9 @@ class ServiceAccess:
                 f"{API}.CONSUMER.CREATE.{upstream.name}",
                 f"{API}.CONSUMER.CREATE.{upstream.name}.>",
                 f"{API}.CONSUMER.DELETE.{upstream.name}.>",
-                f"$JS.FC.{upstream.name}.>",
+                # its consumers are pull consumers (shared/consumer.py), a batch at a time
+                f"{API}.CONSUMER.MSG.NEXT.{upstream.name}.>",
             ]
-            if self.pulls:
-                allowed.append(f"{API}.CONSUMER.MSG.NEXT.{upstream.name}.>")
         return allowed
 
     def subscribe_allowed(self) -> list[str]:
@@ -92,7 +89,7 @@ SERVICES: tuple[ServiceAccess, ...] = (
     ServiceAccess("intake", INTAKE_STREAM, (SUPERVISION_STREAM, MEETINGS_STREAM)),
     ServiceAccess("meetings", MEETINGS_STREAM, INTAKES),
     ServiceAccess("supervision", SUPERVISION_STREAM, (MEETINGS_STREAM, *INTAKES)),
-    ServiceAccess("projections", None, (*INTAKES, MEETINGS_STREAM, SUPERVISION_STREAM), pulls=True),
+    ServiceAccess("projections", None, (*INTAKES, MEETINGS_STREAM, SUPERVISION_STREAM)),
     ServiceAccess(
         "notifications",
         None,

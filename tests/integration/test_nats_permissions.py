@@ -15,7 +15,7 @@ import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from shared.embedded import EmbeddedNats, passwords_from_file
 from shared.lease import BUCKET, relay_lease
@@ -73,20 +73,20 @@ def refusals(caplog: pytest.LogCaptureFixture, user: str) -> list[str]:
 
 
 async def read_one(nc: Client, spec: StreamSpec) -> Msg:
-    """Create an ordered consumer on the stream and return its first message."""
-    got: asyncio.Queue[Msg] = asyncio.Queue()
-    subscription = await nc.jetstream().subscribe(
-        f"{spec.service}.>",
-        stream=spec.name,
-        cb=got.put,
-        ordered_consumer=True,
-        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+    """Pull the stream's first message as the services' consumers do (shared/consumer.py)."""
+    js = nc.jetstream()
+    consumer = await js.add_consumer(
+        spec.name,
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE),
     )
+    assert consumer.name is not None
+    subscription = await js.pull_subscribe_bind(consumer.name, stream=spec.name)
     try:
-        async with asyncio.timeout(5):
-            return await got.get()
+        (first,) = await subscription.fetch(1, timeout=5)
+        return first
     finally:
         await subscription.unsubscribe()
+        await js.delete_consumer(spec.name, consumer.name)
 
 
 def test_the_deploy_users_are_the_ones_the_code_describes() -> None:
