@@ -44,6 +44,7 @@ from services.intake.open311 import (
 from services.intake.rules import IssueRuleBroken, previous_command
 from services.intake.tracking import TrackingCodes, public_timeline
 from shared import commands
+from shared.aio import in_thread
 from shared.audit import HistoryEntry, read_history
 from shared.clock import add_working_days, china_day, china_time
 from shared.commands import Command, Decision, IdempotencyConflict, decide_and_save
@@ -144,6 +145,13 @@ class IntakeApplication(ServiceApplication):
         """Every stored event with who caused it; the reporter only if `personal`."""
         hidden = _BOOKKEEPING if personal else _BOOKKEEPING | PERSONAL_FIELDS
         return read_history(self, aggregate_id, hidden)
+
+    async def warm_up_catalog(self) -> None:
+        """Catch the lists' catalog up at start, a batch at a time, so that the first list
+        after an upgrade or a large import does not do it (a million issues: ~3 minutes).
+        A list meanwhile waits for the batch in hand, then catches up the rest itself."""
+        while await in_thread(self.catalog.catch_up_batch):
+            pass
 
     def list_issues(self, where: IssueFilter, page: int, page_size: int) -> Page:
         ids, total = self.catalog.page(where, page, page_size)

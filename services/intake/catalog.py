@@ -328,27 +328,30 @@ class Catalog:
 
     def catch_up(self) -> None:
         """Apply whatever was stored since the last call (cheap when nothing was)."""
+        while self.catch_up_batch():
+            pass
+
+    def catch_up_batch(self) -> bool:
+        """Apply the next batch of what was stored; False when there was nothing to apply."""
         with self._lock:
-            while True:
-                with self._cursor(commit=False) as c:
-                    c.execute(POSITION)
-                    position = c.fetchone()[0]
-                notifications = self._app.recorder.select_notifications(
-                    position, self.page_read, inclusive_of_start=False
-                )
-                if not notifications:
-                    return
-                # Built outside the transaction: on SQLite it holds the event store's writers.
-                built = self._built(self._app.mapper.to_domain_event(n) for n in notifications)
-                rows = [r for a in built if (r := row_of(a, self._code_of)) is not None]
-                cases = [
-                    (str(c), str(a.id)) for a in built if isinstance(a, Issue) for c in a.cases
-                ]
-                last = notifications[-1].id
-                with self._cursor(commit=True) as c:
-                    c.executemany(UPSERT, rows)
-                    c.executemany(NOTE_CASE, cases)
-                    c.execute(ADVANCE, (last, last))
+            with self._cursor(commit=False) as c:
+                c.execute(POSITION)
+                position = c.fetchone()[0]
+            notifications = self._app.recorder.select_notifications(
+                position, self.page_read, inclusive_of_start=False
+            )
+            if not notifications:
+                return False
+            # Built outside the transaction: on SQLite it holds the event store's writers.
+            built = self._built(self._app.mapper.to_domain_event(n) for n in notifications)
+            rows = [r for a in built if (r := row_of(a, self._code_of)) is not None]
+            cases = [(str(c), str(a.id)) for a in built if isinstance(a, Issue) for c in a.cases]
+            last = notifications[-1].id
+            with self._cursor(commit=True) as c:
+                c.executemany(UPSERT, rows)
+                c.executemany(NOTE_CASE, cases)
+                c.execute(ADVANCE, (last, last))
+            return True
 
     def _built(self, events: Iterable[Any]) -> list[Aggregate]:
         """The aggregates as of the last of these events: each one met first in the batch is

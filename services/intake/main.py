@@ -55,6 +55,7 @@ def create_app(settings: Settings, intake_settings: IntakeSettings | None = None
             (SUPERVISION_STREAM, UpstreamProcessor(intake, supervision_policy(intake))),
             (MEETINGS_STREAM, UpstreamProcessor(intake, meetings_policy(intake))),
         ],
+        tasks=[intake.warm_up_catalog],
     )
 
     app = FastAPI(

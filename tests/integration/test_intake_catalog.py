@@ -233,3 +233,39 @@ async def test_a_restarted_intake_lists_from_the_catalog_in_its_database(
         assert not any(isinstance(v, dict) and len(v) >= 36 for v in vars(again.catalog).values())
     finally:
         again.close()
+
+
+async def test_the_catalog_is_warmed_up_at_start_so_the_first_list_reads_nothing_more(
+    store_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = open_intake(store_settings)
+    group_commit = asyncio.create_task(first.group_commit.run())
+    try:
+        await store_history(first)
+    finally:
+        group_commit.cancel()
+        await asyncio.gather(group_commit, return_exceptions=True)
+        first.close()
+
+    # Nothing listed yet: the catalog is where an upgraded store's is, at the start.
+    again = open_intake(store_settings)
+    try:
+        monkeypatch.setattr(again.catalog, "page_read", 7)
+        batches: list[bool] = []
+        batch = again.catalog.catch_up_batch
+
+        def counted() -> bool:
+            batches.append(more := batch())
+            return more
+
+        monkeypatch.setattr(again.catalog, "catch_up_batch", counted)
+        await again.warm_up_catalog()
+        last = again.recorder.max_notification_id()
+        assert last is not None and batches == [True] * -(-last // 7) + [False]
+
+        batches.clear()
+        listed = again.list_issues(IssueFilter(), 1, 500)
+        assert batches == [False]  # the list found everything applied already
+        assert listed.total == len(listed.items) > 0
+    finally:
+        again.close()
