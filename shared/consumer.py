@@ -54,6 +54,19 @@ log = logging.getLogger(__name__)
 INACTIVE_SECONDS = 30.0
 
 
+def pulled_from(sequence: int, inactive_seconds: float = INACTIVE_SECONDS) -> ConsumerConfig:
+    """An ephemeral pull consumer that delivers the stream in order from `sequence` on, once
+    each, without acknowledgements; the server removes it once nobody has pulled for
+    `inactive_seconds` (after a crash, or a node's loss)."""
+    return ConsumerConfig(
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=sequence,
+        ack_policy=AckPolicy.NONE,
+        mem_storage=True,
+        inactive_threshold=inactive_seconds,
+    )
+
+
 @dataclass(frozen=True)
 class Delivered:
     """One message of an upstream stream, decoded."""
@@ -211,17 +224,7 @@ class StreamConsumer:
         self._created = (await self._js.stream_info(self._upstream.name)).created
         start = await sequence_after(self._js, self._upstream, self.position)
         self._sequence = start - 1
-        consumer = await self._js.add_consumer(
-            self._upstream.name,
-            config=ConsumerConfig(
-                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                opt_start_seq=start,
-                ack_policy=AckPolicy.NONE,
-                mem_storage=True,
-                # Removed by the server once nobody pulls: after a crash, or a node's loss.
-                inactive_threshold=INACTIVE_SECONDS,
-            ),
-        )
+        consumer = await self._js.add_consumer(self._upstream.name, config=pulled_from(start))
         assert consumer.name is not None
         self._delivered = 0
         subscription = await self._js.pull_subscribe_bind(
@@ -284,8 +287,6 @@ class StreamConsumer:
                 )
             self._delivered = metadata.sequence.consumer
             sequence = metadata.sequence.stream
-            if sequence <= self._sequence:
-                continue  # seen before in this subscription: a redelivery changes nothing
             self._sequence = sequence
             position = position_of(self._upstream, msg.headers, sequence)
             if position is None:

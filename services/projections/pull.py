@@ -22,8 +22,8 @@ from urllib.parse import ParseResult
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from shared.consumer import pulled_from
 from shared.relay import POSITION_HEADER
 from shared.streams import StreamSpec
 
@@ -195,16 +195,7 @@ async def pulled(
     Ends early when the server has nothing more (messages removed meanwhile).
     """
     stream = spec.name
-    consumer = await js.add_consumer(
-        stream,
-        config=ConsumerConfig(
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-            opt_start_seq=start + 1,
-            ack_policy=AckPolicy.NONE,
-            mem_storage=True,
-            inactive_threshold=60.0,
-        ),
-    )
+    consumer = await js.add_consumer(stream, config=pulled_from(start + 1, inactive_seconds=60.0))
     name = consumer.name
     assert name is not None
     assert nc.connected_url is not None
