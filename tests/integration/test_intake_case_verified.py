@@ -22,6 +22,7 @@ from shared.messaging import ensure_stream
 from shared.process import UpstreamProcessor
 from shared.streams import SUPERVISION_STREAM
 from tests.support.intake_store import open_intake
+from tests.support.serving import serving
 from tests.support.streams import publish_as_relay
 from tests.support.waiting import wait_until
 
@@ -40,13 +41,8 @@ async def supervision(nats_client: Client) -> JetStreamContext:
 @pytest.fixture
 async def intake_app(tmp_path: Path) -> AsyncIterator[IntakeApplication]:
     app = open_intake(tmp_path / "intake.sqlite")
-    group_commit = asyncio.create_task(app.group_commit.run())
-    try:
+    async with serving(app):
         yield app
-    finally:
-        group_commit.cancel()
-        await asyncio.gather(group_commit, return_exceptions=True)
-        app.close()
 
 
 async def publish_verified(

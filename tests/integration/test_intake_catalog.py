@@ -4,7 +4,6 @@ database, so a restarted intake lists without replaying the store into memory.""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -20,6 +19,7 @@ from services.intake.domain import DEFAULT_CATEGORIES, Issue
 from services.intake.open311 import service_request
 from shared.clock import china_day
 from shared.settings import Settings
+from tests.support.serving import serving
 
 SECRET = b"catalog-test-secret-of-32-bytes!"
 OFFICES = ("yanji", "tumen", "longjing")
@@ -50,13 +50,8 @@ def open_intake(settings: Settings) -> IntakeApplication:
 @pytest.fixture
 async def intake(store_settings: Settings) -> AsyncIterator[IntakeApplication]:
     app = open_intake(store_settings)
-    group_commit = asyncio.create_task(app.group_commit.run())
-    try:
+    async with serving(app):
         yield app
-    finally:
-        group_commit.cancel()
-        await asyncio.gather(group_commit, return_exceptions=True)
-        app.close()
 
 
 async def store_history(app: IntakeApplication) -> list[UUID]:
@@ -197,14 +192,9 @@ async def test_a_restarted_intake_lists_from_the_catalog_in_its_database(
     store_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = open_intake(store_settings)
-    group_commit = asyncio.create_task(first.group_commit.run())
-    try:
+    async with serving(first):
         ids = await store_history(first)
         before = first.list_issues(IssueFilter(title_holds="路灯"), 1, 10)
-    finally:
-        group_commit.cancel()
-        await asyncio.gather(group_commit, return_exceptions=True)
-        first.close()
 
     again = open_intake(store_settings)
     try:
@@ -239,13 +229,8 @@ async def test_the_catalog_is_warmed_up_at_start_so_the_first_list_reads_nothing
     store_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = open_intake(store_settings)
-    group_commit = asyncio.create_task(first.group_commit.run())
-    try:
+    async with serving(first):
         await store_history(first)
-    finally:
-        group_commit.cancel()
-        await asyncio.gather(group_commit, return_exceptions=True)
-        first.close()
 
     # Nothing listed yet: the catalog is where an upgraded store's is, at the start.
     again = open_intake(store_settings)

@@ -25,6 +25,7 @@ from shared.process import UpstreamProcessor
 from shared.relay import POSITION_HEADER, Relay
 from shared.settings import Settings
 from shared.streams import INTAKE_STREAM, MEETINGS_STREAM
+from tests.support.serving import serving
 from tests.support.streams import read_stream
 from tests.support.waiting import wait_until
 
@@ -38,14 +39,9 @@ async def meetings(tmp_path: Path) -> AsyncIterator[MeetingsApplication]:
         env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "m.db")},
         offices=Settings().offices,
     )
-    task = asyncio.create_task(app.group_commit.run())
-    await app.record_venue("yanji", HALL, None)
-    try:
+    async with serving(app):
+        await app.record_venue("yanji", HALL, None)
         yield app
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        app.close()
 
 
 class Forgetful:

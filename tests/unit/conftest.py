@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 
 from services.intake.application import IntakeApplication
+from tests.support.serving import serving
 
 IN_MEMORY = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 
@@ -16,10 +16,5 @@ IN_MEMORY = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 async def intake() -> AsyncIterator[IntakeApplication]:
     """Intake in memory, with its group commit running as the service runs it."""
     app = IntakeApplication(env=IN_MEMORY)
-    group_commit = asyncio.create_task(app.group_commit.run())
-    try:
+    async with serving(app):
         yield app
-    finally:
-        group_commit.cancel()
-        await asyncio.gather(group_commit, return_exceptions=True)
-        app.close()

@@ -29,6 +29,7 @@ from shared.contracts import (
 )
 from shared.process import UpstreamProcessor
 from shared.settings import Settings
+from tests.support.serving import serving
 
 START = datetime(2020, 7, 16, 14, 30, tzinfo=CHINA)
 END = START + timedelta(hours=2)
@@ -43,19 +44,14 @@ async def app() -> AsyncIterator[MeetingsApplication]:
     meetings = MeetingsApplication(
         env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, offices=Settings().offices
     )
-    task = asyncio.create_task(meetings.group_commit.run())
-    for department in ("住建局", "城管局"):
-        await meetings.record_department("yanji", department)
-    await meetings.record_venue("yanji", HALL, "延吉市")
-    for n in range(1, 4):
-        await meetings.record_person("yanji", f"m{n}", f"委员{n}", "member", None)
-    await meetings.record_person("yanbian", "e1", "朴专家", "expert", None)
-    try:
+    async with serving(meetings):
+        for department in ("住建局", "城管局"):
+            await meetings.record_department("yanji", department)
+        await meetings.record_venue("yanji", HALL, "延吉市")
+        for n in range(1, 4):
+            await meetings.record_person("yanji", f"m{n}", f"委员{n}", "member", None)
+        await meetings.record_person("yanbian", "e1", "朴专家", "expert", None)
         yield meetings
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        meetings.close()
 
 
 class Intake:

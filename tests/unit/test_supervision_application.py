@@ -43,6 +43,7 @@ from shared.contracts import (
     Outcome,
 )
 from shared.process import UpstreamProcessor
+from tests.support.serving import serving
 from tests.unit.conftest import IN_MEMORY
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=CHINA)
@@ -55,13 +56,8 @@ def anyone(_: SupervisionCase) -> None:
 @pytest.fixture
 async def supervision() -> AsyncIterator[SupervisionApplication]:
     app = SupervisionApplication(env=IN_MEMORY)
-    group_commit = asyncio.create_task(app.group_commit.run())
-    try:
+    async with serving(app):
         yield app
-    finally:
-        group_commit.cancel()
-        await asyncio.gather(group_commit, return_exceptions=True)
-        app.close()
 
 
 def delivered(

@@ -3,7 +3,6 @@ meeting (in the DOCX and in the PDF it converts to); numbers follow the letters'
 
 from __future__ import annotations
 
-import asyncio
 import io
 import shutil
 import subprocess
@@ -31,6 +30,7 @@ from services.supervision.letters import render_letter
 from shared.clock import CHINA
 from shared.letters import REFERRAL_TITLE, TITLE
 from shared.process import UpstreamProcessor
+from tests.support.serving import serving
 from tests.unit.conftest import IN_MEMORY
 from tests.unit.test_supervision_application import (
     NOW,
@@ -44,13 +44,8 @@ from tests.unit.test_supervision_application import (
 @pytest.fixture
 async def supervision() -> AsyncIterator[SupervisionApplication]:
     app = SupervisionApplication(env=IN_MEMORY)
-    group_commit = asyncio.create_task(app.group_commit.run())
-    try:
+    async with serving(app):
         yield app
-    finally:
-        group_commit.cancel()
-        await asyncio.gather(group_commit, return_exceptions=True)
-        app.close()
 
 
 def opened_from_upstream(app: SupervisionApplication) -> tuple[UUID, UUID]:
